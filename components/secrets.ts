@@ -1,0 +1,33 @@
+// Secrets the stack needs: taken from config when set (`pulumi config set --secret`),
+// generated once otherwise and kept in the stack state. Never a default value.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+
+export interface StackSecretsArgs {
+    /** `statsPassword` from config, if the user set one. */
+    readonly statsPassword?: pulumi.Output<string>;
+    /** `consulEncryptKey` from config (32 bytes, base64), if the user set one. */
+    readonly consulEncryptKey?: pulumi.Output<string>;
+}
+
+export class StackSecrets extends pulumi.ComponentResource {
+    /** Password of the gateway's stats page and metrics (basic auth). */
+    public readonly statsPassword: pulumi.Output<string>;
+    /** Consul gossip encryption key: 32 random bytes, base64. */
+    public readonly consulEncryptKey: pulumi.Output<string>;
+
+    constructor(name: string, args: StackSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("service-discovery:secrets:StackSecrets", name, {}, opts);
+
+        // Letters and digits only: the password is placed in haproxy.cfg through an
+        // environment variable and must not need quoting there.
+        this.statsPassword = args.statsPassword
+            ? pulumi.secret(args.statsPassword)
+            : pulumi.secret(new random.RandomPassword(`${name}-stats-password`, { length: 32, special: false }, { parent: this }).result);
+        this.consulEncryptKey = args.consulEncryptKey
+            ? pulumi.secret(args.consulEncryptKey)
+            : pulumi.secret(new random.RandomId(`${name}-consul-gossip-key`, { byteLength: 32 }, { parent: this }).b64Std);
+
+        this.registerOutputs({ statsPassword: this.statsPassword, consulEncryptKey: this.consulEncryptKey });
+    }
+}

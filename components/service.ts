@@ -1,0 +1,77 @@
+// A versioned service: `replicas` containers of one image, each registered in Consul by
+// Registrator from its SERVICE_* environment, as `docker run -e SERVICE_NAME=... -p :PORT`.
+// Consul name: <name>-<version> (hello-v1), a DNS label, so hello-v1.service.consul works;
+// the gateway serves it at /<name>/<version>/ with the prefix stripped.
+import * as docker from "@pulumi/docker";
+import * as dockerBuild from "@pulumi/docker-build";
+import * as pulumi from "@pulumi/pulumi";
+import { ServiceSettings, Settings } from "./config";
+import { Node } from "./hosts";
+
+export interface VersionedServiceArgs {
+    readonly settings: Settings;
+    readonly service: ServiceSettings;
+    readonly nodes: readonly Node[];
+    /** Resources that must exist before the containers start (Registrator, Consul). */
+    readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class VersionedService extends pulumi.ComponentResource {
+    public readonly containers: docker.Container[];
+    /** The image the containers run (built or pulled). */
+    public readonly imageRef: pulumi.Output<string>;
+    public readonly path: string;
+
+    constructor(name: string, args: VersionedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("service-discovery:service:VersionedService", name, {}, opts);
+        const { settings, service: s } = args;
+        this.path = s.path;
+
+        if (s.build !== undefined) {
+            const image = new dockerBuild.Image(`${name}-image`, {
+                context: { location: s.build },
+                dockerfile: { location: `${s.build}/Dockerfile` },
+                tags: [`service-discovery/${s.name}:${s.version ?? "latest"}-${settings.stack}`],
+                network: settings.buildNetwork,
+                push: false,
+                load: true,
+            }, { parent: this });
+            this.imageRef = image.ref;
+        } else {
+            // Pulled once per node that runs a replica.
+            const pulled = new Map<string, pulumi.Output<string>>();
+            for (const node of args.nodes) {
+                pulled.set(node.name, new docker.RemoteImage(`${name}-${node.name}-image`, { name: s.image!, keepLocally: true }, { parent: this, provider: node.provider }).imageId);
+            }
+            this.imageRef = pulled.get(args.nodes[0].name)!;
+        }
+
+        const tags = ["rest", `check=${s.healthCheckPath}`];
+        this.containers = [];
+        for (let i = 0; i < s.replicas; i++) {
+            const node = args.nodes[i % args.nodes.length];
+            const replica = `${settings.stack}-${s.consulName}-${i + 1}`;
+            this.containers.push(new docker.Container(`${name}-${i + 1}`, {
+                name: replica,
+                hostname: replica,
+                image: this.imageRef,
+                envs: [
+                    `SERVICE_NAME=${s.consulName}`,
+                    `SERVICE_TAGS=${tags.join(",")}`,
+                    `SERVICE_CHECK_HTTP=${s.healthCheckPath}`,
+                    "SERVICE_CHECK_INTERVAL=5s",
+                    "SERVICE_CHECK_TIMEOUT=2s",
+                    `PORT=${s.containerPort}`,
+                    `APP_SERVICE=${s.name}`,
+                    `APP_VERSION=${s.version ?? ""}`,
+                ],
+                // No external port: Docker picks a free host port, bound to the node address.
+                ports: [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
+                networksAdvanced: [{ name: node.network.name }],
+                restart: "unless-stopped",
+            }, { parent: this, provider: node.provider, dependsOn: args.dependsOn }));
+        }
+
+        this.registerOutputs({ path: this.path, imageRef: this.imageRef, containers: this.containers.map((c) => c.name) });
+    }
+}

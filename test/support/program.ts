@@ -1,0 +1,93 @@
+// Runs the program under mocks in a child process (test/support/evaluate.ts) and returns
+// what it declared, with helpers to find resources and read secrets.
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { Declared, Evaluation } from "./mocks";
+
+export const ROOT = path.resolve(__dirname, "../..");
+export const PROJECT = "service-discovery";
+
+/** Pulumi's own flattening of a stack file: each value a string, objects as JSON. */
+export function stackConfig(stack: string): Record<string, string> {
+    const doc = parseYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+    const out: Record<string, string> = {};
+    for (const [key, value] of Object.entries(doc.config ?? {})) {
+        out[key] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return out;
+}
+
+export async function evaluate(config: Record<string, string>, stack = "dev"): Promise<Program> {
+    const stdout = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ["--import", "tsx", path.join(__dirname, "evaluate.ts")], {
+            cwd: ROOT,
+            env: { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: stack },
+            maxBuffer: 64 * 1024 * 1024,
+        }, (err, out, errOut) => (err ? reject(new Error(`evaluation crashed: ${errOut || err.message}`)) : resolve(out)));
+    });
+    return new Program(JSON.parse(stdout) as Evaluation);
+}
+
+/** Merges overrides into the dev stack's config; `undefined` removes a key. */
+export function devWith(overrides: Record<string, unknown>): Record<string, string> {
+    const config = stackConfig("dev");
+    for (const [key, value] of Object.entries(overrides)) {
+        const full = key.includes(":") ? key : `${PROJECT}:${key}`;
+        if (value === undefined) delete config[full];
+        else config[full] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return config;
+}
+
+export class Program {
+    constructor(public readonly evaluation: Evaluation) {}
+
+    get error(): string | null { return this.evaluation.error; }
+    get outputs(): Record<string, unknown> { return this.evaluation.outputs; }
+    get resources(): Declared[] { return this.evaluation.resources; }
+
+    ofType(type: string): Declared[] {
+        return this.resources.filter((r) => r.type === type);
+    }
+
+    one(type: string, name: string): Declared {
+        const found = this.resources.filter((r) => r.type === type && r.name === name);
+        if (found.length !== 1) {
+            throw new Error(`expected one ${type} named ${name}, found ${found.length}; declared: ${this.resources.map((r) => `${r.type}/${r.name}`).join(", ")}`);
+        }
+        return found[0];
+    }
+
+    containers(): Declared[] { return this.ofType("docker:index/container:Container"); }
+
+    container(dockerName: string): Declared {
+        const found = this.containers().filter((c) => c.inputs.name === dockerName);
+        if (found.length !== 1) throw new Error(`expected one container named ${dockerName}, found ${found.map((c) => c.inputs.name).join(", ")}`);
+        return found[0];
+    }
+}
+
+/** The value behind {"$secret": v}; throws if the value is not a secret. */
+export function secretValue(value: unknown): unknown {
+    if (value && typeof value === "object" && "$secret" in (value as object)) return (value as { $secret: unknown }).$secret;
+    throw new Error(`expected a secret, got ${JSON.stringify(value)}`);
+}
+
+export function isSecret(value: unknown): boolean {
+    return !!value && typeof value === "object" && "$secret" in (value as object);
+}
+
+/** Container env as a map; secret env lists are unwrapped (and reported). */
+export function envOf(container: Declared): { env: Record<string, string>; secret: boolean } {
+    const raw = container.inputs.envs;
+    const secret = isSecret(raw);
+    const list = (secret ? secretValue(raw) : raw) as string[] | undefined;
+    const env: Record<string, string> = {};
+    for (const item of list ?? []) {
+        const i = item.indexOf("=");
+        env[item.slice(0, i)] = item.slice(i + 1);
+    }
+    return { env, secret };
+}

@@ -1,0 +1,236 @@
+// The resource graph the program declares, evaluated under Pulumi's mocks with the shipped
+// Pulumi.dev.yaml and with variations: what a user relies on when they run `pulumi up`.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig } from "../support/program";
+
+const CONTAINER = "docker:index/container:Container";
+const BUILD = "docker-build:index:Image";
+const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+
+describe("program: the dev stack as shipped", () => {
+    let p: Program;
+    before(async () => {
+        p = await evaluate(stackConfig("dev"));
+        assert.equal(p.error, null);
+    });
+
+    it("declares one component per concept, with children parented to them", () => {
+        const components = p.resources.filter((r) => !r.custom && r.type.startsWith("service-discovery:")).map((r) => `${r.type}/${r.name}`).sort();
+        assert.deepEqual(components, [
+            "service-discovery:consul:ConsulServer/consul",
+            "service-discovery:gateway:Gateway/gateway",
+            "service-discovery:hosts:Hosts/hosts",
+            "service-discovery:registrator:Registrator/registrator-dev-node-1",
+            "service-discovery:secrets:StackSecrets/secrets",
+            "service-discovery:service:VersionedService/service-hello-v1",
+            "service-discovery:service:VersionedService/service-hello-v2",
+            "service-discovery:settings:GatewaySettings/haproxy-settings",
+        ]);
+        for (const r of p.resources.filter((x) => x.custom)) {
+            assert.match(r.parent, /service-discovery:(hosts|consul|registrator|gateway|service|settings|secrets):/, `${r.type}/${r.name} has no component parent`);
+        }
+    });
+
+    it("runs exactly the expected containers", () => {
+        assert.deepEqual(p.containers().map((c) => c.inputs.name).sort(), [
+            "dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-registrator",
+        ]);
+        for (const c of p.containers()) {
+            assert.equal(c.inputs.restart, "unless-stopped", `${c.inputs.name} restarts with the engine`);
+            assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), ["service-discovery-dev"]);
+        }
+    });
+
+    it("puts every container on a bridge network with a fixed subnet", () => {
+        const [net] = p.ofType("docker:index/network:Network");
+        assert.equal(net.inputs.name, "service-discovery-dev");
+        assert.deepEqual(net.inputs.ipamConfigs, [{ subnet: "172.28.0.0/24", gateway: "172.28.0.1" }]);
+    });
+
+    it("runs a Consul server with UI, API, DNS, a data volume and gossip encryption", () => {
+        const consul = p.container("dev-consul");
+        const image = p.one(REMOTE_IMAGE, "consul-image");
+        assert.equal(image.inputs.name, "hashicorp/consul:1.16.3");
+        assert.equal(consul.inputs.image, `hashicorp/consul:1.16.3@sha256:${"1".repeat(64)}`);
+        assert.ok(isSecret(consul.inputs.command), "the command carries the gossip key, so it must be secret");
+        const command = secretValue(consul.inputs.command) as string[];
+        for (const flag of ["agent", "-server", "-bootstrap-expect=1", "-ui", "-client=0.0.0.0", "-data-dir=/consul/data", "-datacenter=dc1"]) {
+            assert.ok(command.includes(flag), `missing ${flag} in ${command}`);
+        }
+        const key = command.find((a) => a.startsWith("-encrypt="))!.slice("-encrypt=".length);
+        assert.equal(Buffer.from(key, "base64").length, 32, "gossip key is 32 bytes, base64");
+        assert.ok(command.includes("-hcl=limits { http_max_conns_per_client = 8192 }"));
+        assert.deepEqual(consul.inputs.ports, [
+            { internal: 8500, external: 8500, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 8600, external: 8600, ip: "127.0.0.1", protocol: "udp" },
+        ]);
+        const volume = p.one("docker:index/volume:Volume", "consul-data");
+        assert.equal(volume.inputs.name, "dev-consul-data");
+        assert.deepEqual(consul.inputs.volumes, [{ volumeName: "dev-consul-data", containerPath: "/consul/data" }]);
+        assert.deepEqual((consul.inputs.networksAdvanced as { aliases: string[] }[])[0].aliases, ["consul"]);
+        assert.equal(envOf(consul).env.SERVICE_IGNORE, "true", "Registrator must not register Consul as a service");
+        assert.equal(consul.inputs.wait, true, "pulumi up waits for a healthy Consul before writing KV");
+        assert.deepEqual((consul.inputs.healthcheck as { tests: string[] }).tests, ["CMD", "consul", "info"]);
+    });
+
+    it("generates the gossip key and the stats password as secrets", () => {
+        assert.equal(p.one("random:index/randomId:RandomId", "secrets-consul-gossip-key").inputs.byteLength, 32);
+        const password = p.one("random:index/randomPassword:RandomPassword", "secrets-stats-password");
+        assert.equal(password.inputs.length, 32);
+        assert.equal(password.inputs.special, false);
+        assert.deepEqual(p.outputs.statsPassword, { $secret: "generated-password-secrets-stats-password" });
+    });
+
+    it("runs Registrator with the Docker socket read-only, the node address, resync and cleanup", () => {
+        const r = p.container("dev-node-1-registrator");
+        assert.equal(p.one(REMOTE_IMAGE, "registrator-dev-node-1-image").inputs.name, "gliderlabs/registrator:v7");
+        assert.deepEqual(r.inputs.volumes, [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }]);
+        assert.deepEqual(r.inputs.command, ["-ip=172.28.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
+        assert.equal(r.inputs.hostname, "dev-node-1", "Registrator's service IDs start with the node name");
+        assert.ok(r.dependencies.some((d) => d.endsWith("::consul")), "starts after Consul");
+    });
+
+    it("builds the gateway image from its folder and runs it with the secret credentials", () => {
+        const image = p.one(BUILD, "gateway-image");
+        assert.deepEqual(image.inputs.context, { location: "components/images/gateway" });
+        assert.deepEqual(image.inputs.dockerfile, { location: "components/images/gateway/Dockerfile" });
+        assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "release" });
+        assert.deepEqual(image.inputs.tags, ["service-discovery/gateway:dev"]);
+        assert.equal(image.inputs.push, false);
+        assert.equal(image.inputs.load, true, "the image must land in the local engine the containers run on");
+
+        const gw = p.container("dev-gateway");
+        assert.equal(gw.inputs.image, `service-discovery/gateway:dev@sha256:${"0".repeat(64)}`);
+        const { env, secret } = envOf(gw);
+        assert.ok(secret, "the gateway env holds the stats password, so it must be secret");
+        assert.equal(env.STATS_USER, "stats");
+        assert.equal(env.STATS_PASSWORD, "generated-password-secrets-stats-password");
+        assert.equal(env.CONSUL_HTTP_ADDR, "consul:8500");
+        assert.equal(env.SERVICE_80_NAME, "gateway", "the gateway registers itself in Consul");
+        assert.equal(env.SERVICE_1936_NAME, "gateway-stats");
+        assert.equal(env.SERVICE_TAGS, undefined, "the gateway is never routed (no rest tag)");
+        assert.deepEqual(gw.inputs.ports, [
+            { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
+        ]);
+        for (const dep of ["::consul", "::registrator-dev-node-1"]) {
+            assert.ok(gw.dependencies.some((d) => d.endsWith(dep)), `gateway depends on ${dep}: ${gw.dependencies}`);
+        }
+    });
+
+    it("runs each service version's replicas with the environment Registrator reads", () => {
+        const expected: [string, string, string][] = [
+            ["dev-hello-v1-1", "hello-v1", "v1"], ["dev-hello-v1-2", "hello-v1", "v1"], ["dev-hello-v2-1", "hello-v2", "v2"],
+        ];
+        for (const [name, consulName, version] of expected) {
+            const c = p.container(name);
+            const { env, secret } = envOf(c);
+            assert.equal(secret, false);
+            assert.deepEqual(env, {
+                SERVICE_NAME: consulName,
+                SERVICE_TAGS: "rest,check=/health",
+                SERVICE_CHECK_HTTP: "/health",
+                SERVICE_CHECK_INTERVAL: "5s",
+                SERVICE_CHECK_TIMEOUT: "2s",
+                PORT: "8080",
+                APP_SERVICE: "hello",
+                APP_VERSION: version,
+            });
+            // -p :8080 — a random host port, on the node address the gateway reaches.
+            assert.deepEqual(c.inputs.ports, [{ internal: 8080, ip: "172.28.0.1", protocol: "tcp" }]);
+            assert.equal(c.inputs.hostname, name, "the hostname is what the example service answers with");
+            assert.equal(c.inputs.image, `service-discovery/hello:${version}-dev@sha256:${"0".repeat(64)}`);
+            assert.ok(c.dependencies.some((d) => d.endsWith("::registrator-dev-node-1")), "starts after Registrator, so it is registered");
+        }
+        const build = p.one(BUILD, "service-hello-v1-image");
+        assert.deepEqual(build.inputs.context, { location: "components/images/hello" });
+        assert.equal(build.inputs.push, false);
+    });
+
+    it("keeps the HAProxy settings in Consul KV through a provider pointed at the stack's Consul", () => {
+        const keys = p.one("consul:index/keys:Keys", "haproxy-settings");
+        assert.deepEqual(keys.inputs.keys, [
+            { path: "service/haproxy/maxconn", value: "4096", delete: true },
+            { path: "service/haproxy/timeouts/connect", value: "5s", delete: true },
+            { path: "service/haproxy/timeouts/client", value: "30s", delete: true },
+            { path: "service/haproxy/timeouts/server", value: "30s", delete: true },
+        ]);
+        const provider = p.one("pulumi:providers:consul", "consul-provider");
+        assert.equal(provider.inputs.address, "http://127.0.0.1:8500");
+        assert.ok(keys.provider.includes("pulumi:providers:consul::consul-provider"), `keys use ${keys.provider}`);
+        assert.ok(provider.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul")), "provider waits for the Consul container");
+    });
+
+    it("exports the gateway, service, stats and Consul UI URLs", () => {
+        assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1");
+        assert.deepEqual(p.outputs.serviceUrls, { "hello-v1": "http://127.0.0.1/hello/v1/", "hello-v2": "http://127.0.0.1/hello/v2/" });
+        assert.equal(p.outputs.statsUrl, "http://127.0.0.1:1936/");
+        assert.equal(p.outputs.consulUiUrl, "http://127.0.0.1:8500/ui/");
+        assert.equal(p.outputs.statsUser, "stats");
+    });
+});
+
+describe("program: config variations", () => {
+    it("uses a stats password and gossip key from config, as secrets, and generates none", async () => {
+        const p = await evaluate(devWith({ statsPassword: "from-config-pw", consulEncryptKey: Buffer.alloc(32, 7).toString("base64") }));
+        assert.equal(p.error, null);
+        assert.equal(p.ofType("random:index/randomPassword:RandomPassword").length, 0);
+        assert.equal(p.ofType("random:index/randomId:RandomId").length, 0);
+        assert.equal(envOf(p.container("dev-gateway")).env.STATS_PASSWORD, "from-config-pw");
+        assert.deepEqual(p.outputs.statsPassword, { $secret: "from-config-pw" });
+        assert.ok((secretValue(p.container("dev-consul").inputs.command) as string[]).includes(`-encrypt=${Buffer.alloc(32, 7).toString("base64")}`));
+    });
+
+    it("writes changed HAProxy settings to KV", async () => {
+        const p = await evaluate(devWith({ haproxy: { maxconn: 20000, timeouts: { connect: "2s", client: "1m", server: "45s" } } }));
+        assert.deepEqual((p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value), ["20000", "2s", "1m", "45s"]);
+    });
+
+    it("pulls an image service, routes an unversioned one, and scales replicas", async () => {
+        const p = await evaluate(devWith({
+            services: [{ name: "echo", image: "example/echo:1.2.3", containerPort: 5678, replicas: 3, healthCheckPath: "/ping" }],
+            gateway: { httpPort: 8080 },
+        }));
+        assert.equal(p.error, null);
+        assert.equal(p.ofType(BUILD).length, 1, "only the gateway is built");
+        assert.equal(p.one(REMOTE_IMAGE, "service-echo-dev-node-1-image").inputs.name, "example/echo:1.2.3");
+        assert.deepEqual(p.containers().map((c) => c.inputs.name).filter((n) => String(n).includes("echo")).sort(), ["dev-echo-1", "dev-echo-2", "dev-echo-3"]);
+        const { env } = envOf(p.container("dev-echo-2"));
+        assert.equal(env.SERVICE_NAME, "echo");
+        assert.equal(env.SERVICE_TAGS, "rest,check=/ping");
+        assert.deepEqual(p.container("dev-echo-1").inputs.ports, [{ internal: 5678, ip: "172.28.0.1", protocol: "tcp" }]);
+        assert.deepEqual(p.outputs.serviceUrls, { echo: "http://127.0.0.1:8080/echo/" });
+        assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1:8080");
+    });
+
+    it("builds consul-template into the gateway from the build context when configured", async () => {
+        const p = await evaluate(devWith({ gateway: { consulTemplateSource: "context" }, buildNetwork: "host" }));
+        const image = p.one(BUILD, "gateway-image");
+        assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "context" });
+        assert.equal(image.inputs.network, "host");
+    });
+
+    it("uses another Consul image, subnet and ports when configured", async () => {
+        const p = await evaluate(devWith({
+            consul: { image: "registry.example.com/consul:1.16.3", httpPort: 18500, dnsPort: 18600 },
+            network: { name: "sd", subnet: "10.77.0.0/24" },
+        }));
+        assert.equal(p.one(REMOTE_IMAGE, "consul-image").inputs.name, "registry.example.com/consul:1.16.3");
+        assert.equal(p.one("pulumi:providers:consul", "consul-provider").inputs.address, "http://127.0.0.1:18500");
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, ["-ip=10.77.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
+        assert.equal(p.outputs.consulUiUrl, "http://127.0.0.1:18500/ui/");
+    });
+
+    it("fails the evaluation with the config error and declares nothing", async () => {
+        const p = await evaluate(devWith({ services: [{ name: "hello", version: "v1", build: "components/images/hello", replicas: 0 }] }));
+        assert.equal(p.error, "service-discovery:services[0].replicas: 0 is not allowed; expected an integer from 1 to 50");
+        assert.deepEqual(p.resources, [], "nothing half-applied");
+    });
+
+    it("fails the aws stack with a clear message until its resources exist", async () => {
+        const p = await evaluate(stackConfig("aws"), "aws");
+        assert.match(p.error ?? "", /^service-discovery:target: "aws" is not allowed yet/);
+        assert.deepEqual(p.resources, []);
+    });
+});
