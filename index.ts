@@ -1,7 +1,7 @@
 // service-discovery: reads the stack config and wires the components together.
 import * as pulumi from "@pulumi/pulumi";
 import { readSettings } from "./components/config";
-import { ConsulServer } from "./components/consul";
+import { ConsulCluster } from "./components/consul";
 import { Gateway } from "./components/gateway";
 import { Hosts } from "./components/hosts";
 import { Registrator } from "./components/registrator";
@@ -16,32 +16,35 @@ const secrets = new StackSecrets("secrets", {
     consulEncryptKey: settings.consul.encryptKey,
 });
 const hosts = new Hosts("hosts", { settings });
-const [node] = hosts.nodes;
 
-const consul = new ConsulServer("consul", { settings, node, encryptKey: secrets.consulEncryptKey });
+const consul = new ConsulCluster("consul", { settings, nodes: hosts.nodes, encryptKey: secrets.consulEncryptKey });
 
-const registrators = hosts.nodes.map((n) => new Registrator(`registrator-${n.name}`, {
-    settings, node: n, consulAddress: consul.internalAddress, dependsOn: [consul.container],
+// One Registrator per node, talking to that node's Consul agent.
+const registrators = hosts.nodes.map((node, i) => new Registrator(`registrator-${node.name}`, {
+    settings, node, consulAddress: consul.internalAddress, dependsOn: [consul.agents[i]],
 }));
 
 new GatewaySettings("haproxy-settings", { haproxy: settings.haproxy, provider: consul.provider });
 
-const gateway = new Gateway("gateway", {
-    settings, node, consulAddress: consul.internalAddress, statsPassword: secrets.statsPassword,
-    dependsOn: [consul.container, ...registrators.map((r) => r.container)],
-});
+const gateways = settings.edgeNodes.map((n) => new Gateway(`gateway-${hosts.nodes[n - 1].name}`, {
+    settings, node: hosts.nodes[n - 1], consulAddress: consul.internalAddress, statsPassword: secrets.statsPassword,
+    dependsOn: [consul.agents[n - 1], registrators[n - 1].container],
+}));
 
 const services = settings.services.map((service) => new VersionedService(`service-${service.consulName}`, {
     settings, service, nodes: hosts.nodes,
-    dependsOn: [consul.container, ...registrators.map((r) => r.container)],
+    dependsOn: [...consul.agents, ...registrators.map((r) => r.container)],
 }));
 
-export const gatewayUrl = gateway.url;
-export const statsUrl = gateway.statsUrl;
+/** The entry point: the load balancer on AWS, else the first edge node's gateway. */
+export const gatewayUrl = hosts.loadBalancerDns ? pulumi.interpolate`http://${hosts.loadBalancerDns}` : gateways[0].url;
+export const gatewayUrls = pulumi.all(gateways.map((g) => g.url));
+/** URL of each service version through the gateway, by Consul service name. */
+export const serviceUrls = pulumi.all(Object.fromEntries(
+    services.map((s, i) => [settings.services[i].consulName, pulumi.interpolate`${gatewayUrl}${s.path}/`]),
+));
+export const statsUrl = gateways[0].statsUrl;
 export const statsUser = settings.stats.user;
 export const statsPassword = secrets.statsPassword;
 export const consulUiUrl = consul.uiUrl;
-/** URL of each service version through the gateway, by Consul service name. */
-export const serviceUrls = pulumi.all(Object.fromEntries(
-    services.map((s, i) => [settings.services[i].consulName, pulumi.interpolate`${gateway.url}${s.path}/`]),
-));
+export const nodes = pulumi.all(hosts.nodes.map((n) => pulumi.all({ name: n.name, address: n.address, consulServer: n.index <= consul.servers })));

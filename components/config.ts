@@ -17,7 +17,17 @@ export const VERSION_PATTERN = /^v[0-9]{1,4}$/;
 /** The HAProxy time format the template accepts for the timeout keys. */
 export const DURATION_PATTERN = /^[0-9]{1,6}(us|ms|s|m|h|d)?$/;
 
-export type Target = "local" | "aws";
+export type Target = "local" | "virtualbox" | "hosts" | "aws";
+
+/** An existing Docker host of the `hosts` target. */
+export interface HostSettings {
+    readonly name: string;
+    /** Docker endpoint: tcp://host:2376 (with certPath) or ssh://user@host. */
+    readonly host: string;
+    /** Address other nodes and the gateway reach this host's published ports on. */
+    readonly address: string;
+    readonly certPath?: string;
+}
 
 export interface ServiceSettings {
     /** Route name: `/<name>/<version>/...`. */
@@ -46,6 +56,8 @@ export interface Settings {
     readonly stack: string;
     readonly target: Target;
     readonly nodeCount: number;
+    /** 1-based node numbers that run a gateway. */
+    readonly edgeNodes: readonly number[];
     /** Network mode for RUN steps of image builds: default, or host where the default bridge has no route out. */
     readonly buildNetwork: "default" | "host";
     readonly network: { readonly name: string; readonly subnet: string; readonly gateway: string };
@@ -56,7 +68,20 @@ export interface Settings {
         readonly dnsPort: number;
         readonly bindAddress: string;
         readonly maxConnsPerClient: number;
+        /** Number of Consul servers (odd); they run on the first nodes, agents on the rest. */
+        readonly servers: number;
         readonly encryptKey?: pulumi.Output<string>;
+    };
+    readonly hosts: readonly HostSettings[];
+    readonly virtualbox: { readonly cpus: number; readonly memoryMb: number; readonly diskMb: number };
+    readonly aws: {
+        readonly instanceType: string;
+        readonly adminCidr: string;
+        readonly vpcCidr: string;
+        readonly availabilityZones: number;
+        readonly publicKey: string;
+        readonly sshUser: string;
+        readonly rootVolumeGb: number;
     };
     readonly registrator: { readonly image: string; readonly resyncSeconds: number };
     readonly gateway: {
@@ -89,6 +114,11 @@ const matching = (pattern: RegExp, allowed: string) =>
 const duration = matching(DURATION_PATTERN, "a duration such as 5s, 500ms or 1m (digits, then us|ms|s|m|h|d)");
 const ipv4Pattern = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
 const ipv4 = matching(ipv4Pattern, "an IPv4 address such as 127.0.0.1 or 0.0.0.0");
+/** An IPv4 CIDR block such as 203.0.113.0/24. */
+const cidr = z.string({ error: "an IPv4 CIDR block such as 203.0.113.0/24" }).refine((v) => {
+    const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(v);
+    return !!m && ipv4Pattern.test(m[1]) && Number(m[2]) <= 32;
+}, { error: "an IPv4 CIDR block such as 203.0.113.0/24" });
 const cidr24 = z.string({ error: "a private IPv4 /16 to /28 subnet such as 172.28.0.0/24" }).refine(
     (v) => {
         const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(v);
@@ -123,8 +153,31 @@ const serviceSchema = z.strictObject(
 );
 
 const schema = z.object({
-    target: z.enum(["local", "aws"], { error: "local or aws" }).default("local"),
-    nodeCount: intIn(1, 100).default(1),
+    target: z.enum(["local", "virtualbox", "hosts", "aws"], { error: "local, virtualbox, hosts or aws" }).default("local"),
+    nodeCount: intIn(1, 100).optional(),
+    edgeNodes: z.array(intIn(1, 100), { error: "a list of node numbers (1-based), such as [1, 2]" }).min(1, { error: "a non-empty list of node numbers (1-based)" }).optional(),
+    hosts: z.array(z.strictObject({
+        name: matching(/^[a-z][a-z0-9-]{0,30}$/, "a lowercase name: a-z first, then a-z 0-9 -"),
+        host: matching(/^(tcp:\/\/[A-Za-z0-9.-]+:[0-9]{1,5}|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?)$/, "a Docker endpoint tcp://host:port or ssh://user@host[:port]"),
+        address: ipv4,
+        certPath: matching(/^[A-Za-z0-9_.~\/-]{1,200}$/, "a folder holding ca.pem, cert.pem and key.pem").optional(),
+    }, { error: "an object with name, host, address and optionally certPath" }), { error: "a list of Docker hosts" }).optional(),
+    virtualbox: z.strictObject({
+        cpus: intIn(1, 16).default(1),
+        memoryMb: intIn(512, 65536).default(1024),
+        diskMb: intIn(5000, 500000).default(20000),
+    }, { error: "an object with cpus, memoryMb, diskMb" }).default({ cpus: 1, memoryMb: 1024, diskMb: 20000 }),
+    aws: z.strictObject({
+        instanceType: matching(/^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as t3.small").default("t3.small"),
+        adminCidr: cidr.optional(),
+        vpcCidr: cidr.default("10.42.0.0/16"),
+        availabilityZones: intIn(1, 6).default(2),
+        publicKey: matching(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256) [A-Za-z0-9+\/=]{40,2000}( [^\n]{0,100})?$/, "an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...)").optional(),
+        sshUser: matching(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name").default("admin"),
+        rootVolumeGb: intIn(8, 1000).default(20),
+    }, { error: "an object with instanceType, adminCidr, vpcCidr, availabilityZones, publicKey, sshUser, rootVolumeGb" }).default({
+        instanceType: "t3.small", vpcCidr: "10.42.0.0/16", availabilityZones: 2, sshUser: "admin", rootVolumeGb: 20,
+    }),
     buildNetwork: z.enum(["default", "host"], { error: "default or host" }).default("default"),
     network: z.strictObject({
         name: matching(/^[a-z][a-z0-9-]{0,30}$/, "a lowercase name: a-z first, then a-z 0-9 -").default("service-discovery"),
@@ -135,10 +188,11 @@ const schema = z.object({
         datacenter: matching(/^[a-z][a-z0-9-]{0,30}$/, "a lowercase name: a-z first, then a-z 0-9 -").default("dc1"),
         httpPort: port.default(8500),
         dnsPort: port.default(8600),
-        bindAddress: ipv4.default("127.0.0.1"),
+        bindAddress: ipv4.optional(),
         maxConnsPerClient: intIn(200, 100000).default(8192),
+        servers: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], { error: "1, 3, 5 or 7 (an odd number keeps a quorum)" }).optional(),
     }, { error: "an object with image, datacenter, httpPort, dnsPort, bindAddress, maxConnsPerClient" }).default({
-        image: DEFAULT_CONSUL_IMAGE, datacenter: "dc1", httpPort: 8500, dnsPort: 8600, bindAddress: "127.0.0.1", maxConnsPerClient: 8192,
+        image: DEFAULT_CONSUL_IMAGE, datacenter: "dc1", httpPort: 8500, dnsPort: 8600, maxConnsPerClient: 8192,
     }),
     registrator: z.strictObject({
         image: imageRef.default(DEFAULT_REGISTRATOR_IMAGE),
@@ -167,7 +221,7 @@ const schema = z.object({
 });
 
 /** Keys a stack may set under the project namespace; anything else is a typo. */
-export const CONFIG_KEYS = ["target", "nodeCount", "buildNetwork", "network", "consul", "registrator", "gateway", "haproxy", "statsUser", "statsPassword", "consulEncryptKey", "services"] as const;
+export const CONFIG_KEYS = ["target", "nodeCount", "edgeNodes", "hosts", "virtualbox", "aws", "buildNetwork", "network", "consul", "registrator", "gateway", "haproxy", "statsUser", "statsPassword", "consulEncryptKey", "services"] as const;
 const SECRET_KEYS = new Set(["statsPassword", "consulEncryptKey"]);
 
 /** A raw config source: what `pulumi.Config` holds, as key → string. */
@@ -264,25 +318,81 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPas
         }
     });
 
-    if (c.target === "local" && c.nodeCount !== 1) {
-        throw new ConfigError(`${PROJECT}:nodeCount: ${c.nodeCount} is not allowed; expected 1 for target local (one Docker engine is one node)`);
+    const nodeCount = resolveNodeCount(c);
+    const servers = c.consul.servers ?? (nodeCount >= 3 ? 3 : 1);
+    if (servers > nodeCount) {
+        throw new ConfigError(`${PROJECT}:consul.servers: ${servers} is not allowed; expected at most nodeCount (${nodeCount}), and odd`);
     }
+    const edgeNodes = c.edgeNodes ?? Array.from({ length: nodeCount }, (_, i) => i + 1);
+    edgeNodes.forEach((n, i) => {
+        if (n > nodeCount) throw new ConfigError(`${PROJECT}:edgeNodes[${i}]: ${n} is not allowed; expected a node number from 1 to ${nodeCount}`);
+        if (edgeNodes.indexOf(n) !== i) throw new ConfigError(`${PROJECT}:edgeNodes[${i}]: ${n} is not allowed; expected each node number once`);
+    });
     if (c.target === "aws") {
-        throw new ConfigError(`${PROJECT}:target: "aws" is not allowed yet; expected local (the aws target's resources are not built yet; Pulumi.aws.yaml parses so that its config can be reviewed)`);
+        if (c.aws.adminCidr === undefined) {
+            throw new ConfigError(`${PROJECT}:aws.adminCidr: missing is not allowed; expected the CIDR block allowed to reach SSH, stats and the Consul UI, such as 203.0.113.7/32`);
+        }
+        if (c.aws.adminCidr.endsWith("/0")) {
+            throw new ConfigError(`${PROJECT}:aws.adminCidr: ${describe(c.aws.adminCidr)} is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)`);
+        }
+        if (c.aws.publicKey === undefined) {
+            throw new ConfigError(`${PROJECT}:aws.publicKey: missing is not allowed; expected an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...) whose private key is in your ssh-agent`);
+        }
     }
 
     const [subnetBase] = c.network.subnet.split("/");
     const gateway = subnetBase.replace(/\.0$/, ".1");
     return {
-        project: PROJECT, stack, target: c.target, nodeCount: c.nodeCount, buildNetwork: c.buildNetwork,
+        project: PROJECT, stack, target: c.target, nodeCount, edgeNodes, buildNetwork: c.buildNetwork,
         network: { name: c.network.name, subnet: c.network.subnet, gateway },
-        consul: { ...c.consul, encryptKey: secrets.consulEncryptKey },
+        consul: {
+            ...c.consul, servers, encryptKey: secrets.consulEncryptKey,
+            // Local: the API stays on this machine. Elsewhere Pulumi must reach it to write KV;
+            // on AWS the security group admits only the admin network.
+            bindAddress: c.consul.bindAddress ?? (c.target === "local" ? "127.0.0.1" : "0.0.0.0"),
+        },
+        hosts: c.hosts ?? [],
+        virtualbox: c.virtualbox,
+        aws: { ...c.aws, adminCidr: c.aws.adminCidr ?? "", publicKey: c.aws.publicKey ?? "" },
         registrator: c.registrator,
         gateway: c.gateway,
         haproxy: c.haproxy,
         stats: { user: c.statsUser, password: secrets.statsPassword },
         services,
     };
+}
+
+type Parsed = z.infer<typeof schema>;
+
+/** Node count per target: fixed for local, the host list's length for hosts, configured otherwise. */
+function resolveNodeCount(c: Parsed): number {
+    switch (c.target) {
+        case "local":
+            if (c.nodeCount !== undefined && c.nodeCount !== 1) {
+                throw new ConfigError(`${PROJECT}:nodeCount: ${c.nodeCount} is not allowed; expected 1 for target local (one Docker engine is one node; use virtualbox, hosts or aws for more)`);
+            }
+            if (c.hosts !== undefined) throw new ConfigError(`${PROJECT}:hosts: a list is not allowed; expected no hosts for target local (hosts is for target hosts)`);
+            return 1;
+        case "hosts": {
+            const hosts = c.hosts ?? [];
+            if (hosts.length === 0) {
+                throw new ConfigError(`${PROJECT}:hosts: ${describe(c.hosts)} is not allowed; expected a non-empty list of Docker hosts for target hosts`);
+            }
+            if (c.nodeCount !== undefined && c.nodeCount !== hosts.length) {
+                throw new ConfigError(`${PROJECT}:nodeCount: ${c.nodeCount} is not allowed; expected ${hosts.length} (the number of hosts) or no nodeCount for target hosts`);
+            }
+            hosts.forEach((h, i) => {
+                if (hosts.findIndex((o) => o.name === h.name) !== i) throw new ConfigError(`${PROJECT}:hosts[${i}].name: ${describe(h.name)} is not allowed; expected each host name once`);
+                if (h.host.startsWith("tcp://") && h.certPath === undefined) {
+                    throw new ConfigError(`${PROJECT}:hosts[${i}].certPath: missing is not allowed; expected the TLS certificate folder for ${h.host} (plain TCP Docker endpoints are refused)`);
+                }
+            });
+            return hosts.length;
+        }
+        default:
+            if (c.hosts !== undefined) throw new ConfigError(`${PROJECT}:hosts: a list is not allowed; expected no hosts for target ${c.target} (hosts is for target hosts)`);
+            return c.nodeCount ?? (c.target === "aws" ? 3 : 1);
+    }
 }
 
 /** Reads the current stack's config through Pulumi and validates it. */

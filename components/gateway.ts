@@ -1,6 +1,7 @@
-// The gateway: the HAProxy + consul-template image, built by the program from
-// components/images/gateway, and its container on the node's network. It publishes the
-// HTTP port and the stats port, and registers itself in Consul through Registrator.
+// A gateway on one edge node: the HAProxy + consul-template image, built by the program from
+// components/images/gateway into the node's engine, and its container on the node's network.
+// It publishes the HTTP port and the stats port, follows the whole cluster through the node's
+// Consul agent, and registers itself in Consul through Registrator.
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
@@ -38,7 +39,7 @@ export class Gateway extends pulumi.ComponentResource {
             network: settings.buildNetwork,
             push: false,
             load: true,
-        }, { parent: this, provider: undefined });
+        }, { parent: this, provider: node.buildProvider, dependsOn: node.ready });
 
         this.container = new docker.Container(name, {
             name: `${settings.stack}-gateway`,
@@ -64,11 +65,12 @@ export class Gateway extends pulumi.ComponentResource {
                 tests: ["CMD-SHELL", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q 200 <&3"],
                 interval: "5s", timeout: "2s", retries: 3, startPeriod: "5s",
             },
-        }, { parent: this, provider: node.provider, dependsOn: args.dependsOn });
+        }, { parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] });
 
-        const host = g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress;
-        this.url = pulumi.output(g.httpPort === 80 ? `http://${host}` : `http://${host}:${g.httpPort}`);
-        this.statsUrl = pulumi.output(`http://${host}:${g.statsPort}/`);
+        const host = settings.target !== "local" ? node.publicAddress
+            : pulumi.output(g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress);
+        this.url = pulumi.interpolate`http://${host}${g.httpPort === 80 ? "" : `:${g.httpPort}`}`;
+        this.statsUrl = pulumi.interpolate`http://${host}:${g.statsPort}/`;
 
         this.registerOutputs({ url: this.url, statsUrl: this.statsUrl, imageRef: this.image.ref });
     }

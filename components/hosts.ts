@@ -1,42 +1,134 @@
-// The Docker hosts ("nodes") the stack runs on, behind one interface: a Docker provider,
-// an address other nodes and the gateway reach published ports on, and the node's network.
+// The Docker hosts ("nodes") the stack runs on, behind one interface the rest of the
+// program uses: a Docker provider, the node's address, its network, and what must be ready
+// before its engine is used. Which machines they are is chosen by `target`:
+//   local       the engine of the machine running Pulumi (one node)
+//   virtualbox  nodeCount docker-machine VMs (VirtualBox driver), reached over TLS
+//   hosts       an explicit list of existing Docker hosts (tcp with certificates, or ssh)
+//   aws         nodeCount EC2 instances (components/aws-nodes.ts), reached over SSH
+import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
+import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
+import * as os from "node:os";
+import * as path from "node:path";
+import { AwsNodes } from "./aws-nodes";
 import { Settings } from "./config";
 
 export interface Node {
-    /** Stable name; also the hostname Registrator puts in service IDs. */
+    /** Stable name, `<stack>-node-<n>`; also the hostname Registrator puts in service IDs. */
     readonly name: string;
+    /** 1-based position; decides the Consul role and which replicas land here. */
+    readonly index: number;
     readonly provider: docker.Provider;
-    /** Address published service ports are bound to and registered with. */
+    /** Builds images into this node's engine; undefined for the local engine (the default builder). */
+    readonly buildProvider?: dockerBuild.Provider;
+    /** Address other nodes and the gateway reach this node's published ports on. */
     readonly address: pulumi.Output<string>;
-    /** The user-defined bridge network the stack's containers share (DNS by name). */
+    /** Address users reach the node on (the gateway, stats, the Consul UI). */
+    readonly publicAddress: pulumi.Output<string>;
+    /** The user-defined bridge network the node's containers share (DNS by name). */
     readonly network: docker.Network;
+    /** Resources that must exist before the node's engine can be used (VM created, Docker installed). */
+    readonly ready: pulumi.Resource[];
 }
 
 export interface HostsArgs {
     readonly settings: Settings;
 }
 
+interface Engine {
+    readonly host?: pulumi.Input<string>;
+    readonly certPath?: pulumi.Input<string>;
+    readonly sshOpts?: string[];
+    readonly address: pulumi.Input<string>;
+    readonly publicAddress: pulumi.Input<string>;
+    readonly ready: pulumi.Resource[];
+}
+
 export class Hosts extends pulumi.ComponentResource {
     public readonly nodes: Node[];
+    /** AWS only: the load balancer in front of the gateways. */
+    public readonly loadBalancerDns?: pulumi.Output<string>;
 
     constructor(name: string, args: HostsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:hosts:Hosts", name, {}, opts);
         const { settings } = args;
+        const names = Array.from({ length: settings.nodeCount }, (_, i) => `${settings.stack}-node-${i + 1}`);
 
-        // local: the Docker engine of the machine running Pulumi (DOCKER_HOST or the default
-        // socket). Published service ports are bound to the network's gateway address, which
-        // the host owns: reachable from the gateway and Consul containers, not from the LAN.
-        const nodeName = `${settings.stack}-node-1`;
-        const provider = new docker.Provider(nodeName, {}, { parent: this });
-        const network = new docker.Network(`${nodeName}-network`, {
-            name: `${settings.network.name}-${settings.stack}`,
-            driver: "bridge",
-            ipamConfigs: [{ subnet: settings.network.subnet, gateway: settings.network.gateway }],
-        }, { parent: this, provider });
-        this.nodes = [{ name: nodeName, provider, address: pulumi.output(settings.network.gateway), network }];
+        let engines: Engine[];
+        switch (settings.target) {
+            case "local":
+                // Published service ports are bound to the network's gateway address, which the
+                // host owns: reachable from the gateway and Consul containers, not from the LAN.
+                engines = [{ address: settings.network.gateway, publicAddress: "127.0.0.1", ready: [] }];
+                break;
+            case "virtualbox":
+                engines = names.map((node) => this.virtualMachine(node, settings));
+                break;
+            case "hosts":
+                engines = settings.hosts.map((h) => ({
+                    host: h.host,
+                    certPath: h.certPath,
+                    sshOpts: h.host.startsWith("ssh://") ? ["-o", "BatchMode=yes"] : undefined,
+                    address: h.address,
+                    publicAddress: h.address,
+                    ready: [],
+                }));
+                break;
+            case "aws": {
+                const aws = new AwsNodes(`${name}-aws`, { settings, nodeNames: names }, { parent: this });
+                this.loadBalancerDns = aws.loadBalancerDns;
+                engines = aws.instances.map((instance, i) => ({
+                    host: pulumi.interpolate`ssh://${settings.aws.sshUser}@${instance.publicIp}`,
+                    sshOpts: ["-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"],
+                    address: instance.privateIp,
+                    publicAddress: instance.publicIp,
+                    ready: [aws.dockerReady[i]],
+                }));
+                break;
+            }
+        }
+
+        this.nodes = engines.map((engine, i) => {
+            const node = names[i];
+            const provider = new docker.Provider(node, {
+                host: engine.host, certPath: engine.certPath, sshOpts: engine.sshOpts,
+            }, { parent: this, dependsOn: engine.ready });
+            const buildProvider = engine.host === undefined ? undefined
+                : new dockerBuild.Provider(`${node}-build`, { host: engine.host }, { parent: this, dependsOn: engine.ready });
+            const network = new docker.Network(`${node}-network`, {
+                name: `${settings.network.name}-${settings.stack}`,
+                driver: "bridge",
+                ipamConfigs: [{ subnet: settings.network.subnet, gateway: settings.network.gateway }],
+            }, { parent: this, provider, dependsOn: engine.ready });
+            return {
+                name: node, index: i + 1, provider, buildProvider, network, ready: engine.ready,
+                address: pulumi.output(engine.address), publicAddress: pulumi.output(engine.publicAddress),
+            };
+        });
 
         this.registerOutputs({ nodes: this.nodes.map((n) => ({ name: n.name, address: n.address })) });
+    }
+
+    /** A docker-machine VM with the VirtualBox driver; its IP is the node address. */
+    private virtualMachine(node: string, settings: Settings): Engine {
+        const machine = `${settings.project}-${node}`;
+        const vb = settings.virtualbox;
+        const vm = new command.local.Command(`${node}-machine`, {
+            create: [
+                `docker-machine create --driver virtualbox --virtualbox-cpu-count ${vb.cpus}`,
+                `--virtualbox-memory ${vb.memoryMb} --virtualbox-disk-size ${vb.diskMb} ${machine} >&2`,
+                `&& docker-machine ip ${machine}`,
+            ].join(" "),
+            delete: `docker-machine rm -y ${machine}`,
+        }, { parent: this });
+        const ip = vm.stdout.apply((out) => out.trim());
+        return {
+            host: pulumi.interpolate`tcp://${ip}:2376`,
+            certPath: path.join(os.homedir(), ".docker", "machine", "machines", machine),
+            address: ip,
+            publicAddress: ip,
+            ready: [vm],
+        };
     }
 }

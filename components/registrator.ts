@@ -19,7 +19,7 @@ export class Registrator extends pulumi.ComponentResource {
     constructor(name: string, args: RegistratorArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:registrator:Registrator", name, {}, opts);
         const { settings, node } = args;
-        const dockerOpts = { parent: this, provider: node.provider };
+        const dockerOpts = { parent: this, provider: node.provider, dependsOn: node.ready };
 
         const image = new docker.RemoteImage(`${name}-image`, { name: settings.registrator.image, keepLocally: true }, dockerOpts);
         this.container = new docker.Container(name, {
@@ -37,7 +37,7 @@ export class Registrator extends pulumi.ComponentResource {
             volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }],
             networksAdvanced: [{ name: node.network.name }],
             restart: "unless-stopped",
-        }, { ...dockerOpts, dependsOn: args.dependsOn });
+        }, { ...dockerOpts, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] });
 
         this.registerOutputs({ containerName: this.container.name });
     }

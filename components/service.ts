@@ -18,7 +18,7 @@ export interface VersionedServiceArgs {
 
 export class VersionedService extends pulumi.ComponentResource {
     public readonly containers: docker.Container[];
-    /** The image the containers run (built or pulled). */
+    /** The image the first replica runs (built or pulled). */
     public readonly imageRef: pulumi.Output<string>;
     public readonly path: string;
 
@@ -27,34 +27,34 @@ export class VersionedService extends pulumi.ComponentResource {
         const { settings, service: s } = args;
         this.path = s.path;
 
-        if (s.build !== undefined) {
-            const image = new dockerBuild.Image(`${name}-image`, {
-                context: { location: s.build },
-                dockerfile: { location: `${s.build}/Dockerfile` },
-                tags: [`service-discovery/${s.name}:${s.version ?? "latest"}-${settings.stack}`],
-                network: settings.buildNetwork,
-                push: false,
-                load: true,
-            }, { parent: this });
-            this.imageRef = image.ref;
-        } else {
-            // Pulled once per node that runs a replica.
-            const pulled = new Map<string, pulumi.Output<string>>();
-            for (const node of args.nodes) {
-                pulled.set(node.name, new docker.RemoteImage(`${name}-${node.name}-image`, { name: s.image!, keepLocally: true }, { parent: this, provider: node.provider }).imageId);
-            }
-            this.imageRef = pulled.get(args.nodes[0].name)!;
+        // Replica i runs on node i mod n; each node that runs a replica gets the image.
+        const placement = Array.from({ length: s.replicas }, (_, i) => args.nodes[i % args.nodes.length]);
+        const images = new Map<string, pulumi.Output<string>>();
+        for (const node of placement) {
+            if (images.has(node.name)) continue;
+            const imageName = `${name}-${node.name}-image`;
+            images.set(node.name, s.build !== undefined
+                ? new dockerBuild.Image(imageName, {
+                    context: { location: s.build },
+                    dockerfile: { location: `${s.build}/Dockerfile` },
+                    tags: [`service-discovery/${s.name}:${s.version ?? "latest"}-${settings.stack}`],
+                    network: settings.buildNetwork,
+                    push: false,
+                    load: true,
+                }, { parent: this, provider: node.buildProvider, dependsOn: node.ready }).ref
+                : new docker.RemoteImage(imageName, { name: s.image!, keepLocally: true }, { parent: this, provider: node.provider, dependsOn: node.ready }).imageId);
         }
+        this.imageRef = images.get(placement[0].name)!;
 
         const tags = ["rest", `check=${s.healthCheckPath}`];
         this.containers = [];
         for (let i = 0; i < s.replicas; i++) {
-            const node = args.nodes[i % args.nodes.length];
+            const node = placement[i];
             const replica = `${settings.stack}-${s.consulName}-${i + 1}`;
             this.containers.push(new docker.Container(`${name}-${i + 1}`, {
                 name: replica,
                 hostname: replica,
-                image: this.imageRef,
+                image: images.get(node.name)!,
                 envs: [
                     `SERVICE_NAME=${s.consulName}`,
                     `SERVICE_TAGS=${tags.join(",")}`,
@@ -69,7 +69,7 @@ export class VersionedService extends pulumi.ComponentResource {
                 ports: [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
                 networksAdvanced: [{ name: node.network.name }],
                 restart: "unless-stopped",
-            }, { parent: this, provider: node.provider, dependsOn: args.dependsOn }));
+            }, { parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] }));
         }
 
         this.registerOutputs({ path: this.path, imageRef: this.imageRef, containers: this.containers.map((c) => c.name) });

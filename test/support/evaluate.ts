@@ -6,7 +6,7 @@
 //                EVAL_STACK  = stack name (default "dev")
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { mockOutputs, Declared, Evaluation } from "./mocks";
+import { mockCall, mockOutputs, Declared, Evaluation } from "./mocks";
 
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     const stack = process.env.EVAL_STACK ?? "dev";
     const config: Record<string, string> = JSON.parse(process.env.EVAL_CONFIG ?? "{}");
     const resources: Declared[] = [];
+    const calls: string[] = [];
 
     // The mock monitor hands mocks the inputs but not the parent or the dependencies;
     // record those from the registration request itself.
@@ -50,19 +51,20 @@ async function main(): Promise<void> {
             const state = { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) };
             const id = `${args.name}-id`;
             resources.push({
-                type: args.type, name: args.name, custom: args.custom, inputs,
+                type: args.type, name: args.name, custom: args.custom ?? false, inputs,
                 parent: extra?.parent ?? "", dependencies: extra?.dependencies ?? [], provider: extra?.provider ?? "",
                 urn: "",
             });
             return { id, state };
         },
         call(args: pulumi.runtime.MockCallArgs) {
-            return args.inputs;
+            calls.push(args.token);
+            return mockCall(args.token, args.inputs);
         },
     }, "service-discovery", stack, false);
     pulumi.runtime.setAllConfig(config);
 
-    const result: Evaluation = { resources, outputs: {}, error: null };
+    const result: Evaluation = { resources, outputs: {}, error: null, calls };
     const failures: string[] = [];
     process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? e.message : String(e)));
     try {

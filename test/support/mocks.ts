@@ -17,11 +17,33 @@ export interface Evaluation {
     resources: Declared[];
     outputs: Record<string, unknown>;
     error: string | null;
+    /** Provider functions the program called, by token. */
+    calls: string[];
+}
+
+/** The trailing number of a resource name: `dev-node-7` -> 7. */
+function ordinal(name: string): number {
+    const m = /([0-9]+)$/.exec(name);
+    return m ? Number(m[1]) : 0;
 }
 
 /** Deterministic stand-ins for provider-computed outputs. */
 export function mockOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
     switch (type) {
+        case "aws:ec2/instance:Instance":
+            return { privateIp: `10.42.0.${10 + ordinal(name)}`, publicIp: `198.51.100.${10 + ordinal(name)}` };
+        case "aws:lb/loadBalancer:LoadBalancer":
+            return { dnsName: `${name}.elb.example.com`, arn: `arn:aws:elasticloadbalancing:::loadbalancer/${name}` };
+        case "aws:lb/targetGroup:TargetGroup":
+            return { arn: `arn:aws:elasticloadbalancing:::targetgroup/${name}` };
+        case "aws:ec2/keyPair:KeyPair":
+        case "aws:iam/role:Role":
+        case "aws:iam/instanceProfile:InstanceProfile":
+            return { keyName: name, name };
+        case "command:local:Command":
+            return { stdout: `192.168.99.${100 + ordinal(name.replace(/-machine$/, ""))}\n` };
+        case "command:remote:Command":
+            return { stdout: "20.10.24\n" };
         case "random:index/randomPassword:RandomPassword":
             return { result: `generated-password-${name}` };
         case "random:index/randomId:RandomId":
@@ -32,5 +54,17 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
             return { imageId: `${inputs.name}@sha256:${"1".repeat(64)}`, repoDigest: `${inputs.name}@sha256:${"1".repeat(64)}` };
         default:
             return {};
+    }
+}
+
+/** Deterministic answers to provider functions (data sources). */
+export function mockCall(token: string, inputs: Record<string, any>): Record<string, unknown> {
+    switch (token) {
+        case "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return { names: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], zoneIds: ["euw1-az1", "euw1-az2", "euw1-az3"] };
+        case "aws:ec2/getAmi:getAmi":
+            return { id: "ami-0123456789abcdef0", name: "debian-12-amd64-20261101-0000" };
+        default:
+            throw new Error(`no mock for provider function ${token} (inputs ${JSON.stringify(inputs)})`);
     }
 }

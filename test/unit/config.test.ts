@@ -18,6 +18,7 @@ function dev(overrides: Record<string, unknown> = {}): RawConfig {
 }
 
 const helloV1 = { name: "hello", version: "v1", build: "components/images/hello" };
+const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
 
 function rejects(raw: RawConfig, message: string): void {
     assert.throws(() => parseSettings(raw, "dev"), (e: unknown) => {
@@ -58,19 +59,64 @@ describe("config: the shipped stacks", () => {
         assert.deepEqual([s.services[0].consulName, s.services[0].path, s.services[0].image], ["echo", "/echo", "example/echo:1.0"]);
     });
 
-    it("parses Pulumi.aws.yaml but refuses the aws target until its resources exist", () => {
+    it("parses Pulumi.aws.yaml once the admin CIDR and SSH key are set, and names them when missing", () => {
         const raw: RawConfig = {};
         for (const [k, v] of Object.entries(stackConfig("aws"))) if (k.startsWith("service-discovery:")) raw[k.slice(18)] = v;
-        rejects(raw, 'service-discovery:target: "aws" is not allowed yet; expected local (the aws target\'s resources are not built yet; Pulumi.aws.yaml parses so that its config can be reviewed)');
+        rejects(raw, "service-discovery:aws.adminCidr: missing is not allowed; expected the CIDR block allowed to reach SSH, stats and the Consul UI, such as 203.0.113.7/32");
+        const aws = JSON.parse(raw.aws!);
+        rejects({ ...raw, aws: JSON.stringify({ ...aws, adminCidr: "203.0.113.7/32" }) }, "service-discovery:aws.publicKey: missing is not allowed; expected an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...) whose private key is in your ssh-agent");
+        const s = parseSettings({ ...raw, aws: JSON.stringify({ ...aws, adminCidr: "203.0.113.7/32", publicKey: SSH_KEY }) }, "aws");
+        assert.equal(s.target, "aws");
+        assert.equal(s.nodeCount, 3);
+        assert.equal(s.consul.servers, 3);
+        assert.deepEqual(s.edgeNodes, [1, 2, 3]);
+        assert.equal(s.consul.bindAddress, "0.0.0.0", "Pulumi writes KV through the API; the security group admits only the admin CIDR");
+    });
+});
+
+describe("config: nodes per target", () => {
+    it("derives the Consul server count from the node count, always odd", () => {
+        const servers = (target: string, nodeCount: number) => parseSettings(dev({ target, nodeCount, aws: { adminCidr: "198.51.100.0/24", publicKey: SSH_KEY } }), "x").consul.servers;
+        assert.deepEqual([1, 2, 3, 4, 5, 10].map((n) => servers("virtualbox", n)), [1, 1, 3, 3, 3, 3]);
+        assert.deepEqual([1, 2, 3, 5, 10].map((n) => servers("aws", n)), [1, 1, 3, 3, 3]);
+        assert.equal(parseSettings(dev({ target: "virtualbox", nodeCount: 7, consul: { servers: 5 } }), "x").consul.servers, 5);
+    });
+
+    it("takes the node count of the hosts target from its list", () => {
+        const hosts = [
+            { name: "a", host: "ssh://ops@10.0.0.5", address: "10.0.0.5" },
+            { name: "b", host: "tcp://10.0.0.6:2376", address: "10.0.0.6", certPath: "~/.docker/b" },
+        ];
+        const s = parseSettings(dev({ target: "hosts", nodeCount: undefined, hosts }), "x");
+        assert.equal(s.nodeCount, 2);
+        assert.deepEqual(s.hosts.map((h) => h.name), ["a", "b"]);
     });
 });
 
 describe("config: invalid values", () => {
     const cases: [string, Record<string, unknown>, string][] = [
-        ["unknown key", { gatway: "{}" }, "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, services"],
-        ["target", { target: "gcp" }, 'service-discovery:target: "gcp" is not allowed; expected local or aws'],
+        ["unknown key", { gatway: "{}" }, "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, edgeNodes, hosts, virtualbox, aws, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, services"],
+        ["target", { target: "gcp" }, 'service-discovery:target: "gcp" is not allowed; expected local, virtualbox, hosts or aws'],
         ["nodeCount not a number", { nodeCount: "many" }, 'service-discovery:nodeCount: "many" is not allowed; expected an integer from 1 to 100'],
-        ["nodeCount on local", { nodeCount: 3 }, "service-discovery:nodeCount: 3 is not allowed; expected 1 for target local (one Docker engine is one node)"],
+        ["nodeCount on local", { nodeCount: 3 }, "service-discovery:nodeCount: 3 is not allowed; expected 1 for target local (one Docker engine is one node; use virtualbox, hosts or aws for more)"],
+        ["nodeCount zero", { target: "virtualbox", nodeCount: 0 }, "service-discovery:nodeCount: 0 is not allowed; expected an integer from 1 to 100"],
+        ["nodeCount too large", { target: "aws", nodeCount: 101 }, "service-discovery:nodeCount: 101 is not allowed; expected an integer from 1 to 100"],
+        ["even server count", { target: "virtualbox", nodeCount: 4, consul: { servers: 2 } }, "service-discovery:consul.servers: 2 is not allowed; expected 1, 3, 5 or 7 (an odd number keeps a quorum)"],
+        ["more servers than nodes", { target: "virtualbox", nodeCount: 2, consul: { servers: 3 } }, "service-discovery:consul.servers: 3 is not allowed; expected at most nodeCount (2), and odd"],
+        ["edge node out of range", { target: "virtualbox", nodeCount: 2, edgeNodes: [1, 3] }, "service-discovery:edgeNodes[1]: 3 is not allowed; expected a node number from 1 to 2"],
+        ["edge node twice", { target: "virtualbox", nodeCount: 2, edgeNodes: [2, 2] }, "service-discovery:edgeNodes[1]: 2 is not allowed; expected each node number once"],
+        ["no edge nodes", { target: "virtualbox", nodeCount: 2, edgeNodes: [] }, "service-discovery:edgeNodes: [] is not allowed; expected a non-empty list of node numbers (1-based)"],
+        ["admin CIDR", { target: "aws", aws: { adminCidr: "10.0.0.0/33", publicKey: SSH_KEY } }, 'service-discovery:aws.adminCidr: "10.0.0.0/33" is not allowed; expected an IPv4 CIDR block such as 203.0.113.0/24'],
+        ["admin CIDR open to the world", { target: "aws", aws: { adminCidr: "0.0.0.0/0", publicKey: SSH_KEY } }, 'service-discovery:aws.adminCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)'],
+        ["VPC CIDR", { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, vpcCidr: "10.42.0.0" } }, 'service-discovery:aws.vpcCidr: "10.42.0.0" is not allowed; expected an IPv4 CIDR block such as 203.0.113.0/24'],
+        ["public key", { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: "my key" } }, 'service-discovery:aws.publicKey: "my key" is not allowed; expected an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...)'],
+        ["instance type", { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, instanceType: "large" } }, 'service-discovery:aws.instanceType: "large" is not allowed; expected an EC2 instance type such as t3.small'],
+        ["hosts on local", { hosts: [{ name: "a", host: "ssh://u@h", address: "10.0.0.5" }] }, "service-discovery:hosts: a list is not allowed; expected no hosts for target local (hosts is for target hosts)"],
+        ["empty host list", { target: "hosts", hosts: [] }, "service-discovery:hosts: [] is not allowed; expected a non-empty list of Docker hosts for target hosts"],
+        ["host count mismatch", { target: "hosts", nodeCount: 3, hosts: [{ name: "a", host: "ssh://u@h", address: "10.0.0.5" }] }, "service-discovery:nodeCount: 3 is not allowed; expected 1 (the number of hosts) or no nodeCount for target hosts"],
+        ["plain tcp host", { target: "hosts", hosts: [{ name: "a", host: "tcp://10.0.0.5:2375", address: "10.0.0.5" }] }, "service-discovery:hosts[0].certPath: missing is not allowed; expected the TLS certificate folder for tcp://10.0.0.5:2375 (plain TCP Docker endpoints are refused)"],
+        ["host endpoint", { target: "hosts", hosts: [{ name: "a", host: "http://10.0.0.5", address: "10.0.0.5" }] }, 'service-discovery:hosts[0].host: "http://10.0.0.5" is not allowed; expected a Docker endpoint tcp://host:port or ssh://user@host[:port]'],
+        ["host address", { target: "hosts", hosts: [{ name: "a", host: "ssh://u@h", address: "h" }] }, 'service-discovery:hosts[0].address: "h" is not allowed; expected an IPv4 address such as 127.0.0.1 or 0.0.0.0'],
         ["replicas 0", { services: [{ ...helloV1, replicas: 0 }] }, "service-discovery:services[0].replicas: 0 is not allowed; expected an integer from 1 to 50"],
         ["replicas fraction", { services: [{ ...helloV1, replicas: 1.5 }] }, "service-discovery:services[0].replicas: 1.5 is not allowed; expected an integer from 1 to 50"],
         ["uppercase name", { services: [{ ...helloV1, name: "Hello" }] }, 'service-discovery:services[0].name: "Hello" is not allowed; expected a lowercase DNS label: a-z first, then a-z 0-9 -, at most 32 characters'],

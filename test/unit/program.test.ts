@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig } from "../support/program";
 
-const CONTAINER = "docker:index/container:Container";
 const BUILD = "docker-build:index:Image";
 const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
 
@@ -18,8 +17,8 @@ describe("program: the dev stack as shipped", () => {
     it("declares one component per concept, with children parented to them", () => {
         const components = p.resources.filter((r) => !r.custom && r.type.startsWith("service-discovery:")).map((r) => `${r.type}/${r.name}`).sort();
         assert.deepEqual(components, [
-            "service-discovery:consul:ConsulServer/consul",
-            "service-discovery:gateway:Gateway/gateway",
+            "service-discovery:consul:ConsulCluster/consul",
+            "service-discovery:gateway:Gateway/gateway-dev-node-1",
             "service-discovery:hosts:Hosts/hosts",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
             "service-discovery:secrets:StackSecrets/secrets",
@@ -50,7 +49,7 @@ describe("program: the dev stack as shipped", () => {
 
     it("runs a Consul server with UI, API, DNS, a data volume and gossip encryption", () => {
         const consul = p.container("dev-consul");
-        const image = p.one(REMOTE_IMAGE, "consul-image");
+        const image = p.one(REMOTE_IMAGE, "consul-dev-node-1-image");
         assert.equal(image.inputs.name, "hashicorp/consul:1.16.3");
         assert.equal(consul.inputs.image, `hashicorp/consul:1.16.3@sha256:${"1".repeat(64)}`);
         assert.ok(isSecret(consul.inputs.command), "the command carries the gossip key, so it must be secret");
@@ -65,7 +64,7 @@ describe("program: the dev stack as shipped", () => {
             { internal: 8500, external: 8500, ip: "127.0.0.1", protocol: "tcp" },
             { internal: 8600, external: 8600, ip: "127.0.0.1", protocol: "udp" },
         ]);
-        const volume = p.one("docker:index/volume:Volume", "consul-data");
+        const volume = p.one("docker:index/volume:Volume", "consul-dev-node-1-data");
         assert.equal(volume.inputs.name, "dev-consul-data");
         assert.deepEqual(consul.inputs.volumes, [{ volumeName: "dev-consul-data", containerPath: "/consul/data" }]);
         assert.deepEqual((consul.inputs.networksAdvanced as { aliases: string[] }[])[0].aliases, ["consul"]);
@@ -88,11 +87,11 @@ describe("program: the dev stack as shipped", () => {
         assert.deepEqual(r.inputs.volumes, [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }]);
         assert.deepEqual(r.inputs.command, ["-ip=172.28.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
         assert.equal(r.inputs.hostname, "dev-node-1", "Registrator's service IDs start with the node name");
-        assert.ok(r.dependencies.some((d) => d.endsWith("::consul")), "starts after Consul");
+        assert.ok(r.dependencies.some((d) => d.endsWith("::consul-dev-node-1")), "starts after Consul");
     });
 
     it("builds the gateway image from its folder and runs it with the secret credentials", () => {
-        const image = p.one(BUILD, "gateway-image");
+        const image = p.one(BUILD, "gateway-dev-node-1-image");
         assert.deepEqual(image.inputs.context, { location: "components/images/gateway" });
         assert.deepEqual(image.inputs.dockerfile, { location: "components/images/gateway/Dockerfile" });
         assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "release" });
@@ -114,7 +113,7 @@ describe("program: the dev stack as shipped", () => {
             { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
         ]);
-        for (const dep of ["::consul", "::registrator-dev-node-1"]) {
+        for (const dep of ["::consul-dev-node-1", "::registrator-dev-node-1"]) {
             assert.ok(gw.dependencies.some((d) => d.endsWith(dep)), `gateway depends on ${dep}: ${gw.dependencies}`);
         }
     });
@@ -143,7 +142,7 @@ describe("program: the dev stack as shipped", () => {
             assert.equal(c.inputs.image, `service-discovery/hello:${version}-dev@sha256:${"0".repeat(64)}`);
             assert.ok(c.dependencies.some((d) => d.endsWith("::registrator-dev-node-1")), "starts after Registrator, so it is registered");
         }
-        const build = p.one(BUILD, "service-hello-v1-image");
+        const build = p.one(BUILD, "service-hello-v1-dev-node-1-image");
         assert.deepEqual(build.inputs.context, { location: "components/images/hello" });
         assert.equal(build.inputs.push, false);
     });
@@ -159,7 +158,7 @@ describe("program: the dev stack as shipped", () => {
         const provider = p.one("pulumi:providers:consul", "consul-provider");
         assert.equal(provider.inputs.address, "http://127.0.0.1:8500");
         assert.ok(keys.provider.includes("pulumi:providers:consul::consul-provider"), `keys use ${keys.provider}`);
-        assert.ok(provider.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul")), "provider waits for the Consul container");
+        assert.ok(provider.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")), "provider waits for the Consul container");
     });
 
     it("exports the gateway, service, stats and Consul UI URLs", () => {
@@ -206,7 +205,7 @@ describe("program: config variations", () => {
 
     it("builds consul-template into the gateway from the build context when configured", async () => {
         const p = await evaluate(devWith({ gateway: { consulTemplateSource: "context" }, buildNetwork: "host" }));
-        const image = p.one(BUILD, "gateway-image");
+        const image = p.one(BUILD, "gateway-dev-node-1-image");
         assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "context" });
         assert.equal(image.inputs.network, "host");
     });
@@ -216,7 +215,7 @@ describe("program: config variations", () => {
             consul: { image: "registry.example.com/consul:1.16.3", httpPort: 18500, dnsPort: 18600 },
             network: { name: "sd", subnet: "10.77.0.0/24" },
         }));
-        assert.equal(p.one(REMOTE_IMAGE, "consul-image").inputs.name, "registry.example.com/consul:1.16.3");
+        assert.equal(p.one(REMOTE_IMAGE, "consul-dev-node-1-image").inputs.name, "registry.example.com/consul:1.16.3");
         assert.equal(p.one("pulumi:providers:consul", "consul-provider").inputs.address, "http://127.0.0.1:18500");
         assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, ["-ip=10.77.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
         assert.equal(p.outputs.consulUiUrl, "http://127.0.0.1:18500/ui/");
@@ -228,9 +227,4 @@ describe("program: config variations", () => {
         assert.deepEqual(p.resources, [], "nothing half-applied");
     });
 
-    it("fails the aws stack with a clear message until its resources exist", async () => {
-        const p = await evaluate(stackConfig("aws"), "aws");
-        assert.match(p.error ?? "", /^service-discovery:target: "aws" is not allowed yet/);
-        assert.deepEqual(p.resources, []);
-    });
 });

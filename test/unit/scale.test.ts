@@ -1,0 +1,251 @@
+// Horizontal scale under mocks: for each target and node counts 1, 2, 3, 5 and 10 the graph
+// has one Consul agent and one Registrator per node, an odd number of servers, a gateway per
+// edge node, and on AWS exactly the documented network rules. Adding nodes only adds resources.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { Declared } from "../support/mocks";
+import { devWith, envOf, evaluate, isSecret, Program, secretValue } from "../support/program";
+
+const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
+const ADMIN = "203.0.113.7/32";
+const COUNTS = [1, 2, 3, 5, 10];
+
+function hostList(n: number) {
+    return Array.from({ length: n }, (_, i) => i % 2 === 0
+        ? { name: `h${i + 1}`, host: `ssh://ops@10.1.0.${i + 1}`, address: `10.1.0.${i + 1}` }
+        : { name: `h${i + 1}`, host: `tcp://10.1.0.${i + 1}:2376`, address: `10.1.0.${i + 1}`, certPath: `certs/h${i + 1}` });
+}
+
+function configFor(target: string, n: number): Record<string, string> {
+    switch (target) {
+        case "virtualbox": return devWith({ target, nodeCount: n });
+        case "hosts": return devWith({ target, nodeCount: undefined, hosts: hostList(n) });
+        case "aws": return devWith({ target, nodeCount: n, aws: { adminCidr: ADMIN, publicKey: SSH_KEY, availabilityZones: 3 } });
+        default: return devWith({});
+    }
+}
+
+/** The node a docker resource runs on: its provider's name. */
+function nodeOf(r: Declared): string {
+    const m = /pulumi:providers:docker::([^:]+)::/.exec(r.provider);
+    assert.ok(m, `${r.type}/${r.name} has a docker provider (${r.provider})`);
+    return m[1];
+}
+
+function command(c: Declared): string[] {
+    return (isSecret(c.inputs.command) ? secretValue(c.inputs.command) : c.inputs.command) as string[];
+}
+
+const isConsul = (c: Declared) => c.inputs.name === "dev-consul" || String(c.inputs.name).endsWith("-consul");
+const isRegistrator = (c: Declared) => String(c.inputs.name).endsWith("-registrator");
+
+const evaluations = new Map<string, Program>();
+async function graph(target: string, n: number): Promise<Program> {
+    const key = `${target}/${n}`;
+    if (!evaluations.has(key)) {
+        const p = await evaluate(configFor(target, n), target === "local" ? "dev" : "dev");
+        assert.equal(p.error, null, `${key}: ${p.error}`);
+        evaluations.set(key, p);
+    }
+    return evaluations.get(key)!;
+}
+
+for (const target of ["local", "virtualbox", "hosts", "aws"]) {
+    describe(`scale: target ${target}`, () => {
+        const counts = target === "local" ? [1] : COUNTS;
+        before(async () => {
+            // Two evaluations at a time keeps both cores busy.
+            for (let i = 0; i < counts.length; i += 2) await Promise.all(counts.slice(i, i + 2).map((n) => graph(target, n)));
+        });
+
+        for (const n of counts) {
+            it(`${n} node(s): one agent and one Registrator per node, odd servers, a gateway per node`, async () => {
+                const p = await graph(target, n);
+                const nodes = Array.from({ length: n }, (_, i) => `dev-node-${i + 1}`);
+                assert.deepEqual(p.ofType("pulumi:providers:docker").map((r) => r.name).sort(), [...nodes].sort());
+                assert.equal(p.ofType("docker:index/network:Network").length, n);
+
+                const agents = p.containers().filter(isConsul);
+                const registrators = p.containers().filter(isRegistrator);
+                const gateways = p.containers().filter((c) => String(c.inputs.name).endsWith("-gateway"));
+                for (const node of nodes) {
+                    assert.equal(agents.filter((c) => nodeOf(c) === node).length, 1, `${node}: one Consul agent`);
+                    assert.equal(registrators.filter((c) => nodeOf(c) === node).length, 1, `${node}: one Registrator`);
+                    assert.equal(gateways.filter((c) => nodeOf(c) === node).length, 1, `${node}: one gateway (every node is an edge by default)`);
+                }
+                assert.equal(agents.length, n);
+                assert.equal(p.ofType("docker:index/volume:Volume").length, n, "one Consul data volume per node");
+
+                const servers = agents.filter((c) => command(c).includes("-server"));
+                const expected = n >= 3 ? 3 : 1;
+                assert.equal(servers.length, expected);
+                assert.equal(servers.length % 2, 1);
+                for (const s of servers) assert.ok(command(s).includes(`-bootstrap-expect=${expected}`));
+                // Servers are the first nodes, so adding nodes never moves them.
+                assert.deepEqual(servers.map(nodeOf).sort(), nodes.slice(0, expected).sort());
+
+                // Replicas spread round robin: hello-v1 (2 replicas) on nodes 1 and 2 when there are two.
+                const v1 = p.containers().filter((c) => String(c.inputs.name).startsWith("dev-hello-v1-"));
+                assert.deepEqual(v1.map(nodeOf), n === 1 ? ["dev-node-1", "dev-node-1"] : ["dev-node-1", "dev-node-2"]);
+            });
+        }
+
+        if (target !== "local") {
+            it("joins agents to the servers and registers each node's own address", async () => {
+                const p = await graph(target, 5);
+                const address = (node: string) => {
+                    const i = Number(node.split("-").pop());
+                    return target === "aws" ? `10.42.0.${10 + i}` : target === "virtualbox" ? `192.168.99.${100 + i}` : `10.1.0.${i}`;
+                };
+                for (const agent of p.containers().filter(isConsul)) {
+                    const node = nodeOf(agent);
+                    const args = command(agent);
+                    assert.ok(args.includes(`-advertise=${address(node)}`), `${node} advertises its address: ${args}`);
+                    const joins = args.filter((a) => a.startsWith("-retry-join="));
+                    if (target === "aws") {
+                        assert.deepEqual(joins, ["-retry-join=provider=aws tag_key=consul-cluster tag_value=service-discovery-dev"]);
+                    } else {
+                        const servers = ["dev-node-1", "dev-node-2", "dev-node-3"].filter((s) => s !== node);
+                        assert.deepEqual(joins, servers.map((s) => `-retry-join=${address(s)}`));
+                    }
+                    const ports = (agent.inputs.ports as { internal: number; ip: string; protocol: string }[]).filter((x) => [8300, 8301].includes(x.internal));
+                    assert.deepEqual(ports.map((x) => `${x.internal}/${x.protocol}@${x.ip}`), [`8300/tcp@${address(node)}`, `8301/tcp@${address(node)}`, `8301/udp@${address(node)}`]);
+                }
+                for (const r of p.containers().filter(isRegistrator)) {
+                    assert.equal(command(r)[0], `-ip=${address(nodeOf(r))}`);
+                }
+                for (const c of p.containers().filter((x) => String(x.inputs.name).startsWith("dev-hello-"))) {
+                    assert.deepEqual((c.inputs.ports as { ip: string }[]).map((x) => x.ip), [address(nodeOf(c))]);
+                }
+            });
+
+            it("going from 3 to 5 nodes only adds resources: nothing existing changes", async () => {
+                const three = await graph(target, 3);
+                const five = await graph(target, 5);
+                const key = (r: Declared) => `${r.type}::${r.name}`;
+                const after = new Map(five.resources.map((r) => [key(r), r]));
+                for (const r of three.resources) {
+                    const same = after.get(key(r));
+                    assert.ok(same, `${key(r)} is kept`);
+                    // The load balancer's and the VPC's inputs are the same; so are every node's.
+                    assert.deepEqual(same.inputs, r.inputs, `${key(r)} keeps its inputs`);
+                }
+                assert.ok(five.resources.length > three.resources.length);
+            });
+        }
+    });
+}
+
+describe("scale: targets in detail", () => {
+    it("virtualbox: one docker-machine VM per node, reached over TLS", async () => {
+        const p = await graph("virtualbox", 3);
+        const vms = p.ofType("command:local:Command");
+        assert.deepEqual(vms.map((v) => v.name), ["dev-node-1-machine", "dev-node-2-machine", "dev-node-3-machine"]);
+        assert.match(String(vms[0].inputs.create), /^docker-machine create --driver virtualbox --virtualbox-cpu-count 1 --virtualbox-memory 1024 --virtualbox-disk-size 20000 service-discovery-dev-node-1 >&2 && docker-machine ip service-discovery-dev-node-1$/);
+        assert.equal(vms[0].inputs.delete, "docker-machine rm -y service-discovery-dev-node-1");
+        const provider = p.one("pulumi:providers:docker", "dev-node-2");
+        assert.equal(provider.inputs.host, "tcp://192.168.99.102:2376");
+        assert.match(String(provider.inputs.certPath), /\.docker\/machine\/machines\/service-discovery-dev-node-2$/);
+        assert.ok(provider.dependencies.some((d) => d.endsWith("::dev-node-2-machine")));
+    });
+
+    it("hosts: each host's endpoint, certificates and address", async () => {
+        const p = await graph("hosts", 2);
+        assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-1").inputs, { host: "ssh://ops@10.1.0.1", sshOpts: JSON.stringify(["-o", "BatchMode=yes"]) });
+        assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-2").inputs, { host: "tcp://10.1.0.2:2376", certPath: "certs/h2" });
+        assert.equal(p.ofType("docker-build:index:Image").filter((i) => i.name.startsWith("gateway-")).length, 2, "the gateway image is built on each edge node");
+    });
+
+    describe("aws", () => {
+        let p: Program;
+        before(async () => { p = await graph("aws", 3); });
+
+        const rules = () => p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => ({
+            name: r.name.replace(/^hosts-aws-/, ""),
+            proto: r.inputs.ipProtocol, from: r.inputs.fromPort, to: r.inputs.toPort,
+            source: r.inputs.cidrIpv4 ?? (r.inputs.referencedSecurityGroupId === "hosts-aws-nodes-id" ? "self" : r.inputs.referencedSecurityGroupId),
+        }));
+
+        it("opens nothing but the gateway port to 0.0.0.0/0, and states every rule", () => {
+            assert.deepEqual(rules().sort((a, b) => a.name.localeCompare(b.name)), [
+                { name: "consul-http-nodes", proto: "tcp", from: 8500, to: 8500, source: "self" },
+                { name: "consul-rpc", proto: "tcp", from: 8300, to: 8300, source: "self" },
+                { name: "consul-serf-tcp", proto: "tcp", from: 8301, to: 8301, source: "self" },
+                { name: "consul-serf-udp", proto: "udp", from: 8301, to: 8301, source: "self" },
+                { name: "consul-ui", proto: "tcp", from: 8500, to: 8500, source: ADMIN },
+                { name: "gateway-http", proto: "tcp", from: 80, to: 80, source: "0.0.0.0/0" },
+                { name: "services", proto: "tcp", from: 32768, to: 60999, source: "self" },
+                { name: "ssh", proto: "tcp", from: 22, to: 22, source: ADMIN },
+                { name: "stats", proto: "tcp", from: 1936, to: 1936, source: ADMIN },
+            ]);
+            const world = rules().filter((r) => r.source === "0.0.0.0/0");
+            assert.deepEqual(world.map((r) => [r.from, r.to]), [[80, 80]]);
+            for (const r of p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) {
+                assert.equal(r.inputs.securityGroupId, "hosts-aws-nodes-id");
+            }
+            const egress = p.ofType("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule");
+            assert.deepEqual(egress.map((e) => [e.inputs.ipProtocol, e.inputs.cidrIpv4]), [["-1", "0.0.0.0/0"]]);
+        });
+
+        it("runs EC2 nodes with IMDSv2, encrypted volumes, Docker from cloud-init, tags and spread subnets", () => {
+            const instances = p.ofType("aws:ec2/instance:Instance");
+            assert.deepEqual(instances.map((i) => i.name), ["dev-node-1", "dev-node-2", "dev-node-3"]);
+            instances.forEach((inst, i) => {
+                assert.equal(inst.inputs.ami, "ami-0123456789abcdef0");
+                assert.equal(inst.inputs.instanceType, "t3.small");
+                assert.deepEqual(inst.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 });
+                assert.deepEqual(inst.inputs.rootBlockDevice, { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true });
+                const userData = String(inst.inputs.userData);
+                assert.match(userData, /^#cloud-config\n/);
+                assert.match(userData, /packages:\n {2}- docker\.io\n/);
+                assert.match(userData, /systemctl enable --now docker/);
+                assert.match(userData, /usermod -aG docker admin/);
+                assert.deepEqual(inst.inputs.tags, { Project: "service-discovery", Stack: "dev", Name: `dev-node-${i + 1}`, "consul-cluster": "service-discovery-dev" });
+                assert.equal(inst.inputs.subnetId, `hosts-aws-public-${i + 1}-id`);
+                assert.deepEqual(inst.inputs.vpcSecurityGroupIds, ["hosts-aws-nodes-id"]);
+                assert.equal(inst.inputs.keyName, "hosts-aws-admin");
+                assert.equal(inst.inputs.iamInstanceProfile, "hosts-aws-node");
+            });
+            assert.ok(p.evaluation.calls.includes("aws:ec2/getAmi:getAmi"));
+        });
+
+        it("reaches each node's Docker over SSH once cloud-init has finished", () => {
+            const provider = p.one("pulumi:providers:docker", "dev-node-2");
+            assert.equal(provider.inputs.host, "ssh://admin@198.51.100.12");
+            assert.ok(provider.dependencies.some((d) => d.endsWith("::dev-node-2-docker-ready")));
+            const ready = p.one("command:remote:Command", "dev-node-2-docker-ready");
+            const connection = secretValue(ready.inputs.connection) as { host: string; user: string; port: number };
+            assert.deepEqual([connection.host, connection.user, connection.port], ["198.51.100.12", "admin", 22]);
+            assert.match(String(ready.inputs.create), /cloud-init status --wait/);
+        });
+
+        it("builds a VPC with a public subnet per zone and a load balancer over the gateways", () => {
+            assert.equal(p.one("aws:ec2/vpc:Vpc", "hosts-aws-vpc").inputs.cidrBlock, "10.42.0.0/16");
+            const subnets = p.ofType("aws:ec2/subnet:Subnet");
+            assert.deepEqual(subnets.map((s) => [s.inputs.cidrBlock, s.inputs.availabilityZone]), [
+                ["10.42.0.0/20", "eu-west-1a"], ["10.42.16.0/20", "eu-west-1b"], ["10.42.32.0/20", "eu-west-1c"],
+            ]);
+            assert.equal(p.one("aws:lb/loadBalancer:LoadBalancer", "hosts-aws-gateway").inputs.loadBalancerType, "network");
+            const attachments = p.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment");
+            assert.deepEqual(attachments.map((a) => a.inputs.targetId), ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"]);
+            assert.equal(p.outputs.gatewayUrl, "http://hosts-aws-gateway.elb.example.com");
+            assert.equal(p.outputs.consulUiUrl, "http://198.51.100.11:8500/ui/");
+            assert.ok(p.ofType("aws:iam/rolePolicy:RolePolicy")[0].inputs.policy!.toString().includes("ec2:DescribeInstances"), "cloud auto-join can list instances");
+        });
+
+        it("puts gateways only on the configured edge nodes", async () => {
+            const edge = await evaluate(devWith({ target: "aws", nodeCount: 5, edgeNodes: [2, 4], aws: { adminCidr: ADMIN, publicKey: SSH_KEY } }));
+            assert.equal(edge.error, null);
+            assert.deepEqual(edge.containers().filter((c) => String(c.inputs.name).endsWith("-gateway")).map(nodeOf).sort(), ["dev-node-2", "dev-node-4"]);
+            assert.deepEqual(edge.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId), ["dev-node-2-id", "dev-node-4-id"]);
+            assert.equal(envOf(edge.containers().find((c) => String(c.inputs.name).endsWith("-gateway"))!).env.CONSUL_HTTP_ADDR, "consul:8500", "each gateway follows the cluster through its node's agent");
+        });
+
+        it("fails preview naming the key for an invalid admin CIDR", async () => {
+            const bad = await evaluate(devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "0.0.0.0/0", publicKey: SSH_KEY } }));
+            assert.equal(bad.error, 'service-discovery:aws.adminCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)');
+            assert.deepEqual(bad.resources, []);
+        });
+    });
+});
+
