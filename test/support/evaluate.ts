@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? e.message : String(e)));
     try {
         process.chdir(path.resolve(__dirname, "../.."));
+        const started = process.hrtime.bigint();
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const program = require("../../index");
         for (const [key, value] of Object.entries(program)) {
@@ -82,11 +83,13 @@ async function main(): Promise<void> {
         }
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
+        result.programMs = Number(process.hrtime.bigint() - started) / 1e6;
     } catch (e) {
         failures.push(e instanceof Error ? e.message : String(e));
     }
     result.error = failures.length > 0 ? failures[0] : null;
-    process.stdout.write(JSON.stringify(result));
+    // Exit only once the (possibly large) JSON has reached the pipe.
+    await new Promise<void>((resolve) => process.stdout.write(JSON.stringify(result), () => resolve()));
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -19,6 +19,8 @@ export interface Evaluation {
     error: string | null;
     /** Provider functions the program called, by token. */
     calls: string[];
+    /** Time from loading the program to all its resources registered, in ms. */
+    programMs?: number;
 }
 
 /** The trailing number of a resource name: `dev-node-7` -> 7. */

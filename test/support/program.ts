@@ -19,9 +19,14 @@ export function stackConfig(stack: string): Record<string, string> {
     return out;
 }
 
-export async function evaluate(config: Record<string, string>, stack = "dev"): Promise<Program> {
+/**
+ * Evaluates the program in a child process. `compiled` points at a tsc output folder of this
+ * project to run plain JavaScript instead of TypeScript through tsx (used by the benchmark).
+ */
+export async function evaluate(config: Record<string, string>, stack = "dev", compiled?: string): Promise<Program> {
+    const args = compiled ? [path.join(compiled, "test/support/evaluate.js")] : ["--import", "tsx", path.join(__dirname, "evaluate.ts")];
     const stdout = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, ["--import", "tsx", path.join(__dirname, "evaluate.ts")], {
+        execFile(process.execPath, args, {
             cwd: ROOT,
             env: { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: stack },
             maxBuffer: 64 * 1024 * 1024,
