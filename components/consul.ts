@@ -83,7 +83,9 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
                 restart: "unless-stopped",
                 healthcheck: {
-                    tests: ["CMD", "consul", "info"],
+                    // Healthy once the agent sees a cluster with a leader: `consul info` passes
+                    // seconds earlier, and a KV write then is refused with "No cluster leader".
+                    tests: ["CMD", "consul", "catalog", "nodes"],
                     interval: "2s", timeout: "2s", retries: 30, startPeriod: "2s",
                 },
                 // Wait for a healthy agent: the KV keys are written right after.

@@ -62,7 +62,8 @@ export class Gateway extends pulumi.ComponentResource {
             networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
             restart: "unless-stopped",
             healthcheck: {
-                tests: ["CMD-SHELL", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q 200 <&3"],
+                // bash, not sh: the image's /bin/sh (dash) has no /dev/tcp.
+                tests: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q 200 <&3"],
                 interval: "5s", timeout: "2s", retries: 3, startPeriod: "5s",
             },
         }, { parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] });

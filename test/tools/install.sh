@@ -31,7 +31,7 @@ build_go_tool() { # name, version, module dir, package
     local name="$1" version="$2" dir="$3" pkg="$4" out="$cache/$1-$2"
     if [ -x "$out/$name" ]; then return; fi
     command -v go >/dev/null || { echo "go is required to build $name (install Go >= 1.24)" >&2; exit 1; }
-    log "building $name $version from its Go module (first run only; consul takes ~3-4 min on 2 cores)"
+    log "building $name $version from its Go module (first run only; Consul takes ~3-4 min on 2 cores)"
     mkdir -p "$out.tmp"
     # Three modules Consul needs are served by the module proxy but unknown to the checksum
     # database; go.sum (committed) pins their hashes, so the build stays verified.

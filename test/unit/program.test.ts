@@ -70,7 +70,7 @@ describe("program: the dev stack as shipped", () => {
         assert.deepEqual((consul.inputs.networksAdvanced as { aliases: string[] }[])[0].aliases, ["consul"]);
         assert.equal(envOf(consul).env.SERVICE_IGNORE, "true", "Registrator must not register Consul as a service");
         assert.equal(consul.inputs.wait, true, "pulumi up waits for a healthy Consul before writing KV");
-        assert.deepEqual((consul.inputs.healthcheck as { tests: string[] }).tests, ["CMD", "consul", "info"]);
+        assert.deepEqual((consul.inputs.healthcheck as { tests: string[] }).tests, ["CMD", "consul", "catalog", "nodes"], "healthy only with a leader");
     });
 
     it("generates the gossip key and the stats password as secrets", () => {

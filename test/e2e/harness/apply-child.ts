@@ -1,0 +1,101 @@
+// Child process: evaluates the Pulumi program (index.ts) under Pulumi's official mocks, like
+// test/support/evaluate.ts, but each resource the program declares is handed to the parent
+// (the test process) over the IPC channel, which creates it for real on the test engine and
+// answers with its real id and outputs. Pulumi's runtime orders the registrations by the
+// program's dependencies (inputs and dependsOn), as `pulumi up` would.
+//   input (env): EVAL_CONFIG = JSON map of config key -> string value; EVAL_STACK = stack name
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "node:path";
+
+export interface ResourceRequest {
+    kind: "newResource";
+    seq: number;
+    type: string;
+    name: string;
+    custom: boolean;
+    provider: string;
+    /** As Pulumi deserialized them: secrets are still in Pulumi's secret wrapper. */
+    inputs: Record<string, unknown>;
+}
+export interface ResourceAnswer {
+    kind: "answer";
+    seq: number;
+    id?: string;
+    outputs?: Record<string, unknown>;
+    error?: string;
+}
+export interface Done {
+    kind: "done";
+    outputs: Record<string, unknown>;
+    error: string | null;
+}
+
+const pending = new Map<number, { resolve: (a: ResourceAnswer) => void }>();
+let seq = 0;
+
+function ask(request: Omit<ResourceRequest, "kind" | "seq">): Promise<ResourceAnswer> {
+    const id = ++seq;
+    return new Promise((resolve) => {
+        pending.set(id, { resolve });
+        process.send!({ kind: "newResource", seq: id, ...request } satisfies ResourceRequest);
+    });
+}
+
+// The test process is gone (killed): nothing would answer, stop now.
+process.on("disconnect", () => process.exit(1));
+
+process.on("message", (m: ResourceAnswer) => {
+    const p = pending.get(m.seq);
+    if (p) {
+        pending.delete(m.seq);
+        p.resolve(m);
+    }
+});
+
+async function main(): Promise<void> {
+    if (!process.send) throw new Error("apply-child.ts runs as a child of the e2e harness (IPC channel needed)");
+    const stack = process.env.EVAL_STACK ?? "dev";
+    const config: Record<string, string> = JSON.parse(process.env.EVAL_CONFIG ?? "{}");
+    const failures: string[] = [];
+    process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? e.message : String(e)));
+
+    pulumi.runtime.setMocks({
+        async newResource(args: pulumi.runtime.MockResourceArgs) {
+            const answer = await ask({ type: args.type, name: args.name, custom: args.custom ?? false, provider: args.provider ?? "", inputs: args.inputs });
+            if (answer.error !== undefined) {
+                failures.push(answer.error);
+                throw new Error(answer.error);
+            }
+            return { id: answer.id, state: { ...args.inputs, ...answer.outputs } };
+        },
+        call(args: pulumi.runtime.MockCallArgs) {
+            const message = `the program invoked ${args.token}; the e2e applier does not implement invokes`;
+            failures.push(message);
+            throw new Error(message);
+        },
+    }, "service-discovery", stack, false);
+    pulumi.runtime.setAllConfig(config);
+
+    const outputs: Record<string, unknown> = {};
+    try {
+        process.chdir(path.resolve(__dirname, "../../.."));
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const program = require("../../../index");
+        for (const [key, value] of Object.entries(program)) {
+            outputs[key] = pulumi.Output.isInstance(value)
+                ? await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve))
+                : value;
+        }
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
+    } catch (e) {
+        failures.push(e instanceof Error ? e.message : String(e));
+    }
+    const done: Done = { kind: "done", outputs, error: failures.length > 0 ? failures[0] : null };
+    await new Promise<void>((resolve) => process.send!(done, () => resolve()));
+}
+
+main().then(() => process.exit(0), (e) => {
+    process.stderr.write(String((e && e.stack) || e));
+    process.exit(1);
+});

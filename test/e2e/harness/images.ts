@@ -1,0 +1,146 @@
+// Images the stack needs that cannot be pulled here, made locally:
+//   debian:bookworm-slim  from `debootstrap --variant=minbase` (tarball cached) + docker import
+//   the Consul image      built from the pinned, locally built consul binary (test/e2e/consul)
+// and the cached consul-template binary placed in the gateway's build context, for
+// gateway.consulTemplateSource=context. The shipped Dockerfiles are built unchanged.
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CONSUL_VERSION } from "../../../components/config";
+import { GATEWAY_IMAGE_CONTEXT } from "../../../components/gateway";
+import { ROOT } from "../../support/program";
+import { Docker, run } from "./docker";
+import { aptInstall, cacheDir, log } from "./engine";
+
+export const BASE_IMAGE = "debian:bookworm-slim";
+export const CONSUL_TEST_IMAGE = `service-discovery-test/consul:${CONSUL_VERSION}`;
+const CONSUL_HASH_LABEL = "io.service-discovery.e2e.consul-sha256";
+
+export interface Tools {
+    consul: string;
+    consulTemplate: string;
+}
+
+/** The binaries test/tools/install.sh built (tools.env in the cache dir); env vars win. */
+export function readTools(): Tools {
+    const file = path.join(cacheDir(), "tools.env");
+    const vars: Record<string, string> = {};
+    if (fs.existsSync(file)) {
+        for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+            const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+            if (m) vars[m[1]] = m[2];
+        }
+    }
+    const pick = (key: string): string => {
+        const value = process.env[key] || vars[key];
+        if (!value || !fs.existsSync(value)) throw new Error(`${key} is not available: run bash test/tools/install.sh (npm run e2e does), which writes ${file}`);
+        return value;
+    };
+    return { consul: pick("CONSUL_BIN"), consulTemplate: pick("CONSUL_TEMPLATE_BIN") };
+}
+
+/**
+ * The Debian mirror this machine's apt uses, for debootstrap: SD_E2E_DEBIAN_MIRROR, else the
+ * first `deb` source for bookworm in /etc/apt/sources.list(.d), else the first Debian archive.
+ */
+export function debianMirror(): string {
+    if (process.env.SD_E2E_DEBIAN_MIRROR) return process.env.SD_E2E_DEBIAN_MIRROR;
+    const entries: { uri: string; suites: string[] }[] = [];
+    const files = ["/etc/apt/sources.list"];
+    const dir = "/etc/apt/sources.list.d";
+    if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir).sort()) files.push(path.join(dir, f));
+    for (const file of files) {
+        if (!fs.existsSync(file)) continue;
+        const text = fs.readFileSync(file, "utf8");
+        if (file.endsWith(".sources")) {
+            for (const stanza of text.split(/\n\s*\n/)) {
+                const field = (name: string): string[] => {
+                    const m = new RegExp(`^${name}:\\s*(.*)$`, "mi").exec(stanza);
+                    return m ? m[1].trim().split(/\s+/) : [];
+                };
+                if (!field("Types").includes("deb") || field("Enabled")[0] === "no") continue;
+                for (const uri of field("URIs")) entries.push({ uri, suites: field("Suites") });
+            }
+        } else if (file.endsWith(".list")) {
+            for (const line of text.split("\n")) {
+                const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line);
+                if (m) entries.push({ uri: m[2], suites: [m[3]] });
+            }
+        }
+    }
+    const archive = (uri: string): boolean => /^https?:\/\//.test(uri) && !/security/.test(uri);
+    const found = entries.find((e) => archive(e.uri) && e.suites.includes("bookworm"))
+        ?? entries.find((e) => archive(e.uri) && /\/debian\/?$/.test(e.uri));
+    if (!found) {
+        throw new Error("no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/: set SD_E2E_DEBIAN_MIRROR to a Debian archive URL for debootstrap");
+    }
+    return found.uri;
+}
+
+/** debian:bookworm-slim on the engine, made from a cached minbase root file system. */
+export async function ensureBaseImage(docker: Docker): Promise<void> {
+    if (await docker.imageExists(BASE_IMAGE)) return;
+    const dir = path.join(cacheDir(), "rootfs");
+    fs.mkdirSync(dir, { recursive: true });
+    const tarball = path.join(dir, "debian-bookworm-minbase.tar");
+    if (!fs.existsSync(tarball)) {
+        if (!fs.existsSync("/usr/sbin/debootstrap")) {
+            try {
+                await aptInstall(["debootstrap"]);
+            } catch (e) {
+                throw new Error(`${BASE_IMAGE} is not on the test engine and cannot be made here (${(e as Error).message}); ` +
+                    `either load it yourself (e.g. docker pull ${BASE_IMAGE}: the harness never pulls) or run the suite as root on Debian/Ubuntu, where it is made with debootstrap`);
+            }
+        }
+        const mirror = debianMirror();
+        const rootfs = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-rootfs-"));
+        const started = Date.now();
+        log(`making ${BASE_IMAGE}: debootstrap --variant=minbase bookworm from the apt mirror (about a minute, cached afterwards)`);
+        try {
+            const boot = await run("debootstrap", ["--variant=minbase", "bookworm", rootfs, mirror]);
+            if (boot.code !== 0) throw new Error(`debootstrap failed (exit ${boot.code}):\n${(boot.stderr || boot.stdout).trim().split("\n").slice(-20).join("\n")}`);
+            // Like the slim images: no package cache, no package lists.
+            const tar = await run("tar", ["-C", rootfs, "--exclude=./var/cache/apt/archives/*.deb", "--exclude=./var/lib/apt/lists/*", "-cf", `${tarball}.tmp`, "."]);
+            if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr}`);
+            fs.renameSync(`${tarball}.tmp`, tarball);
+        } finally {
+            fs.rmSync(rootfs, { recursive: true, force: true });
+            fs.rmSync(`${tarball}.tmp`, { force: true });
+        }
+        log(`root file system ready in ${((Date.now() - started) / 1000).toFixed(0)} s (${tarball})`);
+    }
+    await docker.cli(["import", tarball, BASE_IMAGE], { timeoutMs: 300_000 });
+    log(`imported ${BASE_IMAGE}`);
+}
+
+function sha256(file: string): string {
+    return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** The stand-in for hashicorp/consul: our pinned consul binary on debian:bookworm-slim. */
+export async function ensureConsulImage(docker: Docker, consulBin: string): Promise<string> {
+    const hash = sha256(consulBin);
+    const existing = await docker.imageExists(CONSUL_TEST_IMAGE);
+    if (existing?.Config?.Labels?.[CONSUL_HASH_LABEL] === hash) return CONSUL_TEST_IMAGE;
+    const context = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-consul-"));
+    try {
+        fs.copyFileSync(path.join(__dirname, "..", "consul", "Dockerfile"), path.join(context, "Dockerfile"));
+        fs.copyFileSync(consulBin, path.join(context, "consul"));
+        fs.chmodSync(path.join(context, "consul"), 0o755);
+        await docker.cli(["build", "--network", "host", "--label", `${CONSUL_HASH_LABEL}=${hash}`, "-t", CONSUL_TEST_IMAGE, context], { timeoutMs: 600_000 });
+    } finally {
+        fs.rmSync(context, { recursive: true, force: true });
+    }
+    log(`built ${CONSUL_TEST_IMAGE} from ${consulBin}`);
+    return CONSUL_TEST_IMAGE;
+}
+
+/** Puts the cached consul-template where the gateway Dockerfile's `context` source takes it. */
+export function placeConsulTemplate(consulTemplateBin: string): void {
+    const target = path.join(ROOT, GATEWAY_IMAGE_CONTEXT, "consul-template");
+    if (fs.existsSync(target) && sha256(target) === sha256(consulTemplateBin)) return;
+    fs.copyFileSync(consulTemplateBin, `${target}.tmp`);
+    fs.chmodSync(`${target}.tmp`, 0o755);
+    fs.renameSync(`${target}.tmp`, target);
+}

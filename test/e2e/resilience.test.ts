@@ -1,0 +1,97 @@
+// The dev stack on a real Docker engine (see routing.test.ts), disturbed: a service replica
+// stopped and started again, the Consul container restarted, the gateway container restarted.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { skipReason } from "./harness/engine";
+import { consulGet, hello, hostnameOf, hostnames, kvValue, replicasOf, rotationIs, startedAt } from "./harness/scenario";
+import { eventually, get, Stack } from "./harness/stack";
+
+const GATEWAY = "dev-gateway";
+const CONSUL = "dev-consul";
+
+describe("dev stack on a real engine: failures and restarts", { skip: skipReason() }, () => {
+    let stack: Stack;
+    let v1: string[];
+
+    before(async () => {
+        stack = await Stack.up();
+        v1 = replicasOf(stack, "hello-v1");
+        assert.equal(v1.length, 2, "the dev stack runs two hello v1 replicas");
+        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)));
+    }, { timeout: 20 * 60_000 });
+
+    after(async () => {
+        await stack?.down();
+    }, { timeout: 120_000 });
+
+    test("a stopped replica leaves the rotation; started again it is back, with no gateway restart", async () => {
+        const [stopped, other] = v1;
+        const gatewayStart = await startedAt(stack, GATEWAY);
+
+        await stack.docker.request("POST", `/containers/${stopped}/stop?t=5`);
+        await stack.registratorSettled();
+        await rotationIs(stack, "/hello/v1/", [hostnameOf(stack, other)]);
+        // Settled: every request now goes to the other replica, none fails.
+        assert.deepEqual(new Set(await hostnames(stack, "/hello/v1/", 10)), new Set([hostnameOf(stack, other)]));
+        const registered = await consulGet<any[]>(stack, "/v1/catalog/service/hello-v1");
+        assert.deepEqual(registered.map((s) => s.ServiceID), [`dev-node-1:${other}:8080`], "deregistered from Consul");
+
+        await stack.docker.request("POST", `/containers/${stopped}/start`);
+        await stack.registratorSettled();
+        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)));
+        const order = await hostnames(stack, "/hello/v1/", 6);
+        assert.equal(order.filter((h) => h === hostnameOf(stack, stopped)).length, 3, `back in round robin: ${order.join(" ")}`);
+
+        const g = await stack.docker.inspectContainer(GATEWAY);
+        assert.equal(g.State.StartedAt, gatewayStart, "the gateway was not restarted");
+        assert.equal(g.RestartCount, 0);
+    });
+
+    test("the Consul container restarted: its KV data survives on its volume, routing continues", async () => {
+        const c = await stack.docker.inspectContainer(CONSUL);
+        const volume = stack.applied.containers.get(CONSUL)!.volumes[0];
+        const mount = c.Mounts.find((m: any) => m.Destination === volume.containerPath);
+        assert.equal(mount?.Type, "volume");
+        assert.equal(mount?.Name, volume.volumeName, "Consul's data dir is the declared volume");
+
+        const before_ = await consulGet<any[]>(stack, "/v1/kv/service/haproxy/?recurse");
+        const maxconn = await kvValue(stack, "service/haproxy/maxconn");
+        assert.equal(maxconn, String(stack.configValue("haproxy").maxconn));
+        assert.equal(before_.length, 4, "the four keys GatewaySettings declares");
+
+        const started = await startedAt(stack, CONSUL);
+        await stack.docker.request("POST", `/containers/${CONSUL}/restart?t=10`);
+        assert.notEqual(await startedAt(stack, CONSUL), started, "restarted");
+        await eventually("Consul leader after the restart", async () => ((await consulGet<string>(stack, "/v1/status/leader")) ? true : undefined), 60_000);
+
+        assert.equal(await kvValue(stack, "service/haproxy/maxconn"), maxconn, "service/haproxy/maxconn survived");
+        const after_ = await consulGet<any[]>(stack, "/v1/kv/service/haproxy/?recurse");
+        assert.deepEqual(after_.map((k) => [k.Key, k.Value, k.ModifyIndex]), before_.map((k) => [k.Key, k.Value, k.ModifyIndex]), "every key, unchanged");
+
+        // The gateway keeps (or regains) its routes through the Consul restart.
+        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)), 60_000);
+        assert.equal((await hello(stack, "/hello/v2/x")).path, "/x");
+    });
+
+    // A restart keeps the container's own file system; only a new container shows the volume matters.
+    test("the Consul container removed and created again from its declaration: KV data survives on the volume", async () => {
+        const before_ = await consulGet<any[]>(stack, "/v1/kv/service/haproxy/?recurse");
+        const oldId = (await stack.docker.inspectContainer(CONSUL)).Id;
+        const newId = await stack.applied.replaceContainer(CONSUL);
+        assert.notEqual(newId, oldId, "a new container");
+        await eventually("Consul leader in the new container", async () => ((await consulGet<string>(stack, "/v1/status/leader")) ? true : undefined), 60_000);
+        const after_ = await consulGet<any[]>(stack, "/v1/kv/service/haproxy/?recurse");
+        assert.deepEqual(after_.map((k) => [k.Key, k.Value]), before_.map((k) => [k.Key, k.Value]), "every key survived");
+        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)), 60_000);
+    });
+
+    test("the gateway container restarted: routes come back", async () => {
+        const before_ = await startedAt(stack, GATEWAY);
+        await stack.docker.request("POST", `/containers/${GATEWAY}/restart?t=10`);
+        assert.notEqual(await startedAt(stack, GATEWAY), before_, "restarted");
+        await stack.registratorSettled();
+        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)), 20_000);
+        assert.equal((await eventually("v2 after the restart", () => hello(stack, "/hello/v2/"))).version, "v2");
+        assert.equal((await get(`${stack.outputs.gatewayUrl}/hello/v3/`)).status, 404);
+    });
+});
