@@ -14,8 +14,9 @@ export const DEFAULT_REGISTRATOR_IMAGE = "gliderlabs/registrator:v7";
 export const SERVICE_NAME_PATTERN = /^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/;
 /** Versions are `v` and a number, so `hello-v1` is always service `hello`, version `v1`. */
 export const VERSION_PATTERN = /^v[0-9]{1,4}$/;
-/** The HAProxy time format the template accepts for the timeout keys. */
-export const DURATION_PATTERN = /^[0-9]{1,6}(us|ms|s|m|h|d)?$/;
+/** The HAProxy time format the template accepts for the timeout keys: non-zero, and below
+ * HAProxy's limit of 2^31 ms (~24.8 days), so `haproxy -c` never rejects a valid setting. */
+export const DURATION_PATTERN = /^([1-9][0-9]{0,5}(us|ms|s)?|[1-9][0-9]{0,3}m|[1-9][0-9]?h|([1-9]|1[0-9]|2[0-4])d)$/;
 
 export type Target = "local" | "virtualbox" | "hosts" | "aws";
 
@@ -83,7 +84,7 @@ export interface Settings {
         readonly sshUser: string;
         readonly rootVolumeGb: number;
     };
-    readonly registrator: { readonly image: string; readonly resyncSeconds: number };
+    readonly registrator: { readonly image: string; readonly resyncSeconds: number; readonly dockerSocket: string };
     readonly gateway: {
         readonly httpPort: number;
         readonly statsPort: number;
@@ -111,7 +112,7 @@ const intIn = (min: number, max: number) =>
 const port = intIn(1, 65535);
 const matching = (pattern: RegExp, allowed: string) =>
     z.string({ error: allowed }).regex(pattern, { error: allowed });
-const duration = matching(DURATION_PATTERN, "a duration such as 5s, 500ms or 1m (digits, then us|ms|s|m|h|d)");
+const duration = matching(DURATION_PATTERN, "a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d");
 const ipv4Pattern = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
 const ipv4 = matching(ipv4Pattern, "an IPv4 address such as 127.0.0.1 or 0.0.0.0");
 /** An IPv4 CIDR block such as 203.0.113.0/24. */
@@ -197,7 +198,8 @@ const schema = z.object({
     registrator: z.strictObject({
         image: imageRef.default(DEFAULT_REGISTRATOR_IMAGE),
         resyncSeconds: intIn(5, 3600).default(30),
-    }, { error: "an object with image and resyncSeconds" }).default({ image: DEFAULT_REGISTRATOR_IMAGE, resyncSeconds: 30 }),
+        dockerSocket: matching(/^\/[A-Za-z0-9._\/-]{1,200}\.sock$/, "an absolute path to the Docker socket on the node, such as /var/run/docker.sock").default("/var/run/docker.sock"),
+    }, { error: "an object with image, resyncSeconds and dockerSocket" }).default({ image: DEFAULT_REGISTRATOR_IMAGE, resyncSeconds: 30, dockerSocket: "/var/run/docker.sock" }),
     gateway: z.strictObject({
         httpPort: port.default(80),
         statsPort: port.default(1936),

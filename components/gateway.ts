@@ -51,9 +51,9 @@ export class Gateway extends pulumi.ComponentResource {
                 `STATS_PASSWORD=${password}`,
                 // Registrator: register the gateway itself, never routed (no `rest` tag).
                 "SERVICE_80_NAME=gateway",
-                "SERVICE_80_CHECK_HTTP=/-/health",
-                "SERVICE_80_CHECK_INTERVAL=5s",
                 "SERVICE_1936_NAME=gateway-stats",
+                // Consul checks the registered node address, which only a wildcard bind answers on.
+                ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
             ]),
             ports: [
                 { internal: 80, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },

@@ -34,7 +34,7 @@ export class Registrator extends pulumi.ComponentResource {
                 "-deregister=always",
                 `consul://${consul}`,
             ]),
-            volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }],
+            volumes: [{ hostPath: settings.registrator.dockerSocket, containerPath: "/tmp/docker.sock", readOnly: true }],
             networksAdvanced: [{ name: node.network.name }],
             restart: "unless-stopped",
         }, { ...dockerOpts, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] });

@@ -136,7 +136,9 @@ describe("config: invalid values", () => {
         ["duplicate service version", { services: [helloV1, { ...helloV1, replicas: 3 }] }, 'service-discovery:services[1]: "hello-v1" is not allowed; expected each name and version once (also at services[0])'],
         ["services not a list", { services: "hello" }, 'service-discovery:services: "hello" is not allowed; expected a list of services'],
         ["maxconn", { haproxy: { maxconn: "lots" } }, 'service-discovery:haproxy.maxconn: "lots" is not allowed; expected an integer from 1 to 1000000'],
-        ["timeout with an injected directive", { haproxy: { timeouts: { client: "5s\n  stats uri /pwn" } } }, 'service-discovery:haproxy.timeouts.client: "5s\\n  stats uri /pwn" is not allowed; expected a duration such as 5s, 500ms or 1m (digits, then us|ms|s|m|h|d)'],
+        ["timeout with an injected directive", { haproxy: { timeouts: { client: "5s\n  stats uri /pwn" } } }, 'service-discovery:haproxy.timeouts.client: "5s\\n  stats uri /pwn" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d'],
+        ["timeout beyond HAProxy's limit", { haproxy: { timeouts: { server: "30d" } } }, 'service-discovery:haproxy.timeouts.server: "30d" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d'],
+        ["zero timeout", { haproxy: { timeouts: { connect: "0" } } }, 'service-discovery:haproxy.timeouts.connect: "0" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d'],
         ["unknown timeout", { haproxy: { timeouts: { tunnel: "1h" } } }, "service-discovery:haproxy.timeouts.tunnel: an unknown key is not allowed; expected an object with connect, client, server"],
         ["gateway port", { gateway: { httpPort: 0 } }, "service-discovery:gateway.httpPort: 0 is not allowed; expected an integer from 1 to 65535"],
         ["port clash", { gateway: { httpPort: 8500 } }, "service-discovery:consul.httpPort: 8500 is not allowed; expected a host port not already used by gateway.httpPort"],
@@ -147,6 +149,7 @@ describe("config: invalid values", () => {
         ["subnet", { network: { subnet: "10.0.0.0/8" } }, 'service-discovery:network.subnet: "10.0.0.0/8" is not allowed; expected a private IPv4 /16 to /28 subnet such as 172.28.0.0/24'],
         ["stats user", { statsUser: "a b" }, 'service-discovery:statsUser: "a b" is not allowed; expected a user name: a letter, then letters, digits, _ . -, at most 32 characters'],
         ["registrator resync", { registrator: { resyncSeconds: 1 } }, "service-discovery:registrator.resyncSeconds: 1 is not allowed; expected an integer from 5 to 3600"],
+        ["docker socket", { registrator: { dockerSocket: "docker.sock" } }, 'service-discovery:registrator.dockerSocket: "docker.sock" is not allowed; expected an absolute path to the Docker socket on the node, such as /var/run/docker.sock'],
         ["build network", { buildNetwork: "none" }, 'service-discovery:buildNetwork: "none" is not allowed; expected default or host'],
     ];
     for (const [title, overrides, message] of cases) {

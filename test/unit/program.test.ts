@@ -109,6 +109,7 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(env.SERVICE_80_NAME, "gateway", "the gateway registers itself in Consul");
         assert.equal(env.SERVICE_1936_NAME, "gateway-stats");
         assert.equal(env.SERVICE_TAGS, undefined, "the gateway is never routed (no rest tag)");
+        assert.equal(env.SERVICE_80_CHECK_HTTP, "/-/health", "published on all addresses, so Consul can check it");
         assert.deepEqual(gw.inputs.ports, [
             { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
@@ -179,6 +180,14 @@ describe("program: config variations", () => {
         assert.equal(envOf(p.container("dev-gateway")).env.STATS_PASSWORD, "from-config-pw");
         assert.deepEqual(p.outputs.statsPassword, { $secret: "from-config-pw" });
         assert.ok((secretValue(p.container("dev-consul").inputs.command) as string[]).includes(`-encrypt=${Buffer.alloc(32, 7).toString("base64")}`));
+    });
+
+    it("mounts another Docker socket read-only, and skips the gateway's Consul check when it binds one address", async () => {
+        const p = await evaluate(devWith({ registrator: { dockerSocket: "/run/user/1000/docker.sock" }, gateway: { bindAddress: "127.0.0.1" } }));
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [{ hostPath: "/run/user/1000/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }]);
+        const { env } = envOf(p.container("dev-gateway"));
+        assert.equal(env.SERVICE_80_NAME, "gateway");
+        assert.equal(env.SERVICE_80_CHECK_HTTP, undefined);
     });
 
     it("writes changed HAProxy settings to KV", async () => {
