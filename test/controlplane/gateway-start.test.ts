@@ -1,0 +1,111 @@
+// Start-up: the gateway starts on its bootstrap config and must then apply the first render,
+// even when Consul answers at once and consul-template renders within milliseconds of HAProxy
+// starting (a reload signal the master receives while it starts is lost). Started repeatedly
+// because the race is a matter of milliseconds.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+    Backend,
+    ConsulAgent,
+    freePort,
+    Gateway,
+    GATEWAY_CONF_DIR,
+    httpRequest,
+    makeTempDir,
+    Proc,
+    PRODUCTION_CONSUL_LIMITS,
+    readTools,
+    removeTempDir,
+    waitFor,
+    type Tools,
+} from "./harness";
+
+function minimalConfig(port: number, body: string): string {
+    return [
+        "global",
+        "    maxconn 100",
+        "defaults",
+        "    mode http",
+        "    timeout connect 1s",
+        "    timeout client 5s",
+        "    timeout server 5s",
+        "frontend http",
+        `    bind 127.0.0.1:${port}`,
+        `    http-request return status 200 content-type text/plain string "${body}"`,
+        "",
+    ].join("\n");
+}
+
+const STARTS = Number(process.env.GATEWAY_STARTS ?? 20);
+const EARLY_RELOADS = 10;
+
+describe("gateway start-up", { timeout: 120_000 }, () => {
+    let tools: Tools;
+    let consul: ConsulAgent;
+    let backend: Backend;
+
+    before(async () => {
+        tools = readTools();
+        consul = await ConsulAgent.start(tools, { hcl: [PRODUCTION_CONSUL_LIMITS] });
+        backend = await Backend.start(tools, { service: "boot", version: "v1", instance: "boot-a" });
+        await consul.register(backend.registration("boot-v1", { status: "passing" }));
+    }, { timeout: 60_000 });
+
+    after(async () => {
+        await backend?.stop();
+        await consul?.destroy();
+    });
+
+    it(`reload.sh applies a render that arrives while the master is starting (${EARLY_RELOADS} times)`, async () => {
+        // The master ignores SIGUSR2 until it is up: reload.sh run at once must still get the new
+        // config running (the entrypoint starts consul-template right after HAProxy).
+        const failures: string[] = [];
+        for (let i = 0; i < EARLY_RELOADS; i++) {
+            const dir = makeTempDir("early");
+            const port = await freePort();
+            const env = { ...process.env, GATEWAY_RUN_DIR: dir, HAPROXY_BIN: tools.HAPROXY_BIN };
+            fs.writeFileSync(path.join(dir, "haproxy.cfg"), minimalConfig(port, "bootstrap"));
+            fs.writeFileSync(path.join(dir, "haproxy.cfg.new"), minimalConfig(port, "rendered"));
+            const live = path.join(dir, "haproxy.cfg");
+            const master = new Proc("haproxy", tools.HAPROXY_BIN, ["-W", "-db", "-f", live, "-p", path.join(dir, "haproxy.pid"), "-S", path.join(dir, "master.sock")], { env, stdout: "ignore" });
+            try {
+                const reload = spawn("bash", [path.join(GATEWAY_CONF_DIR, "reload.sh")], { env, stdio: "ignore" });
+                await new Promise((r) => reload.once("exit", r));
+                await waitFor(async () => (await httpRequest(`http://127.0.0.1:${port}/`, { timeoutMs: 500 })).body === "rendered", {
+                    timeoutMs: 3000,
+                    message: "the rendered config to run",
+                });
+            } catch (err) {
+                failures.push(`run ${i}: ${(err as Error).message}\n${master.stderr}`);
+            } finally {
+                await master.stop();
+                removeTempDir(dir);
+            }
+        }
+        assert.deepEqual(failures, [], failures.join("\n"));
+    });
+
+    it(`applies the first render on each of ${STARTS} starts`, async (t) => {
+        const failures: string[] = [];
+        for (let i = 0; i < STARTS; i++) {
+            let gw: Gateway | undefined;
+            const t0 = Date.now();
+            try {
+                gw = await Gateway.start(tools, consul.addr, { readyTimeoutMs: 5000 });
+                const res = await gw.get("/boot/v1/x");
+                assert.equal(res.status, 200, `start ${i}: ${res.status} ${res.body}`);
+                const g = gw;
+                await waitFor(() => g.reloads() === 1, { timeoutMs: 2000, message: `start ${i}: "config reloaded" once` });
+                t.diagnostic(`start ${i}: ${Date.now() - t0} ms`);
+            } catch (err) {
+                failures.push(`start ${i}: ${(err as Error).message.split("\n").slice(0, 8).join("\n")}`);
+            } finally {
+                await gw?.destroy();
+            }
+        }
+        assert.deepEqual(failures, [], failures.join("\n"));
+    });
+});
