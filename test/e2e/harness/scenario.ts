@@ -92,6 +92,7 @@ export function healthy(stack: Stack, container: string, timeoutMs = 60_000): Pr
 
 /** Names of the processes running in a container (from /proc; the images have no ps). */
 export async function processes(stack: Stack, container: string): Promise<string[]> {
-    const out = await stack.exec(container, ["bash", "-c", "cat /proc/[0-9]*/comm 2>/dev/null"]);
+    // A short-lived process (a check, a reload step) may exit between the glob and the read.
+    const out = await stack.exec(container, ["bash", "-c", "cat /proc/[0-9]*/comm 2>/dev/null; true"]);
     return out.split("\n").map((s) => s.trim()).filter(Boolean);
 }
