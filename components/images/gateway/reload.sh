@@ -2,6 +2,8 @@
 # Run by consul-template after each render. A bad render never replaces a good config:
 # the new file is checked with `haproxy -c` first, and only then swapped in and the
 # master told to reload (SIGUSR2: master-worker reload, listeners handed over).
+# It always exits 0: consul-template stops (and with it the gateway) when a command fails,
+# and a rejected render must leave the gateway serving its running config.
 set -uo pipefail
 : "${GATEWAY_RUN_DIR:=/run/gateway}"
 : "${HAPROXY_BIN:=haproxy}"
@@ -11,7 +13,7 @@ live="$GATEWAY_RUN_DIR/haproxy.cfg"
 if ! out="$("$HAPROXY_BIN" -c -q -f "$new" 2>&1)"; then
     cp -f "$new" "$GATEWAY_RUN_DIR/haproxy.cfg.rejected"
     echo "gateway: rendered config rejected by haproxy -c, keeping the running one: ${out//$'\n'/ }" >&2
-    exit 1
+    exit 0
 fi
 if cmp -s "$new" "$live"; then
     exit 0
@@ -46,6 +48,6 @@ before="$(workers)"
 kill -USR2 "$pid"
 if ! wait_until new_worker || ! wait_until master_ready; then
     echo "gateway: reload of haproxy master $pid not confirmed (see its log)" >&2
-    exit 1
+    exit 0
 fi
 echo "gateway: config reloaded" >&2
