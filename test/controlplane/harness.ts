@@ -9,6 +9,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { HelloResponse } from "../support/hello";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const GATEWAY_CONF_DIR = path.join(REPO_ROOT, "components", "images", "gateway");
@@ -691,14 +692,7 @@ export class Gateway {
 // ---------------------------------------------------------------------------------------------
 // Backends
 
-export interface HelloResponse {
-    service: string;
-    version: string;
-    hostname: string;
-    path: string;
-    forwarded_for: string;
-    forwarded_prefix: string;
-}
+export type { HelloResponse } from "../support/hello";
 
 export class Backend {
     private constructor(

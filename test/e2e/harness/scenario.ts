@@ -3,14 +3,8 @@
 import assert from "node:assert/strict";
 import { eventually, get, type Stack } from "./stack";
 
-export interface Hello {
-    service: string;
-    version: string;
-    hostname: string;
-    path: string;
-    forwarded_for: string;
-    forwarded_prefix: string;
-}
+import type { HelloResponse as Hello } from "../../support/hello";
+export type { Hello };
 
 /** GET through the gateway; the hello service's JSON answer (throws on non-200). */
 export async function hello(stack: Stack, path: string): Promise<Hello> {
