@@ -64,6 +64,7 @@ export class AwsNodes extends pulumi.ComponentResource {
             vpcId: this.vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags,
         }, o);
         const zones = aws.getAvailabilityZonesOutput({ state: "available" }, o);
+        const associations: aws.ec2.RouteTableAssociation[] = [];
         const subnets = Array.from({ length: a.availabilityZones }, (_, i) => {
             const subnet = new aws.ec2.Subnet(`${name}-public-${i + 1}`, {
                 vpcId: this.vpc.id,
@@ -72,7 +73,7 @@ export class AwsNodes extends pulumi.ComponentResource {
                 mapPublicIpOnLaunch: true,
                 tags: { ...tags, Name: `${cluster}-public-${i + 1}` },
             }, o);
-            new aws.ec2.RouteTableAssociation(`${name}-public-${i + 1}`, { subnetId: subnet.id, routeTableId: routes.id }, o);
+            associations.push(new aws.ec2.RouteTableAssociation(`${name}-public-${i + 1}`, { subnetId: subnet.id, routeTableId: routes.id }, o));
             return subnet;
         });
 
@@ -95,7 +96,7 @@ export class AwsNodes extends pulumi.ComponentResource {
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });
         rule("consul-http-nodes", "Consul API between nodes", "tcp", settings.consul.httpPort, settings.consul.httpPort, { self: true });
         rule("services", "published service ports, gateway to replicas", "tcp", EPHEMERAL_PORTS.from, EPHEMERAL_PORTS.to, { self: true });
-        new aws.vpc.SecurityGroupEgressRule(`${name}-egress`, {
+        const egress = new aws.vpc.SecurityGroupEgressRule(`${name}-egress`, {
             securityGroupId: sg, description: "packages, images, AWS APIs", ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", tags,
         }, o);
 
@@ -147,17 +148,19 @@ export class AwsNodes extends pulumi.ComponentResource {
             },
             rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: a.rootVolumeGb, deleteOnTermination: true },
             tags: { ...tags, Name: node, "consul-cluster": cluster },
-        }, { ...o, ignoreChanges: ["ami"] })); // a newer AMI must not replace running nodes
+            // cloud-init installs Docker from the network: the route out must exist first.
+        }, { ...o, ignoreChanges: ["ami"], dependsOn: [igw, ...associations, egress] })); // a newer AMI must not replace running nodes
 
         this.dockerReady = this.instances.map((instance, i) => new command.remote.Command(`${args.nodeNames[i]}-docker-ready`, {
             connection: { host: instance.publicIp, user: a.sshUser },
-            create: "cloud-init status --wait >/dev/null; docker info --format '{{.ServerVersion}}'",
+            // sudo: this SSH session may predate cloud-init adding the user to the docker group.
+            create: "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'",
         }, o));
 
         const edges = settings.edgeNodes.map((n) => this.instances[n - 1]);
         const lb = new aws.lb.LoadBalancer(`${name}-gateway`, {
             loadBalancerType: "network", subnets: subnets.map((s) => s.id), tags,
-        }, o);
+        }, { ...o, dependsOn: [igw] }); // an internet-facing load balancer needs the gateway first
         const targets = new aws.lb.TargetGroup(`${name}-gateway`, {
             port: settings.gateway.httpPort, protocol: "TCP", vpcId: this.vpc.id, targetType: "instance",
             healthCheck: { protocol: "HTTP", path: "/-/health", port: String(settings.gateway.httpPort), interval: 10 },

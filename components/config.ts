@@ -171,7 +171,12 @@ const schema = z.object({
     aws: z.strictObject({
         instanceType: matching(/^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as t3.small").default("t3.small"),
         adminCidr: cidr.optional(),
-        vpcCidr: cidr.default("10.42.0.0/16"),
+        vpcCidr: z.string({ error: "an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16" }).refine((v) => {
+            const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(v);
+            if (!m || !ipv4Pattern.test(m[1]) || Number(m[2]) < 16 || Number(m[2]) > 24) return false;
+            const value = m[1].split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+            return value % 2 ** (32 - Number(m[2])) === 0;
+        }, { error: "an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16 (VPCs allow /16-/28; subnets are /+4)" }).default("10.42.0.0/16"),
         availabilityZones: intIn(1, 6).default(2),
         publicKey: matching(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256) [A-Za-z0-9+\/=]{40,2000}( [^\n]{0,100})?$/, "an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...)").optional(),
         sshUser: matching(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name").default("admin"),

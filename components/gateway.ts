@@ -39,13 +39,16 @@ export class Gateway extends pulumi.ComponentResource {
             network: settings.buildNetwork,
             push: false,
             load: true,
-        }, { parent: this, provider: node.buildProvider, dependsOn: node.ready });
+        }, { parent: this, provider: node.buildProvider, dependsOn: [...node.ready, node.network] });
 
         this.container = new docker.Container(name, {
             name: `${settings.stack}-gateway`,
             hostname: `${node.name}-gateway`,
             image: this.image.ref,
-            envs: pulumi.all([args.consulAddress, args.statsPassword]).apply(([consul, password]) => [
+            envs: pulumi.all([args.consulAddress, args.statsPassword, this.image.digest]).apply(([consul, password, digest]) => [
+                // The image is referenced by tag (it is only loaded, never pushed): the digest
+                // makes a rebuilt image replace the container.
+                `IMAGE_DIGEST=${digest}`,
                 `CONSUL_HTTP_ADDR=${consul}`,
                 `STATS_USER=${settings.stats.user}`,
                 `STATS_PASSWORD=${password}`,

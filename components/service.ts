@@ -30,19 +30,26 @@ export class VersionedService extends pulumi.ComponentResource {
         // Replica i runs on node i mod n; each node that runs a replica gets the image.
         const placement = Array.from({ length: s.replicas }, (_, i) => args.nodes[i % args.nodes.length]);
         const images = new Map<string, pulumi.Output<string>>();
+        // Built images are referenced by tag (only loaded, never pushed): their digest goes into
+        // the environment so that a rebuilt image replaces the containers.
+        const digests = new Map<string, pulumi.Output<string>>();
         for (const node of placement) {
             if (images.has(node.name)) continue;
             const imageName = `${name}-${node.name}-image`;
-            images.set(node.name, s.build !== undefined
-                ? new dockerBuild.Image(imageName, {
+            if (s.build !== undefined) {
+                const built = new dockerBuild.Image(imageName, {
                     context: { location: s.build },
                     dockerfile: { location: `${s.build}/Dockerfile` },
                     tags: [`service-discovery/${s.name}:${s.version ?? "latest"}-${settings.stack}`],
                     network: settings.buildNetwork,
                     push: false,
                     load: true,
-                }, { parent: this, provider: node.buildProvider, dependsOn: node.ready }).ref
-                : new docker.RemoteImage(imageName, { name: s.image!, keepLocally: true }, { parent: this, provider: node.provider, dependsOn: node.ready }).imageId);
+                }, { parent: this, provider: node.buildProvider, dependsOn: [...node.ready, node.network] });
+                images.set(node.name, built.ref);
+                digests.set(node.name, built.digest);
+            } else {
+                images.set(node.name, new docker.RemoteImage(imageName, { name: s.image!, keepLocally: true }, { parent: this, provider: node.provider, dependsOn: node.ready }).imageId);
+            }
         }
         this.imageRef = images.get(placement[0].name)!;
 
@@ -55,7 +62,8 @@ export class VersionedService extends pulumi.ComponentResource {
                 name: replica,
                 hostname: replica,
                 image: images.get(node.name)!,
-                envs: [
+                envs: pulumi.output(digests.get(node.name) ?? "").apply((digest) => [
+                    ...(digest ? [`IMAGE_DIGEST=${digest}`] : []),
                     `SERVICE_NAME=${s.consulName}`,
                     `SERVICE_TAGS=${tags.join(",")}`,
                     `SERVICE_CHECK_HTTP=${s.healthCheckPath}`,
@@ -64,7 +72,7 @@ export class VersionedService extends pulumi.ComponentResource {
                     `PORT=${s.containerPort}`,
                     `APP_SERVICE=${s.name}`,
                     `APP_VERSION=${s.version ?? ""}`,
-                ],
+                ]),
                 // No external port: Docker picks a free host port, bound to the node address.
                 ports: [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
                 networksAdvanced: [{ name: node.network.name }],

@@ -103,6 +103,9 @@ describe("hostile input", { timeout: 180_000 }, () => {
             (m) => ({ Address: `127.0.0.1#${m}` }),
             (m) => ({ Address: `"${m}"` }),
             (m) => ({ Address: `${m}/x;y` }),
+            // Well-formed but unresolvable: HAProxy would fail on it at parse time.
+            (m) => ({ Address: `h${m}.invalid` }),
+            () => ({ Address: "300.1.1.1" }),
         ];
         for (const make of cases) {
             round++;

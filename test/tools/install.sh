@@ -2,7 +2,7 @@
 # Installs the real programs the tests run, pinned to the versions the stack ships:
 #   consul           built from its Go module (test/tools/consul/go.mod, go.sum pin every dependency)
 #   consul-template  built from its Go module (test/tools/consul-template/go.mod)
-#   haproxy, wrk     Debian packages (HAProxy 2.6 LTS, the same package the gateway image installs)
+#   haproxy, wrk     distribution packages (on Debian bookworm HAProxy 2.6 LTS, the package the gateway image installs)
 # Binaries are cached under ${XDG_CACHE_HOME:-~/.cache}/service-discovery/<tool>-<version>/ and
 # rebuilt only when the pinned version changes. Prints nothing but progress on stderr.
 set -euo pipefail
@@ -30,7 +30,7 @@ check_pin "$root/test/tools/consul-template/go.mod" github.com/hashicorp/consul-
 build_go_tool() { # name, version, module dir, package
     local name="$1" version="$2" dir="$3" pkg="$4" out="$cache/$1-$2"
     if [ -x "$out/$name" ]; then return; fi
-    command -v go >/dev/null || { echo "go is required to build $name (install Go >= 1.24)" >&2; exit 1; }
+    command -v go >/dev/null || { echo "go is required to build $name (install Go >= 1.26)" >&2; exit 1; }
     log "building $name $version from its Go module (first run only; Consul takes ~3-4 min on 2 cores)"
     mkdir -p "$out.tmp"
     # Three modules Consul needs are served by the module proxy but unknown to the checksum

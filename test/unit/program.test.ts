@@ -106,6 +106,7 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(env.STATS_USER, "stats");
         assert.equal(env.STATS_PASSWORD, "generated-password-secrets-stats-password");
         assert.equal(env.CONSUL_HTTP_ADDR, "consul:8500");
+        assert.equal(env.IMAGE_DIGEST, `sha256:${"0".repeat(64)}`, "a rebuilt image replaces the container");
         assert.equal(env.SERVICE_80_NAME, "gateway", "the gateway registers itself in Consul");
         assert.equal(env.SERVICE_1936_NAME, "gateway-stats");
         assert.equal(env.SERVICE_TAGS, undefined, "the gateway is never routed (no rest tag)");
@@ -128,6 +129,7 @@ describe("program: the dev stack as shipped", () => {
             const { env, secret } = envOf(c);
             assert.equal(secret, false);
             assert.deepEqual(env, {
+                IMAGE_DIGEST: `sha256:${"0".repeat(64)}`,
                 SERVICE_NAME: consulName,
                 SERVICE_TAGS: "rest,check=/health",
                 SERVICE_CHECK_HTTP: "/health",
@@ -206,6 +208,7 @@ describe("program: config variations", () => {
         assert.deepEqual(p.containers().map((c) => c.inputs.name).filter((n) => String(n).includes("echo")).sort(), ["dev-echo-1", "dev-echo-2", "dev-echo-3"]);
         const { env } = envOf(p.container("dev-echo-2"));
         assert.equal(env.SERVICE_NAME, "echo");
+        assert.equal(env.IMAGE_DIGEST, undefined, "a pulled image is referenced by its ID already");
         assert.equal(env.SERVICE_TAGS, "rest,check=/ping");
         assert.deepEqual(p.container("dev-echo-1").inputs.ports, [{ internal: 5678, ip: "172.28.0.1", protocol: "tcp" }]);
         assert.deepEqual(p.outputs.serviceUrls, { echo: "http://127.0.0.1:8080/echo/" });

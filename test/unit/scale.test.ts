@@ -216,7 +216,12 @@ describe("scale: targets in detail", () => {
             const ready = p.one("command:remote:Command", "dev-node-2-docker-ready");
             const connection = secretValue(ready.inputs.connection) as { host: string; user: string; port: number };
             assert.deepEqual([connection.host, connection.user, connection.port], ["198.51.100.12", "admin", 22]);
-            assert.match(String(ready.inputs.create), /cloud-init status --wait/);
+            assert.match(String(ready.inputs.create), /^cloud-init status --wait >\/dev\/null; sudo docker info /);
+            const instance = p.one("aws:ec2/instance:Instance", "dev-node-2");
+            for (const dep of ["::hosts-aws-igw", "::hosts-aws-public-1", "::hosts-aws-egress"]) {
+                assert.ok(instance.dependencies.some((d) => d.endsWith(dep)), `instance waits for ${dep}: cloud-init needs the route out`);
+            }
+            assert.ok(p.one("aws:lb/loadBalancer:LoadBalancer", "hosts-aws-gateway").dependencies.some((d) => d.endsWith("::hosts-aws-igw")));
         });
 
         it("builds a VPC with a public subnet per zone and a load balancer over the gateways", () => {
