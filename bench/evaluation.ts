@@ -5,11 +5,10 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { devWith, evaluate } from "../test/support/program";
+import { devWith, evaluate, TEST_SSH_KEY as SSH_KEY } from "../test/support/program";
 
 const COUNTS = [1, 10, 50, 100];
 const TRIALS = Number(process.env.BENCH_EVAL_TRIALS ?? 5);
-const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
 
 function median(xs: number[]): number {
     const s = [...xs].sort((a, b) => a - b);

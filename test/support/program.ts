@@ -35,6 +35,9 @@ export async function evaluate(config: Record<string, string>, stack = "dev", co
     return new Program(JSON.parse(stdout) as Evaluation);
 }
 
+/** A well-formed SSH public key for the aws target's config (no private key exists for it). */
+export const TEST_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
+
 /** Merges overrides into the dev stack's config; `undefined` removes a key. */
 export function devWith(overrides: Record<string, unknown>): Record<string, string> {
     const config = stackConfig("dev");

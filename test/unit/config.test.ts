@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, parseSettings, RawConfig } from "../../components/config";
-import { stackConfig } from "../support/program";
+import { stackConfig, TEST_SSH_KEY as SSH_KEY } from "../support/program";
 
 /** The dev stack file as raw project config (keys without the namespace). */
 function dev(overrides: Record<string, unknown> = {}): RawConfig {
@@ -18,7 +18,6 @@ function dev(overrides: Record<string, unknown> = {}): RawConfig {
 }
 
 const helloV1 = { name: "hello", version: "v1", build: "components/images/hello" };
-const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
 
 function rejects(raw: RawConfig, message: string): void {
     assert.throws(() => parseSettings(raw, "dev"), (e: unknown) => {

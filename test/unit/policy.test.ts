@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { policies } from "../../policy/policies";
-import { devWith, evaluate, stackConfig } from "../support/program";
+import { devWith, evaluate, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 type Props = Record<string, any>;
 interface Res { type: string; name: string; props: Props }
@@ -142,7 +142,7 @@ describe("policy: the shipped stacks pass", () => {
         : Array.isArray(v) ? v.map(unwrap) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)])) : v);
     for (const [title, config] of [
         ["dev", () => stackConfig("dev")],
-        ["aws with 5 nodes", () => devWith({ target: "aws", nodeCount: 5, aws: { adminCidr: "203.0.113.7/32", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example" } })],
+        ["aws with 5 nodes", () => devWith({ target: "aws", nodeCount: 5, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY } })],
     ] as const) {
         it(title, async () => {
             const p = await evaluate(config());

@@ -4,9 +4,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { Declared } from "../support/mocks";
-import { devWith, envOf, evaluate, isSecret, Program, secretValue } from "../support/program";
+import { devWith, envOf, evaluate, isSecret, Program, secretValue, TEST_SSH_KEY as SSH_KEY } from "../support/program";
 
-const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
 const ADMIN = "203.0.113.7/32";
 const COUNTS = [1, 2, 3, 5, 10];
 
