@@ -2,7 +2,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { readSettings } from "./components/config";
 import { ConsulCluster } from "./components/consul";
-import { Gateway } from "./components/gateway";
+import { ConsulAcl } from "./components/consul-acl";
+import { ConsulTls } from "./components/consul-tls";
+import { backendNetworks, Gateway } from "./components/gateway";
 import { Hosts } from "./components/hosts";
 import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
@@ -14,26 +16,37 @@ const settings = readSettings();
 const secrets = new StackSecrets("secrets", {
     statsPassword: settings.stats.password,
     consulEncryptKey: settings.consul.encryptKey,
+    consulManagementToken: settings.consul.managementToken,
 });
 const hosts = new Hosts("hosts", { settings });
 
-const consul = new ConsulCluster("consul", { settings, nodes: hosts.nodes, encryptKey: secrets.consulEncryptKey });
+const tls = new ConsulTls("consul-tls", { settings, nodes: hosts.nodes, servers: settings.consul.servers });
+const consul = new ConsulCluster("consul", {
+    settings, nodes: hosts.nodes, tls, encryptKey: secrets.consulEncryptKey, managementToken: secrets.consulManagementToken,
+});
+const acl = new ConsulAcl("consul-acl", { settings, nodes: hosts.nodes, cluster: consul, managementToken: secrets.consulManagementToken });
 
-// One Registrator per node, talking to that node's Consul agent.
-const registrators = hosts.nodes.map((node, i) => new Registrator(`registrator-${node.name}`, {
-    settings, node, consulAddress: consul.internalAddress, dependsOn: [consul.agents[i]],
+// One Registrator per node, talking to that node's Consul agent once the agent has its token.
+const registrators = hosts.nodes.map((node) => new Registrator(`registrator-${node.name}`, {
+    settings, node,
+    consul: { socketVolume: consul.socketVolumeOn(node), token: acl.registratorToken },
+    dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node)],
 }));
+const registratorOn = (node: (typeof hosts.nodes)[number]) => registrators[hosts.nodes.indexOf(node)];
 
-new GatewaySettings("haproxy-settings", { haproxy: settings.haproxy, provider: consul.provider });
+const gatewaySettings = new GatewaySettings("haproxy-settings", {
+    haproxy: settings.haproxy, services: settings.services, networks: backendNetworks(settings, hosts.nodes), provider: acl.kvProvider,
+});
 
-const gateways = settings.edgeNodes.map((n) => new Gateway(`gateway-${hosts.nodes[n - 1].name}`, {
-    settings, node: hosts.nodes[n - 1], consulAddress: consul.internalAddress, statsPassword: secrets.statsPassword,
-    dependsOn: [consul.agents[n - 1], registrators[n - 1].container],
+const gateways = settings.edgeNodes.map((n) => hosts.nodes[n - 1]).map((node) => new Gateway(`gateway-${node.name}`, {
+    settings, node, statsPassword: secrets.statsPassword,
+    consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
+    dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node), registratorOn(node).container, gatewaySettings.keys],
 }));
 
 const services = settings.services.map((service) => new VersionedService(`service-${service.consulName}`, {
     settings, service, nodes: hosts.nodes,
-    dependsOn: [...consul.agents, ...registrators.map((r) => r.container)],
+    dependsOn: [...hosts.nodes.map((n) => acl.agentTokenSetOn(n)), ...registrators.map((r) => r.container)],
 }));
 
 /** The entry point: the load balancer on AWS, else the first edge node's gateway. */
@@ -48,3 +61,7 @@ export const statsUser = settings.stats.user;
 export const statsPassword = secrets.statsPassword;
 export const consulUiUrl = consul.uiUrl;
 export const nodes = pulumi.all(hosts.nodes.map((n) => pulumi.all({ name: n.name, address: n.address, consulServer: n.index <= consul.servers })));
+/** The CA of the Consul cluster: `curl --cacert`, or import it to open the UI without a warning. */
+export const consulCaPem = consul.caPem;
+/** Consul's management token (secret): the UI's login, and `consul` CLI as an operator. */
+export const consulManagementToken = secrets.consulManagementToken;

@@ -89,18 +89,20 @@ export class AwsNodes extends pulumi.ComponentResource {
             }, o);
         rule("gateway-http", "gateway HTTP from anywhere", "tcp", settings.gateway.httpPort, settings.gateway.httpPort, { cidrIpv4: "0.0.0.0/0" });
         rule("stats", "gateway stats from the admin network", "tcp", settings.gateway.statsPort, settings.gateway.statsPort, { cidrIpv4: a.adminCidr });
-        rule("consul-ui", "Consul UI and API from the admin network", "tcp", settings.consul.httpPort, settings.consul.httpPort, { cidrIpv4: a.adminCidr });
+        rule("consul-ui", "Consul UI and HTTPS API from the admin network", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, { cidrIpv4: a.adminCidr });
         rule("ssh", "SSH (Docker provider) from the admin network", "tcp", 22, 22, { cidrIpv4: a.adminCidr });
         rule("consul-rpc", "Consul server RPC between nodes", "tcp", 8300, 8300, { self: true });
         rule("consul-serf-tcp", "Consul LAN gossip between nodes", "tcp", 8301, 8301, { self: true });
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });
-        rule("consul-http-nodes", "Consul API between nodes", "tcp", settings.consul.httpPort, settings.consul.httpPort, { self: true });
+        rule("consul-http-nodes", "Consul HTTPS API between nodes", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, { self: true });
         rule("services", "published service ports, gateway to replicas", "tcp", EPHEMERAL_PORTS.from, EPHEMERAL_PORTS.to, { self: true });
         const egress = new aws.vpc.SecurityGroupEgressRule(`${name}-egress`, {
             securityGroupId: sg, description: "packages, images, AWS APIs", ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", tags,
         }, o);
 
-        // Consul's cloud auto-join reads instance tags; SSM gives shell access without SSH.
+        // SSM gives shell access without SSH. Consul's cloud auto-join (consul.join aws-tags)
+        // also reads instance tags through this role, from inside its container.
+        const autoJoin = settings.consul.join === "aws-tags";
         const role = new aws.iam.Role(`${name}-node`, {
             assumeRolePolicy: JSON.stringify({
                 Version: "2012-10-17",
@@ -108,13 +110,15 @@ export class AwsNodes extends pulumi.ComponentResource {
             }),
             tags,
         }, o);
-        new aws.iam.RolePolicy(`${name}-consul-auto-join`, {
-            role: role.id,
-            policy: JSON.stringify({
-                Version: "2012-10-17",
-                Statement: [{ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }],
-            }),
-        }, o);
+        if (autoJoin) {
+            new aws.iam.RolePolicy(`${name}-consul-auto-join`, {
+                role: role.id,
+                policy: JSON.stringify({
+                    Version: "2012-10-17",
+                    Statement: [{ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }],
+                }),
+            }, o);
+        }
         new aws.iam.RolePolicyAttachment(`${name}-ssm`, {
             role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
         }, o);
@@ -144,7 +148,10 @@ export class AwsNodes extends pulumi.ComponentResource {
             metadataOptions: {
                 httpEndpoint: "enabled",
                 httpTokens: "required",          // IMDSv2 only
-                httpPutResponseHopLimit: 2,      // containers (one hop more) reach IMDS for auto-join
+                // 1: only the instance itself gets an IMDSv2 token; a container is one hop further
+                // (the bridge), so none can read the instance role's credentials. Cloud auto-join
+                // runs inside the Consul container and needs them: 2, for every container.
+                httpPutResponseHopLimit: autoJoin ? 2 : 1,
             },
             rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: a.rootVolumeGb, deleteOnTermination: true },
             tags: { ...tags, Name: node, "consul-cluster": cluster },

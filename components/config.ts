@@ -1,6 +1,7 @@
 // Stack configuration: read once, validated once, turned into a typed object the
 // rest of the program trusts. Every error names the key, the value and what is allowed.
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "node:fs";
 import { z } from "zod";
 
 export const PROJECT = "service-discovery";
@@ -19,6 +20,8 @@ export const VERSION_PATTERN = /^v[0-9]{1,4}$/;
 export const DURATION_PATTERN = /^([1-9][0-9]{0,5}(us|ms|s)?|[1-9][0-9]{0,3}m|[1-9][0-9]?h|([1-9]|1[0-9]|2[0-4])d)$/;
 
 export type Target = "local" | "virtualbox" | "hosts" | "aws";
+/** How agents find the servers: their addresses, or Consul's cloud auto-join by EC2 tag. */
+export type ConsulJoin = "static" | "aws-tags";
 
 /** An existing Docker host of the `hosts` target. */
 export interface HostSettings {
@@ -50,6 +53,9 @@ export interface ServiceSettings {
 export interface HaproxySettings {
     readonly maxconn: number;
     readonly timeouts: { readonly connect: string; readonly client: string; readonly server: string };
+    /** Caps of the gateway's trust rules: routed services, and servers per service. */
+    readonly maxServices: number;
+    readonly maxInstancesPerService: number;
 }
 
 export interface Settings {
@@ -65,13 +71,19 @@ export interface Settings {
     readonly consul: {
         readonly image: string;
         readonly datacenter: string;
-        readonly httpPort: number;
+        /** Published port of the HTTPS API (plain HTTP answers only on each agent's loopback). */
+        readonly httpsPort: number;
         readonly dnsPort: number;
         readonly bindAddress: string;
         readonly maxConnsPerClient: number;
         /** Number of Consul servers (odd); they run on the first nodes, agents on the rest. */
         readonly servers: number;
+        /** `static`: agents join the servers' (private) addresses; `aws-tags`: cloud auto-join,
+         * which needs the instance role from inside the container (metadata hop limit 2). */
+        readonly join: ConsulJoin;
         readonly encryptKey?: pulumi.Output<string>;
+        /** The initial management token (a UUID), when the user set one. */
+        readonly managementToken?: pulumi.Output<string>;
     };
     readonly hosts: readonly HostSettings[];
     readonly virtualbox: { readonly cpus: number; readonly memoryMb: number; readonly diskMb: number };
@@ -90,10 +102,28 @@ export interface Settings {
         readonly statsPort: number;
         readonly bindAddress: string;
         readonly consulTemplateSource: "release" | "context";
+        /** IPv4 CIDR blocks of proxies in front of the gateway whose X-Forwarded-* headers are kept. */
+        readonly trustedProxies: readonly string[];
     };
     readonly haproxy: HaproxySettings;
     readonly stats: { readonly user: string; readonly password?: pulumi.Output<string> };
     readonly services: readonly ServiceSettings[];
+}
+
+/**
+ * Whether a Dockerfile's EXPOSE instructions include `port` (tcp): undefined when one of them
+ * uses a variable, which only a build resolves.
+ */
+export function dockerfileExposes(dockerfile: string, port: number): boolean | undefined {
+    let unresolved = false;
+    for (const m of dockerfile.matchAll(/^[ \t]*EXPOSE[ \t]+(.+)$/gim)) {
+        for (const spec of m[1].trim().split(/\s+/)) {
+            if (spec.includes("$")) unresolved = true;
+            const [portText, protocol = "tcp"] = spec.toLowerCase().split("/");
+            if (Number(portText) === port && protocol === "tcp") return true;
+        }
+    }
+    return unresolved ? undefined : false;
 }
 
 /** Thrown for any invalid stack config value; the message is the whole story. */
@@ -192,13 +222,16 @@ const schema = z.object({
     consul: z.strictObject({
         image: imageRef.default(DEFAULT_CONSUL_IMAGE),
         datacenter: matching(/^[a-z][a-z0-9-]{0,30}$/, "a lowercase name: a-z first, then a-z 0-9 -").default("dc1"),
-        httpPort: port.default(8500),
+        httpsPort: port.default(8501),
         dnsPort: port.default(8600),
         bindAddress: ipv4.optional(),
         maxConnsPerClient: intIn(200, 100000).default(8192),
+        join: z.enum(["static", "aws-tags"], {
+            error: "static (agents join the servers' addresses) or aws-tags (Consul's cloud auto-join by EC2 tag, target aws only)",
+        }).default("static"),
         servers: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], { error: "1, 3, 5 or 7 (an odd number keeps a quorum)" }).optional(),
-    }, { error: "an object with image, datacenter, httpPort, dnsPort, bindAddress, maxConnsPerClient" }).default({
-        image: DEFAULT_CONSUL_IMAGE, datacenter: "dc1", httpPort: 8500, dnsPort: 8600, maxConnsPerClient: 8192,
+    }, { error: "an object with image, datacenter, httpsPort, dnsPort, bindAddress, maxConnsPerClient, servers, join" }).default({
+        image: DEFAULT_CONSUL_IMAGE, datacenter: "dc1", httpsPort: 8501, dnsPort: 8600, maxConnsPerClient: 8192, join: "static",
     }),
     registrator: z.strictObject({
         image: imageRef.default(DEFAULT_REGISTRATOR_IMAGE),
@@ -212,8 +245,13 @@ const schema = z.object({
         consulTemplateSource: z.enum(["release", "context"], {
             error: "release (download the pinned release, checksum verified) or context (a binary placed in the image folder)",
         }).default("release"),
-    }, { error: "an object with httpPort, statsPort, bindAddress, consulTemplateSource" }).default({
-        httpPort: 80, statsPort: 1936, bindAddress: "0.0.0.0", consulTemplateSource: "release",
+        // Clients whose X-Forwarded-For/-Prefix the gateway keeps; from anyone else they are dropped.
+        trustedProxies: z.array(
+            cidr.refine((v) => !v.endsWith("/0"), { error: "a CIDR block narrower than /0 (trusting every client would keep spoofed X-Forwarded-For)" }),
+            { error: "a list of IPv4 CIDR blocks of proxies in front of the gateway, such as [\"10.0.0.0/8\"]" },
+        ).max(64, { error: "at most 64 CIDR blocks" }).default([]),
+    }, { error: "an object with httpPort, statsPort, bindAddress, consulTemplateSource, trustedProxies" }).default({
+        httpPort: 80, statsPort: 1936, bindAddress: "0.0.0.0", consulTemplateSource: "release", trustedProxies: [],
     }),
     haproxy: z.strictObject({
         maxconn: intIn(1, 1000000).default(4096),
@@ -222,14 +260,19 @@ const schema = z.object({
             client: duration.default("30s"),
             server: duration.default("30s"),
         }, { error: "an object with connect, client, server" }).default({ connect: "5s", client: "30s", server: "30s" }),
-    }, { error: "an object with maxconn and timeouts" }).default({ maxconn: 4096, timeouts: { connect: "5s", client: "30s", server: "30s" } }),
+        // Caps of the gateway (KV service/haproxy/limits/*): the services it routes, the servers per service.
+        maxServices: intIn(1, 100000).default(5000),
+        maxInstancesPerService: intIn(1, 10000).default(100),
+    }, { error: "an object with maxconn, timeouts, maxServices, maxInstancesPerService" }).default({
+        maxconn: 4096, timeouts: { connect: "5s", client: "30s", server: "30s" }, maxServices: 5000, maxInstancesPerService: 100,
+    }),
     statsUser: matching(/^[A-Za-z][A-Za-z0-9_.-]{0,31}$/, "a user name: a letter, then letters, digits, _ . -, at most 32 characters").default("stats"),
     services: z.array(serviceSchema, { error: "a list of services" }).default([]),
 });
 
 /** Keys a stack may set under the project namespace; anything else is a typo. */
-export const CONFIG_KEYS = ["target", "nodeCount", "edgeNodes", "hosts", "virtualbox", "aws", "buildNetwork", "network", "consul", "registrator", "gateway", "haproxy", "statsUser", "statsPassword", "consulEncryptKey", "services"] as const;
-const SECRET_KEYS = new Set(["statsPassword", "consulEncryptKey"]);
+export const CONFIG_KEYS = ["target", "nodeCount", "edgeNodes", "hosts", "virtualbox", "aws", "buildNetwork", "network", "consul", "registrator", "gateway", "haproxy", "statsUser", "statsPassword", "consulEncryptKey", "consulManagementToken", "services"] as const;
+const SECRET_KEYS = new Set(["statsPassword", "consulEncryptKey", "consulManagementToken"]);
 
 /** A raw config source: what `pulumi.Config` holds, as key → string. */
 export type RawConfig = Record<string, string | undefined>;
@@ -272,15 +315,24 @@ function keyName(path: readonly PropertyKey[]): string {
  * Validates raw stack config. Pure (no Pulumi runtime), so the tests and the
  * program share it. Secrets are passed through as Outputs by `readSettings`.
  */
-export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPassword?: pulumi.Output<string>; consulEncryptKey?: pulumi.Output<string> } = {}): Settings {
+export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPassword?: pulumi.Output<string>; consulEncryptKey?: pulumi.Output<string>; consulManagementToken?: pulumi.Output<string> } = {}): Settings {
     const unknown = Object.keys(raw).filter((k) => raw[k] !== undefined && !(CONFIG_KEYS as readonly string[]).includes(k));
     if (unknown.length > 0) {
         throw new ConfigError(`${PROJECT}:${unknown[0]}: unknown config key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
+    }
+    // Secrets are checked here, from the raw value, and never echoed in the message.
+    if (raw.consulManagementToken !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(raw.consulManagementToken)) {
+        throw new ConfigError(`${PROJECT}:consulManagementToken: the value set is not allowed; expected a lowercase UUID such as 6f1c3a2e-1b2c-4d5e-8f90-0123456789ab, or unset it to have one generated`);
     }
     const input: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(raw)) {
         if (value === undefined || SECRET_KEYS.has(key)) continue;
         input[key] = parseValue(key, value);
+    }
+    // The API is HTTPS only since ACLs and TLS are on: say so rather than "unknown key".
+    const consulInput = input.consul as Record<string, unknown> | undefined;
+    if (consulInput && typeof consulInput === "object" && consulInput.httpPort !== undefined) {
+        throw new ConfigError(`${PROJECT}:consul.httpPort: ${describe(consulInput.httpPort)} is not allowed; expected consul.httpsPort instead (the Consul API is served over HTTPS only; plain HTTP answers on each agent's loopback)`);
     }
     const result = schema.safeParse(input);
     if (!result.success) {
@@ -302,6 +354,13 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPas
         if (/-v[0-9]{1,4}$/.test(s.name)) {
             throw new ConfigError(`${PROJECT}:services[${i}].name: ${describe(s.name)} is not allowed; expected a name that does not end in -v<digits> (that suffix is how versions are named in Consul); use version instead`);
         }
+        // On local nothing is published: Registrator registers the ports the image exposes.
+        if (c.target === "local" && s.build !== undefined) {
+            const dockerfile = `${s.build}/Dockerfile`;
+            if (fs.existsSync(dockerfile) && dockerfileExposes(fs.readFileSync(dockerfile, "utf8"), s.containerPort) === false) {
+                throw new ConfigError(`${PROJECT}:services[${i}].containerPort: ${s.containerPort} is not allowed; expected a port ${dockerfile} exposes (add EXPOSE ${s.containerPort}): on target local the gateway reaches the container's exposed port, nothing is published`);
+            }
+        }
         return {
             name: s.name, version: s.version, consulName, path: s.version ? `/${s.name}/${s.version}` : `/${s.name}`,
             image: s.image, build: s.build, containerPort: s.containerPort, replicas: s.replicas,
@@ -317,7 +376,7 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPas
         seen.set(s.consulName, i);
     });
 
-    const ports = [["gateway.httpPort", c.gateway.httpPort], ["gateway.statsPort", c.gateway.statsPort], ["consul.httpPort", c.consul.httpPort], ["consul.dnsPort", c.consul.dnsPort]] as const;
+    const ports = [["gateway.httpPort", c.gateway.httpPort], ["gateway.statsPort", c.gateway.statsPort], ["consul.httpsPort", c.consul.httpsPort], ["consul.dnsPort", c.consul.dnsPort]] as const;
     ports.forEach(([key, value], i) => {
         const clash = ports.findIndex(([, other]) => other === value);
         if (clash !== i) {
@@ -346,6 +405,9 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPas
             throw new ConfigError(`${PROJECT}:aws.publicKey: missing is not allowed; expected an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...) whose private key is in your ssh-agent`);
         }
     }
+    if (c.consul.join === "aws-tags" && c.target !== "aws") {
+        throw new ConfigError(`${PROJECT}:consul.join: ${describe(c.consul.join)} is not allowed; expected static for target ${c.target} (aws-tags is Consul's cloud auto-join by EC2 tag, target aws only)`);
+    }
 
     const [subnetBase] = c.network.subnet.split("/");
     const gateway = subnetBase.replace(/\.0$/, ".1");
@@ -353,7 +415,7 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: { statsPas
         project: PROJECT, stack, target: c.target, nodeCount, edgeNodes, buildNetwork: c.buildNetwork,
         network: { name: c.network.name, subnet: c.network.subnet, gateway },
         consul: {
-            ...c.consul, servers, encryptKey: secrets.consulEncryptKey,
+            ...c.consul, servers, encryptKey: secrets.consulEncryptKey, managementToken: secrets.consulManagementToken,
             // Local: the API stays on this machine. Elsewhere Pulumi must reach it to write KV;
             // on AWS the security group admits only the admin network.
             bindAddress: c.consul.bindAddress ?? (c.target === "local" ? "127.0.0.1" : "0.0.0.0"),
@@ -413,5 +475,6 @@ export function readSettings(): Settings {
     return parseSettings(raw, pulumi.getStack(), {
         statsPassword: config.getSecret("statsPassword"),
         consulEncryptKey: config.getSecret("consulEncryptKey"),
+        consulManagementToken: config.getSecret("consulManagementToken"),
     });
 }

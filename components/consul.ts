@@ -1,34 +1,48 @@
 // Consul: service registry and KV store. One agent per node: servers on the first
 // `consul.servers` nodes (1, or 3 from three nodes on, always odd), client agents on the
-// rest, joined with retry-join (cloud auto-join by tag on AWS, server addresses elsewhere).
-// Every node's containers reach their local agent as `consul:8500`. Data lives on a volume so
-// the KV store survives a container restart; gossip is encrypted with a generated key.
+// rest, joined with retry-join to the servers' addresses (or cloud auto-join by tag on AWS when
+// chosen). Secure by default: ACLs with default deny (components/consul-acl.ts), TLS on RPC and
+// on the HTTP API (components/consul-tls.ts), encrypted gossip. Each agent's configuration is a
+// file uploaded into its container (components/consul-agent-config.ts): the gossip key and the
+// management token never appear in a command line or the container's environment.
+// Every node's containers reach their local agent as https://consul:8501; plain HTTP answers
+// only on the agent's own loopback. Data lives on a volume so the state survives a restart.
 import * as consul from "@pulumi/consul";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS } from "./consul-agent-config";
+import { ConsulTls } from "./consul-tls";
 import { Settings } from "./config";
+import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
+
+export { CONSUL_HOST } from "./consul-agent-config";
 
 export interface ConsulClusterArgs {
     readonly settings: Settings;
     readonly nodes: readonly Node[];
+    /** Gossip encryption key (secret). */
     readonly encryptKey: pulumi.Input<string>;
+    /** The initial management token the servers bootstrap the ACL system with (secret UUID). */
+    readonly managementToken: pulumi.Input<string>;
+    readonly tls: ConsulTls;
 }
 
-/** Name other containers reach the node's Consul agent by, on the node's network. */
-export const CONSUL_HOST = "consul";
-
 export class ConsulCluster extends pulumi.ComponentResource {
-    /** One agent container per node, in node order; the first `servers` are servers. */
-    public readonly agents: docker.Container[];
     public readonly servers: number;
-    /** Address for containers on any node's network (their local agent). */
+    /** HTTPS address of the node-local agent for containers on any node's network. */
     public readonly internalAddress: pulumi.Output<string>;
-    /** Address of the first server's HTTP API from the machine running Pulumi. */
+    /** HTTPS URL of the first server's API from the machine running Pulumi. */
     public readonly apiUrl: pulumi.Output<string>;
     public readonly uiUrl: pulumi.Output<string>;
-    /** A Consul provider for the cluster, for resources kept in its KV store. */
+    /** The CA the agents' certificates are signed by: API clients verify with it. */
+    public readonly caPem: pulumi.Output<string>;
+    /** A Consul provider with the management token: creates the ACL policies and tokens. */
     public readonly provider: consul.Provider;
+    private readonly agents = new Map<string, docker.Container>();
+    private readonly apiUrls = new Map<string, pulumi.Output<string>>();
+    private readonly nodeNames = new Map<string, string>();
+    private readonly runVolumes = new Map<string, pulumi.Output<string>>();
 
     constructor(name: string, args: ConsulClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:consul:ConsulCluster", name, {}, opts);
@@ -38,73 +52,136 @@ export class ConsulCluster extends pulumi.ComponentResource {
         const multiNode = nodes.length > 1;
         const serverAddresses = nodes.slice(0, c.servers).map((n) => n.address);
         const cluster = `${settings.project}-${settings.stack}`;
+        this.caPem = args.tls.caPem;
 
-        this.agents = nodes.map((node) => {
+        for (const node of nodes) {
             const isServer = node.index <= c.servers;
+            const nodeName = multiNode ? node.name : `${settings.stack}-consul`;
+            this.nodeNames.set(node.name, nodeName);
             const dockerOpts = { parent: this, provider: node.provider, dependsOn: node.ready };
             const image = new docker.RemoteImage(`${name}-${node.name}-image`, { name: c.image, keepLocally: true }, dockerOpts);
             const volume = new docker.Volume(`${name}-${node.name}-data`, { name: `${settings.stack}-consul-data` }, dockerOpts);
+            // The agent's HTTP socket, shared with the node's Registrator: in memory, owned by
+            // the consul user (a new volume is root's, and Consul runs unprivileged).
+            const run = new docker.Volume(`${name}-${node.name}-run`, {
+                name: `${settings.stack}-consul-run`,
+                driver: "local",
+                driverOpts: { type: "tmpfs", device: "tmpfs", o: `uid=${CONSUL_FILE_OWNER.uid},gid=${CONSUL_FILE_OWNER.gid},mode=0750` },
+            }, dockerOpts);
+            this.runVolumes.set(node.name, run.name);
+            const certificate = args.tls.certificateFor(node);
 
-            const join = settings.target === "aws"
-                ? pulumi.output([`-retry-join=provider=aws tag_key=consul-cluster tag_value=${cluster}`])
-                : pulumi.all(serverAddresses).apply((addresses) => addresses.filter((_, i) => i + 1 !== node.index).map((a) => `-retry-join=${a}`));
-            const command = pulumi.all([args.encryptKey, node.address, join]).apply(([key, address, joins]) => [
-                "agent",
-                ...(isServer ? ["-server", `-bootstrap-expect=${c.servers}`, "-ui"] : []),
-                "-data-dir=/consul/data",
-                `-datacenter=${c.datacenter}`,
-                `-node=${multiNode ? node.name : `${settings.stack}-consul`}`,
-                "-client=0.0.0.0",
-                `-encrypt=${key}`,
-                // The gateway keeps one blocking query per routed service open; the default
-                // limit of 200 connections per client would cap it at ~200 services.
-                `-hcl=limits { http_max_conns_per_client = ${c.maxConnsPerClient} }`,
-                // Across hosts, agents gossip through ports published on the node address.
-                ...(multiNode ? [`-advertise=${address}`, ...joins] : []),
-            ]);
+            const retryJoin = c.join === "aws-tags"
+                ? pulumi.output([`provider=aws tag_key=consul-cluster tag_value=${cluster}`])
+                : pulumi.all(serverAddresses).apply((addresses) => addresses.filter((_, i) => i + 1 !== node.index));
+            const config = pulumi.secret(pulumi.all([args.encryptKey, args.managementToken, node.address, retryJoin]).apply(([key, token, address, joins]) =>
+                JSON.stringify(agentConfig({
+                    datacenter: c.datacenter,
+                    nodeName,
+                    server: isServer,
+                    bootstrapExpect: isServer ? c.servers : undefined,
+                    encryptKey: key,
+                    initialManagementToken: isServer ? token : undefined,
+                    retryJoin: multiNode ? joins : [],
+                    // Across hosts, agents gossip through ports published on the node address.
+                    advertiseAddr: multiNode ? address : undefined,
+                    maxConnsPerClient: c.maxConnsPerClient,
+                }), null, 2)));
+            const secretFile = { permissions: "0600", owner: CONSUL_FILE_OWNER.uid, group: CONSUL_FILE_OWNER.gid };
             const clusterPorts = multiNode ? [
-                { internal: 8300, external: 8300, ip: node.address, protocol: "tcp" },
-                { internal: 8301, external: 8301, ip: node.address, protocol: "tcp" },
-                { internal: 8301, external: 8301, ip: node.address, protocol: "udp" },
+                { internal: CONSUL_PORTS.server, external: CONSUL_PORTS.server, ip: node.address, protocol: "tcp" },
+                { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "tcp" },
+                { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "udp" },
             ] : [];
 
-            return new docker.Container(`${name}-${node.name}`, {
+            const container = new docker.Container(`${name}-${node.name}`, {
                 name: `${settings.stack}-consul`,
                 hostname: `${settings.stack}-consul`,
                 image: image.imageId,
-                command,
-                envs: ["SERVICE_IGNORE=true"], // Registrator: Consul is not a routed service
+                // The image's entrypoint adds -data-dir and -config-dir (which holds agent.json)
+                // and runs Consul as its unprivileged user.
+                command: ["agent"],
+                envs: [
+                    "SERVICE_IGNORE=true", // Registrator: Consul is not a routed service
+                    // The user the secret files are uploaded for (the image's `consul` user).
+                    `CONSUL_UID=${CONSUL_FILE_OWNER.uid}`,
+                    `CONSUL_GID=${CONSUL_FILE_OWNER.gid}`,
+                ],
+                uploads: [
+                    { file: CONSUL_PATHS.configFile, content: config, ...secretFile },
+                    { file: CONSUL_PATHS.keyFile, content: certificate.keyPem, ...secretFile },
+                    { file: CONSUL_PATHS.certFile, content: certificate.certPem, permissions: "0644" },
+                    { file: CONSUL_PATHS.caFile, content: args.tls.caPem, permissions: "0644" },
+                ],
                 ports: [
-                    { internal: 8500, external: c.httpPort, ip: c.bindAddress, protocol: "tcp" },
-                    { internal: 8600, external: c.dnsPort, ip: c.bindAddress, protocol: "udp" },
+                    { internal: CONSUL_PORTS.https, external: c.httpsPort, ip: c.bindAddress, protocol: "tcp" },
+                    { internal: CONSUL_PORTS.dns, external: c.dnsPort, ip: c.bindAddress, protocol: "udp" },
                     ...clusterPorts,
                 ],
-                volumes: [{ volumeName: volume.name, containerPath: "/consul/data" }],
+                volumes: [
+                    { volumeName: volume.name, containerPath: CONSUL_PATHS.dataDir },
+                    { volumeName: run.name, containerPath: CONSUL_PATHS.runDir },
+                ],
                 networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
                 restart: "unless-stopped",
+                ...LOG_LIMITS,
                 healthcheck: {
                     // Healthy once the agent sees a cluster with a leader: `consul info` passes
                     // seconds earlier, and a KV write then is refused with "No cluster leader".
+                    // Over the loopback HTTP listener; the anonymous token may read the catalog.
                     tests: ["CMD", "consul", "catalog", "nodes"],
                     interval: "2s", timeout: "2s", retries: 30, startPeriod: "2s",
                 },
-                // Wait for a healthy agent: the KV keys are written right after.
+                // Wait for a healthy agent: the ACL policies and KV keys are written right after.
                 wait: true,
                 waitTimeout: 120,
-            }, dockerOpts);
-        });
+                // A fixed name: the old container goes first (its data volume stays).
+            }, { ...dockerOpts, deleteBeforeReplace: true });
+            this.agents.set(node.name, container);
+            this.apiUrls.set(node.name, settings.target === "local"
+                ? pulumi.output(`https://${c.bindAddress === "0.0.0.0" ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
+                : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`);
+        }
 
-        this.internalAddress = pulumi.output(`${CONSUL_HOST}:8500`);
-        const first = nodes[0];
-        this.apiUrl = settings.target === "local"
-            ? pulumi.output(`http://${c.bindAddress === "0.0.0.0" ? "127.0.0.1" : c.bindAddress}:${c.httpPort}`)
-            : pulumi.interpolate`http://${first.publicAddress}:${c.httpPort}`;
+        this.internalAddress = pulumi.output(`${CONSUL_HOST}:${CONSUL_PORTS.https}`);
+        this.apiUrl = this.apiUrlOn(nodes[0]);
         this.uiUrl = pulumi.interpolate`${this.apiUrl}/ui/`;
         this.provider = new consul.Provider(`${name}-provider`, {
             address: this.apiUrl,
+            scheme: "https",
+            caPem: this.caPem,
             datacenter: c.datacenter,
-        }, { parent: this, dependsOn: this.agents.slice(0, c.servers) });
+            token: pulumi.secret(args.managementToken),
+        }, { parent: this, dependsOn: nodes.slice(0, c.servers).map((n) => this.agentOn(n)) });
 
-        this.registerOutputs({ internalAddress: this.internalAddress, apiUrl: this.apiUrl, uiUrl: this.uiUrl, servers: this.servers });
+        this.registerOutputs({ internalAddress: this.internalAddress, apiUrl: this.apiUrl, uiUrl: this.uiUrl, servers: this.servers, caPem: this.caPem });
+    }
+
+    /** The agent container on `node`. */
+    agentOn(node: Node): docker.Container {
+        const agent = this.agents.get(node.name);
+        if (!agent) throw new Error(`no Consul agent on node ${node.name}`);
+        return agent;
+    }
+
+    /** The HTTPS API of the agent on `node`, from the machine running Pulumi. */
+    apiUrlOn(node: Node): pulumi.Output<string> {
+        const url = this.apiUrls.get(node.name);
+        if (!url) throw new Error(`no Consul agent on node ${node.name}`);
+        return url;
+    }
+
+    /** The volume holding the HTTP socket of the agent on `node` (for the node's Registrator). */
+    socketVolumeOn(node: Node): pulumi.Output<string> {
+        const volume = this.runVolumes.get(node.name);
+        if (!volume) throw new Error(`no Consul agent on node ${node.name}`);
+        return volume;
+    }
+
+    /** The Consul node name of the agent on `node` (what its agent token is scoped to). */
+    nodeNameOf(node: Node): string {
+        const name = this.nodeNames.get(node.name);
+        if (name === undefined) throw new Error(`no Consul agent on node ${node.name}`);
+        return name;
     }
 }

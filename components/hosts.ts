@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as os from "node:os";
 import * as path from "node:path";
 import { AwsNodes } from "./aws-nodes";
-import { Settings } from "./config";
+import { Settings, Target } from "./config";
 
 export interface Node {
     /** Stable name, `<stack>-node-<n>`; also the hostname Registrator puts in service IDs. */
@@ -28,8 +28,28 @@ export interface Node {
     readonly publicAddress: pulumi.Output<string>;
     /** The user-defined bridge network the node's containers share (DNS by name). */
     readonly network: docker.Network;
+    /** The subnet (CIDR) of `network`: the addresses its containers get. */
+    readonly subnet: string;
+    /**
+     * How Registrator registers the service instances of this node. true: with each container's
+     * own address on `network` (inside `subnet`) and its container port, nothing published on
+     * the host (Registrator `-internal`; a single node, where every gateway shares that network).
+     * false: with the node `address` and a host port published on it (Registrator `-ip`), which
+     * the gateways of other nodes reach.
+     */
+    readonly registersContainerAddresses: boolean;
     /** Resources that must exist before the node's engine can be used (VM created, Docker installed). */
     readonly ready: pulumi.Resource[];
+}
+
+/**
+ * Whether the instances of a target are registered with their container addresses (see
+ * `Node.registersContainerAddresses`): only on `local`, one engine whose containers all share
+ * one network, so no host-owned address is needed (Docker Desktop, Colima and rootless engines
+ * cannot publish on the bridge's gateway address).
+ */
+export function registersContainerAddresses(target: Target): boolean {
+    return target === "local";
 }
 
 export interface HostsArgs {
@@ -58,8 +78,8 @@ export class Hosts extends pulumi.ComponentResource {
         let engines: Engine[];
         switch (settings.target) {
             case "local":
-                // Published service ports are bound to the network's gateway address, which the
-                // host owns: reachable from the gateway and Consul containers, not from the LAN.
+                // Nothing of a service is published: the gateway reaches each container on the
+                // shared network. The address is the host's on that network (the bridge gateway).
                 engines = [{ address: settings.network.gateway, publicAddress: "127.0.0.1", ready: [] }];
                 break;
             case "virtualbox":
@@ -104,6 +124,8 @@ export class Hosts extends pulumi.ComponentResource {
             return {
                 name: node, index: i + 1, provider, buildProvider, network, ready: engine.ready,
                 address: pulumi.output(engine.address), publicAddress: pulumi.output(engine.publicAddress),
+                subnet: settings.network.subnet,
+                registersContainerAddresses: registersContainerAddresses(settings.target),
             };
         });
 

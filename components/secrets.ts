@@ -8,6 +8,8 @@ export interface StackSecretsArgs {
     readonly statsPassword?: pulumi.Output<string>;
     /** `consulEncryptKey` from config (32 bytes, base64), if the user set one. */
     readonly consulEncryptKey?: pulumi.Output<string>;
+    /** `consulManagementToken` from config (a UUID), if the user set one. */
+    readonly consulManagementToken?: pulumi.Output<string>;
 }
 
 export class StackSecrets extends pulumi.ComponentResource {
@@ -15,6 +17,8 @@ export class StackSecrets extends pulumi.ComponentResource {
     public readonly statsPassword: pulumi.Output<string>;
     /** Consul gossip encryption key: 32 random bytes, base64. */
     public readonly consulEncryptKey: pulumi.Output<string>;
+    /** Consul's initial management token (full rights): bootstraps the ACL system. */
+    public readonly consulManagementToken: pulumi.Output<string>;
 
     constructor(name: string, args: StackSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:secrets:StackSecrets", name, {}, opts);
@@ -28,6 +32,10 @@ export class StackSecrets extends pulumi.ComponentResource {
             ? pulumi.secret(args.consulEncryptKey)
             : pulumi.secret(new random.RandomId(`${name}-consul-gossip-key`, { byteLength: 32 }, { parent: this }).b64Std);
 
-        this.registerOutputs({ statsPassword: this.statsPassword, consulEncryptKey: this.consulEncryptKey });
+        this.consulManagementToken = args.consulManagementToken
+            ? pulumi.secret(args.consulManagementToken)
+            : pulumi.secret(new random.RandomUuid(`${name}-consul-management-token`, {}, { parent: this }).result);
+
+        this.registerOutputs({ statsPassword: this.statsPassword, consulEncryptKey: this.consulEncryptKey, consulManagementToken: this.consulManagementToken });
     }
 }

@@ -6,6 +6,7 @@ import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { ServiceSettings, Settings } from "./config";
+import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
 
 export interface VersionedServiceArgs {
@@ -44,6 +45,8 @@ export class VersionedService extends pulumi.ComponentResource {
                     network: settings.buildNetwork,
                     push: false,
                     load: true,
+                    // A preview never runs Dockerfile RUN steps on a remote node (only on this machine's engine).
+                    buildOnPreview: node.buildProvider === undefined,
                 }, { parent: this, provider: node.buildProvider, dependsOn: [...node.ready, node.network] });
                 images.set(node.name, built.ref);
                 digests.set(node.name, built.digest);
@@ -73,11 +76,19 @@ export class VersionedService extends pulumi.ComponentResource {
                     `APP_SERVICE=${s.name}`,
                     `APP_VERSION=${s.version ?? ""}`,
                 ]),
-                // No external port: Docker picks a free host port, bound to the node address.
-                ports: [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
+                // One node: nothing published, Registrator registers the container's address on
+                // the shared network and its exposed port. Several nodes: `-p :PORT`, a free host
+                // port Docker picks, bound to the node address the other nodes' gateways reach.
+                ports: node.registersContainerAddresses ? undefined : [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
                 networksAdvanced: [{ name: node.network.name }],
                 restart: "unless-stopped",
-            }, { parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])] }));
+                ...LOG_LIMITS,
+            }, {
+                parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])],
+                // The name is fixed: a replacement (new image, published ports added or dropped
+                // when the target changes) must remove the old container before creating the new.
+                deleteBeforeReplace: true,
+            }));
         }
 
         this.registerOutputs({ path: this.path, imageRef: this.imageRef, containers: this.containers.map((c) => c.name) });

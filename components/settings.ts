@@ -1,15 +1,26 @@
 // HAProxy settings kept in Consul's KV store under service/haproxy/, managed by Pulumi:
 // `pulumi up` changes them and consul-template reloads the gateway. The template has a
-// default for every key, so deleting one restores the default.
+// default for every key, so deleting one restores the default. Besides maxconn and timeouts:
+// the caps of the trust rules (limits/*) and each declared service's health-check path
+// (services/<consul name>/check), which no instance's check= tag can override.
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
-import { HaproxySettings } from "./config";
+import { HaproxySettings, ServiceSettings } from "./config";
 
 export const KV_PREFIX = "service/haproxy";
 
 export interface GatewaySettingsArgs {
     readonly haproxy: HaproxySettings;
+    /** The services the stack declares: their check path, and they are routed first under the cap. */
+    readonly services: readonly ServiceSettings[];
+    /** Where servers may lie, and which addresses are nodes (components/gateway.ts backendNetworks). */
+    readonly networks: pulumi.Input<{ backends: string; nodes: string }>;
     readonly provider: consul.Provider;
+}
+
+/** KV key of a service's health-check path, read by the gateway's template. */
+export function serviceCheckKey(consulName: string): string {
+    return `${KV_PREFIX}/services/${consulName}/check`;
 }
 
 export class GatewaySettings extends pulumi.ComponentResource {
@@ -24,6 +35,12 @@ export class GatewaySettings extends pulumi.ComponentResource {
                 { path: `${KV_PREFIX}/timeouts/connect`, value: h.timeouts.connect, delete: true },
                 { path: `${KV_PREFIX}/timeouts/client`, value: h.timeouts.client, delete: true },
                 { path: `${KV_PREFIX}/timeouts/server`, value: h.timeouts.server, delete: true },
+                { path: `${KV_PREFIX}/limits/services`, value: String(h.maxServices), delete: true },
+                { path: `${KV_PREFIX}/limits/instances`, value: String(h.maxInstancesPerService), delete: true },
+                ...args.services.map((s) => ({ path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true })),
+                // Adding a node updates these in place: the gateways re-render, none is replaced.
+                { path: `${KV_PREFIX}/networks/backends`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
+                { path: `${KV_PREFIX}/networks/nodes`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },
             ],
         }, { parent: this, provider: args.provider });
         this.registerOutputs({});

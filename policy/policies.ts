@@ -3,14 +3,17 @@
 import * as aws from "@pulumi/aws";
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
-import { ResourceValidationPolicy, StackValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { ResourceValidationPolicy, StackValidationPolicy, UnknownValueError, validateResourceOfType } from "@pulumi/policy";
 
 /** Config the pack accepts (`pulumi preview --policy-pack-config`): the one public port. */
 export interface ServiceDiscoveryPolicyConfig {
     gatewayPort: number;
 }
 
-const DOCKER_SOCKETS = ["/var/run/docker.sock", "/run/docker.sock"];
+/** Repository of the Docker socket proxy's image tag (components/socket-proxy.ts builds it). */
+export const SOCKET_PROXY_IMAGE_REPOSITORY = "service-discovery/docker-socket-proxy";
+/** Host folders that hold the usual Docker sockets: mounting one mounts the socket. */
+const SOCKET_FOLDERS = ["/", "/run", "/var", "/var/run"];
 /** Passwords no stack may use, whatever else holds. */
 const WEAK_PASSWORDS = new Set(["admin", "password", "haproxy", "stats", "changeme", "secret", "123456"]);
 
@@ -39,18 +42,65 @@ const pinnedImages: ResourceValidationPolicy = {
     ],
 };
 
-const readOnlyDockerSocket: ResourceValidationPolicy = {
-    name: "docker-socket-read-only",
-    description: "The Docker socket is only ever mounted read-only.",
+/**
+ * Whether a bind mount of this host path hands a container a Docker engine's socket: a UNIX
+ * socket file (the program only accepts `.sock` paths for the engine's socket, a rootless
+ * engine's included) or a folder the usual sockets live in.
+ */
+export function exposesDockerSocket(hostPath: string): boolean {
+    const p = hostPath.replace(/\/{2,}/g, "/").replace(/(.)\/$/, "$1");
+    return p.endsWith(".sock") || SOCKET_FOLDERS.includes(p);
+}
+
+/** Reads a value that may not be known yet (during preview): undefined then. */
+function known<T>(read: () => T): T | undefined {
+    try {
+        return read();
+    } catch (e) {
+        if (e instanceof UnknownValueError) return undefined;
+        throw e;
+    }
+}
+
+// A read-only bind mount protects nothing here: connecting to a socket is no write to the file,
+// and whoever can talk to the engine owns the host. So only the socket proxy may mount it, and
+// only while nothing but its internal network reaches it.
+const dockerSocketOnlyInProxy: StackValidationPolicy = {
+    name: "docker-socket-proxy-only",
+    description: "Only the Docker socket proxy mounts the Docker socket (any other container reaches Docker through it), " +
+        "and the proxy publishes no port, joins only internal networks, and runs with no-new-privileges, unprivileged.",
     enforcementLevel: "mandatory",
-    validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
-        for (const v of c.volumes ?? []) {
-            if (v.hostPath && DOCKER_SOCKETS.includes(v.hostPath) && v.readOnly !== true) report(`container ${c.name ?? ""} mounts ${v.hostPath} writable`);
+    validateStack: (args, report) => {
+        const internal = new Set<string>();
+        for (const r of args.resources) {
+            const n = r.asType(docker.Network);
+            if (n && n.internal === true) internal.add(n.name);
         }
-        for (const m of c.mounts ?? []) {
-            if (m.source && DOCKER_SOCKETS.includes(m.source) && m.readOnly !== true) report(`container ${c.name ?? ""} mounts ${m.source} writable`);
+        for (const r of args.resources) {
+            const c = r.asType(docker.Container);
+            if (!c) continue;
+            const name = `container ${c.name ?? r.name}`;
+            const sources = [
+                ...(c.volumes ?? []).map((v) => v.hostPath),
+                ...(c.mounts ?? []).filter((m) => m.type === "bind").map((m) => m.source),
+            ].filter((x): x is string => typeof x === "string" && exposesDockerSocket(x));
+            if (sources.length === 0) continue;
+            // The image ref of a build is unknown in a preview that does not build: the other
+            // rules still run, and `pulumi up` checks the image.
+            const image = known(() => c.image);
+            if (typeof image === "string" && !image.startsWith(`${SOCKET_PROXY_IMAGE_REPOSITORY}:`) && !image.startsWith(`${SOCKET_PROXY_IMAGE_REPOSITORY}@`)) {
+                report(`${name} mounts ${sources.join(", ")}: only the Docker socket proxy (image ${SOCKET_PROXY_IMAGE_REPOSITORY}) may mount the Docker socket; give the container DOCKER_HOST=tcp://docker-socket-proxy:2375 on the proxy's network instead (a read-only mount does not stop API writes)`);
+                continue;
+            }
+            if ((c.ports ?? []).length > 0) report(`${name} (the Docker socket proxy) publishes ports; it must be reachable only on its internal network`);
+            if (c.networkMode !== undefined && !internal.has(c.networkMode)) report(`${name} (the Docker socket proxy) has networkMode ${JSON.stringify(c.networkMode)}; it must be on internal networks only`);
+            const networks = (c.networksAdvanced ?? []).map((n) => n.name);
+            if (networks.length === 0) report(`${name} (the Docker socket proxy) joins no network of the stack; it must be on an internal one`);
+            for (const n of networks.filter((x) => !internal.has(x))) report(`${name} (the Docker socket proxy) joins network ${n}, which is not a network of the stack marked internal`);
+            if (c.privileged === true) report(`${name} (the Docker socket proxy) is privileged`);
+            if (!(c.securityOpts ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o))) report(`${name} (the Docker socket proxy) runs without securityOpts no-new-privileges:true`);
         }
-    }),
+    },
 };
 
 function worldOpen(cidr4?: string, cidr6?: string): boolean {
@@ -104,6 +154,33 @@ function envMap(envs: string[] | undefined): Map<string, string> {
     return new Map((envs ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
 }
 
+/** What the policies check of a Consul agent: its uploaded config file (the program's way), or its flags. */
+interface ConsulAgentView {
+    server: boolean;
+    bootstrapExpect?: number;
+    encrypt?: string;
+    config?: Record<string, any>;
+}
+
+/** The Consul agent a container runs, undefined for any other container. */
+export function consulAgentOf(c: { command?: string[]; uploads?: { file?: string; content?: string }[] }): ConsulAgentView | undefined {
+    const command = c.command ?? [];
+    if (command[0] !== "agent") return undefined;
+    const file = (c.uploads ?? []).find((u) => /^\/consul\/config\/[^/]+\.json$/.test(u.file ?? "") && u.content !== undefined);
+    if (file) {
+        let config: Record<string, any>;
+        try {
+            config = JSON.parse(String(file.content));
+        } catch {
+            return { server: false, config: {} };
+        }
+        return { server: config.server === true, bootstrapExpect: config.bootstrap_expect, encrypt: config.encrypt, config };
+    }
+    const flag = (name: string) => command.find((a) => a.startsWith(`-${name}=`))?.slice(name.length + 2);
+    const expect = flag("bootstrap-expect");
+    return { server: command.includes("-server"), bootstrapExpect: expect === undefined ? undefined : Number(expect), encrypt: flag("encrypt") };
+}
+
 const strongCredentials: ResourceValidationPolicy = {
     name: "credentials-strong",
     description: "The gateway's stats password and Consul's gossip key are set, strong and never a known default. " +
@@ -117,10 +194,38 @@ const strongCredentials: ResourceValidationPolicy = {
                 report(`container ${c.name ?? ""}: STATS_PASSWORD must be at least 16 characters and not a known default`);
             }
         }
-        const command = c.command ?? [];
-        if (command[0] === "agent") {
-            const key = command.find((a) => a.startsWith("-encrypt="))?.slice("-encrypt=".length);
-            if (!key || Buffer.from(key, "base64").length !== 32) report(`Consul agent ${c.name ?? ""} runs without a 32-byte gossip encryption key (-encrypt)`);
+        const agent = consulAgentOf(c);
+        if (agent && (!agent.encrypt || Buffer.from(agent.encrypt, "base64").length !== 32)) {
+            report(`Consul agent ${c.name ?? ""} runs without a 32-byte gossip encryption key (encrypt)`);
+        }
+    }),
+};
+
+/** Bytes in a Docker log size ("10m", "512k", "1g", as the json-file driver reads it); undefined unless positive. */
+export function logSizeBytes(value: unknown): number | undefined {
+    const m = typeof value === "string" ? /^([0-9]+(\.[0-9]+)?) ?([kmgtp])?i?b?$/i.exec(value) : null;
+    if (!m) return undefined;
+    const bytes = Number(m[1]) * 1000 ** " kmgtp".indexOf((m[3] ?? " ").toLowerCase());
+    return bytes > 0 ? bytes : undefined;
+}
+
+const containerLogLimits: ResourceValidationPolicy = {
+    name: "container-log-limits",
+    description: "Every container keeps its logs within a bound: the json-file driver with max-size (and a positive max-file if set), or the local driver, which rotates by default.",
+    enforcementLevel: "mandatory",
+    validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
+        // Unset, the node's daemon default decides: an unbounded json-file unless someone changed it.
+        if (c.logDriver !== "json-file" && c.logDriver !== "local") {
+            report(`container ${c.name ?? ""}: log driver ${c.logDriver === undefined ? "unset (the daemon's default)" : `"${c.logDriver}"`} has no size limit the stack controls; use json-file with max-size/max-file, or local`);
+            return;
+        }
+        const opts = c.logOpts ?? {};
+        // local rotates by default (5 files of 20 MB); json-file only with max-size.
+        if ((c.logDriver === "json-file" || opts["max-size"] !== undefined) && logSizeBytes(opts["max-size"]) === undefined) {
+            report(`container ${c.name ?? ""}: ${c.logDriver} logs need a positive max-size, else they grow without limit (logOpts max-size ${JSON.stringify(opts["max-size"] ?? null)})`);
+        }
+        if (opts["max-file"] !== undefined && !/^[1-9][0-9]*$/.test(opts["max-file"])) {
+            report(`container ${c.name ?? ""}: logOpts max-file ${JSON.stringify(opts["max-file"])} is not a positive number of files`);
         }
     }),
 };
@@ -132,15 +237,41 @@ const oddConsulServers: StackValidationPolicy = {
     validateStack: (args, report) => {
         const servers = args.resources
             .filter((r) => r.isType(docker.Container))
-            .map((r) => (r.props.command ?? []) as string[])
-            .filter((cmd) => cmd[0] === "agent" && cmd.includes("-server"));
+            .map((r) => consulAgentOf(r.props as { command?: string[] }))
+            .filter((a): a is ConsulAgentView => a !== undefined && a.server);
         if (servers.length === 0) return;
         if (servers.length % 2 === 0) report(`${servers.length} Consul servers: an even number loses quorum as easily as one fewer`);
-        for (const cmd of servers) {
-            const expect = cmd.find((a) => a.startsWith("-bootstrap-expect="));
-            if (expect !== `-bootstrap-expect=${servers.length}`) report(`a Consul server has ${expect ?? "no -bootstrap-expect"} but ${servers.length} servers exist`);
+        for (const s of servers) {
+            if (s.bootstrapExpect !== servers.length) report(`a Consul server has ${s.bootstrapExpect === undefined ? "no bootstrap_expect" : `bootstrap_expect ${s.bootstrapExpect}`} but ${servers.length} servers exist`);
         }
     },
 };
 
-export const policies = [pinnedImages, readOnlyDockerSocket, onlyGatewayPublic, hardenedInstances, strongCredentials, oddConsulServers];
+const consulSecured: ResourceValidationPolicy = {
+    name: "consul-acl-tls",
+    description: "Every Consul agent runs with ACLs (default deny) and TLS that verifies both ends and the servers' names, its secrets in a config file.",
+    enforcementLevel: "mandatory",
+    validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
+        const agent = consulAgentOf(c);
+        if (!agent) return;
+        const name = c.name ?? "";
+        if (!agent.config) {
+            report(`Consul agent ${name} is configured by flags: ACLs and TLS need its config file (/consul/config/*.json), and flags put secrets on the command line`);
+            return;
+        }
+        const acl = agent.config.acl ?? {};
+        if (acl.enabled !== true || acl.default_policy !== "deny") report(`Consul agent ${name}: ACLs must be enabled with default_policy "deny" (acl.enabled ${acl.enabled}, default_policy ${JSON.stringify(acl.default_policy)})`);
+        const tls = agent.config.tls ?? {};
+        const d = tls.defaults ?? {};
+        if (d.verify_incoming !== true || d.verify_outgoing !== true || tls.internal_rpc?.verify_server_hostname !== true) {
+            report(`Consul agent ${name}: TLS must set verify_incoming, verify_outgoing and verify_server_hostname`);
+        }
+        // Plain HTTP: the agent's loopback and UNIX sockets (in a volume) only, never an address others reach.
+        const http = String(agent.config.addresses?.http ?? "0.0.0.0").split(/\s+/).filter(Boolean);
+        if (!http.every((a) => a === "127.0.0.1" || a.startsWith("unix://"))) {
+            report(`Consul agent ${name}: plain HTTP must answer only on the agent's loopback or a UNIX socket (addresses.http ${JSON.stringify(agent.config.addresses?.http ?? null)})`);
+        }
+    }),
+};
+
+export const policies = [pinnedImages, dockerSocketOnlyInProxy, onlyGatewayPublic, hardenedInstances, strongCredentials, oddConsulServers, containerLogLimits, consulSecured];

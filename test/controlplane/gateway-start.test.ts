@@ -94,7 +94,7 @@ describe("gateway start-up", { timeout: 120_000 }, () => {
             let gw: Gateway | undefined;
             const t0 = Date.now();
             try {
-                gw = await Gateway.start(tools, consul.addr, { readyTimeoutMs: 5000 });
+                gw = await Gateway.start(tools, consul, { readyTimeoutMs: 5000 });
                 const res = await gw.get("/boot/v1/x");
                 assert.equal(res.status, 200, `start ${i}: ${res.status} ${res.body}`);
                 const g = gw;

@@ -5,15 +5,50 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
 import * as dgram from "node:dgram";
 import * as fs from "node:fs";
+import { randomBytes, randomUUID } from "node:crypto";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { AGENT_TOKEN_SCRIPT, agentConfig, CONSUL_HOST, serverTlsName } from "../../components/consul-agent-config";
+import { ANONYMOUS_TOKEN_ACCESSOR_ID, POLICIES, type Role } from "../../components/consul-policies";
 import type { HelloResponse } from "../support/hello";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const GATEWAY_CONF_DIR = path.join(REPO_ROOT, "components", "images", "gateway");
 export const HELLO_PY = path.join(REPO_ROOT, "components", "images", "hello", "hello.py");
+
+// ---------------------------------------------------------------------------------------------
+// The tests' node network. The gateway never routes to loopback (127.0.0.0/8), so backends
+// listen and are registered on addresses of the benchmarking range 198.18.0.0/15 (RFC 2544),
+// added to the loopback interface: reachable from this machine only. The gateway is told
+// TEST_NETWORK is the network the stack declares, NODE_ADDRESS its node, GATEWAY_OWN_ADDRESS its
+// own address (components/gateway.ts computes the same variables for a stack).
+export const TEST_NETWORK = "198.18.0.0/24";
+/** The node: backends listen and are registered here, as Registrator registers a node address. */
+export const NODE_ADDRESS = "198.18.0.1";
+/** The gateway's own address, as far as its trust rules know: nothing is ever routed there. */
+export const GATEWAY_OWN_ADDRESS = "198.18.0.2";
+/** Outside TEST_NETWORK: a backend may listen here but is never routed to. */
+export const OUTSIDE_ADDRESS = "198.18.1.1";
+const TEST_ADDRESSES = [NODE_ADDRESS, GATEWAY_OWN_ADDRESS, OUTSIDE_ADDRESS];
+let testAddressesReady = false;
+
+/** Puts the test addresses on the loopback interface when missing (as test/tools/install.sh does). */
+export function ensureTestAddresses(): void {
+    if (testAddressesReady) return;
+    const present = new Set(Object.values(os.networkInterfaces()).flat().map((a) => a?.address));
+    for (const address of TEST_ADDRESSES.filter((a) => !present.has(a))) {
+        const r = process.getuid?.() === 0
+            ? spawnSync("ip", ["addr", "add", `${address}/32`, "dev", "lo"], { encoding: "utf8" })
+            : undefined;
+        if (!r || (r.status !== 0 && !/exists/i.test(r.stderr))) {
+            throw new Error(`the control-plane tests need ${address} on the loopback interface: run bash test/tools/install.sh, or: sudo ip addr add ${address}/32 dev lo${r ? ` (${r.stderr.trim()})` : ""}`);
+        }
+    }
+    testAddressesReady = true;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tools
@@ -355,13 +390,18 @@ export interface HttpOptions {
     timeoutMs?: number;
     /** Default: a new connection per request (false), so each request sees the current worker. */
     agent?: http.Agent | false;
+    /** https:// URLs: the CA to verify the server with (PEM). */
+    ca?: string;
+    /** Send the request over this UNIX socket (the URL's host is then only the Host header). */
+    socketPath?: string;
 }
 
 export function httpRequest(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
     return new Promise((resolve, reject) => {
-        const req = http.request(
+        const request = url.startsWith("https:") ? https.request : http.request;
+        const req = request(
             url,
-            { method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false },
+            { method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent ?? false, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.socketPath ? { socketPath: opts.socketPath } : {}) },
             (res) => {
                 const chunks: Buffer[] = [];
                 res.on("data", (c: Buffer) => chunks.push(c));
@@ -401,7 +441,9 @@ export function unixSocketCommand(socketPath: string, command: string, timeoutMs
 // Consul
 
 export interface ConsulPorts {
+    /** Plain HTTP, loopback only (as in the container). */
     http: number;
+    https: number;
     dns: number;
     serfLan: number;
     serfWan: number;
@@ -425,78 +467,159 @@ export interface Registration {
     Check?: Check;
 }
 
+/** The tokens of a Consul agent started here, one per role as the stack creates them. */
+export interface ConsulTokens {
+    management: string;
+    registrator: string;
+    gateway: string;
+    kvWriter: string;
+}
+
+/** What a client process needs to reach the agent: the variables Consul's clients read. */
+export interface ConsulClientEnv {
+    CONSUL_HTTP_ADDR: string;
+    CONSUL_HTTP_SSL: "true";
+    CONSUL_CACERT: string;
+    CONSUL_HTTP_TOKEN: string;
+}
+
+/**
+ * A real Consul server configured by the stack's own agentConfig() (ACLs default deny, TLS with
+ * verify_incoming/outgoing/server_hostname, encrypted gossip, HTTP on loopback, API over HTTPS),
+ * bootstrapped with the stack's own policies (components/consul-policies.ts) and its agent token
+ * set by the stack's own script. Only ports and file locations differ from a deployment.
+ */
 export class ConsulAgent {
     proc: Proc | undefined;
     readonly dir: string;
+    readonly tls: TestPki;
+    readonly nodeName = "controlplane-test";
+    readonly encryptKey = randomBytes(32).toString("base64");
+    tokens: ConsulTokens;
 
     private constructor(
         private readonly tools: Tools,
         readonly ports: ConsulPorts,
         private readonly extraHcl: string[],
-        /** A single server keeping its state in the data dir (as deployed), not a dev agent. */
-        readonly persistent: boolean,
     ) {
         this.dir = makeTempDir("consul");
         fs.mkdirSync(path.join(this.dir, "data"));
         fs.mkdirSync(path.join(this.dir, "tmp"));
+        this.tls = testPki();
+        this.tokens = { management: randomUUID(), registrator: "", gateway: "", kvWriter: "" };
     }
 
     /**
-     * Starts a dev agent on free loopback ports (gRPC off) with its own data and tmp dir; with
-     * `persistent`, a single server (-server -bootstrap-expect 1) whose state survives restart(),
-     * as the stack runs Consul (data on a volume).
+     * Starts a single server (bootstrap_expect 1, state in its data dir as deployed) on free
+     * loopback ports, and creates the ACL policies and tokens. `hcl` adds settings on top.
+     * `persistent` is accepted for compatibility: every agent keeps its state across restart().
      */
     static async start(tools: Tools, opts: { hcl?: string[]; persistent?: boolean } = {}): Promise<ConsulAgent> {
         const ports: ConsulPorts = {
             http: await freePort(),
+            https: await freePort(),
             dns: await freePort(true),
             serfLan: await freePort(true),
             serfWan: await freePort(true),
             server: await freePort(),
         };
-        const agent = new ConsulAgent(tools, ports, opts.hcl ?? [], opts.persistent ?? false);
+        const agent = new ConsulAgent(tools, ports, opts.hcl ?? []);
+        agent.writeConfig();
         await agent.launch();
+        await agent.bootstrapAcls();
         return agent;
     }
 
+    /** host:port of the HTTPS API. */
     get addr(): string {
-        return `127.0.0.1:${this.ports.http}`;
+        return `127.0.0.1:${this.ports.https}`;
     }
 
     get url(): string {
-        return `http://${this.addr}`;
+        return `https://${this.addr}`;
+    }
+
+    /** The agent's HTTP socket: how Registrator reaches it (components/registrator.ts). */
+    get socketPath(): string {
+        return path.join(this.dir, "http.sock");
+    }
+
+    get configFile(): string {
+        return path.join(this.dir, "agent.json");
+    }
+
+    /** The environment a client of `role` gets in the stack (gateway, Registrator, ...). */
+    clientEnv(role: keyof ConsulTokens = "gateway"): ConsulClientEnv {
+        return { CONSUL_HTTP_ADDR: this.addr, CONSUL_HTTP_SSL: "true", CONSUL_CACERT: this.tls.caFile, CONSUL_HTTP_TOKEN: this.tokens[role] };
+    }
+
+    private writeConfig(): void {
+        const config = agentConfig({
+            datacenter: "dc1",
+            nodeName: this.nodeName,
+            server: true,
+            bootstrapExpect: 1,
+            encryptKey: this.encryptKey,
+            initialManagementToken: this.tokens.management,
+            retryJoin: [],
+            maxConnsPerClient: PRODUCTION_MAX_CONNS_PER_CLIENT,
+            paths: { dataDir: path.join(this.dir, "data"), caFile: this.tls.caFile, certFile: this.tls.serverCert, keyFile: this.tls.serverKey, httpSocket: this.socketPath },
+            ports: this.ports,
+            clientAddr: "127.0.0.1",
+            bindAddr: "127.0.0.1",
+            advertiseAddr: "127.0.0.1",
+        });
+        fs.writeFileSync(this.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
     }
 
     private async launch(): Promise<void> {
-        const args = [
-            "agent", "-node", "controlplane-test",
-            ...(this.persistent
-                ? ["-server", "-bootstrap-expect", "1", "-hcl", "performance { raft_multiplier = 1 }"]
-                : ["-dev"]),
-            "-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
-            "-data-dir", path.join(this.dir, "data"),
-            "-http-port", String(this.ports.http),
-            "-dns-port", String(this.ports.dns),
-            "-serf-lan-port", String(this.ports.serfLan),
-            "-serf-wan-port", String(this.ports.serfWan),
-            "-server-port", String(this.ports.server),
-            "-grpc-port", "-1", "-grpc-tls-port", "-1",
-            "-log-level", "warn",
-        ];
+        const args = ["agent", "-config-file", this.configFile, "-log-level", "warn", "-hcl", "performance { raft_multiplier = 1 }"];
         for (const h of this.extraHcl) args.push("-hcl", h);
         const env = { ...process.env, TMPDIR: path.join(this.dir, "tmp") };
         this.proc = new Proc("consul", this.tools.CONSUL_BIN, args, { env });
+        this.proc.stdout.watch(ConsulAgent.ACL_BLOCKED);
         const proc = this.proc;
         await waitFor(
             async () => {
                 if (!proc.running) throw new Error(`consul exited:\n${proc.output()}`);
-                const leader = await httpRequest(`${this.url}/v1/status/leader`, { timeoutMs: 1000 });
-                if (leader.status !== 200 || leader.body.trim() === '""') return false;
-                const nodes = await httpRequest(`${this.url}/v1/catalog/nodes`, { timeoutMs: 1000 });
-                return nodes.status === 200 && nodes.body.includes("controlplane-test");
+                const leader = await this.api("GET", "/v1/status/leader", undefined, "", 1000).catch(() => undefined);
+                if (!leader || leader.status !== 200 || leader.body.trim() === '""') return false;
+                const nodes = await this.api("GET", "/v1/catalog/nodes", undefined, this.tokens.management, 1000).catch(() => undefined);
+                return nodes?.status === 200 && nodes.body.includes(this.nodeName);
             },
             { timeoutMs: 30_000, intervalMs: 50, message: "Consul leader" },
         );
+    }
+
+    /** As components/consul-acl.ts does with the management token, through the same API. */
+    private async bootstrapAcls(): Promise<void> {
+        const m = this.tokens.management;
+        for (const role of Object.keys(POLICIES) as Role[]) {
+            const p = POLICIES[role];
+            await this.ok("PUT", "/v1/acl/policy", { Name: p.name, Description: p.description, Rules: p.rules, Datacenters: ["dc1"] }, m);
+        }
+        await this.ok("PUT", `/v1/acl/token/${ANONYMOUS_TOKEN_ACCESSOR_ID}`, { Policies: [{ Name: POLICIES.anonymous.name }] }, m);
+        const create = async (body: unknown): Promise<string> => JSON.parse((await this.ok("PUT", "/v1/acl/token", body, m)).body).SecretID as string;
+        this.tokens.registrator = await create({ Description: "registrator", Policies: [{ Name: POLICIES.registrator.name }] });
+        this.tokens.gateway = await create({ Description: "gateway", Policies: [{ Name: POLICIES.gateway.name }] });
+        this.tokens.kvWriter = await create({ Description: "kv writer", Policies: [{ Name: POLICIES.kvWriter.name }] });
+        const agentToken = await create({ Description: "agent", NodeIdentities: [{ NodeName: this.nodeName, Datacenter: "dc1" }] });
+        // The stack's own script sets it, with the management token from the environment.
+        const r = spawnSync(process.execPath, [path.join(REPO_ROOT, AGENT_TOKEN_SCRIPT)], {
+            env: { ...process.env, CONSUL_HTTP_ADDR: this.url, CONSUL_CACERT_PEM: fs.readFileSync(this.tls.caFile, "utf8"), CONSUL_HTTP_TOKEN: m, CONSUL_AGENT_TOKEN: agentToken, CONSUL_NODE: this.nodeName, TIMEOUT_SECONDS: "30" },
+            encoding: "utf8",
+        });
+        if (r.status !== 0) throw new Error(`setting the agent token failed: ${r.stdout}${r.stderr}`);
+        this.aclBlocksBeforeToken = this.proc?.stdout.count(ConsulAgent.ACL_BLOCKED) ?? 0;
+    }
+
+    /** The agent's own updates refused by ACLs: expected until its agent token is set, never after. */
+    static readonly ACL_BLOCKED = /blocked by ACLs/;
+    private aclBlocksBeforeToken = 0;
+
+    /** "… blocked by ACLs" warnings the agent logged since its agent token was set. */
+    aclBlocksSinceToken(): number {
+        return (this.proc?.stdout.count(ConsulAgent.ACL_BLOCKED) ?? 0) - this.aclBlocksBeforeToken;
     }
 
     /** Stops the agent (its data dir and ports stay reserved for restart()). */
@@ -505,7 +628,7 @@ export class ConsulAgent {
         this.proc = undefined;
     }
 
-    /** Starts the agent again on the same ports and data dir. A dev agent keeps no state. */
+    /** Starts the agent again on the same ports and data dir; ACLs and tokens persist. */
     async restart(): Promise<void> {
         if (this.proc) await this.stop();
         await this.launch();
@@ -517,38 +640,51 @@ export class ConsulAgent {
         removeTempDir(this.dir);
     }
 
-    async api(method: string, apiPath: string, body?: unknown): Promise<HttpResult> {
+    /** One request to the HTTPS API; `token` defaults to the management token ("" for none). */
+    async api(method: string, apiPath: string, body?: unknown, token: string = this.tokens.management, timeoutMs = 5000): Promise<HttpResult> {
         const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-        return httpRequest(`${this.url}${apiPath}`, { method, body: payload, timeoutMs: 5000 });
+        return httpRequest(`${this.url}${apiPath}`, {
+            method, body: payload, timeoutMs, ca: this.tls.caPem,
+            headers: token ? { "X-Consul-Token": token } : {},
+        });
     }
 
-    private async ok(method: string, apiPath: string, body?: unknown): Promise<HttpResult> {
-        const res = await this.api(method, apiPath, body);
+    private async ok(method: string, apiPath: string, body?: unknown, token?: string): Promise<HttpResult> {
+        const res = await this.api(method, apiPath, body, token);
         if (res.status !== 200) throw new Error(`${method} ${apiPath}: HTTP ${res.status}: ${res.body}`);
         return res;
     }
 
-    /** Registers through the agent API, as Registrator does; throws on a non-200 answer. */
+    /** One request as Registrator makes it: over the agent's UNIX socket, with Registrator's token. */
+    async registratorApi(method: string, apiPath: string, body?: unknown): Promise<HttpResult> {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        return httpRequest(`http://consul${apiPath}`, { method, body: payload, timeoutMs: 5000, socketPath: this.socketPath, headers: { "X-Consul-Token": this.tokens.registrator } });
+    }
+
+    /** Registers through the agent API as Registrator does (its socket, its token); throws on a non-200 answer. */
     async register(reg: Registration): Promise<void> {
-        await this.ok("PUT", "/v1/agent/service/register", reg);
+        const res = await this.registratorApi("PUT", "/v1/agent/service/register", reg);
+        if (res.status !== 200) throw new Error(`register ${reg.ID}: HTTP ${res.status}: ${res.body}`);
     }
 
     /** Like register() but returns the HTTP status (Consul rejects some hostile input). */
-    async tryRegister(reg: Registration): Promise<HttpResult> {
-        return this.api("PUT", "/v1/agent/service/register", reg);
+    async tryRegister(reg: Registration, token: string = this.tokens.registrator): Promise<HttpResult> {
+        return this.api("PUT", "/v1/agent/service/register", reg, token);
     }
 
     async deregister(id: string): Promise<void> {
-        await this.ok("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+        const res = await this.registratorApi("PUT", `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+        if (res.status !== 200) throw new Error(`deregister ${id}: HTTP ${res.status}: ${res.body}`);
     }
 
+    /** Writes a KV key with the token Pulumi uses for the gateway settings. */
     async kvPut(key: string, value: string): Promise<void> {
-        const res = await this.ok("PUT", `/v1/kv/${key}`, value);
+        const res = await this.ok("PUT", `/v1/kv/${key}`, value, this.tokens.kvWriter);
         if (res.body.trim() !== "true") throw new Error(`KV put ${key} failed: ${res.body}`);
     }
 
     async kvDelete(key: string): Promise<void> {
-        await this.ok("DELETE", `/v1/kv/${key}`);
+        await this.ok("DELETE", `/v1/kv/${key}`, undefined, this.tokens.kvWriter);
     }
 
     /** Health state of one service instance in the catalog ("passing", "critical", ...). */
@@ -556,6 +692,63 @@ export class ConsulAgent {
         const res = await this.api("GET", `/v1/agent/health/service/id/${encodeURIComponent(serviceId)}?format=text`);
         return res.status === 404 ? undefined : res.body.trim();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS material for the tests: a CA and a server certificate made with openssl, once per process.
+
+/** A test CA made with openssl, issuing certificates the way components/consul-tls.ts does. */
+export class TestCa {
+    readonly caFile: string;
+    readonly caPem: string;
+    private serial = 0;
+
+    constructor(readonly dir: string, name: string) {
+        this.run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca-key.pem"]);
+        this.run(["req", "-x509", "-new", "-key", "ca-key.pem", "-sha256", "-days", "2", "-subj", `/CN=${name}`, "-out", "ca.pem",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]);
+        this.caFile = path.join(dir, "ca.pem");
+        this.caPem = fs.readFileSync(this.caFile, "utf8");
+    }
+
+    private run(args: string[]): void {
+        const r = spawnSync("openssl", args, { cwd: this.dir, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+    }
+
+    /** A key and certificate for `dnsNames` (the first is the CN) and 127.0.0.1; file paths. */
+    issue(dnsNames: string[]): { cert: string; key: string } {
+        const n = ++this.serial;
+        this.run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `agent-${n}-key.pem`]);
+        this.run(["req", "-new", "-key", `agent-${n}-key.pem`, "-subj", `/CN=${dnsNames[0]}`, "-out", `agent-${n}.csr`]);
+        fs.writeFileSync(path.join(this.dir, `agent-${n}.cnf`), [
+            `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(",")},IP:127.0.0.1`,
+            "keyUsage=critical,digitalSignature,keyEncipherment",
+            "extendedKeyUsage=serverAuth,clientAuth",
+        ].join("\n"));
+        this.run(["x509", "-req", "-in", `agent-${n}.csr`, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-sha256", "-extfile", `agent-${n}.cnf`, "-out", `agent-${n}.pem`]);
+        fs.chmodSync(path.join(this.dir, `agent-${n}-key.pem`), 0o600);
+        return { cert: path.join(this.dir, `agent-${n}.pem`), key: path.join(this.dir, `agent-${n}-key.pem`) };
+    }
+}
+
+export interface TestPki {
+    ca: TestCa;
+    caFile: string;
+    caPem: string;
+    serverCert: string;
+    serverKey: string;
+}
+
+let pki: TestPki | undefined;
+
+/** The tests' CA and a certificate for server.dc1.consul (+ consul, localhost, 127.0.0.1), as ConsulTls issues; once per process. */
+export function testPki(): TestPki {
+    if (pki) return pki;
+    const ca = new TestCa(makeTempDir("pki"), "Consul CA controlplane-test");
+    const server = ca.issue([serverTlsName("dc1"), CONSUL_HOST, "localhost"]);
+    pki = { ca, caFile: ca.caFile, caPem: ca.caPem, serverCert: server.cert, serverKey: server.key };
+    return pki;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,7 +766,8 @@ export class Gateway {
         readonly tools: Tools,
         readonly httpPort: number,
         readonly statsPort: number,
-        consulAddr: string,
+        consul: ConsulClientEnv,
+        extraEnv: NodeJS.ProcessEnv = {},
     ) {
         this.runDir = makeTempDir("gateway");
         this.env = {
@@ -583,17 +777,31 @@ export class Gateway {
             GATEWAY_HTTP_PORT: String(httpPort),
             GATEWAY_STATS_PORT: String(statsPort),
             GATEWAY_BIND: "127.0.0.1",
-            CONSUL_HTTP_ADDR: consulAddr,
+            ...consul,
             HAPROXY_BIN: tools.HAPROXY_BIN,
             CONSUL_TEMPLATE_BIN: tools.CONSUL_TEMPLATE_BIN,
             STATS_USER: "stats",
             STATS_PASSWORD: `pw-${process.pid}-${Date.now()}`,
+            // Trust rules: the test network is the node network (as on target hosts); Consul's
+            // published port and SSH are refused on the node, as the stack passes them.
+            GATEWAY_BACKEND_NETWORKS: TEST_NETWORK,
+            GATEWAY_NODE_NETWORKS: `${NODE_ADDRESS}/32`,
+            GATEWAY_NODE_PORTS: `22 ${consul.CONSUL_HTTP_ADDR.split(":").pop()}`,
+            GATEWAY_OWN_ADDRESSES: GATEWAY_OWN_ADDRESS,
+            GATEWAY_TRUSTED_PROXIES: "",
+            ...extraEnv,
         };
     }
 
-    /** Runs entrypoint.sh with bash, as the image does, and waits for the first rendered config. */
-    static async start(tools: Tools, consulAddr: string, opts: { readyTimeoutMs?: number } = {}): Promise<Gateway> {
-        const gw = new Gateway(tools, await freePort(), await freePort(), consulAddr);
+    /**
+     * Runs entrypoint.sh with bash, as the image does, and waits for the first rendered config.
+     * `consul`: an agent (the gateway gets its token, as the stack gives it) or explicit client
+     * variables (another token, a wrong CA...). `waitForRender: false` returns once it serves the bootstrap config.
+     */
+    static async start(tools: Tools, consul: ConsulAgent | ConsulClientEnv, opts: { readyTimeoutMs?: number; waitForRender?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<Gateway> {
+        const env = consul instanceof ConsulAgent ? consul.clientEnv("gateway") : consul;
+        ensureTestAddresses();
+        const gw = new Gateway(tools, await freePort(), await freePort(), env, opts.env);
         const proc = new Proc("gateway", "bash", [path.join(GATEWAY_CONF_DIR, "entrypoint.sh")], {
             env: gw.env,
             stdout: "ignore",
@@ -605,6 +813,7 @@ export class Gateway {
                 if (!proc.running) throw new Error(`gateway exited:\n${proc.output()}`);
                 // The bootstrap config answers 503 everywhere; the rendered one has a 404 "no route".
                 const res = await gw.get("/-/controlplane-ready-probe", { timeoutMs: 1000 });
+                if (opts.waitForRender === false) return res.status === 503 || res.status === 404;
                 return res.status === 404 && res.body === "no route\n";
             },
             { timeoutMs: opts.readyTimeoutMs ?? 30_000, intervalMs: 25, message: "gateway to serve the rendered config" },
@@ -699,26 +908,29 @@ export class Backend {
         readonly proc: Proc,
         readonly port: number,
         readonly instance: string,
+        readonly address: string,
     ) {}
 
-    /** Starts hello.py on a free loopback port; `instance` is the name it answers with. */
-    static async start(tools: Tools, opts: { service: string; version?: string; instance: string }): Promise<Backend> {
+    /** Starts hello.py on a free port of `address` (default NODE_ADDRESS); `instance` is the name it answers with. */
+    static async start(tools: Tools, opts: { service: string; version?: string; instance: string; address?: string }): Promise<Backend> {
+        ensureTestAddresses();
         const port = await freePort();
+        const address = opts.address ?? NODE_ADDRESS;
         const env = {
             ...process.env,
             PORT: String(port),
-            BIND: "127.0.0.1",
+            BIND: address,
             HELLO_SERVICE: opts.service,
             HELLO_VERSION: opts.version ?? "",
             HELLO_INSTANCE: opts.instance,
             PYTHONUNBUFFERED: "1",
         };
         const proc = new Proc(`hello ${opts.instance}`, tools.PYTHON_BIN, [HELLO_PY], { env });
-        const b = new Backend(proc, port, opts.instance);
+        const b = new Backend(proc, port, opts.instance, address);
         await waitFor(
             async () => {
                 if (!proc.running) throw new Error(`backend exited:\n${proc.output()}`);
-                return (await httpRequest(`http://127.0.0.1:${port}/health`, { timeoutMs: 500 })).status === 200;
+                return (await httpRequest(`http://${address}:${port}/health`, { timeoutMs: 500 })).status === 200;
             },
             { timeoutMs: 10_000, intervalMs: 25, message: `backend ${opts.instance}` },
         );
@@ -731,13 +943,13 @@ export class Backend {
     }
 
     get serverName(): string {
-        return `127.0.0.1:${this.port}`;
+        return `${this.address}:${this.port}`;
     }
 
     /** The registration Registrator would make for it (tags rest + check=/health, HTTP check). */
     registration(name: string, opts: { tags?: string[]; interval?: string; status?: Check["Status"] } = {}): Registration {
         const check: Check = {
-            HTTP: `http://127.0.0.1:${this.port}/health`,
+            HTTP: `http://${this.address}:${this.port}/health`,
             Interval: opts.interval ?? "1s",
             Timeout: "1s",
         };
@@ -746,7 +958,7 @@ export class Backend {
             ID: this.id,
             Name: name,
             Tags: opts.tags ?? ["rest", "check=/health"],
-            Address: "127.0.0.1",
+            Address: this.address,
             Port: this.port,
             Check: check,
         };
@@ -771,6 +983,7 @@ export class StaticBackend {
     ) {}
 
     static async start(tools: Tools, instance: string): Promise<StaticBackend> {
+        ensureTestAddresses();
         const port = await freePort();
         const dir = makeTempDir("static");
         // Formatted as hello.py's json.dumps, which waitForRoute() matches.
@@ -784,7 +997,7 @@ export class StaticBackend {
             "    timeout client 30s",
             "    timeout server 30s",
             "frontend static",
-            `    bind 127.0.0.1:${port}`,
+            `    bind ${NODE_ADDRESS}:${port}`,
             '    http-request return status 200 content-type text/plain string "ok" if { path /health }',
             `    http-request return status 200 content-type application/json string "${body}"`,
             "",
@@ -796,7 +1009,7 @@ export class StaticBackend {
         await waitFor(
             async () => {
                 if (!proc.running) throw new Error(`static backend exited:\n${proc.output()}`);
-                return (await httpRequest(`http://127.0.0.1:${port}/health`, { timeoutMs: 500 })).status === 200;
+                return (await httpRequest(`http://${NODE_ADDRESS}:${port}/health`, { timeoutMs: 500 })).status === 200;
             },
             { timeoutMs: 10_000, message: `static backend ${instance}` },
         );
@@ -812,9 +1025,9 @@ export class StaticBackend {
             ID: this.id,
             Name: name,
             Tags: ["rest", "check=/health"],
-            Address: "127.0.0.1",
+            Address: NODE_ADDRESS,
             Port: this.port,
-            Check: { HTTP: `http://127.0.0.1:${this.port}/health`, Interval: "1s", Timeout: "1s", Status: "passing" },
+            Check: { HTTP: `http://${NODE_ADDRESS}:${this.port}/health`, Interval: "1s", Timeout: "1s", Status: "passing" },
         };
     }
 
@@ -888,7 +1101,8 @@ export async function runWrk(tools: Tools, opts: WrkOptions): Promise<WrkResult>
 // Harness: Consul + gateway + backends, torn down together
 
 /** As the stack configures Consul (components/consul.ts): one blocking query per routed service. */
-export const PRODUCTION_CONSUL_LIMITS = "limits { http_max_conns_per_client = 8192 }";
+export const PRODUCTION_MAX_CONNS_PER_CLIENT = 8192;
+export const PRODUCTION_CONSUL_LIMITS = `limits { http_max_conns_per_client = ${PRODUCTION_MAX_CONNS_PER_CLIENT} }`;
 
 export class Harness {
     readonly backends: Backend[] = [];
@@ -900,7 +1114,8 @@ export class Harness {
         readonly gateway: Gateway,
     ) {}
 
-    static async start(opts: { consulHcl?: string[]; persistentConsul?: boolean } = {}): Promise<Harness> {
+    /** `gatewayEnv`: variables for the gateway on top of the test defaults (e.g. GATEWAY_TRUSTED_PROXIES). */
+    static async start(opts: { consulHcl?: string[]; persistentConsul?: boolean; gatewayEnv?: NodeJS.ProcessEnv } = {}): Promise<Harness> {
         const tools = readTools();
         const consul = await ConsulAgent.start(tools, {
             hcl: opts.consulHcl ?? [PRODUCTION_CONSUL_LIMITS],
@@ -908,7 +1123,7 @@ export class Harness {
         });
         let gateway: Gateway;
         try {
-            gateway = await Gateway.start(tools, consul.addr);
+            gateway = await Gateway.start(tools, consul, { env: opts.gatewayEnv ?? {} });
         } catch (err) {
             await consul.destroy();
             throw err;

@@ -3,6 +3,7 @@
 // rendered file passes `haproxy -c`, does not contain the input, existing routes still answer,
 // and rendering still follows later changes (a good service registered next gets routed).
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { Harness, hello, type Backend, type Registration } from "./harness";
@@ -21,6 +22,18 @@ describe("hostile input", { timeout: 180_000 }, () => {
     after(async () => {
         await h?.stop();
     });
+
+    /** How the gateway names a value that failed its pattern: the first 8 hex digits of its SHA-256. */
+    function sha8(value: string): string {
+        return createHash("sha256").update(value, "utf8").digest("hex").slice(0, 8);
+    }
+
+    /** The gateway logged this line (reload.sh logs each skip or rejection once). */
+    function assertLogged(what: string, line: string | RegExp): void {
+        const lines = (h.gateway.proc?.stderr.toString() ?? "").split("\n");
+        const hits = lines.filter((l) => (typeof line === "string" ? l === `gateway: ${line}` : line.test(l)));
+        assert.equal(hits.length, 1, `${what}: expected one log line ${line}, got ${hits.length}:\n${lines.filter((l) => l.startsWith("gateway: ")).slice(-20).join("\n")}`);
+    }
 
     /** A marker no legitimate config line contains. */
     function marker(): string {
@@ -45,6 +58,7 @@ describe("hostile input", { timeout: 180_000 }, () => {
         const check = h.gateway.haproxyCheck(h.gateway.renderedConfigPath);
         assert.ok(check.ok, `${what}: haproxy -c failed on the rendered file:\n${check.output}`);
         assert.ok(!rendered.includes(mark), `${what}: the hostile input reached the config`);
+        assert.ok(!(h.gateway.proc?.stderr.toString() ?? "").includes(mark), `${what}: the hostile input reached the gateway's log`);
         assert.equal(h.gateway.readRenderedConfig("live"), rendered, `${what}: live config is the last render`);
         assert.equal(h.gateway.rejections(), 0, `${what}: a render was rejected by haproxy -c`);
         assert.ok(!fs.existsSync(h.gateway.rejectedConfigPath), `${what}: haproxy.cfg.rejected exists`);
@@ -86,6 +100,8 @@ describe("hostile input", { timeout: 180_000 }, () => {
             const res = await h.consul.tryRegister(reg);
             assert.ok(res.status === 200 || res.status === 400, `register ${JSON.stringify(name)}: ${res.status}`);
             await assertStillSafe(`service name ${JSON.stringify(name)}`, m);
+            // Skipped and said so, by a hash of the name, once.
+            if (res.status === 200) assertLogged(`service name ${JSON.stringify(name)}`, `skipped: service (name sha256 ${sha8(name)}): the name is not a DNS label`);
         }
     });
 
@@ -116,6 +132,12 @@ describe("hostile input", { timeout: 180_000 }, () => {
             const res = await h.consul.tryRegister(reg);
             assert.ok(res.status === 200 || res.status === 400, `register ${JSON.stringify(over)}: ${res.status}`);
             const cfg = await assertStillSafe(`registration ${JSON.stringify(over)}`, m);
+            if (over.Address !== undefined && res.status === 200) {
+                assertLogged(`address ${JSON.stringify(over.Address)}`, `skipped: ${name} instance at an address (sha256 ${sha8(over.Address)}) that is not IPv4`);
+            }
+            if (over.Tags && res.status === 200 && !over.Tags.includes("check=/health")) {
+                assertLogged(`tags ${JSON.stringify(over.Tags)}`, `rejected: check= tags of ${name}: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)`);
+            }
             if (over.Tags && res.status === 200) {
                 // The service is routed; an invalid check path is replaced by "/".
                 const uri = over.Tags.includes("check=/health") ? "/health" : "/";
@@ -149,6 +171,7 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 await h.consul.kvPut(key, value);
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, m);
                 assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
+                assertLogged(`${key} = ${JSON.stringify(value)}`, new RegExp(`^gateway: rejected: KV ${key}: value \\(sha256 ${sha8(value)}\\) is not .*; running ${def}$`));
             }
             // Values that are only too large or malformed, with no marker to look for.
             // Values the pattern of a number and a unit would let through but HAProxy cannot run:
@@ -159,6 +182,8 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 await h.consul.kvPut(key, value);
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, marker());
                 assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
+                // An empty value is no value for Consul: the default runs, as for a deleted key.
+                if (value !== "") assertLogged(`${key} = ${JSON.stringify(value)}`, new RegExp(`^gateway: rejected: KV ${key}: (value \\(sha256 ${sha8(value)}\\)|${value}) is .*; running ${def}$`));
             }
             await h.consul.kvDelete(key);
         }

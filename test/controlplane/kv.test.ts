@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { freePort, Harness, sleep, waitFor } from "./harness";
+import { freePort, Harness, NODE_ADDRESS, sleep, waitFor } from "./harness";
 
 const KEYS = {
     maxconn: "service/haproxy/maxconn",
@@ -26,7 +26,7 @@ async function startSilentBackend(): Promise<{ port: number; close: () => Promis
         s.on("close", () => sockets.delete(s));
     });
     const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+    await new Promise<void>((r) => server.listen(port, NODE_ADDRESS, r));
     return {
         port,
         close: () =>
@@ -49,9 +49,9 @@ describe("KV settings", { timeout: 120_000 }, () => {
             ID: "controlplane:silent:1",
             Name: "silent",
             Tags: ["rest", "check=/health"],
-            Address: "127.0.0.1",
+            Address: NODE_ADDRESS,
             Port: silent.port,
-            Check: { HTTP: `http://127.0.0.1:${silent.port}/health`, Interval: "1s", Status: "passing" },
+            Check: { HTTP: `http://${NODE_ADDRESS}:${silent.port}/health`, Interval: "1s", Status: "passing" },
         });
         await h.waitForConfig((cfg) => cfg.includes("backend svc_silent\n") && cfg.includes("backend svc_kv-v1\n"), "routes");
         await h.waitForRoute("/kv/v1/");

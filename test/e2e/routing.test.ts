@@ -1,34 +1,57 @@
-// The dev stack on a real Docker engine: the containers, images, network, volume and Consul
-// keys that index.ts declares for Pulumi.dev.yaml, applied for real (test/e2e/harness), then
-// driven from outside through the published ports, as a user of `pulumi up` would.
+// The dev stack's config on a real Docker engine: the containers, images, network, volume and
+// Consul keys that index.ts declares for Pulumi.dev.yaml, applied for real (test/e2e/harness) as
+// stack `e2e`, then driven from outside through the published ports, as a user of `pulumi up`
+// would. A `dev` stack's containers, network, volume and image tag are on the same engine the
+// whole time (harness/lookalikes.ts) and must come out untouched.
 // Scenarios: the gateway starts from its built image, renders from Consul and answers; routing
 // by version with the prefix stripped and round robin; the stats page's credentials; a KV
 // setting changed by a second apply reaches the running HAProxy.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { LOG_LIMITS } from "../../components/container-defaults";
 import { PROJECT } from "../support/program";
 import { skipReason } from "./harness/engine";
 import {
     consulGet, healthy, hello, hostnameOf, hostnames, kvValue, metric, processes, replicasOf, rotationIs, startedAt,
 } from "./harness/scenario";
-import { eventually, get, Stack } from "./harness/stack";
+import { DevLookalikes } from "./harness/lookalikes";
+import { E2E_STACK, e2eName, eventually, get, Stack } from "./harness/stack";
 
-const GATEWAY = "dev-gateway";
+const GATEWAY = e2eName("gateway");
 
-describe("dev stack on a real engine: gateway and routing", { skip: skipReason() }, () => {
+describe("the dev stack's config on a real engine (stack e2e): gateway and routing", { skip: skipReason() }, () => {
     let stack: Stack;
+    let devStack: DevLookalikes | undefined;
 
     before(async () => {
-        stack = await Stack.up();
+        stack = await Stack.up({ beforeApply: async (docker) => { devStack = await DevLookalikes.create(docker); } });
     }, { timeout: 20 * 60_000 });
 
     after(async () => {
-        await stack?.down();
+        if (!stack) {
+            // The bring-up failed (and released the engine): best effort on what was made.
+            await devStack?.remove().catch(() => undefined);
+            return;
+        }
+        // The engine may be the suite's own: look at the dev stack's objects before it stops.
+        try {
+            await stack.down({ keepEngine: true });
+        } finally {
+            try {
+                if (devStack) {
+                    const changes = await devStack.changes();
+                    await devStack.remove();
+                    assert.deepEqual(changes, [], "the suite's teardown left the dev stack's containers, network, volume and image as they were");
+                }
+            } finally {
+                await stack.engine.release();
+            }
+        }
     }, { timeout: 120_000 });
 
     test("the containers that run are the program's declarations, inputs applied", async () => {
         const declared = stack.declaredContainers().filter((n) => !stack.applied.emulated.includes(n));
-        assert.deepEqual(declared.sort(), ["dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"]);
+        assert.deepEqual(declared.sort(), ["consul", "gateway", "hello-v1-1", "hello-v1-2", "hello-v2-1", "node-1-docker-socket-proxy"].map(e2eName));
         for (const name of declared) {
             const want = stack.applied.containers.get(name)!;
             const c = await stack.docker.inspectContainer(name);
@@ -59,7 +82,78 @@ describe("dev stack on a real engine: gateway and routing", { skip: skipReason()
         }
         // Consul runs the image the stack config names (the stand-in built from our binary).
         const consulImage = await stack.docker.imageExists(stack.configValue("consul").image);
-        assert.equal((await stack.docker.inspectContainer("dev-consul")).Image, consulImage.Id);
+        assert.equal((await stack.docker.inspectContainer(e2eName("consul"))).Image, consulImage.Id);
+    });
+
+    // Docker Desktop cannot publish on an address the host does not own: on one node nothing of a
+    // service is published, and Registrator (-internal) registers the container's own address.
+    test("no service container publishes a port: Consul has each at its address on the stack's network and its container port", async () => {
+        const network = stack.applied.containers.get(GATEWAY)!.networks[0].name;
+        const subnet: string = stack.configValue("network").subnet;
+        const prefix = subnet.replace(/\.0\/24$/, ".");
+        assert.match(subnet, /\.0\/24$/, "the suite picks a /24");
+        const replicas = [...replicasOf(stack, "hello-v1"), ...replicasOf(stack, "hello-v2")];
+        assert.equal(replicas.length, 3);
+        const expected: string[] = [];
+        for (const name of replicas) {
+            const c = await stack.docker.inspectContainer(name);
+            assert.deepEqual(c.HostConfig.PortBindings ?? {}, {}, `${name}: no port bindings`);
+            const published = Object.entries(c.NetworkSettings.Ports ?? {}).filter(([, b]) => Array.isArray(b) && b.length > 0);
+            assert.deepEqual(published, [], `${name}: nothing published`);
+            const address: string = c.NetworkSettings.Networks[network].IPAddress;
+            assert.ok(address.startsWith(prefix), `${name}: ${address} in ${subnet}`);
+            expected.push(`${name} ${address}:8080`);
+        }
+        const passing = await eventually("the three hello instances passing in Consul", async () => {
+            const all = [
+                ...await consulGet<any[]>(stack, "/v1/health/service/hello-v1?passing"),
+                ...await consulGet<any[]>(stack, "/v1/health/service/hello-v2?passing"),
+            ];
+            return all.length === 3 ? all : undefined;
+        });
+        assert.deepEqual(passing.map((i) => `${String(i.Service.ID).split(":")[1]} ${i.Service.Address}:${i.Service.Port}`).sort(), expected.sort());
+        for (const i of passing) {
+            const http = i.Checks.find((k: any) => k.ServiceID === i.Service.ID);
+            assert.ok(http, `${i.Service.ID} has its HTTP check`);
+            assert.equal(http.Status, "passing");
+        }
+        const cfg = await stack.exec(GATEWAY, ["cat", "/run/gateway/haproxy.cfg"]);
+        for (const line of expected) assert.ok(cfg.includes(`server ${line.split(" ")[1]} `), `the gateway routes to ${line}`);
+    });
+
+    test("a dev stack's containers, network, volume and image on the same engine are left alone and never routed", async () => {
+        assert.ok(devStack, "the dev stack's objects were made before the apply");
+        assert.deepEqual(await devStack.changes(), [], "untouched by the apply");
+        const ours = [...stack.declaredContainers(), ...stack.applied.created.map((c) => c.name)];
+        for (const name of ours) assert.ok(!DevLookalikes.containerNames.includes(name) && !/^(dev-|service-discovery-dev$)/.test(name), `${name} is not a dev stack name`);
+        assert.ok(stack.declaredContainers().every((n) => n.startsWith(`${E2E_STACK}-`)), stack.declaredContainers().join(", "));
+        const answered = new Set(await hostnames(stack, "/hello/v1/", 8));
+        assert.deepEqual([...answered].sort(), [e2eName("hello-v1-1"), e2eName("hello-v1-2")], "only the suite's replicas answer");
+    });
+
+    test("every running container has the program's log limits, and the engine rotates its log", async () => {
+        const running = stack.declaredContainers().filter((n) => !stack.applied.emulated.includes(n));
+        assert.ok(running.length >= 5, `containers: ${running.join(", ")}`);
+        for (const name of running) {
+            const c = await stack.docker.inspectContainer(name);
+            assert.deepEqual(c.HostConfig.LogConfig, { Type: LOG_LIMITS.logDriver, Config: { ...LOG_LIMITS.logOpts } }, `${name}: HostConfig.LogConfig`);
+        }
+        // A replica's main process writes ~3x what the limits keep: the engine keeps the newest
+        // lines and drops the oldest, instead of filling the node's disk.
+        const replica = e2eName("hello-v2-1");
+        const marker = `log-rotation-check-${Date.now()}`;
+        const written = 48_000_000;
+        await stack.exec(replica, ["sh", "-c", `yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop | head -c ${written} > /proc/1/fd/1 && echo ${marker} > /proc/1/fd/1`]);
+        const kept = await eventually("the marker line in the replica's log", async () => {
+            const out = (await stack.docker.cli(["logs", replica], { timeoutMs: 120_000 })).stdout;
+            return out.includes(marker) ? out : undefined;
+        }, 60_000, 1000);
+        assert.ok(kept.length < written / 2, `kept ${kept.length} of ${written} bytes written: the log is bounded`);
+        assert.ok(kept.length > 1_000_000, `kept ${kept.length} bytes: the newest logs stay readable`);
+        // The flood did not stop it: still running, and its service still answers.
+        assert.equal((await stack.docker.inspectContainer(replica)).State.Running, true);
+        const port = stack.applied.containers.get(replica)!.envs.find((e: string) => e.startsWith("PORT="))!.slice(5);
+        await stack.exec(replica, ["python3", "-c", `import urllib.request; urllib.request.urlopen("http://127.0.0.1:${port}/health", timeout=5)`]);
     });
 
     test("the gateway runs the image built from components/images/gateway, renders its config from Consul and answers", async () => {
@@ -107,8 +201,8 @@ describe("dev stack on a real engine: gateway and routing", { skip: skipReason()
     test("/hello/v1/ reaches only v1 containers and /hello/v2/ only v2, prefix stripped, round robin across v1 replicas", async () => {
         const v1 = replicasOf(stack, "hello-v1").map((c) => hostnameOf(stack, c));
         const v2 = replicasOf(stack, "hello-v2").map((c) => hostnameOf(stack, c));
-        assert.deepEqual(v1, ["dev-hello-v1-1", "dev-hello-v1-2"]);
-        assert.deepEqual(v2, ["dev-hello-v2-1"]);
+        assert.deepEqual(v1, [e2eName("hello-v1-1"), e2eName("hello-v1-2")]);
+        assert.deepEqual(v2, [e2eName("hello-v2-1")]);
         await rotationIs(stack, "/hello/v1/", v1);
 
         // Round robin: consecutive requests alternate between the two replicas.

@@ -34,12 +34,13 @@ async function main(): Promise<void> {
     const mocksModule = require("@pulumi/pulumi/runtime/mocks");
     const monitorProto = mocksModule.MockMonitor.prototype;
     const original = monitorProto.registerResource;
-    const pending = new Map<string, { parent: string; dependencies: string[]; provider: string }>();
+    const pending = new Map<string, { parent: string; dependencies: string[]; provider: string; deleteBeforeReplace: boolean }>();
     monitorProto.registerResource = function (req: any, callback: any) {
         pending.set(`${req.getType()}::${req.getName()}`, {
             parent: req.getParent(),
             dependencies: req.getDependenciesList(),
             provider: req.getProvider(),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
         });
         return original.call(this, req, callback);
     };
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
             resources.push({
                 type: args.type, name: args.name, custom: args.custom ?? false, inputs,
                 parent: extra?.parent ?? "", dependencies: extra?.dependencies ?? [], provider: extra?.provider ?? "",
+                deleteBeforeReplace: extra?.deleteBeforeReplace ?? false,
                 urn: "",
             });
             return { id, state };

@@ -10,6 +10,8 @@ export interface Declared {
     parent: string;
     dependencies: string[];
     provider: string;
+    /** The deleteBeforeReplace resource option (a fixed name cannot exist twice). */
+    deleteBeforeReplace?: boolean;
     urn: string;
 }
 
@@ -42,10 +44,22 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "aws:iam/role:Role":
         case "aws:iam/instanceProfile:InstanceProfile":
             return { keyName: name, name };
-        case "command:local:Command":
-            return { stdout: `192.168.99.${100 + ordinal(name.replace(/-machine$/, ""))}\n` };
         case "command:remote:Command":
             return { stdout: "20.10.24\n" };
+        case "random:index/randomUuid:RandomUuid":
+            return { result: `00000000-0000-4000-8000-${String(ordinal(name)).padStart(12, "0")}` };
+        case "tls:index/privateKey:PrivateKey":
+            return { privateKeyPem: `-----BEGIN EC PRIVATE KEY-----\nmock-${name}\n-----END EC PRIVATE KEY-----\n`, publicKeyPem: `mock-public-${name}` };
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { certPem: `-----BEGIN CERTIFICATE-----\nmock-${name}\n-----END CERTIFICATE-----\n` };
+        case "tls:index/certRequest:CertRequest":
+            return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\nmock-${name}\n-----END CERTIFICATE REQUEST-----\n` };
+        case "consul:index/aclToken:AclToken":
+            return { accessorId: `${name}-accessor` };
+        case "command:local:Command":
+            if (name.endsWith("-machine")) return { stdout: `192.168.99.${100 + ordinal(name.replace(/-machine$/, ""))}\n` };
+            return { stdout: "" };
         case "random:index/randomPassword:RandomPassword":
             return { result: `generated-password-${name}` };
         case "random:index/randomId:RandomId":
@@ -66,6 +80,8 @@ export function mockCall(token: string, inputs: Record<string, any>): Record<str
             return { names: ["eu-west-1a", "eu-west-1b", "eu-west-1c"], zoneIds: ["euw1-az1", "euw1-az2", "euw1-az3"] };
         case "aws:ec2/getAmi:getAmi":
             return { id: "ami-0123456789abcdef0", name: "debian-12-amd64-20261101-0000" };
+        case "consul:index/getAclTokenSecretId:getAclTokenSecretId":
+            return { accessorId: inputs.accessorId, secretId: `secret-of-${inputs.accessorId}`, id: inputs.accessorId };
         default:
             throw new Error(`no mock for provider function ${token} (inputs ${JSON.stringify(inputs)})`);
     }

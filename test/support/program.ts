@@ -99,3 +99,26 @@ export function envOf(container: Declared): { env: Record<string, string>; secre
     }
     return { env, secret };
 }
+
+/** The uploads of a container (secret content unwrapped), by file path. */
+export function uploadsOf(c: Declared): Map<string, { content: unknown; secret: boolean; permissions?: string; owner?: string; group?: string }> {
+    const out = new Map<string, { content: unknown; secret: boolean; permissions?: string; owner?: string; group?: string }>();
+    const raw = isSecret(c.inputs.uploads) ? secretValue(c.inputs.uploads) : c.inputs.uploads;
+    for (const u of (raw ?? []) as Record<string, unknown>[]) {
+        out.set(String(u.file), {
+            content: isSecret(u.content) ? secretValue(u.content) : u.content,
+            secret: isSecret(u.content) || isSecret(c.inputs.uploads),
+            permissions: u.permissions as string | undefined,
+            owner: u.owner as string | undefined,
+            group: u.group as string | undefined,
+        });
+    }
+    return out;
+}
+
+/** The Consul agent configuration uploaded into an agent container (components/consul-agent-config.ts). */
+export function agentConfigOf(c: Declared): Record<string, any> {
+    const file = uploadsOf(c).get("/consul/config/agent.json");
+    if (!file) throw new Error(`${String(c.inputs.name)} has no /consul/config/agent.json upload`);
+    return JSON.parse(String(file.content));
+}

@@ -54,6 +54,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The control-plane tests' node network (test/controlplane/harness.ts): the gateway never routes
+# to loopback, so test backends listen on addresses of the benchmarking range 198.18.0.0/15,
+# put on the loopback interface (reachable from this machine only).
+for address in 198.18.0.1 198.18.0.2 198.18.1.1; do
+    if ! ip -4 -o addr show dev lo | grep -q " $address/"; then
+        if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+        log "adding $address/32 to the loopback interface (control-plane tests)"
+        $sudo ip addr add "$address/32" dev lo
+    fi
+done
+
 # The harness reads this file to find the binaries.
 cat > "$cache/tools.env" <<EOF
 CONSUL_BIN=$cache/consul-$consul_version/consul

@@ -32,7 +32,8 @@ describe("config: the shipped stacks", () => {
         const s = parseSettings(dev(), "dev");
         assert.equal(s.target, "local");
         assert.equal(s.nodeCount, 1);
-        assert.deepEqual(s.haproxy, { maxconn: 4096, timeouts: { connect: "5s", client: "30s", server: "30s" } });
+        assert.deepEqual(s.haproxy, { maxconn: 4096, timeouts: { connect: "5s", client: "30s", server: "30s" }, maxServices: 5000, maxInstancesPerService: 100 });
+        assert.deepEqual(s.gateway.trustedProxies, [], "no proxy is trusted unless configured");
         assert.deepEqual(s.services.map((x) => [x.consulName, x.path, x.replicas, x.containerPort, x.healthCheckPath]), [
             ["hello-v1", "/hello/v1", 2, 8080, "/health"],
             ["hello-v2", "/hello/v2", 1, 8080, "/health"],
@@ -94,7 +95,7 @@ describe("config: nodes per target", () => {
 
 describe("config: invalid values", () => {
     const cases: [string, Record<string, unknown>, string][] = [
-        ["unknown key", { gatway: "{}" }, "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, edgeNodes, hosts, virtualbox, aws, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, services"],
+        ["unknown key", { gatway: "{}" }, "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, edgeNodes, hosts, virtualbox, aws, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, consulManagementToken, services"],
         ["target", { target: "gcp" }, 'service-discovery:target: "gcp" is not allowed; expected local, virtualbox, hosts or aws'],
         ["nodeCount not a number", { nodeCount: "many" }, 'service-discovery:nodeCount: "many" is not allowed; expected an integer from 1 to 100'],
         ["nodeCount on local", { nodeCount: 3 }, "service-discovery:nodeCount: 3 is not allowed; expected 1 for target local (one Docker engine is one node; use virtualbox, hosts or aws for more)"],
@@ -142,16 +143,29 @@ describe("config: invalid values", () => {
         ["zero timeout", { haproxy: { timeouts: { connect: "0" } } }, 'service-discovery:haproxy.timeouts.connect: "0" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d'],
         ["unknown timeout", { haproxy: { timeouts: { tunnel: "1h" } } }, "service-discovery:haproxy.timeouts.tunnel: an unknown key is not allowed; expected an object with connect, client, server"],
         ["gateway port", { gateway: { httpPort: 0 } }, "service-discovery:gateway.httpPort: 0 is not allowed; expected an integer from 1 to 65535"],
-        ["port clash", { gateway: { httpPort: 8500 } }, "service-discovery:consul.httpPort: 8500 is not allowed; expected a host port not already used by gateway.httpPort"],
+        ["port clash", { gateway: { httpPort: 8501 } }, "service-discovery:consul.httpsPort: 8501 is not allowed; expected a host port not already used by gateway.httpPort"],
         ["bind address", { gateway: { bindAddress: "localhost" } }, 'service-discovery:gateway.bindAddress: "localhost" is not allowed; expected an IPv4 address such as 127.0.0.1 or 0.0.0.0'],
         ["consul-template source", { gateway: { consulTemplateSource: "latest" } }, 'service-discovery:gateway.consulTemplateSource: "latest" is not allowed; expected release (download the pinned release, checksum verified) or context (a binary placed in the image folder)'],
         ["consul image", { consul: { image: "hashicorp/consul" } }, 'service-discovery:consul.image: "hashicorp/consul" is not allowed; expected an image reference with a pinned tag or digest (not :latest), such as hashicorp/consul:1.16.3'],
         ["consul connection limit", { consul: { maxConnsPerClient: 10 } }, "service-discovery:consul.maxConnsPerClient: 10 is not allowed; expected an integer from 200 to 100000"],
+        ["consul join", { consul: { join: "dns" } }, 'service-discovery:consul.join: "dns" is not allowed; expected static (agents join the servers\' addresses) or aws-tags (Consul\'s cloud auto-join by EC2 tag, target aws only)'],
+        ["cloud auto-join outside AWS", { target: "virtualbox", nodeCount: 3, consul: { join: "aws-tags" } }, 'service-discovery:consul.join: "aws-tags" is not allowed; expected static for target virtualbox (aws-tags is Consul\'s cloud auto-join by EC2 tag, target aws only)'],
         ["subnet", { network: { subnet: "10.0.0.0/8" } }, 'service-discovery:network.subnet: "10.0.0.0/8" is not allowed; expected a private IPv4 /16 to /28 subnet such as 172.28.0.0/24'],
         ["stats user", { statsUser: "a b" }, 'service-discovery:statsUser: "a b" is not allowed; expected a user name: a letter, then letters, digits, _ . -, at most 32 characters'],
         ["registrator resync", { registrator: { resyncSeconds: 1 } }, "service-discovery:registrator.resyncSeconds: 1 is not allowed; expected an integer from 5 to 3600"],
         ["docker socket", { registrator: { dockerSocket: "docker.sock" } }, 'service-discovery:registrator.dockerSocket: "docker.sock" is not allowed; expected an absolute path to the Docker socket on the node, such as /var/run/docker.sock'],
         ["build network", { buildNetwork: "none" }, 'service-discovery:buildNetwork: "none" is not allowed; expected default or host'],
+        // Trust rules: whose forwarding headers the gateway keeps, and its caps.
+        ["trusted proxies not a list", { gateway: { trustedProxies: "10.0.0.0/8" } }, 'service-discovery:gateway.trustedProxies: "10.0.0.0/8" is not allowed; expected a list of IPv4 CIDR blocks of proxies in front of the gateway, such as ["10.0.0.0/8"]'],
+        ["a trusted proxy that is not a CIDR block", { gateway: { trustedProxies: ["10.0.0.0/8", "proxy.example"] } }, 'service-discovery:gateway.trustedProxies[1]: "proxy.example" is not allowed; expected an IPv4 CIDR block such as 203.0.113.0/24'],
+        ["a trusted proxy without a prefix", { gateway: { trustedProxies: ["10.0.0.1"] } }, 'service-discovery:gateway.trustedProxies[0]: "10.0.0.1" is not allowed; expected an IPv4 CIDR block such as 203.0.113.0/24'],
+        ["a trusted proxy with an injected directive", { gateway: { trustedProxies: ["10.0.0.0/8\n    stats uri /pwn"] } }, 'service-discovery:gateway.trustedProxies[0]: "10.0.0.0/8\\n    stats uri /pwn" is not allowed; expected an IPv4 CIDR block such as 203.0.113.0/24'],
+        ["trusting every client", { gateway: { trustedProxies: ["0.0.0.0/0"] } }, 'service-discovery:gateway.trustedProxies[0]: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (trusting every client would keep spoofed X-Forwarded-For)'],
+        ["too many trusted proxies", { gateway: { trustedProxies: Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`) } }, `service-discovery:gateway.trustedProxies: ${JSON.stringify(Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`)).slice(0, 77)}... is not allowed; expected at most 64 CIDR blocks`],
+        ["no routed service", { haproxy: { maxServices: 0 } }, "service-discovery:haproxy.maxServices: 0 is not allowed; expected an integer from 1 to 100000"],
+        ["a services cap beyond the template's", { haproxy: { maxServices: 100001 } }, "service-discovery:haproxy.maxServices: 100001 is not allowed; expected an integer from 1 to 100000"],
+        ["an instances cap that is not an integer", { haproxy: { maxInstancesPerService: 2.5 } }, "service-discovery:haproxy.maxInstancesPerService: 2.5 is not allowed; expected an integer from 1 to 10000"],
+        ["an instances cap beyond the template's", { haproxy: { maxInstancesPerService: 10001 } }, "service-discovery:haproxy.maxInstancesPerService: 10001 is not allowed; expected an integer from 1 to 10000"],
     ];
     for (const [title, overrides, message] of cases) {
         it(`rejects ${title}`, () => rejects(dev(overrides), message));

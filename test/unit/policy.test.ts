@@ -3,7 +3,10 @@
 // pack against the graphs the program declares for the shipped stacks.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { policies } from "../../policy/policies";
+import { unknownCheckingProxy, UnknownValueError } from "@pulumi/policy";
+import * as policyProxy from "@pulumi/policy/proxy";
+import { SOCKET_PROXY_IMAGE_REPOSITORY as PROGRAM_SOCKET_PROXY_REPOSITORY } from "../../components/socket-proxy";
+import { policies, SOCKET_PROXY_IMAGE_REPOSITORY } from "../../policy/policies";
 import { devWith, evaluate, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 type Props = Record<string, any>;
@@ -64,15 +67,70 @@ describe("policy: pinned-image-tags", () => {
     });
 });
 
-describe("policy: docker-socket-read-only", () => {
-    it("passes a read-only socket and unrelated mounts", () => {
-        assert.deepEqual(violations("docker-socket-read-only", [container({
-            volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }, { volumeName: "data", containerPath: "/data" }],
-        })]), []);
+describe("policy: docker-socket-proxy-only", () => {
+    const NETWORK = "docker:index/network:Network";
+    const apiNet: Res = { type: NETWORK, name: "n", props: { name: "sd-dev-docker-api", driver: "bridge", internal: true } };
+    const nodeNet: Res = { type: NETWORK, name: "m", props: { name: "sd-dev", driver: "bridge" } };
+    const socket = { hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true };
+    const proxy = (props: Props = {}): Res => container({
+        name: "dev-node-1-docker-socket-proxy", image: `${SOCKET_PROXY_IMAGE_REPOSITORY}:dev@sha256:${"0".repeat(64)}`,
+        volumes: [socket], networksAdvanced: [{ name: "sd-dev-docker-api", aliases: ["docker-socket-proxy"] }],
+        securityOpts: ["no-new-privileges:true"], ...props,
     });
-    it("fails a writable socket, as a volume or a mount", () => {
-        assert.equal(violations("docker-socket-read-only", [container({ volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock" }] })]).length, 1);
-        assert.equal(violations("docker-socket-read-only", [container({ mounts: [{ source: "/run/docker.sock", target: "/var/run/docker.sock", type: "bind", readOnly: false }] })]).length, 1);
+    const check = (...containers: Res[]) => violations("docker-socket-proxy-only", [apiNet, nodeNet, ...containers]);
+
+    it("passes the proxy alone on an internal network, and containers without the socket", () => {
+        assert.deepEqual(check(
+            proxy(),
+            proxy({ volumes: undefined, mounts: [{ type: "bind", source: "/run/user/1000/docker.sock", target: "/var/run/docker.sock" }] }),
+            container({ envs: ["DOCKER_HOST=tcp://docker-socket-proxy:2375"], networksAdvanced: [{ name: "sd-dev" }, { name: "sd-dev-docker-api" }] }),
+            container({ volumes: [{ volumeName: "data", containerPath: "/data" }, { hostPath: "/srv/app", containerPath: "/app" }] }),
+            container({ mounts: [{ type: "volume", source: "docker.sock", target: "/x" }] }),
+        ), []);
+    });
+
+    it("fails any other container that mounts the socket, read-only or not, a rootless one's, or a folder holding it", () => {
+        for (const hostPath of ["/var/run/docker.sock", "/run/docker.sock", "/run/user/1000/docker.sock", "/var/run", "/run/", "/", "//var//run", "/var"]) {
+            for (const readOnly of [true, false]) {
+                const found = check(container({ name: "dev-node-1-registrator", image: "gliderlabs/registrator:v7", volumes: [{ hostPath, containerPath: "/tmp/docker.sock", readOnly }] }));
+                assert.equal(found.length, 1, `${hostPath} readOnly=${readOnly}: ${found}`);
+                assert.match(found[0], /container dev-node-1-registrator mounts .*only the Docker socket proxy/);
+            }
+        }
+        assert.equal(check(container({ mounts: [{ type: "bind", source: "/run/docker.sock", target: "/var/run/docker.sock", readOnly: true }] })).length, 1);
+        // The proxy's name is no pass: the image decides.
+        assert.equal(check(proxy({ image: "example/socat:1.7" })).length, 1);
+        assert.equal(check(proxy({ image: `${SOCKET_PROXY_IMAGE_REPOSITORY}-fork:dev` })).length, 1);
+    });
+
+    it("fails the proxy when anything but its internal network reaches it, or it can gain privileges", () => {
+        assert.match(check(proxy({ ports: [{ internal: 2375, external: 2375 }] })).join(), /publishes ports/);
+        assert.match(check(proxy({ networksAdvanced: [{ name: "sd-dev" }] })).join(), /joins network sd-dev, which is not .* internal/);
+        assert.match(check(proxy({ networksAdvanced: [{ name: "sd-dev-docker-api" }, { name: "sd-dev" }] })).join(), /joins network sd-dev/);
+        assert.match(check(proxy({ networksAdvanced: [{ name: "undeclared" }] })).join(), /joins network undeclared/);
+        assert.match(check(proxy({ networksAdvanced: undefined })).join(), /joins no network/);
+        assert.match(check(proxy({ networkMode: "host" })).join(), /networkMode "host"/);
+        assert.match(check(proxy({ networkMode: "bridge" })).join(), /networkMode "bridge"/);
+        assert.match(check(proxy({ securityOpts: undefined })).join(), /no-new-privileges/);
+        assert.match(check(proxy({ securityOpts: ["no-new-privileges:false"] })).join(), /no-new-privileges/);
+        assert.match(check(proxy({ privileged: true })).join(), /is privileged/);
+    });
+
+    it("still checks the rest when a preview does not know the proxy's image yet", () => {
+        // The policy server's marker of a value unknown during preview (not in the typings).
+        const unknownStringValue: unknown = (policyProxy as Record<string, unknown>).unknownStringValue;
+        assert.equal(typeof unknownStringValue, "string");
+        const unknownImage = (props: Props = {}): Res => {
+            const r = proxy(props);
+            return { ...r, props: unknownCheckingProxy({ ...r.props, image: unknownStringValue }) };
+        };
+        assert.throws(() => unknownImage().props.image, UnknownValueError, "the image reads as unknown, as in a preview");
+        assert.deepEqual(check(unknownImage()), []);
+        assert.match(check(unknownImage({ ports: [{ internal: 2375 }] })).join(), /publishes ports/);
+    });
+
+    it("knows the image the program builds for the proxy", () => {
+        assert.equal(SOCKET_PROXY_IMAGE_REPOSITORY, PROGRAM_SOCKET_PROXY_REPOSITORY);
     });
 });
 
@@ -134,6 +192,58 @@ describe("policy: consul-servers-odd", () => {
     it("fails an even count and a mismatched bootstrap-expect", () => {
         assert.ok(violations("consul-servers-odd", [server(2), server(2)]).length >= 1);
         assert.equal(violations("consul-servers-odd", [server(3), server(3), server(1)]).length, 1);
+    });
+});
+
+describe("policy: consul-acl-tls (and the checks above on the agent's config file)", () => {
+    const agentConfig = (over: Record<string, unknown> = {}) => ({
+        server: true, bootstrap_expect: 1, encrypt: KEY,
+        acl: { enabled: true, default_policy: "deny" },
+        tls: { defaults: { verify_incoming: true, verify_outgoing: true }, internal_rpc: { verify_server_hostname: true } },
+        addresses: { http: "127.0.0.1", https: "0.0.0.0" },
+        ...over,
+    });
+    const agent = (cfg: Record<string, unknown>) => container({ command: ["agent"], uploads: [{ file: "/consul/config/agent.json", content: JSON.stringify(cfg) }] });
+    it("passes an agent with ACLs default deny, verified TLS and loopback-only HTTP", () => {
+        assert.deepEqual(violations("consul-acl-tls", [agent(agentConfig())]), []);
+        assert.deepEqual(violations("credentials-strong", [agent(agentConfig())]), []);
+        assert.deepEqual(violations("consul-servers-odd", [agent(agentConfig())]), []);
+    });
+    it("fails ACLs off or default allow, TLS without verification, HTTP on every address, and flags", () => {
+        assert.equal(violations("consul-acl-tls", [agent(agentConfig({ acl: { enabled: true, default_policy: "allow" } }))]).length, 1);
+        assert.equal(violations("consul-acl-tls", [agent(agentConfig({ acl: { enabled: false } }))]).length, 1);
+        assert.equal(violations("consul-acl-tls", [agent(agentConfig({ tls: { defaults: { verify_incoming: true, verify_outgoing: true } } }))]).length, 1);
+        assert.equal(violations("consul-acl-tls", [agent(agentConfig({ addresses: { http: "0.0.0.0" } }))]).length, 1);
+        assert.equal(violations("consul-acl-tls", [container({ command: ["agent", "-server", `-encrypt=${KEY}`] })]).length, 1);
+        assert.equal(violations("credentials-strong", [agent(agentConfig({ encrypt: "c2hvcnQ=" }))]).length, 1);
+        assert.equal(violations("consul-servers-odd", [agent(agentConfig({ bootstrap_expect: 3 }))]).length, 1);
+    });
+});
+
+describe("policy: container-log-limits", () => {
+    it("passes json-file with max-size (and max-file), and the local driver", () => {
+        assert.deepEqual(violations("container-log-limits", [
+            container({ logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "3" } }),
+            container({ logDriver: "json-file", logOpts: { "max-size": "512k" } }),
+            container({ logDriver: "json-file", logOpts: { "max-size": "1.5g" } }),
+            container({ logDriver: "local" }),
+            container({ logDriver: "local", logOpts: { "max-size": "20m", "max-file": "5" } }),
+        ]), []);
+    });
+    it("fails a container without a log driver, an unbounded json-file and drivers whose size the stack does not control", () => {
+        const one = (props: Props) => violations("container-log-limits", [container(props)]);
+        assert.match(one({}).join(), /log driver unset/);
+        assert.match(one({ logOpts: { "max-size": "10m" } }).join(), /log driver unset/, "options without a driver: the daemon default decides");
+        assert.match(one({ logDriver: "json-file" }).join(), /json-file logs need a positive max-size/);
+        assert.match(one({ logDriver: "json-file", logOpts: { "max-file": "3" } }).join(), /max-size null/);
+        for (const size of ["-1", "0", "0m", "ten", "10x", ""]) {
+            assert.equal(one({ logDriver: "json-file", logOpts: { "max-size": size } }).length, 1, `max-size ${size}`);
+        }
+        assert.equal(one({ logDriver: "local", logOpts: { "max-size": "-1" } }).length, 1, "local with an unlimited size");
+        assert.match(one({ logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "0" } }).join(), /max-file "0"/);
+        for (const driver of ["journald", "syslog", "fluentd", "none"]) {
+            assert.match(one({ logDriver: driver, logOpts: { "max-size": "10m" } }).join(), new RegExp(`log driver "${driver}"`));
+        }
     });
 });
 

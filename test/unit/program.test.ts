@@ -2,7 +2,7 @@
 // Pulumi.dev.yaml and with variations: what a user relies on when they run `pulumi up`.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig } from "../support/program";
+import { agentConfigOf, devWith, envOf, evaluate, Program, stackConfig, uploadsOf } from "../support/program";
 
 const BUILD = "docker-build:index:Image";
 const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -17,9 +17,12 @@ describe("program: the dev stack as shipped", () => {
     it("declares one component per concept, with children parented to them", () => {
         const components = p.resources.filter((r) => !r.custom && r.type.startsWith("service-discovery:")).map((r) => `${r.type}/${r.name}`).sort();
         assert.deepEqual(components, [
+            "service-discovery:consul:ConsulAcl/consul-acl",
             "service-discovery:consul:ConsulCluster/consul",
+            "service-discovery:consul:ConsulTls/consul-tls",
             "service-discovery:gateway:Gateway/gateway-dev-node-1",
             "service-discovery:hosts:Hosts/hosts",
+            "service-discovery:registrator:DockerSocketProxy/registrator-dev-node-1-docker-socket-proxy",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
             "service-discovery:secrets:StackSecrets/secrets",
             "service-discovery:service:VersionedService/service-hello-v1",
@@ -33,42 +36,65 @@ describe("program: the dev stack as shipped", () => {
 
     it("runs exactly the expected containers", () => {
         assert.deepEqual(p.containers().map((c) => c.inputs.name).sort(), [
-            "dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-registrator",
+            "dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-docker-socket-proxy", "dev-node-1-registrator",
         ]);
+        // The Docker API network holds the socket proxy and Registrator, nothing else.
+        const networks: Record<string, string[]> = {
+            "dev-node-1-docker-socket-proxy": ["service-discovery-dev-docker-api"],
+            // Consul through its socket: Registrator is on no network a service container is on.
+            "dev-node-1-registrator": ["service-discovery-dev-docker-api"],
+        };
         for (const c of p.containers()) {
             assert.equal(c.inputs.restart, "unless-stopped", `${c.inputs.name} restarts with the engine`);
-            assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), ["service-discovery-dev"]);
+            assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), networks[c.inputs.name as string] ?? ["service-discovery-dev"], `${c.inputs.name} networks`);
         }
     });
 
     it("puts every container on a bridge network with a fixed subnet", () => {
-        const [net] = p.ofType("docker:index/network:Network");
+        const net = p.one("docker:index/network:Network", "dev-node-1-network");
         assert.equal(net.inputs.name, "service-discovery-dev");
         assert.deepEqual(net.inputs.ipamConfigs, [{ subnet: "172.28.0.0/24", gateway: "172.28.0.1" }]);
     });
 
-    it("runs a Consul server with UI, API, DNS, a data volume and gossip encryption", () => {
+    it("runs a Consul server with UI, HTTPS API, DNS, a data volume, ACLs, TLS and gossip encryption from a config file", () => {
         const consul = p.container("dev-consul");
         const image = p.one(REMOTE_IMAGE, "consul-dev-node-1-image");
         assert.equal(image.inputs.name, "hashicorp/consul:1.16.3");
         assert.equal(consul.inputs.image, `hashicorp/consul:1.16.3@sha256:${"1".repeat(64)}`);
-        assert.ok(isSecret(consul.inputs.command), "the command carries the gossip key, so it must be secret");
-        const command = secretValue(consul.inputs.command) as string[];
-        for (const flag of ["agent", "-server", "-bootstrap-expect=1", "-ui", "-client=0.0.0.0", "-data-dir=/consul/data", "-datacenter=dc1"]) {
-            assert.ok(command.includes(flag), `missing ${flag} in ${command}`);
-        }
-        const key = command.find((a) => a.startsWith("-encrypt="))!.slice("-encrypt=".length);
-        assert.equal(Buffer.from(key, "base64").length, 32, "gossip key is 32 bytes, base64");
-        assert.ok(command.includes("-hcl=limits { http_max_conns_per_client = 8192 }"));
+        assert.deepEqual(consul.inputs.command, ["agent"], "no secret on the command line: everything is in the config file");
+        const files = uploadsOf(consul);
+        const config = files.get("/consul/config/agent.json")!;
+        assert.ok(config.secret, "the config file holds the gossip key and the management token: secret");
+        assert.deepEqual([config.permissions, config.owner, config.group], ["0600", "100", "1000"], "readable by the consul user only");
+        const key = files.get("/consul/tls/agent-key.pem")!;
+        assert.ok(key.secret);
+        assert.deepEqual([key.permissions, key.owner], ["0600", "100"]);
+        assert.equal(files.get("/consul/tls/ca.pem")!.content, "-----BEGIN CERTIFICATE-----\nmock-consul-tls-ca\n-----END CERTIFICATE-----\n");
+        const cfg = agentConfigOf(consul);
+        assert.equal(cfg.server, true);
+        assert.equal(cfg.bootstrap_expect, 1);
+        assert.equal(cfg.datacenter, "dc1");
+        assert.deepEqual(cfg.ui_config, { enabled: true });
+        assert.equal(Buffer.from(cfg.encrypt, "base64").length, 32, "gossip key is 32 bytes, base64");
+        assert.deepEqual(cfg.acl, { enabled: true, default_policy: "deny", down_policy: "extend-cache", enable_token_persistence: true, tokens: { initial_management: "00000000-0000-4000-8000-000000000000" } });
+        assert.equal(cfg.tls.defaults.verify_incoming, true);
+        assert.equal(cfg.tls.defaults.verify_outgoing, true);
+        assert.equal(cfg.tls.internal_rpc.verify_server_hostname, true);
+        assert.deepEqual(cfg.addresses, { http: "127.0.0.1 unix:///consul/run/http.sock", https: "0.0.0.0", dns: "0.0.0.0" }, "plain HTTP on the agent's loopback and its socket only");
+        assert.deepEqual(cfg.unix_sockets, { mode: "0600" });
+        const run = p.one("docker:index/volume:Volume", "consul-dev-node-1-run");
+        assert.deepEqual(run.inputs.driverOpts, { type: "tmpfs", device: "tmpfs", o: "uid=100,gid=1000,mode=0750" }, "in memory, the consul user's");
+        assert.equal(cfg.limits.http_max_conns_per_client, 8192);
         assert.deepEqual(consul.inputs.ports, [
-            { internal: 8500, external: 8500, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 8501, external: 8501, ip: "127.0.0.1", protocol: "tcp" },
             { internal: 8600, external: 8600, ip: "127.0.0.1", protocol: "udp" },
         ]);
         const volume = p.one("docker:index/volume:Volume", "consul-dev-node-1-data");
         assert.equal(volume.inputs.name, "dev-consul-data");
-        assert.deepEqual(consul.inputs.volumes, [{ volumeName: "dev-consul-data", containerPath: "/consul/data" }]);
+        assert.deepEqual(consul.inputs.volumes, [{ volumeName: "dev-consul-data", containerPath: "/consul/data" }, { volumeName: "dev-consul-run", containerPath: "/consul/run" }]);
         assert.deepEqual((consul.inputs.networksAdvanced as { aliases: string[] }[])[0].aliases, ["consul"]);
         assert.equal(envOf(consul).env.SERVICE_IGNORE, "true", "Registrator must not register Consul as a service");
+        assert.equal(envOf(consul).secret, false, "no secret in the agent's environment");
         assert.equal(consul.inputs.wait, true, "pulumi up waits for a healthy Consul before writing KV");
         assert.deepEqual((consul.inputs.healthcheck as { tests: string[] }).tests, ["CMD", "consul", "catalog", "nodes"], "healthy only with a leader");
     });
@@ -81,13 +107,55 @@ describe("program: the dev stack as shipped", () => {
         assert.deepEqual(p.outputs.statsPassword, { $secret: "generated-password-secrets-stats-password" });
     });
 
-    it("runs Registrator with the Docker socket read-only, the node address, resync and cleanup", () => {
+    it("runs Registrator through the Docker socket proxy, container addresses (-internal), resync and cleanup", () => {
         const r = p.container("dev-node-1-registrator");
         assert.equal(p.one(REMOTE_IMAGE, "registrator-dev-node-1-image").inputs.name, "gliderlabs/registrator:v7");
-        assert.deepEqual(r.inputs.volumes, [{ hostPath: "/var/run/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }]);
-        assert.deepEqual(r.inputs.command, ["-ip=172.28.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
+        // No Docker socket; only the Consul agent's socket volume, read-only.
+        assert.deepEqual(r.inputs.volumes, [{ volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true }]);
+        assert.equal(r.inputs.mounts, undefined, "no Docker socket in Registrator");
+        assert.equal(envOf(r).env.DOCKER_HOST, "tcp://docker-socket-proxy:2375", "Docker through the proxy");
+        assert.ok(r.dependencies.some((d) => d.endsWith("docker:index/container:Container::registrator-dev-node-1-docker-socket-proxy")), "starts after the proxy is healthy");
+        assert.deepEqual(r.inputs.command, ["-internal", "-resync=30", "-cleanup", "-deregister=always", "consul-unix:///consul/run/http.sock"]);
         assert.equal(r.inputs.hostname, "dev-node-1", "Registrator's service IDs start with the node name");
         assert.ok(r.dependencies.some((d) => d.endsWith("::consul-dev-node-1")), "starts after Consul");
+    });
+
+    it("runs the Docker socket proxy, built from its folder, as the only container with the socket, alone with Registrator on an internal network", () => {
+        const image = p.one(BUILD, "registrator-dev-node-1-docker-socket-proxy-image");
+        assert.deepEqual(image.inputs.context, { location: "components/images/socket-proxy" });
+        assert.deepEqual(image.inputs.dockerfile, { location: "components/images/socket-proxy/Dockerfile" });
+        assert.deepEqual(image.inputs.tags, ["service-discovery/docker-socket-proxy:dev"]);
+        assert.equal(image.inputs.push, false);
+        assert.equal(image.inputs.load, true);
+
+        const proxy = p.container("dev-node-1-docker-socket-proxy");
+        assert.equal(proxy.inputs.image, `service-discovery/docker-socket-proxy:dev@sha256:${"0".repeat(64)}`);
+        assert.deepEqual(proxy.inputs.volumes, [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true }]);
+        assert.equal(proxy.inputs.ports, undefined, "nothing published");
+        assert.deepEqual(proxy.inputs.networksAdvanced, [{ name: "service-discovery-dev-docker-api", aliases: ["docker-socket-proxy"] }]);
+        assert.deepEqual(proxy.inputs.securityOpts, ["no-new-privileges:true"]);
+        assert.deepEqual(proxy.inputs.capabilities, { drops: ["ALL"], adds: ["SETUID", "SETGID", "SETPCAP"] });
+        assert.equal(proxy.inputs.readOnly, true);
+        assert.equal(proxy.inputs.wait, true, "healthy (the engine answers through it) before Registrator starts");
+        const { env } = envOf(proxy);
+        assert.equal(env.SERVICE_IGNORE, "true", "never registered as a service");
+        assert.equal(env.IMAGE_DIGEST, `sha256:${"0".repeat(64)}`, "a rebuilt image replaces the container");
+
+        const net = p.one("docker:index/network:Network", "registrator-dev-node-1-docker-socket-proxy-network");
+        assert.equal(net.inputs.name, "service-discovery-dev-docker-api");
+        assert.equal(net.inputs.internal, true, "no route out of the Docker API network");
+        assert.equal(net.inputs.ipamConfigs, undefined, "the engine picks a free subnet");
+        assert.ok(net.dependencies.some((d) => d.endsWith("docker:index/network:Network::dev-node-1-network")), "…once the node network holds its fixed one");
+
+        // Only the proxy mounts anything that holds the socket; only it and Registrator share its network.
+        for (const c of p.containers()) {
+            const sources = [...((c.inputs.volumes ?? []) as { hostPath?: string }[]).map((v) => v.hostPath), ...((c.inputs.mounts ?? []) as { source?: string }[]).map((m) => m.source)];
+            if (c.inputs.name !== "dev-node-1-docker-socket-proxy") {
+                assert.ok(!sources.some((s) => s !== undefined && /docker\.sock$|^\/(var\/)?run\/?$/.test(s)), `${c.inputs.name} mounts ${sources}`);
+            }
+            const onApi = ((c.inputs.networksAdvanced ?? []) as { name: string }[]).some((n) => n.name === "service-discovery-dev-docker-api");
+            assert.equal(onApi, ["dev-node-1-docker-socket-proxy", "dev-node-1-registrator"].includes(c.inputs.name as string), `${c.inputs.name} on the Docker API network`);
+        }
     });
 
     it("builds the gateway image from its folder and runs it with the secret credentials", () => {
@@ -105,7 +173,11 @@ describe("program: the dev stack as shipped", () => {
         assert.ok(secret, "the gateway env holds the stats password, so it must be secret");
         assert.equal(env.STATS_USER, "stats");
         assert.equal(env.STATS_PASSWORD, "generated-password-secrets-stats-password");
-        assert.equal(env.CONSUL_HTTP_ADDR, "consul:8500");
+        assert.equal(env.CONSUL_HTTP_ADDR, "consul:8501");
+        assert.equal(env.CONSUL_HTTP_SSL, "true");
+        assert.equal(env.CONSUL_CACERT, "/etc/gateway/consul-ca.pem");
+        assert.equal(env.CONSUL_HTTP_TOKEN, "secret-of-consul-acl-gateway-id", "the gateway's own read-only token");
+        assert.equal(uploadsOf(gw).get("/etc/gateway/consul-ca.pem")!.content, "-----BEGIN CERTIFICATE-----\nmock-consul-tls-ca\n-----END CERTIFICATE-----\n");
         assert.equal(env.IMAGE_DIGEST, `sha256:${"0".repeat(64)}`, "a rebuilt image replaces the container");
         assert.equal(env.SERVICE_80_NAME, "gateway", "the gateway registers itself in Consul");
         assert.equal(env.SERVICE_1936_NAME, "gateway-stats");
@@ -139,8 +211,8 @@ describe("program: the dev stack as shipped", () => {
                 APP_SERVICE: "hello",
                 APP_VERSION: version,
             });
-            // -p :8080 — a random host port, on the node address the gateway reaches.
-            assert.deepEqual(c.inputs.ports, [{ internal: 8080, ip: "172.28.0.1", protocol: "tcp" }]);
+            // One node: nothing published; the gateway reaches the container on the shared network.
+            assert.equal(c.inputs.ports, undefined, `${name} publishes no port`);
             assert.equal(c.inputs.hostname, name, "the hostname is what the example service answers with");
             assert.equal(c.inputs.image, `service-discovery/hello:${version}-dev@sha256:${"0".repeat(64)}`);
             assert.ok(c.dependencies.some((d) => d.endsWith("::registrator-dev-node-1")), "starts after Registrator, so it is registered");
@@ -157,19 +229,30 @@ describe("program: the dev stack as shipped", () => {
             { path: "service/haproxy/timeouts/connect", value: "5s", delete: true },
             { path: "service/haproxy/timeouts/client", value: "30s", delete: true },
             { path: "service/haproxy/timeouts/server", value: "30s", delete: true },
+            { path: "service/haproxy/limits/services", value: "5000", delete: true },
+            { path: "service/haproxy/limits/instances", value: "100", delete: true },
+            { path: "service/haproxy/services/hello-v1/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/hello-v2/check", value: "/health", delete: true },
+            { path: "service/haproxy/networks/backends", value: "172.28.0.0/24", delete: true },
+            { path: "service/haproxy/networks/nodes", value: "172.28.0.1/32", delete: true },
         ]);
-        const provider = p.one("pulumi:providers:consul", "consul-provider");
-        assert.equal(provider.inputs.address, "http://127.0.0.1:8500");
-        assert.ok(keys.provider.includes("pulumi:providers:consul::consul-provider"), `keys use ${keys.provider}`);
-        assert.ok(provider.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")), "provider waits for the Consul container");
+        const provider = p.one("pulumi:providers:consul", "consul-acl-kv-provider");
+        assert.equal(provider.inputs.address, "https://127.0.0.1:8501");
+        assert.equal(provider.inputs.scheme, "https");
+        assert.deepEqual(provider.inputs.token, { $secret: "secret-of-consul-acl-gateway-settings-writer-id" }, "the KV writer's token, not the management token");
+        assert.ok(keys.provider.includes("pulumi:providers:consul::consul-acl-kv-provider"), `keys use ${keys.provider}`);
+        const management = p.one("pulumi:providers:consul", "consul-provider");
+        assert.deepEqual(management.inputs.token, { $secret: "00000000-0000-4000-8000-000000000000" });
+        assert.ok(management.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")), "provider waits for the Consul container");
     });
 
     it("exports the gateway, service, stats and Consul UI URLs", () => {
         assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1");
         assert.deepEqual(p.outputs.serviceUrls, { "hello-v1": "http://127.0.0.1/hello/v1/", "hello-v2": "http://127.0.0.1/hello/v2/" });
         assert.equal(p.outputs.statsUrl, "http://127.0.0.1:1936/");
-        assert.equal(p.outputs.consulUiUrl, "http://127.0.0.1:8500/ui/");
+        assert.equal(p.outputs.consulUiUrl, "https://127.0.0.1:8501/ui/");
         assert.equal(p.outputs.statsUser, "stats");
+        assert.deepEqual(p.outputs.consulManagementToken, { $secret: "00000000-0000-4000-8000-000000000000" });
     });
 });
 
@@ -181,12 +264,13 @@ describe("program: config variations", () => {
         assert.equal(p.ofType("random:index/randomId:RandomId").length, 0);
         assert.equal(envOf(p.container("dev-gateway")).env.STATS_PASSWORD, "from-config-pw");
         assert.deepEqual(p.outputs.statsPassword, { $secret: "from-config-pw" });
-        assert.ok((secretValue(p.container("dev-consul").inputs.command) as string[]).includes(`-encrypt=${Buffer.alloc(32, 7).toString("base64")}`));
+        assert.equal(agentConfigOf(p.container("dev-consul")).encrypt, Buffer.alloc(32, 7).toString("base64"));
     });
 
-    it("mounts another Docker socket read-only, and skips the gateway's Consul check when it binds one address", async () => {
+    it("puts another Docker socket behind the proxy, and skips the gateway's Consul check when it binds one address", async () => {
         const p = await evaluate(devWith({ registrator: { dockerSocket: "/run/user/1000/docker.sock" }, gateway: { bindAddress: "127.0.0.1" } }));
-        assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [{ hostPath: "/run/user/1000/docker.sock", containerPath: "/tmp/docker.sock", readOnly: true }]);
+        assert.deepEqual(p.container("dev-node-1-docker-socket-proxy").inputs.volumes, [{ hostPath: "/run/user/1000/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true }]);
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [{ volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true }]);
         const { env } = envOf(p.container("dev-gateway"));
         assert.equal(env.SERVICE_80_NAME, "gateway");
         assert.equal(env.SERVICE_80_CHECK_HTTP, undefined);
@@ -194,7 +278,7 @@ describe("program: config variations", () => {
 
     it("writes changed HAProxy settings to KV", async () => {
         const p = await evaluate(devWith({ haproxy: { maxconn: 20000, timeouts: { connect: "2s", client: "1m", server: "45s" } } }));
-        assert.deepEqual((p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value), ["20000", "2s", "1m", "45s"]);
+        assert.deepEqual((p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value), ["20000", "2s", "1m", "45s", "5000", "100", "/health", "/health", "172.28.0.0/24", "172.28.0.1/32"]);
     });
 
     it("pulls an image service, routes an unversioned one, and scales replicas", async () => {
@@ -203,14 +287,14 @@ describe("program: config variations", () => {
             gateway: { httpPort: 8080 },
         }));
         assert.equal(p.error, null);
-        assert.equal(p.ofType(BUILD).length, 1, "only the gateway is built");
+        assert.deepEqual(p.ofType(BUILD).map((r) => r.name).sort(), ["gateway-dev-node-1-image", "registrator-dev-node-1-docker-socket-proxy-image"], "only the gateway and the Docker socket proxy are built");
         assert.equal(p.one(REMOTE_IMAGE, "service-echo-dev-node-1-image").inputs.name, "example/echo:1.2.3");
         assert.deepEqual(p.containers().map((c) => c.inputs.name).filter((n) => String(n).includes("echo")).sort(), ["dev-echo-1", "dev-echo-2", "dev-echo-3"]);
         const { env } = envOf(p.container("dev-echo-2"));
         assert.equal(env.SERVICE_NAME, "echo");
         assert.equal(env.IMAGE_DIGEST, undefined, "a pulled image is referenced by its ID already");
         assert.equal(env.SERVICE_TAGS, "rest,check=/ping");
-        assert.deepEqual(p.container("dev-echo-1").inputs.ports, [{ internal: 5678, ip: "172.28.0.1", protocol: "tcp" }]);
+        assert.equal(p.container("dev-echo-1").inputs.ports, undefined, "nothing published on local");
         assert.deepEqual(p.outputs.serviceUrls, { echo: "http://127.0.0.1:8080/echo/" });
         assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1:8080");
     });
@@ -224,13 +308,13 @@ describe("program: config variations", () => {
 
     it("uses another Consul image, subnet and ports when configured", async () => {
         const p = await evaluate(devWith({
-            consul: { image: "registry.example.com/consul:1.16.3", httpPort: 18500, dnsPort: 18600 },
+            consul: { image: "registry.example.com/consul:1.16.3", httpsPort: 18501, dnsPort: 18600 },
             network: { name: "sd", subnet: "10.77.0.0/24" },
         }));
         assert.equal(p.one(REMOTE_IMAGE, "consul-dev-node-1-image").inputs.name, "registry.example.com/consul:1.16.3");
-        assert.equal(p.one("pulumi:providers:consul", "consul-provider").inputs.address, "http://127.0.0.1:18500");
-        assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, ["-ip=10.77.0.1", "-resync=30", "-cleanup", "-deregister=always", "consul://consul:8500"]);
-        assert.equal(p.outputs.consulUiUrl, "http://127.0.0.1:18500/ui/");
+        assert.equal(p.one("pulumi:providers:consul", "consul-provider").inputs.address, "https://127.0.0.1:18501");
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, ["-internal", "-resync=30", "-cleanup", "-deregister=always", "consul-unix:///consul/run/http.sock"]);
+        assert.equal(p.outputs.consulUiUrl, "https://127.0.0.1:18501/ui/");
     });
 
     it("fails the evaluation with the config error and declares nothing", async () => {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { Declared } from "../support/mocks";
-import { devWith, envOf, evaluate, isSecret, Program, secretValue, TEST_SSH_KEY as SSH_KEY } from "../support/program";
+import { agentConfigOf, devWith, envOf, evaluate, isSecret, Program, secretValue, TEST_SSH_KEY as SSH_KEY } from "../support/program";
 
 const ADMIN = "203.0.113.7/32";
 const COUNTS = [1, 2, 3, 5, 10];
@@ -62,7 +62,14 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                 const p = await graph(target, n);
                 const nodes = Array.from({ length: n }, (_, i) => `dev-node-${i + 1}`);
                 assert.deepEqual(p.ofType("pulumi:providers:docker").map((r) => r.name).sort(), [...nodes].sort());
-                assert.equal(p.ofType("docker:index/network:Network").length, n);
+                // Per node: the shared network, and the internal one of its Docker socket proxy.
+                const networks = p.ofType("docker:index/network:Network");
+                assert.equal(networks.length, 2 * n);
+                for (const node of nodes) {
+                    assert.deepEqual(networks.filter((x) => nodeOf(x) === node).map((x) => x.inputs.internal === true).sort(), [false, true], `${node}: networks`);
+                    const proxies = p.containers().filter((c) => nodeOf(c) === node && String(c.inputs.name).endsWith("-docker-socket-proxy"));
+                    assert.deepEqual(proxies.map((c) => c.inputs.name), [`${node}-docker-socket-proxy`], `${node}: one Docker socket proxy`);
+                }
 
                 const agents = p.containers().filter(isConsul);
                 const registrators = p.containers().filter(isRegistrator);
@@ -73,13 +80,18 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                     assert.equal(gateways.filter((c) => nodeOf(c) === node).length, 1, `${node}: one gateway (every node is an edge by default)`);
                 }
                 assert.equal(agents.length, n);
-                assert.equal(p.ofType("docker:index/volume:Volume").length, n, "one Consul data volume per node");
+                assert.equal(p.ofType("docker:index/volume:Volume").length, 2 * n, "per node: Consul's data volume and its socket volume");
 
-                const servers = agents.filter((c) => command(c).includes("-server"));
+                const servers = agents.filter((c) => agentConfigOf(c).server === true);
                 const expected = n >= 3 ? 3 : 1;
                 assert.equal(servers.length, expected);
                 assert.equal(servers.length % 2, 1);
-                for (const s of servers) assert.ok(command(s).includes(`-bootstrap-expect=${expected}`));
+                for (const s of servers) assert.equal(agentConfigOf(s).bootstrap_expect, expected);
+                for (const a of agents) {
+                    // Only servers carry the initial management token; every agent has the gossip key.
+                    assert.equal(agentConfigOf(a).acl.tokens?.initial_management !== undefined, agentConfigOf(a).server === true);
+                    assert.equal(Buffer.from(agentConfigOf(a).encrypt, "base64").length, 32);
+                }
                 // Servers are the first nodes, so adding nodes never moves them.
                 assert.deepEqual(servers.map(nodeOf).sort(), nodes.slice(0, expected).sort());
 
@@ -98,20 +110,24 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                 };
                 for (const agent of p.containers().filter(isConsul)) {
                     const node = nodeOf(agent);
-                    const args = command(agent);
-                    assert.ok(args.includes(`-advertise=${address(node)}`), `${node} advertises its address: ${args}`);
-                    const joins = args.filter((a) => a.startsWith("-retry-join="));
-                    if (target === "aws") {
-                        assert.deepEqual(joins, ["-retry-join=provider=aws tag_key=consul-cluster tag_value=service-discovery-dev"]);
-                    } else {
-                        const servers = ["dev-node-1", "dev-node-2", "dev-node-3"].filter((s) => s !== node);
-                        assert.deepEqual(joins, servers.map((s) => `-retry-join=${address(s)}`));
-                    }
+                    const cfg = agentConfigOf(agent);
+                    assert.equal(cfg.advertise_addr, address(node), `${node} advertises its address`);
+                    // Static join to the servers' (private) addresses on every target, aws included.
+                    const servers = ["dev-node-1", "dev-node-2", "dev-node-3"].filter((s) => s !== node);
+                    assert.deepEqual(cfg.retry_join, servers.map((s) => address(s)));
                     const ports = (agent.inputs.ports as { internal: number; ip: string; protocol: string }[]).filter((x) => [8300, 8301].includes(x.internal));
                     assert.deepEqual(ports.map((x) => `${x.internal}/${x.protocol}@${x.ip}`), [`8300/tcp@${address(node)}`, `8301/tcp@${address(node)}`, `8301/udp@${address(node)}`]);
                 }
                 for (const r of p.containers().filter(isRegistrator)) {
                     assert.equal(command(r)[0], `-ip=${address(nodeOf(r))}`);
+                }
+                // Each agent's certificate names its node's addresses; servers carry the server name.
+                for (const csr of p.ofType("tls:index/certRequest:CertRequest")) {
+                    const node = /consul-tls-(dev-node-[0-9]+)-csr/.exec(csr.name)![1];
+                    const ips = csr.inputs.ipAddresses as string[];
+                    assert.ok(ips.includes(address(node)) && ips.includes("127.0.0.1"), `${csr.name}: ${ips}`);
+                    const isServer = Number(node.split("-").pop()) <= 3;
+                    assert.equal((csr.inputs.dnsNames as string[])[0], isServer ? "server.dc1.consul" : "client.dc1.consul");
                 }
                 for (const c of p.containers().filter((x) => String(x.inputs.name).startsWith("dev-hello-"))) {
                     assert.deepEqual((c.inputs.ports as { ip: string }[]).map((x) => x.ip), [address(nodeOf(c))]);
@@ -126,6 +142,13 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                 for (const r of three.resources) {
                     const same = after.get(key(r));
                     assert.ok(same, `${key(r)} is kept`);
+                    if (r.type === "consul:index/keys:Keys") {
+                        // The one change: the allowed networks gain the new nodes, a KV update in
+                        // place (consul.Keys), so no gateway is replaced.
+                        const paths = (d: Declared) => (d.inputs.keys as { path: string }[]).map((k) => k.path);
+                        assert.deepEqual(paths(same), paths(r));
+                        continue;
+                    }
                     // The load balancer's and the VPC's inputs are the same; so are every node's.
                     assert.deepEqual(same.inputs, r.inputs, `${key(r)} keeps its inputs`);
                 }
@@ -138,7 +161,7 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
 describe("scale: targets in detail", () => {
     it("virtualbox: one docker-machine VM per node, reached over TLS", async () => {
         const p = await graph("virtualbox", 3);
-        const vms = p.ofType("command:local:Command");
+        const vms = p.ofType("command:local:Command").filter((c) => c.name.endsWith("-machine"));
         assert.deepEqual(vms.map((v) => v.name), ["dev-node-1-machine", "dev-node-2-machine", "dev-node-3-machine"]);
         assert.match(String(vms[0].inputs.create), /^docker-machine create --driver virtualbox --virtualbox-cpu-count 1 --virtualbox-memory 1024 --virtualbox-disk-size 20000 service-discovery-dev-node-1 >&2 && docker-machine ip service-discovery-dev-node-1$/);
         assert.equal(vms[0].inputs.delete, "docker-machine rm -y service-discovery-dev-node-1");
@@ -167,11 +190,11 @@ describe("scale: targets in detail", () => {
 
         it("opens nothing but the gateway port to 0.0.0.0/0, and states every rule", () => {
             assert.deepEqual(rules().sort((a, b) => a.name.localeCompare(b.name)), [
-                { name: "consul-http-nodes", proto: "tcp", from: 8500, to: 8500, source: "self" },
+                { name: "consul-http-nodes", proto: "tcp", from: 8501, to: 8501, source: "self" },
                 { name: "consul-rpc", proto: "tcp", from: 8300, to: 8300, source: "self" },
                 { name: "consul-serf-tcp", proto: "tcp", from: 8301, to: 8301, source: "self" },
                 { name: "consul-serf-udp", proto: "udp", from: 8301, to: 8301, source: "self" },
-                { name: "consul-ui", proto: "tcp", from: 8500, to: 8500, source: ADMIN },
+                { name: "consul-ui", proto: "tcp", from: 8501, to: 8501, source: ADMIN },
                 { name: "gateway-http", proto: "tcp", from: 80, to: 80, source: "0.0.0.0/0" },
                 { name: "services", proto: "tcp", from: 32768, to: 60999, source: "self" },
                 { name: "ssh", proto: "tcp", from: 22, to: 22, source: ADMIN },
@@ -192,7 +215,8 @@ describe("scale: targets in detail", () => {
             instances.forEach((inst, i) => {
                 assert.equal(inst.inputs.ami, "ami-0123456789abcdef0");
                 assert.equal(inst.inputs.instanceType, "t3.small");
-                assert.deepEqual(inst.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 });
+                // Hop limit 1: containers cannot reach the instance metadata (consul.join static, the default).
+                assert.deepEqual(inst.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
                 assert.deepEqual(inst.inputs.rootBlockDevice, { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true });
                 const userData = String(inst.inputs.userData);
                 assert.match(userData, /^#cloud-config\n/);
@@ -233,8 +257,8 @@ describe("scale: targets in detail", () => {
             const attachments = p.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment");
             assert.deepEqual(attachments.map((a) => a.inputs.targetId), ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"]);
             assert.equal(p.outputs.gatewayUrl, "http://hosts-aws-gateway.elb.example.com");
-            assert.equal(p.outputs.consulUiUrl, "http://198.51.100.11:8500/ui/");
-            assert.ok(p.ofType("aws:iam/rolePolicy:RolePolicy")[0].inputs.policy!.toString().includes("ec2:DescribeInstances"), "cloud auto-join can list instances");
+            assert.equal(p.outputs.consulUiUrl, "https://198.51.100.11:8501/ui/");
+            assert.deepEqual(p.ofType("aws:iam/rolePolicy:RolePolicy"), [], "static join: the nodes' role cannot list instances (consul.join aws-tags adds that)");
         });
 
         it("puts gateways only on the configured edge nodes", async () => {
@@ -242,7 +266,7 @@ describe("scale: targets in detail", () => {
             assert.equal(edge.error, null);
             assert.deepEqual(edge.containers().filter((c) => String(c.inputs.name).endsWith("-gateway")).map(nodeOf).sort(), ["dev-node-2", "dev-node-4"]);
             assert.deepEqual(edge.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId), ["dev-node-2-id", "dev-node-4-id"]);
-            assert.equal(envOf(edge.containers().find((c) => String(c.inputs.name).endsWith("-gateway"))!).env.CONSUL_HTTP_ADDR, "consul:8500", "each gateway follows the cluster through its node's agent");
+            assert.equal(envOf(edge.containers().find((c) => String(c.inputs.name).endsWith("-gateway"))!).env.CONSUL_HTTP_ADDR, "consul:8501", "each gateway follows the cluster through its node's agent");
         });
 
         it("fails preview naming the key for an invalid admin CIDR", async () => {

@@ -29,6 +29,27 @@ if [ -z "${GATEWAY_MAXCONN_LIMIT:-}" ]; then
 fi
 export GATEWAY_MAXCONN_LIMIT
 
+# Trust rules (haproxy.ctmpl): the networks servers may lie in, the node addresses and ports no
+# server may use, the proxies whose forwarding headers are believed: set by the stack
+# (components/gateway.ts). The gateway's own addresses (no server may point back at it) are
+# read from the kernel's table of local addresses, unless given.
+if [ -z "${GATEWAY_OWN_ADDRESSES:-}" ]; then
+    own=""
+    if [ -r /proc/net/fib_trie ]; then
+        # "|-- 172.28.0.3" followed by "/32 host LOCAL": an address of this network namespace.
+        prev=""
+        while read -r a b c _; do
+            [ "$a $b $c" = "/32 host LOCAL" ] && [[ " $own " != *" $prev "* ]] && own="$own $prev"
+            prev="$b"
+        done < /proc/net/fib_trie
+    fi
+    GATEWAY_OWN_ADDRESSES="${own# }"
+    [ -n "$GATEWAY_OWN_ADDRESSES" ] || echo "gateway: cannot read this container's addresses (/proc/net/fib_trie); set GATEWAY_OWN_ADDRESSES" >&2
+fi
+export GATEWAY_OWN_ADDRESSES GATEWAY_BACKEND_NETWORKS="${GATEWAY_BACKEND_NETWORKS:-}" GATEWAY_NODE_NETWORKS="${GATEWAY_NODE_NETWORKS:-}" \
+    GATEWAY_NODE_PORTS="${GATEWAY_NODE_PORTS:-}" GATEWAY_TRUSTED_PROXIES="${GATEWAY_TRUSTED_PROXIES:-}"
+[ -n "$GATEWAY_BACKEND_NETWORKS" ] || echo "gateway: GATEWAY_BACKEND_NETWORKS is empty: no instance will be routed" >&2
+
 # No default credentials: the stats page and metrics need a user and a password from outside.
 if [ -z "${STATS_USER:-}" ] || [ -z "${STATS_PASSWORD:-}" ]; then
     echo "gateway: STATS_USER and STATS_PASSWORD must be set (the stats page has no default password)" >&2
@@ -42,6 +63,8 @@ cp "$GATEWAY_CONF_DIR/bootstrap.cfg" "$live"
 # A render left from before a restart would make consul-template see "no change" and never
 # run reload.sh: HAProxy would stay on the bootstrap config.
 rm -f "$GATEWAY_RUN_DIR/haproxy.cfg.new"
+# Skipped instances are logged once per start (reload.sh keeps the list it logged here).
+rm -f "$GATEWAY_RUN_DIR/notices"
 "$HAPROXY_BIN" -c -q -f "$live"
 
 # -W master-worker: the master re-executes itself on SIGUSR2 and hands the listening sockets to
@@ -49,9 +72,27 @@ rm -f "$GATEWAY_RUN_DIR/haproxy.cfg.new"
 "$HAPROXY_BIN" -W -db -f "$live" -p "$GATEWAY_RUN_DIR/haproxy.pid" -S "$GATEWAY_RUN_DIR/master.sock" &
 haproxy_pid=$!
 
+# Consul: HTTPS verified against the cluster's CA, with the gateway's ACL token. consul-template
+# reads the token from CONSUL_HTTP_TOKEN itself (never a command-line flag); its TLS settings are
+# flags, built here from the variables Consul's own clients read.
+consul_tls=()
+case "${CONSUL_HTTP_SSL:-false}" in
+    true|1)
+        [ -r "${CONSUL_CACERT:-}" ] || { echo "gateway: CONSUL_HTTP_SSL is on but CONSUL_CACERT (${CONSUL_CACERT:-unset}) is not a readable CA file" >&2; exit 64; }
+        consul_tls=(-consul-ssl -consul-ssl-verify -consul-ssl-ca-cert "$CONSUL_CACERT")
+        [ -z "${CONSUL_TLS_SERVER_NAME:-}" ] || consul_tls+=(-consul-ssl-server-name "$CONSUL_TLS_SERVER_NAME")
+        ;;
+    false|0) ;;
+    *) echo "gateway: CONSUL_HTTP_SSL=${CONSUL_HTTP_SSL} is not understood; use true or false" >&2; exit 64 ;;
+esac
+if [ -z "${CONSUL_HTTP_TOKEN:-}" ] && [ -z "${CONSUL_HTTP_TOKEN_FILE:-}" ]; then
+    echo "gateway: no Consul ACL token (CONSUL_HTTP_TOKEN): with ACLs on, Consul answers with an empty catalog and every route 404s" >&2
+fi
+
 "$CONSUL_TEMPLATE_BIN" \
     -config "$GATEWAY_CONF_DIR/consul-template.hcl" \
     -consul-addr "$CONSUL_HTTP_ADDR" \
+    "${consul_tls[@]}" \
     -template "$GATEWAY_CONF_DIR/haproxy.ctmpl:$GATEWAY_RUN_DIR/haproxy.cfg.new:$GATEWAY_RELOAD_BIN" &
 template_pid=$!
 

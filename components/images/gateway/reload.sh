@@ -10,12 +10,28 @@ set -uo pipefail
 new="$GATEWAY_RUN_DIR/haproxy.cfg.new"
 live="$GATEWAY_RUN_DIR/haproxy.cfg"
 
+# Trust rules: the template lists what it skipped or rejected as "# skipped: ..." and
+# "# rejected: ..." lines. Each is logged once, when it first appears, not on every render.
+notices="$GATEWAY_RUN_DIR/notices"
+notice_lines() { LC_ALL=C grep -E '^# (skipped|rejected): ' "$1" | LC_ALL=C sort -u; }
+notice_lines "$new" > "$notices.new"
+[ -f "$notices" ] || : > "$notices"
+LC_ALL=C comm -13 "$notices" "$notices.new" | while IFS= read -r line; do
+    echo "gateway: ${line#\# }" >&2
+done
+mv -f "$notices.new" "$notices"
+
+if cmp -s "$new" "$live"; then
+    exit 0
+fi
+# Only comments changed (the list: an instance skipped, or back): the running config stays.
+if cmp -s <(LC_ALL=C grep -vE '^[[:space:]]*(#|$)' "$new") <(LC_ALL=C grep -vE '^[[:space:]]*(#|$)' "$live"); then
+    cp -f "$new" "$live.tmp" && mv -f "$live.tmp" "$live"
+    exit 0
+fi
 if ! out="$("$HAPROXY_BIN" -c -q -f "$new" 2>&1)"; then
     cp -f "$new" "$GATEWAY_RUN_DIR/haproxy.cfg.rejected"
     echo "gateway: rendered config rejected by haproxy -c, keeping the running one: ${out//$'\n'/ }" >&2
-    exit 0
-fi
-if cmp -s "$new" "$live"; then
     exit 0
 fi
 cp -f "$new" "$live.tmp" && mv -f "$live.tmp" "$live"

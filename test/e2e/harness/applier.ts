@@ -4,7 +4,7 @@
 // apply fails the run loudly, so nothing the program sets is silently dropped.
 // A second evaluation works like a second `pulumi up`: unchanged resources are kept as they
 // are, changed consul.Keys are updated in place, any other change fails loudly.
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
@@ -13,6 +13,7 @@ import { ROOT } from "../../support/program";
 import { Docker, DockerError } from "./docker";
 import { E2E_LABEL, log } from "./engine";
 import { parseRegistratorCommand, RegistratorEmulator } from "./registrator";
+import * as secure from "./secure-resources";
 
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -66,6 +67,14 @@ function strings(where: string, value: unknown): string[] {
     });
 }
 
+/** A log driver's options: a map of strings, as the engine takes them. */
+function logOptions(where: string, value: unknown): Record<string, string> | undefined {
+    if (value === undefined) return undefined;
+    if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error(`${where}: expected a map, got ${JSON.stringify(value)}`);
+    for (const [k, v] of Object.entries(value)) if (typeof v !== "string") throw new Error(`${where}.${k}: expected a string, got ${JSON.stringify(v)}`);
+    return value as Record<string, string>;
+}
+
 /** Go-style duration ("2s", "500ms", "1m30s") in nanoseconds. */
 export function durationNs(where: string, value: unknown): number {
     if (typeof value !== "string" || !/^([0-9.]+(ns|us|µs|ms|s|m|h))+$/.test(value)) throw new Error(`${where}: ${JSON.stringify(value)} is not a duration`);
@@ -106,6 +115,8 @@ export class Applier {
     /** Declared containers by Docker name, with their unwrapped inputs. */
     readonly containers = new Map<string, Obj>();
     registrator?: RegistratorEmulator;
+    /** Where the emulated Registrator reads the engine: its DOCKER_HOST, and what answers there. */
+    registratorEngine?: { dockerHost: string; container?: string; endpoint: string };
     /** Problems of the program seen while applying, that the provider would turn into failures. */
     readonly findings: string[] = [];
     /** Registrator containers emulated (their image was missing). */
@@ -173,12 +184,26 @@ export class Applier {
                 return { id: `${name}-provider-id`, outputs: {} };
             }
             case "pulumi:providers:consul": {
-                const p = allow(where, inputs, ["address"], ["datacenter", "version"]);
+                const p = allow(where, inputs, ["address"], ["datacenter", "version", "scheme", "caPem", "token"]);
                 this.providers.set(`${name}-provider-id`, { type: "consul", inputs: p });
                 return { id: `${name}-provider-id`, outputs: {} };
             }
             case "random:index/randomPassword:RandomPassword": return this.randomPassword(where, inputs);
             case "random:index/randomId:RandomId": return this.randomId(where, inputs);
+            case "random:index/randomUuid:RandomUuid": allow(where, inputs, []); return { id: "uuid", outputs: { result: randomUUID() } };
+            case "tls:index/privateKey:PrivateKey": return secure.privateKey(allow(where, inputs, ["algorithm"], ["ecdsaCurve", "rsaBits"]));
+            case "tls:index/selfSignedCert:SelfSignedCert":
+                return secure.selfSignedCert(allow(where, inputs, ["privateKeyPem", "validityPeriodHours", "allowedUses"], ["subject", "isCaCertificate"]));
+            case "tls:index/certRequest:CertRequest": return secure.certRequest(allow(where, inputs, ["privateKeyPem"], ["subject", "dnsNames", "ipAddresses"]));
+            case "tls:index/locallySignedCert:LocallySignedCert":
+                return secure.locallySignedCert(allow(where, inputs, ["certRequestPem", "caPrivateKeyPem", "caCertPem", "validityPeriodHours", "allowedUses"], ["earlyRenewalHours"]));
+            case "consul:index/aclPolicy:AclPolicy":
+                return secure.aclPolicy(this.consulProvider(where, providerRef), allow(where, inputs, ["name", "rules"], ["description", "datacenters"]));
+            case "consul:index/aclToken:AclToken":
+                return secure.aclToken(this.consulProvider(where, providerRef), allow(where, inputs, [], ["description", "policies", "nodeIdentities", "local"]));
+            case "consul:index/aclTokenPolicyAttachment:AclTokenPolicyAttachment":
+                return secure.aclTokenPolicyAttachment(this.consulProvider(where, providerRef), allow(where, inputs, ["tokenId", "policy"]));
+            case "command:local:Command": return secure.localCommand(where, allow(where, inputs, ["create"], ["environment", "triggers"]), ROOT);
             case "docker:index/network:Network": this.provider(where, providerRef, "docker"); return this.network(where, inputs);
             case "docker:index/volume:Volume": this.provider(where, providerRef, "docker"); return this.volume(where, inputs);
             case "docker:index/remoteImage:RemoteImage": this.provider(where, providerRef, "docker"); return this.remoteImage(where, inputs);
@@ -187,6 +212,22 @@ export class Applier {
             case "consul:index/keys:Keys": return this.keys(where, inputs, this.provider(where, providerRef, "consul")!, previous);
             default:
                 throw new Error(`${where}: resource type ${type} is not applied by the e2e applier (test/e2e/harness/applier.ts)`);
+        }
+    }
+
+    /** A Consul provider the applier created, with what its requests need (address, CA, token). */
+    private consulProvider(where: string, ref: string): secure.ConsulProviderInputs {
+        return this.provider(where, ref, "consul") as secure.ConsulProviderInputs;
+    }
+
+    /** A provider function (data source) the program invoked, answered for real. */
+    async invoke(token: string, inputs: Obj, providerRef: string): Promise<Obj> {
+        const where = `invoke ${token}`;
+        switch (token) {
+            case "consul:index/getAclTokenSecretId:getAclTokenSecretId":
+                return secure.aclTokenSecretId(this.consulProvider(where, providerRef), allow(where, unwrapSecrets(inputs), ["accessorId"]));
+            default:
+                throw new Error(`${where}: not implemented by the e2e applier (test/e2e/harness/applier.ts)`);
         }
     }
 
@@ -235,12 +276,13 @@ export class Applier {
     }
 
     private async network(where: string, inputs: Obj): Promise<{ id: string; outputs: Obj }> {
-        const p = allow(where, inputs, ["name"], ["driver", "ipamConfigs"]);
+        const p = allow(where, inputs, ["name"], ["driver", "ipamConfigs", "internal"]);
+        if (p.internal !== undefined && typeof p.internal !== "boolean") throw new Error(`${where}: internal ${JSON.stringify(p.internal)}`);
         const ipam = list(`${where}.ipamConfigs`, p.ipamConfigs).map((c, i) => {
             const cfg = allow(`${where}.ipamConfigs[${i}]`, c, ["subnet"], ["gateway"]);
             return { Subnet: cfg.subnet, ...(cfg.gateway ? { Gateway: cfg.gateway } : {}) };
         });
-        const body = { Name: p.name, Driver: p.driver ?? "bridge", CheckDuplicate: true, Labels: this.labels(), IPAM: { Driver: "default", Config: ipam } };
+        const body = { Name: p.name, Driver: p.driver ?? "bridge", Internal: p.internal === true, CheckDuplicate: true, Labels: this.labels(), IPAM: { Driver: "default", Config: ipam } };
         let created: { Id: string };
         try {
             created = await this.docker.request("POST", "/networks/create", body);
@@ -254,14 +296,14 @@ export class Applier {
     }
 
     private async volume(where: string, inputs: Obj): Promise<{ id: string; outputs: Obj }> {
-        const p = allow(where, inputs, ["name"]);
+        const p = allow(where, inputs, ["name"], ["driver", "driverOpts"]);
         try {
             await this.docker.request("GET", `/volumes/${p.name}`);
             await this.clearLeftover("volume", p.name); // Docker would hand back the old volume, data and all
         } catch (e) {
             if (!(e instanceof DockerError) || e.status !== 404) throw e;
         }
-        const v = await this.docker.request("POST", "/volumes/create", { Name: p.name, Labels: this.labels() });
+        const v = await this.docker.request("POST", "/volumes/create", { Name: p.name, Driver: p.driver ?? "local", DriverOpts: p.driverOpts ?? {}, Labels: this.labels() });
         this.created.push({ kind: "volume", name: p.name });
         return { id: p.name, outputs: { driver: v.Driver, mountpoint: v.Mountpoint } };
     }
@@ -311,10 +353,12 @@ export class Applier {
     private async container(where: string, inputs: Obj): Promise<{ id: string; outputs: Obj }> {
         const p = allow(where, inputs, ["name", "image"], [
             "hostname", "command", "envs", "ports", "volumes", "networksAdvanced", "restart", "healthcheck", "wait", "waitTimeout",
+            "logDriver", "logOpts", "uploads", "securityOpts", "capabilities", "readOnly", "sysctls",
         ]);
         const name: string = p.name;
         const command = p.command === undefined ? undefined : strings(`${where}.command`, p.command);
         const envs = strings(`${where}.envs`, p.envs);
+        const uploads = list(`${where}.uploads`, p.uploads).map((u, i) => secure.parseUpload(`${where}.uploads[${i}]`, u as Obj));
         const ports = list(`${where}.ports`, p.ports).map((x, i) => {
             const port = allow(`${where}.ports[${i}]`, x, ["internal"], ["external", "ip", "protocol"]);
             return { internal: Number(port.internal), external: port.external === undefined ? undefined : Number(port.external), ip: port.ip ?? "0.0.0.0", protocol: port.protocol ?? "tcp" };
@@ -330,9 +374,16 @@ export class Applier {
         });
         if (p.restart !== undefined && !["no", "on-failure", "always", "unless-stopped"].includes(p.restart)) throw new Error(`${where}: restart ${p.restart}`);
         const health = p.healthcheck === undefined ? undefined : allow(`${where}.healthcheck`, p.healthcheck, ["tests"], ["interval", "timeout", "retries", "startPeriod"]);
+        if (p.logDriver !== undefined && typeof p.logDriver !== "string") throw new Error(`${where}: logDriver ${JSON.stringify(p.logDriver)}`);
+        const logOpts = logOptions(`${where}.logOpts`, p.logOpts);
+        const securityOpts = strings(`${where}.securityOpts`, p.securityOpts);
+        const caps = p.capabilities === undefined ? undefined : allow(`${where}.capabilities`, p.capabilities, [], ["adds", "drops"]);
+        // Namespaced kernel settings of the container (a map of strings, as the engine takes them).
+        const sysctls = logOptions(`${where}.sysctls`, p.sysctls);
+        if (p.readOnly !== undefined && typeof p.readOnly !== "boolean") throw new Error(`${where}: readOnly ${JSON.stringify(p.readOnly)}`);
         this.containers.set(name, { ...p, command, envs, ports, volumes, networks });
 
-        if (typeof p.image === "string" && p.image.startsWith(ABSENT)) return this.emulateRegistrator(where, p.image.slice(ABSENT.length), name, p.hostname ?? name, command ?? [], networks);
+        if (typeof p.image === "string" && p.image.startsWith(ABSENT)) return this.emulateRegistrator(where, p.image.slice(ABSENT.length), name, p.hostname ?? name, command ?? [], networks, envs, uploads);
 
         const binds = volumes.map((v) => {
             let source: string = v.volumeName ?? v.hostPath;
@@ -368,6 +419,13 @@ export class Applier {
                 Binds: binds,
                 PortBindings: bindings,
                 RestartPolicy: { Name: p.restart ?? "no" },
+                SecurityOpt: securityOpts,
+                CapAdd: caps ? strings(`${where}.capabilities.adds`, caps.adds) : undefined,
+                CapDrop: caps ? strings(`${where}.capabilities.drops`, caps.drops) : undefined,
+                ReadonlyRootfs: p.readOnly === true,
+                ...(sysctls === undefined ? {} : { Sysctls: sysctls }),
+                // Unset, the engine's default driver and options apply, as with the provider.
+                ...(p.logDriver === undefined && logOpts === undefined ? {} : { LogConfig: { Type: p.logDriver ?? "", Config: logOpts ?? {} } }),
                 NetworkMode: first?.name ?? "default",
             },
             NetworkingConfig: first ? { EndpointsConfig: { [first.name]: { Aliases: first.aliases } } } : undefined,
@@ -383,6 +441,8 @@ export class Applier {
         }
         if (!this.created.some((c) => c.kind === "container" && c.name === name)) this.created.push({ kind: "container", name });
         for (const n of more) await this.docker.request("POST", `/networks/${encodeURIComponent(n.name)}/connect`, { Container: created.Id, EndpointConfig: { Aliases: n.aliases } });
+        // The provider copies uploads into the created container before it starts it.
+        if (uploads.length > 0) await this.docker.request("PUT", `/containers/${created.Id}/archive?path=/`, secure.tarOf(uploads));
         await this.docker.request("POST", `/containers/${created.Id}/start`);
         // The provider's mustRun (default true): the container must be running after start.
         const state = (await this.docker.inspectContainer(created.Id)).State;
@@ -420,12 +480,41 @@ export class Applier {
         }
     }
 
-    private async emulateRegistrator(where: string, image: string, name: string, hostname: string, command: string[], networks: { name: string }[]): Promise<{ id: string; outputs: Obj }> {
+    private async emulateRegistrator(where: string, image: string, name: string, hostname: string, command: string[], networks: { name: string }[], envs: string[] = [], uploads: secure.Upload[] = []): Promise<{ id: string; outputs: Obj }> {
         if (this.registrator) throw new Error(`${where}: a second emulated Registrator is not supported`);
         const opts = parseRegistratorCommand(command, hostname);
-        // The container would reach consul://host:port over its network: find that container's
-        // published port for it, the only way in from this machine.
-        const [host, port] = opts.registryUri.slice("consul://".length).split(":");
+        const env = Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+        const client = await this.registratorConsul(where, name, opts.registryUri, networks, env, uploads);
+        const engine = await this.registratorDocker(where, name, env.DOCKER_HOST, networks);
+        this.registrator = new RegistratorEmulator(engine, client.origin, opts, { ca: client.ca, socketPath: client.socketPath, token: env.CONSUL_HTTP_TOKEN });
+        await this.registrator.start();
+        this.emulated.push(name);
+        log(`${name} (${image}) emulated`);
+        return { id: `emulated-${name}`, outputs: {} };
+    }
+
+    /**
+     * Consul as Registrator reaches it, from this machine: consul-unix:// is the agent's socket in a
+     * volume the container mounts (found at the volume's mount point on the engine's host);
+     * consul:// and consul-tls:// are a declared container on its networks (reached through the
+     * port it publishes). The token is CONSUL_HTTP_TOKEN, the CA CONSUL_CACERT, as its client reads them.
+     */
+    private async registratorConsul(where: string, name: string, uri: string, networks: { name: string }[], env: Record<string, string>, uploads: secure.Upload[]): Promise<{ origin: string; socketPath?: string; ca?: string }> {
+        if (uri.startsWith("consul-unix://")) {
+            const socket = uri.slice("consul-unix://".length);
+            const mount = (this.containers.get(name)?.volumes ?? []).find((v: Obj) => v.volumeName !== undefined && socket.startsWith(`${String(v.containerPath).replace(/\/$/, "")}/`));
+            if (!mount) throw new Error(`${where}: ${uri}, but no volume is mounted where the socket is`);
+            const volume = await this.docker.request("GET", `/volumes/${encodeURIComponent(mount.volumeName)}`);
+            const socketPath = path.join(volume.Mountpoint, socket.slice(String(mount.containerPath).replace(/\/$/, "").length + 1));
+            // Registrator pings the agent (status/leader, no ACL needed) before it registers anything.
+            await waitForSocket(socketPath, 60_000);
+            return { origin: "http://consul", socketPath };
+        }
+        const tls = uri.startsWith("consul-tls://");
+        const [host, port] = uri.replace(/^consul(-tls)?:\/\//, "").split(":");
+        const caFile = env.CONSUL_CACERT;
+        const ca = caFile === undefined ? undefined : uploads.find((u) => u.file === caFile)?.content.toString();
+        if (tls && !ca) throw new Error(`${where}: consul-tls needs CONSUL_CACERT pointing at a file the container has (${caFile ?? "unset"})`);
         const onNetwork = new Set(networks.map((n) => n.name));
         const target = [...this.containers.values()].find((c) =>
             (c.name === host || c.hostname === host || c.networks.some((n: Obj) => onNetwork.has(n.name) && n.aliases.includes(host))) && c.networks.some((n: Obj) => onNetwork.has(n.name)));
@@ -434,13 +523,43 @@ export class Applier {
         const binding = inspect.NetworkSettings?.Ports?.[`${port ?? "8500"}/tcp`]?.[0];
         if (!binding) throw new Error(`${where}: ${target.name} does not publish ${port}/tcp; the emulated Registrator cannot reach Consul`);
         const hostIp = binding.HostIp === "0.0.0.0" || binding.HostIp === "" ? "127.0.0.1" : binding.HostIp;
-        // Registrator registers with the local agent (no leader needed); it must answer.
-        await waitForHttp(`http://${hostIp}:${binding.HostPort}/v1/agent/self`, 60_000);
-        this.registrator = new RegistratorEmulator(this.docker, `http://${hostIp}:${binding.HostPort}`, opts);
-        await this.registrator.start();
-        this.emulated.push(name);
-        log(`${name} (${image}) emulated`);
-        return { id: `emulated-${name}`, outputs: {} };
+        const origin = `${tls ? "https" : "http"}://${hostIp}:${binding.HostPort}`;
+        await waitForHttp(`${origin}/v1/status/leader`, 60_000, ca);
+        return { origin, ca };
+    }
+
+    /**
+     * The engine as Registrator reaches it: DOCKER_HOST from its environment (Registrator v7
+     * defaults to unix:///tmp/docker.sock, a mounted socket). tcp://<name>:<port> is a declared
+     * container on one of its networks, reached at its address there, as Registrator would.
+     */
+    private async registratorDocker(where: string, name: string, dockerHost: string | undefined, networks: { name: string }[]): Promise<Docker> {
+        const host = dockerHost ?? "unix:///tmp/docker.sock";
+        if (host.startsWith("unix://")) {
+            const inContainer = host.slice("unix://".length);
+            const mount = (this.containers.get(name)?.volumes ?? []).find((v: Obj) => v.containerPath === inContainer && v.hostPath !== undefined);
+            if (!mount) throw new Error(`${where}: DOCKER_HOST ${host}, but no socket is mounted at ${inContainer}`);
+            this.registratorEngine = { dockerHost: host, endpoint: this.docker.host };
+            return this.docker; // mounted sockets are the test engine's (see container())
+        }
+        const m = /^tcp:\/\/([^:/]+):([0-9]+)$/.exec(host);
+        if (!m) throw new Error(`${where}: DOCKER_HOST ${JSON.stringify(host)} is not emulated (unix:// or tcp://host:port)`);
+        const [, target, port] = m;
+        const onNetwork = new Set(networks.map((n) => n.name));
+        let via: { container: string; network: string } | undefined;
+        for (const c of this.containers.values()) {
+            if (c.name === name) continue;
+            const shared = (c.networks as { name: string; aliases: string[] }[]).find((n) => onNetwork.has(n.name) && (c.name === target || n.aliases.includes(target)));
+            if (shared) via = { container: c.name, network: shared.name };
+        }
+        if (!via) throw new Error(`${where}: DOCKER_HOST ${host}: no declared container answers to ${target} on ${[...onNetwork].join(", ")}`);
+        const ip = (await this.docker.inspectContainer(via.container)).NetworkSettings?.Networks?.[via.network]?.IPAddress;
+        if (!ip) throw new Error(`${where}: ${via.container} has no address on ${via.network}`);
+        const engine = new Docker(`tcp://${ip}:${port}`);
+        if (!(await engine.ping(5000))) throw new Error(`${where}: DOCKER_HOST ${host} (${via.container} at ${ip} on ${via.network}) does not answer /_ping`);
+        this.registratorEngine = { dockerHost: host, container: via.container, endpoint: engine.host };
+        log(`${name}: reading the engine at ${host} (${via.container}, ${ip} on ${via.network}), as Registrator does`);
+        return engine;
     }
 
     // --- Consul KV -----------------------------------------------------------------------------
@@ -454,53 +573,67 @@ export class Applier {
         // health check; when that passes before a leader exists, record it (a scenario reports
         // it) and wait for the leader, so the rest of the stack can still be exercised.
         if (!previous) {
-            const leader = (await kvRequest(provider.address, "GET", "/v1/status/leader")).replace(/"/g, "").trim();
+            const leader = (await kvRequest(provider, "GET", "/v1/status/leader")).replace(/"/g, "").trim();
             if (leader === "") {
                 const message = `${where}: Consul at ${provider.address} had no leader when its provider became usable (the container was already healthy); \`pulumi up\` would fail here with "No cluster leader" about half the time`;
                 this.findings.push(message);
                 log(`${message}; waiting for a leader`);
-                await waitForHttp(`${provider.address}/v1/status/leader`, 60_000);
+                await waitForHttp(`${secure.consulOrigin(provider as secure.ConsulProviderInputs)}/v1/status/leader`, 60_000, provider.caPem);
             }
         }
         const before = new Map<string, Obj>((previous ? previous.inputs.keys as Obj[] : []).map((k) => [k.path, k]));
         for (const k of keys) {
             const old = before.get(k.path);
             if (old && old.value === k.value) continue;
-            const answer = await kvRequest(provider.address, "PUT", `/v1/kv/${k.path}${dc}`, String(k.value ?? ""));
+            const answer = await kvRequest(provider, "PUT", `/v1/kv/${k.path}${dc}`, String(k.value ?? ""));
             if (answer.trim() !== "true") throw new Error(`${where}: PUT ${k.path} answered ${answer}`);
         }
         const now = new Set(keys.map((k) => k.path));
         for (const [p_, old] of before) {
             // consul_keys: a key dropped from the list is deleted only when it was `delete: true`.
-            if (!now.has(p_) && old.delete === true) await kvRequest(provider.address, "DELETE", `/v1/kv/${p_}${dc}`);
+            if (!now.has(p_) && old.delete === true) await kvRequest(provider, "DELETE", `/v1/kv/${p_}${dc}`);
         }
         return { id: "consul", outputs: { datacenter: provider.datacenter ?? "" } };
     }
 }
 
-function kvRequest(address: string, method: string, pathAndQuery: string, body?: string): Promise<string> {
-    const url = new URL(pathAndQuery, address);
-    return new Promise((resolve, reject) => {
-        // Consul holds a request up to ~7 s while it has no leader; the provider's client waits.
-        const req = http.request(url, { method, agent: false, timeout: 60_000 }, (res) => {
-            let text = "";
-            res.on("data", (d: Buffer) => (text += d.toString()));
-            res.on("end", () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${url.pathname}: ${res.statusCode} ${text.trim()}`)) : resolve(text)));
-        });
-        req.on("timeout", () => req.destroy(new Error(`consul ${method} ${url.pathname}: timeout`)));
-        req.on("error", (e) => reject(new Error(`consul ${method} ${url}: ${e.message}`)));
-        if (body !== undefined) req.write(body);
-        req.end();
-    });
+function kvRequest(provider: Obj, method: string, pathAndQuery: string, body?: string): Promise<string> {
+    return secure.consulRequest(provider as secure.ConsulProviderInputs, method, pathAndQuery, body);
 }
 
-/** Waits until a URL answers 200 with a non-empty body (e.g. a Consul leader). */
-async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+/** Waits until Consul answers status/leader on a UNIX socket with a leader. */
+async function waitForSocket(socketPath: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = "";
     while (Date.now() < deadline) {
         try {
-            const text = await kvRequest(new URL(url).origin, "GET", new URL(url).pathname);
+            const text = await new Promise<string>((resolve, reject) => {
+                const req = http.request({ socketPath, path: "/v1/status/leader", method: "GET", timeout: 5000 }, (res) => {
+                    let body = "";
+                    res.on("data", (d: Buffer) => (body += d.toString()));
+                    res.on("end", () => resolve(body));
+                });
+                req.on("timeout", () => req.destroy(new Error("timeout")));
+                req.on("error", reject);
+                req.end();
+            });
+            if (text.replace(/"/g, "").trim() !== "") return;
+            last = "no leader yet";
+        } catch (e) {
+            last = (e as Error).message;
+        }
+        await sleep(250);
+    }
+    throw new Error(`Consul's socket ${socketPath} did not answer within ${timeoutMs} ms: ${last}`);
+}
+
+/** Waits until a URL answers 200 with a non-empty body (e.g. a Consul leader). */
+async function waitForHttp(url: string, timeoutMs: number, caPem?: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+        try {
+            const text = await secure.consulRequest({ address: new URL(url).origin, caPem }, "GET", new URL(url).pathname);
             if (text.replace(/"/g, "").trim() !== "") return;
             last = "empty answer";
         } catch (e) {

@@ -8,7 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 
 export interface ResourceRequest {
-    kind: "newResource";
+    /** newResource: create it; invoke: answer a provider function (type is its token). */
+    kind: "newResource" | "invoke";
     seq: number;
     type: string;
     name: string;
@@ -33,11 +34,11 @@ export interface Done {
 const pending = new Map<number, { resolve: (a: ResourceAnswer) => void }>();
 let seq = 0;
 
-function ask(request: Omit<ResourceRequest, "kind" | "seq">): Promise<ResourceAnswer> {
+function ask(request: Omit<ResourceRequest, "kind" | "seq">, kind: ResourceRequest["kind"] = "newResource"): Promise<ResourceAnswer> {
     const id = ++seq;
     return new Promise((resolve) => {
         pending.set(id, { resolve });
-        process.send!({ kind: "newResource", seq: id, ...request } satisfies ResourceRequest);
+        process.send!({ kind, seq: id, ...request } satisfies ResourceRequest);
     });
 }
 
@@ -68,10 +69,13 @@ async function main(): Promise<void> {
             }
             return { id: answer.id, state: { ...args.inputs, ...answer.outputs } };
         },
-        call(args: pulumi.runtime.MockCallArgs) {
-            const message = `the program invoked ${args.token}; the e2e applier does not implement invokes`;
-            failures.push(message);
-            throw new Error(message);
+        async call(args: pulumi.runtime.MockCallArgs) {
+            const answer = await ask({ type: args.token, name: "", custom: false, provider: args.provider ?? "", inputs: args.inputs }, "invoke");
+            if (answer.error !== undefined) {
+                failures.push(answer.error);
+                throw new Error(answer.error);
+            }
+            return answer.outputs ?? {};
         },
     }, "service-discovery", stack, false);
     pulumi.runtime.setAllConfig(config);

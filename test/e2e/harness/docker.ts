@@ -59,13 +59,14 @@ export class Docker {
         this.endpoint = endpointOf(host);
     }
 
-    /** One API call; JSON in and out. Throws DockerError with the engine's message on >= 400. */
+    /** One API call; JSON in (a Buffer goes as a tar archive) and out. Throws DockerError with the engine's message on >= 400. */
     request<T = any>(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
         return new Promise((resolve, reject) => {
-            const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+            const raw = Buffer.isBuffer(body);
+            const payload = body === undefined ? undefined : raw ? body : Buffer.from(JSON.stringify(body));
             const req = http.request({
                 ...this.endpoint, method, path,
-                headers: { "Content-Type": "application/json", ...(payload ? { "Content-Length": payload.length } : {}) },
+                headers: { "Content-Type": raw ? "application/x-tar" : "application/json", ...(payload ? { "Content-Length": payload.length } : {}) },
                 timeout: timeoutMs,
             }, (res) => {
                 const chunks: Buffer[] = [];

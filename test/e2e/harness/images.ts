@@ -120,12 +120,16 @@ function sha256(file: string): string {
 
 /** The stand-in for hashicorp/consul: our pinned consul binary on debian:bookworm-slim. */
 export async function ensureConsulImage(docker: Docker, consulBin: string): Promise<string> {
-    const hash = sha256(consulBin);
+    // The binary and the stand-in's own files: a change to either rebuilds the image.
+    const standIn = path.join(__dirname, "..", "consul");
+    const hash = [consulBin, path.join(standIn, "Dockerfile"), path.join(standIn, "docker-entrypoint.sh")].map(sha256).join("-").slice(0, 200);
     const existing = await docker.imageExists(CONSUL_TEST_IMAGE);
     if (existing?.Config?.Labels?.[CONSUL_HASH_LABEL] === hash) return CONSUL_TEST_IMAGE;
     const context = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-consul-"));
     try {
-        fs.copyFileSync(path.join(__dirname, "..", "consul", "Dockerfile"), path.join(context, "Dockerfile"));
+        fs.copyFileSync(path.join(standIn, "Dockerfile"), path.join(context, "Dockerfile"));
+        fs.copyFileSync(path.join(standIn, "docker-entrypoint.sh"), path.join(context, "docker-entrypoint.sh"));
+        fs.chmodSync(path.join(context, "docker-entrypoint.sh"), 0o755);
         fs.copyFileSync(consulBin, path.join(context, "consul"));
         fs.chmodSync(path.join(context, "consul"), 0o755);
         await docker.cli(["build", "--network", "host", "--label", `${CONSUL_HASH_LABEL}=${hash}`, "-t", CONSUL_TEST_IMAGE, context], { timeoutMs: 600_000 });

@@ -2,18 +2,31 @@
 // when that image is missing on the test engine; then it does what the declared Registrator
 // container would do, following Registrator v7's bridge and consul adapter:
 //   - watches the engine's container start/die events and syncs the running containers at start;
-//   - each published port of a container becomes a Consul agent service:
+//   - the container's ports are its configured bindings (HostConfig.PortBindings) and, on top,
+//     its runtime ports (NetworkSettings.Ports: every exposed port, null when not published);
+//     each becomes a Consul agent service (unpublished ones only with -internal):
 //       ID      <registrator hostname>:<container name>:<container port>   (":udp" for udp)
 //       Name    SERVICE_<port>_NAME or SERVICE_NAME (image base name by default; "-<port>" is
-//               appended when a container publishes several ports and the name is not per port)
+//               appended when the container has several ports and the name is not per port)
 //       Tags    SERVICE_TAGS split on commas (udp ports also get "udp")
-//       Address the -ip value;  Port  the published host port
-//       Check   HTTP http://<ip>:<host port><SERVICE_CHECK_HTTP>, SERVICE_CHECK_INTERVAL (10s
+//       Address without -internal: the -ip value, else the container's address on the network
+//               named by its HostConfig.NetworkMode (v7's servicePort overwrites the published
+//               host IP with it whatever the mode);  Port  the published host port.
+//               With -internal (-ip is then ignored): NetworkSettings.IPAddress (empty on a
+//               user-defined network), else the container's address on its network (v7 takes
+//               the last of NetworkSettings.Networks in Go's random map order: with several
+//               networks that is unpredictable, and the stand-in refuses it);  Port  the
+//               exposed container port.
+//       Check   HTTP http://<address>:<port><SERVICE_CHECK_HTTP>, SERVICE_CHECK_INTERVAL (10s
 //               default), SERVICE_CHECK_TIMEOUT; SERVICE_IGNORE skips a container/port;
 //   - -deregister=always|on-success on "die"; -resync=<s> re-registers every <s> seconds and,
 //     with -cleanup, removes this host's services whose container is gone.
 // SERVICE_* settings come from the container's environment and labels, per-port ones first.
+// Source: Registrator v7, bridge/bridge.go (add, newService) and bridge/util.go (servicePort).
+// One difference on purpose: only containers of this e2e run (E2E_LABEL) are registered, where
+// a real Registrator registers every container of the engine.
 import * as http from "node:http";
+import * as https from "node:https";
 import { Docker } from "./docker";
 import { E2E_LABEL, log } from "./engine";
 
@@ -21,16 +34,26 @@ export interface RegistratorOptions {
     /** The Registrator container's hostname: the first part of every service ID. */
     hostname: string;
     ip?: string;
+    /** -internal: container addresses and exposed ports instead of published ones. */
+    internal: boolean;
     resyncSeconds: number;
     cleanup: boolean;
     deregister: "always" | "on-success";
-    /** consul://host:port from the command line, as the container would reach it. */
+    /** consul://host:port or consul-tls://host:port from the command line, as the container would reach it. */
     registryUri: string;
+}
+
+/** A Go boolean flag: `-flag` alone is true, `-flag=<v>` takes Go's strconv.ParseBool values. */
+function goBool(arg: string, inline: string | undefined): boolean {
+    if (inline === undefined) return true;
+    if (["1", "t", "T", "TRUE", "true", "True"].includes(inline)) return true;
+    if (["0", "f", "F", "FALSE", "false", "False"].includes(inline)) return false;
+    throw new Error(`registrator command: ${JSON.stringify(arg)} is not a boolean flag value`);
 }
 
 /** Parses Registrator v7's command line; any flag it does not emulate fails loudly. */
 export function parseRegistratorCommand(command: readonly string[], hostname: string): RegistratorOptions {
-    const opts: RegistratorOptions = { hostname, resyncSeconds: 0, cleanup: false, deregister: "always", registryUri: "" };
+    const opts: RegistratorOptions = { hostname, internal: false, resyncSeconds: 0, cleanup: false, deregister: "always", registryUri: "" };
     const args = [...command];
     while (args.length > 0) {
         const arg = args.shift()!;
@@ -45,8 +68,9 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
         const value = (): string => (inline !== undefined ? inline : (args.shift() ?? ""));
         switch (flag) {
             case "ip": opts.ip = value(); break;
+            case "internal": opts.internal = goBool(arg, inline); break;
             case "resync": opts.resyncSeconds = Number(value()); break;
-            case "cleanup": opts.cleanup = inline === undefined || inline === "true"; break;
+            case "cleanup": opts.cleanup = goBool(arg, inline); break;
             case "deregister": {
                 const v = value();
                 if (v !== "always" && v !== "on-success") throw new Error(`registrator command: -deregister=${v} is not always|on-success`);
@@ -57,8 +81,8 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
                 throw new Error(`registrator command: flag -${flag} is not emulated by the e2e harness (Registrator's image is missing, so the harness registers services itself); add it to test/e2e/harness/registrator.ts`);
         }
     }
-    if (!/^consul:\/\/[^/]+$/.test(opts.registryUri)) {
-        throw new Error(`registrator command: registry ${JSON.stringify(opts.registryUri)} is not emulated (only consul://host:port)`);
+    if (!/^(consul(-tls)?:\/\/[^/]+|consul-unix:\/\/\/[^ ]+)$/.test(opts.registryUri)) {
+        throw new Error(`registrator command: registry ${JSON.stringify(opts.registryUri)} is not emulated (only consul://host:port, consul-tls://host:port and consul-unix:///path)`);
     }
     if (!Number.isFinite(opts.resyncSeconds) || opts.resyncSeconds < 0) throw new Error(`registrator command: bad -resync`);
     return opts;
@@ -114,7 +138,11 @@ export class RegistratorEmulator {
     /** What Registrator would log and carry on from (e.g. "register failed"). */
     readonly logged: string[] = [];
 
-    constructor(private readonly docker: Docker, private readonly consulHttp: string, readonly options: RegistratorOptions) {}
+    /**
+     * `client`: what Registrator's Consul client has from its environment with consul-tls://
+     * (the CA of CONSUL_CACERT, the token of CONSUL_HTTP_TOKEN).
+     */
+    constructor(private readonly docker: Docker, private readonly consulHttp: string, readonly options: RegistratorOptions, private readonly client: { ca?: string; token?: string; socketPath?: string } = {}) {}
 
     async start(): Promise<void> {
         const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start", "die"], label: [E2E_LABEL] }));
@@ -129,7 +157,7 @@ export class RegistratorEmulator {
         if (this.options.resyncSeconds > 0) {
             this.resync = setInterval(() => void this.enqueue(() => this.sync()), this.options.resyncSeconds * 1000);
         }
-        log(`Registrator image missing: registering services as Registrator would (${this.options.hostname}, -ip=${this.options.ip ?? "(host ip)"})`);
+        log(`Registrator image missing: registering services as Registrator would (${this.options.hostname}, ${this.options.internal ? "-internal" : `-ip=${this.options.ip ?? "(container address on its network)"}`})`);
     }
 
     async stop(): Promise<void> {
@@ -163,7 +191,9 @@ export class RegistratorEmulator {
             const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
             // Like Registrator's Consul client: no deadline of its own (Consul holds requests
             // while it has no leader); 60 s only so that a hung agent cannot hang the suite.
-            const req = http.request(url, { method, agent: false, timeout: 60_000, headers: payload ? { "Content-Length": payload.length } : {} }, (res) => {
+            const request = url.protocol === "https:" ? https.request : http.request;
+            const headers = { ...(payload ? { "Content-Length": payload.length } : {}), ...(this.client.token ? { "X-Consul-Token": this.client.token } : {}) };
+            const req = request(url, { method, agent: false, timeout: 60_000, headers, ...(this.client.ca ? { ca: this.client.ca } : {}), ...(this.client.socketPath ? { socketPath: this.client.socketPath } : {}) }, (res) => {
                 let text = "";
                 res.on("data", (d: Buffer) => (text += d.toString()));
                 res.on("end", () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${path}: ${res.statusCode} ${text.trim()}`)) : resolve(text)));
@@ -175,26 +205,39 @@ export class RegistratorEmulator {
         });
     }
 
-    /** The services Registrator's bridge derives from one container (newService). */
+    /** The services Registrator v7's bridge derives from one container (add, servicePort, newService). */
     private servicesOf(container: any): Service[] {
-        const ports = new Map<string, { exposedPort: string; type: string; hostPort: string; hostIp: string }>();
+        const name: string = String(container.Name).replace(/^\//, "");
+        const networks: Record<string, { IPAddress?: string }> = container.NetworkSettings?.Networks ?? {};
+        // servicePort: the host IP becomes the address on the network named by NetworkMode (its
+        // mode test is always true in v7); the exposed IP is the default bridge's address, else
+        // the container's address on its (last) network.
+        const networkModeIp = networks[container.HostConfig?.NetworkMode ?? ""]?.IPAddress ?? "";
+        const exposedIp = (): string => {
+            if (container.NetworkSettings?.IPAddress) return container.NetworkSettings.IPAddress;
+            const ips = [...new Set(Object.values(networks).map((n) => n.IPAddress ?? ""))];
+            if (ips.length > 1) throw new Error(`container ${name}: on several networks (${Object.keys(networks).join(", ")}); Registrator v7 -internal would register one of their addresses at random, which the e2e harness does not emulate`);
+            return ips[0] ?? "";
+        };
+        const ports = new Map<string, { exposedPort: string; type: string; hostPort: string }>();
         const add = (key: string, published: { HostIp?: string; HostPort?: string }[] | null): void => {
             const [exposedPort, type] = key.split("/");
             const first = published && published.length > 0 ? published[0] : undefined;
-            ports.set(key, { exposedPort, type: type ?? "tcp", hostPort: first?.HostPort ?? "", hostIp: first?.HostIp ?? "" });
+            ports.set(key, { exposedPort, type: type ?? "tcp", hostPort: first?.HostPort ?? "" });
         };
-        for (const key of Object.keys(container.Config?.ExposedPorts ?? {})) add(key, [{ HostIp: "0.0.0.0", HostPort: key.split("/")[0] }]);
+        // Configured bindings first, then the runtime ports (every exposed port; null = not published).
+        for (const [key, published] of Object.entries(container.HostConfig?.PortBindings ?? {})) add(key, published as any);
         for (const [key, published] of Object.entries(container.NetworkSettings?.Ports ?? {})) add(key, published as any);
-        const servicePorts = [...ports.values()].filter((p) => p.hostPort !== "");
-        const isGroup = servicePorts.length > 1;
+        // v7 counts every port of the container, published or not.
+        const isGroup = ports.size > 1;
         const image: string = container.Config?.Image ?? "";
         const defaultName = (image.split("/").pop() ?? image).split(":")[0];
-        const name: string = String(container.Name).replace(/^\//, "");
         const out: Service[] = [];
-        for (const port of servicePorts) {
+        for (const port of ports.values()) {
+            if (!this.options.internal && port.hostPort === "") continue; // "not published on host"
             const { meta, fromPort } = metadata(container.Config?.Env ?? [], container.Config?.Labels ?? {}, port.exposedPort);
             if (meta.ignore) continue;
-            const ip = this.options.ip || port.hostIp;
+            const ip = this.options.internal ? exposedIp() : (this.options.ip || networkModeIp);
             let id = `${this.options.hostname}:${name}:${port.exposedPort}`;
             let serviceName = meta.name ?? defaultName;
             if (isGroup && !fromPort.has("name")) serviceName += `-${port.exposedPort}`;
@@ -204,7 +247,7 @@ export class RegistratorEmulator {
                 id += ":udp";
             }
             if (meta.id) id = meta.id;
-            const portNumber = Number(port.hostPort);
+            const portNumber = Number(this.options.internal ? port.exposedPort : port.hostPort);
             const service: Service = { ID: id, Name: serviceName, Tags: tags, Address: ip, Port: portNumber, containerName: name };
             for (const unsupported of ["check_https", "check_script", "check_cmd", "check_ttl", "check_tcp", "check_initial_status"]) {
                 if (meta[unsupported]) throw new Error(`container ${name}: SERVICE_${unsupported.toUpperCase()} is not emulated by the e2e harness`);

@@ -43,9 +43,14 @@ export function hostnameOf(stack: Stack, container: string): string {
     return stack.applied.containers.get(container)!.hostname;
 }
 
+/** Consul's HTTPS API as an operator reaches it: the stack's CA and its management token (stack outputs). */
+export function operator(stack: Stack): { ca: string; token: string } {
+    return { ca: stack.outputs.consulCaPem, token: stack.outputs.consulManagementToken };
+}
+
 export async function consulGet<T = any>(stack: Stack, path: string): Promise<T> {
     const api = stack.outputs.consulUiUrl.replace(/\/ui\/?$/, "");
-    const r = await get(`${api}${path}`);
+    const r = await get(`${api}${path}`, operator(stack));
     if (r.status !== 200) throw new Error(`consul GET ${path}: ${r.status} ${r.body.trim()}`);
     return JSON.parse(r.body) as T;
 }
@@ -53,7 +58,7 @@ export async function consulGet<T = any>(stack: Stack, path: string): Promise<T>
 /** A KV value as Consul stores it, or undefined when the key is absent. */
 export async function kvValue(stack: Stack, key: string): Promise<string | undefined> {
     const api = stack.outputs.consulUiUrl.replace(/\/ui\/?$/, "");
-    const r = await get(`${api}/v1/kv/${key}?raw`);
+    const r = await get(`${api}/v1/kv/${key}?raw`, operator(stack));
     if (r.status === 404) return undefined;
     if (r.status !== 200) throw new Error(`consul GET kv ${key}: ${r.status} ${r.body.trim()}`);
     return r.body;

@@ -1,13 +1,16 @@
-// The dev stack on a real engine, for the scenarios: acquires the engine, makes the images
-// that cannot be pulled, evaluates index.ts with the dev stack config (plus the few overrides
-// a user of this engine would set) and applies what it declares; tears it all down again.
+// The dev stack's config on a real engine, for the scenarios: acquires the engine, makes the
+// images that cannot be pulled, evaluates index.ts with the dev stack config (plus the few
+// overrides a user of this engine would set) as stack `e2e`, so that nothing it creates shares
+// a name with a running `dev` stack, and applies what it declares; tears it all down again.
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
+import { after, before } from "node:test";
 import { DEFAULT_REGISTRATOR_IMAGE } from "../../../components/config";
 import { devWith, PROJECT, ROOT, stackConfig } from "../../support/program";
 import type { Done, ResourceAnswer, ResourceRequest } from "./apply-child";
@@ -17,6 +20,20 @@ import { acquireEngine, E2E_LABEL, type Engine, log } from "./engine";
 import { ensureBaseImage, ensureConsulImage, placeConsulTemplate, readTools } from "./images";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The suite's stack name. Everything the program names after its stack (containers e2e-consul,
+ * e2e-gateway, e2e-hello-v1-1, ..., the network, the Consul volume, the image tags) differs
+ * from the `dev` stack of `npm run up`, which may be running on the same engine.
+ */
+export const E2E_STACK = "e2e";
+/** The Docker name of a container the program names `<stack>-<suffix>`, in the suite's stack. */
+export const e2eName = (suffix: string): string => `${E2E_STACK}-${suffix}`;
+
+export interface UpOptions {
+    /** Runs on the engine once the base images exist, before the stack is configured and applied. */
+    beforeApply?: (docker: Docker) => Promise<void>;
+}
 
 /** A TCP port free on 127.0.0.1 right now. */
 function freeTcpPort(): Promise<number> {
@@ -82,12 +99,24 @@ export interface HttpAnswer {
     headers: http.IncomingHttpHeaders;
 }
 
-/** One GET on a new connection (no keep-alive between calls), optional basic auth. */
-export function get(url: string, auth?: { user: string; password: string }, timeoutMs = 5000): Promise<HttpAnswer> {
+/** How a request authenticates: basic auth (stats), or Consul's CA and an ACL token (operator). */
+export interface Credentials {
+    user?: string;
+    password?: string;
+    /** https:// URLs: the CA to verify the server with. */
+    ca?: string;
+    /** X-Consul-Token. */
+    token?: string;
+}
+
+/** One GET on a new connection (no keep-alive between calls), optional credentials. */
+export function get(url: string, auth?: Credentials, timeoutMs = 5000): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
         const headers: http.OutgoingHttpHeaders = { Connection: "close" };
-        if (auth) headers.Authorization = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`;
-        const req = http.get(url, { agent: false, headers, timeout: timeoutMs }, (res) => {
+        if (auth?.user !== undefined) headers.Authorization = `Basic ${Buffer.from(`${auth.user}:${auth.password ?? ""}`).toString("base64")}`;
+        if (auth?.token) headers["X-Consul-Token"] = auth.token;
+        const getter = url.startsWith("https:") ? https.get : http.get;
+        const req = getter(url, { agent: false, headers, timeout: timeoutMs, ...(auth?.ca ? { ca: auth.ca } : {}) }, (res) => {
             let body = "";
             res.setEncoding("utf8");
             res.on("data", (d: string) => (body += d));
@@ -126,6 +155,8 @@ export interface StackOutputs {
     statsUser: string;
     statsPassword: string;
     consulUiUrl: string;
+    consulCaPem: string;
+    consulManagementToken: string;
     serviceUrls: Record<string, string>;
 }
 
@@ -140,7 +171,7 @@ export class Stack {
     readonly timings: Record<string, number> = {};
 
     /** Engine, images, config, first apply. On failure everything acquired so far is released. */
-    static async up(): Promise<Stack> {
+    static async up(options: UpOptions = {}): Promise<Stack> {
         const t0 = Date.now();
         const engine = await acquireEngine();
         const runId = randomBytes(4).toString("hex");
@@ -153,14 +184,20 @@ export class Stack {
             await ensureBaseImage(docker);
             const consulImage = await ensureConsulImage(docker, tools.consul);
             placeConsulTemplate(tools.consulTemplate);
+            if (options.beforeApply) await options.beforeApply(docker);
             const t2 = Date.now();
             const dev = stackConfig("dev");
             const devValue = (key: string): Record<string, unknown> => JSON.parse(dev[`${PROJECT}:${key}`] ?? "{}");
-            const [httpPort, statsPort, consulHttp, consulDns] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeUdpPort()];
+            // Distinct ports: the kernel may hand the same free port out twice in a row.
+            const tcp = new Set<number>();
+            while (tcp.size < 3) tcp.add(await freeTcpPort());
+            const [httpPort, statsPort, consulHttp] = [...tcp];
+            let consulDns = await freeUdpPort();
+            while (tcp.has(consulDns)) consulDns = await freeUdpPort();
             const config = devWith({
                 buildNetwork: "host",
-                network: { name: "sd-e2e", subnet: await freeSubnet(docker) },
-                consul: { ...devValue("consul"), image: consulImage, httpPort: consulHttp, dnsPort: consulDns },
+                network: { subnet: await freeSubnet(docker) },
+                consul: { ...devValue("consul"), image: consulImage, httpsPort: consulHttp, dnsPort: consulDns },
                 gateway: { ...devValue("gateway"), bindAddress: "127.0.0.1", httpPort, statsPort, consulTemplateSource: "context" },
             });
             stack = new Stack(engine, config, runId);
@@ -194,7 +231,7 @@ export class Stack {
         });
         const applier = this.applier;
         applier.beginEvaluation();
-        const env: NodeJS.ProcessEnv = { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: "dev", DOCKER_HOST: this.docker.host };
+        const env: NodeJS.ProcessEnv = { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: E2E_STACK, DOCKER_HOST: this.docker.host };
         const child = fork(path.join(__dirname, "apply-child.ts"), [], {
             cwd: ROOT, env, execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "pipe", "ipc"],
         });
@@ -208,7 +245,10 @@ export class Stack {
                     resolve(m);
                     return;
                 }
-                applier.apply(m.type, m.name, m.inputs, m.provider).then(
+                const work = m.kind === "invoke"
+                    ? applier.invoke(m.type, m.inputs, m.provider).then((outputs) => ({ id: "", outputs }))
+                    : applier.apply(m.type, m.name, m.inputs, m.provider);
+                work.then(
                     (r) => child.send({ kind: "answer", seq: m.seq, id: r.id, outputs: r.outputs } satisfies ResourceAnswer),
                     (e: Error) => {
                         failures.push(e.message);
@@ -243,7 +283,7 @@ export class Stack {
         return this.applier;
     }
 
-    /** What was applied for the container the program names `dockerName` (e.g. dev-gateway). */
+    /** What was applied for the container the program names `dockerName` (e.g. e2e-gateway). */
     containerResource(dockerName: string): Applied {
         const found = [...this.applied.state.values()].filter((r) => r.type === "docker:index/container:Container" && r.inputs.name === dockerName);
         if (found.length !== 1) throw new Error(`expected one declared container named ${dockerName}, found ${found.length}`);
@@ -275,8 +315,8 @@ export class Stack {
         if (errors.length > 0) throw new Error(`emulated Registrator: ${errors.join("; ")}`);
     }
 
-    /** Removes what was created, in reverse order; stops the engine if we started it. */
-    async down(): Promise<void> {
+    /** Removes what was created, in reverse order; stops the engine if we started it (unless keepEngine). */
+    async down(options: { keepEngine?: boolean } = {}): Promise<void> {
         const problems: string[] = [];
         try {
             await this.applier?.registrator?.stop();
@@ -291,7 +331,8 @@ export class Stack {
             }
             await removeLeftovers(this.docker).catch((e) => problems.push((e as Error).message));
         } finally {
-            await this.engine.release();
+            // keepEngine: the caller still looks at the engine, then releases it (stack.engine).
+            if (!options.keepEngine) await this.engine.release();
         }
         if (problems.length > 0) throw new Error(`teardown: ${problems.join("; ")}`);
     }
@@ -309,4 +350,22 @@ async function removeLeftovers(docker: Docker): Promise<void> {
     if (containers.length + networks.length + (volumes.Volumes ?? []).length > 0) {
         log(`removed leftovers of an earlier e2e run: ${containers.length} containers, ${networks.length} networks, ${(volumes.Volumes ?? []).length} volumes`);
     }
+}
+
+/**
+ * The suite's stack: brought up before its first test (the program applied for real), torn down
+ * after its last. Returns a getter, for tests and helpers to reach the running stack.
+ */
+export function stackForSuite(options: UpOptions = {}): () => Stack {
+    let stack: Stack | undefined;
+    before(async () => {
+        stack = await Stack.up(options);
+    }, { timeout: 20 * 60_000 });
+    after(async () => {
+        await stack?.down();
+    }, { timeout: 120_000 });
+    return () => {
+        if (!stack) throw new Error("the suite's stack is not up");
+        return stack;
+    };
 }

@@ -1,0 +1,54 @@
+// Consul ACL rules, one policy per role, least privilege. Pure data, so the program
+// (components/consul-acl.ts) and the control-plane tests create the very same policies.
+// ACLs default to deny: a request without a token, or with a token whose policies do not grant
+// it, is refused with 403.
+import { KV_PREFIX } from "./settings";
+
+/** Consul's fixed accessor ID of the anonymous token (requests without a token). */
+export const ANONYMOUS_TOKEN_ACCESSOR_ID = "00000000-0000-0000-0000-000000000002";
+
+export type Role = "registrator" | "gateway" | "kvWriter" | "anonymous";
+
+export interface RolePolicy {
+    /** Policy name in Consul. */
+    readonly name: string;
+    readonly description: string;
+    /** HCL rules. */
+    readonly rules: string;
+}
+
+/** The rules of each role. Agents use Consul's node identities (node write for their own node). */
+export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
+    registrator: {
+        name: "registrator",
+        description: "Registrator: registers and deregisters the containers of its node through the local agent",
+        // service write: the agent endpoints (register/deregister). node read: no catalog writes
+        // under any node (catalog register needs node write), no KV at all.
+        rules: [
+            'service_prefix "" { policy = "write" }',
+            'node_prefix "" { policy = "read" }',
+        ].join("\n"),
+    },
+    gateway: {
+        name: "gateway",
+        description: "Gateway (consul-template): reads the catalog, health and its own KV settings; writes nothing",
+        rules: [
+            'service_prefix "" { policy = "read" }',
+            'node_prefix "" { policy = "read" }',
+            `key_prefix "${KV_PREFIX}/" { policy = "read" }`,
+        ].join("\n"),
+    },
+    kvWriter: {
+        name: "gateway-settings-writer",
+        description: "Pulumi: manages the gateway settings under the KV prefix",
+        rules: `key_prefix "${KV_PREFIX}/" { policy = "write" }`,
+    },
+    anonymous: {
+        name: "anonymous-dns",
+        description: "Requests without a token: DNS lookups (catalog reads), nothing else",
+        rules: [
+            'service_prefix "" { policy = "read" }',
+            'node_prefix "" { policy = "read" }',
+        ].join("\n"),
+    },
+};
