@@ -6,24 +6,18 @@
 import assert from "node:assert/strict";
 import * as http from "node:http";
 import * as https from "node:https";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { skipReason } from "./harness/engine";
 import { hello, hostnameOf, operator, replicasOf, rotationIs } from "./harness/scenario";
-import { e2eName, eventually, Stack } from "./harness/stack";
+import { e2eName, eventually, Stack, stackForSuite } from "./harness/stack";
 
 const GATEWAY = e2eName("gateway");
 const CONSUL = e2eName("consul");
 
 describe("the dev stack's config on a real engine (stack e2e): the gateway's privileges and trust rules", { skip: skipReason() }, () => {
+    const up = stackForSuite();
     let stack: Stack;
-
-    before(async () => {
-        stack = await Stack.up();
-    }, { timeout: 20 * 60_000 });
-
-    after(async () => {
-        await stack?.down();
-    }, { timeout: 120_000 });
+    before(() => { stack = up(); });
 
     /** A request to Consul's published HTTPS API as the operator (the stack's CA and management token). */
     function consulPut(path: string, body: unknown): Promise<number> {

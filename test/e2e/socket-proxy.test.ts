@@ -3,25 +3,19 @@
 // reading DOCKER_HOST from its container's environment as Registrator does) reads the engine
 // through it, events included; an ordinary service container cannot use it to create a container.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { E2E_LABEL, log, skipReason } from "./harness/engine";
 import { healthy } from "./harness/scenario";
-import { e2eName, eventually, Stack } from "./harness/stack";
+import { e2eName, eventually, Stack, stackForSuite } from "./harness/stack";
 
 const PROXY = e2eName("node-1-docker-socket-proxy");
 const REGISTRATOR = e2eName("node-1-registrator");
 const API_NETWORK = "service-discovery-e2e-docker-api";
 
 describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipReason() }, () => {
+    const up = stackForSuite();
     let stack: Stack;
-
-    before(async () => {
-        stack = await Stack.up();
-    }, { timeout: 20 * 60_000 });
-
-    after(async () => {
-        await stack?.down();
-    }, { timeout: 120_000 });
+    before(() => { stack = up(); });
 
     /** The proxy's log lines of requests, let through (refused=-) or refused. */
     async function proxyLog(): Promise<string[]> {
