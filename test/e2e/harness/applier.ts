@@ -6,7 +6,6 @@
 // are, changed consul.Keys are updated in place, any other change fails loudly.
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT } from "../../support/program";
@@ -383,7 +382,7 @@ export class Applier {
         if (p.readOnly !== undefined && typeof p.readOnly !== "boolean") throw new Error(`${where}: readOnly ${JSON.stringify(p.readOnly)}`);
         this.containers.set(name, { ...p, command, envs, ports, volumes, networks });
 
-        if (typeof p.image === "string" && p.image.startsWith(ABSENT)) return this.emulateRegistrator(where, p.image.slice(ABSENT.length), name, p.hostname ?? name, command ?? [], networks, envs, uploads);
+        if (typeof p.image === "string" && p.image.startsWith(ABSENT)) return this.emulateRegistrator(where, p.image.slice(ABSENT.length), name, p.hostname ?? name, command ?? [], networks, envs);
 
         const binds = volumes.map((v) => {
             let source: string = v.volumeName ?? v.hostPath;
@@ -480,13 +479,13 @@ export class Applier {
         }
     }
 
-    private async emulateRegistrator(where: string, image: string, name: string, hostname: string, command: string[], networks: { name: string }[], envs: string[] = [], uploads: secure.Upload[] = []): Promise<{ id: string; outputs: Obj }> {
+    private async emulateRegistrator(where: string, image: string, name: string, hostname: string, command: string[], networks: { name: string }[], envs: string[] = []): Promise<{ id: string; outputs: Obj }> {
         if (this.registrator) throw new Error(`${where}: a second emulated Registrator is not supported`);
         const opts = parseRegistratorCommand(command, hostname);
         const env = Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
-        const client = await this.registratorConsul(where, name, opts.registryUri, networks, env, uploads);
+        const client = await this.registratorConsul(where, name, opts.registryUri, networks);
         const engine = await this.registratorDocker(where, name, env.DOCKER_HOST, networks);
-        this.registrator = new RegistratorEmulator(engine, client.origin, opts, { ca: client.ca, socketPath: client.socketPath, token: env.CONSUL_HTTP_TOKEN });
+        this.registrator = new RegistratorEmulator(engine, client.origin, opts, { socketPath: client.socketPath, token: env.CONSUL_HTTP_TOKEN });
         await this.registrator.start();
         this.emulated.push(name);
         log(`${name} (${image}) emulated`);
@@ -496,10 +495,10 @@ export class Applier {
     /**
      * Consul as Registrator reaches it, from this machine: consul-unix:// is the agent's socket in a
      * volume the container mounts (found at the volume's mount point on the engine's host);
-     * consul:// and consul-tls:// are a declared container on its networks (reached through the
-     * port it publishes). The token is CONSUL_HTTP_TOKEN, the CA CONSUL_CACERT, as its client reads them.
+     * consul:// is a declared container on its networks (reached through the port it publishes).
+     * Registrator's client reads its token from CONSUL_HTTP_TOKEN (the caller passes it on).
      */
-    private async registratorConsul(where: string, name: string, uri: string, networks: { name: string }[], env: Record<string, string>, uploads: secure.Upload[]): Promise<{ origin: string; socketPath?: string; ca?: string }> {
+    private async registratorConsul(where: string, name: string, uri: string, networks: { name: string }[]): Promise<{ origin: string; socketPath?: string }> {
         if (uri.startsWith("consul-unix://")) {
             const socket = uri.slice("consul-unix://".length);
             const mount = (this.containers.get(name)?.volumes ?? []).find((v: Obj) => v.volumeName !== undefined && socket.startsWith(`${String(v.containerPath).replace(/\/$/, "")}/`));
@@ -507,14 +506,10 @@ export class Applier {
             const volume = await this.docker.request("GET", `/volumes/${encodeURIComponent(mount.volumeName)}`);
             const socketPath = path.join(volume.Mountpoint, socket.slice(String(mount.containerPath).replace(/\/$/, "").length + 1));
             // Registrator pings the agent (status/leader, no ACL needed) before it registers anything.
-            await waitForSocket(socketPath, 60_000);
+            await waitForHttp("http://consul/v1/status/leader", 60_000, { socketPath });
             return { origin: "http://consul", socketPath };
         }
-        const tls = uri.startsWith("consul-tls://");
-        const [host, port] = uri.replace(/^consul(-tls)?:\/\//, "").split(":");
-        const caFile = env.CONSUL_CACERT;
-        const ca = caFile === undefined ? undefined : uploads.find((u) => u.file === caFile)?.content.toString();
-        if (tls && !ca) throw new Error(`${where}: consul-tls needs CONSUL_CACERT pointing at a file the container has (${caFile ?? "unset"})`);
+        const [host, port] = uri.slice("consul://".length).split(":");
         const onNetwork = new Set(networks.map((n) => n.name));
         const target = [...this.containers.values()].find((c) =>
             (c.name === host || c.hostname === host || c.networks.some((n: Obj) => onNetwork.has(n.name) && n.aliases.includes(host))) && c.networks.some((n: Obj) => onNetwork.has(n.name)));
@@ -523,9 +518,9 @@ export class Applier {
         const binding = inspect.NetworkSettings?.Ports?.[`${port ?? "8500"}/tcp`]?.[0];
         if (!binding) throw new Error(`${where}: ${target.name} does not publish ${port}/tcp; the emulated Registrator cannot reach Consul`);
         const hostIp = binding.HostIp === "0.0.0.0" || binding.HostIp === "" ? "127.0.0.1" : binding.HostIp;
-        const origin = `${tls ? "https" : "http"}://${hostIp}:${binding.HostPort}`;
-        await waitForHttp(`${origin}/v1/status/leader`, 60_000, ca);
-        return { origin, ca };
+        const origin = `http://${hostIp}:${binding.HostPort}`;
+        await waitForHttp(`${origin}/v1/status/leader`, 60_000);
+        return { origin };
     }
 
     /**
@@ -578,7 +573,7 @@ export class Applier {
                 const message = `${where}: Consul at ${provider.address} had no leader when its provider became usable (the container was already healthy); \`pulumi up\` would fail here with "No cluster leader" about half the time`;
                 this.findings.push(message);
                 log(`${message}; waiting for a leader`);
-                await waitForHttp(`${secure.consulOrigin(provider as secure.ConsulProviderInputs)}/v1/status/leader`, 60_000, provider.caPem);
+                await waitForHttp(`${secure.consulOrigin(provider as secure.ConsulProviderInputs)}/v1/status/leader`, 60_000, { caPem: provider.caPem });
             }
         }
         const before = new Map<string, Obj>((previous ? previous.inputs.keys as Obj[] : []).map((k) => [k.path, k]));
@@ -601,39 +596,14 @@ function kvRequest(provider: Obj, method: string, pathAndQuery: string, body?: s
     return secure.consulRequest(provider as secure.ConsulProviderInputs, method, pathAndQuery, body);
 }
 
-/** Waits until Consul answers status/leader on a UNIX socket with a leader. */
-async function waitForSocket(socketPath: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = "";
-    while (Date.now() < deadline) {
-        try {
-            const text = await new Promise<string>((resolve, reject) => {
-                const req = http.request({ socketPath, path: "/v1/status/leader", method: "GET", timeout: 5000 }, (res) => {
-                    let body = "";
-                    res.on("data", (d: Buffer) => (body += d.toString()));
-                    res.on("end", () => resolve(body));
-                });
-                req.on("timeout", () => req.destroy(new Error("timeout")));
-                req.on("error", reject);
-                req.end();
-            });
-            if (text.replace(/"/g, "").trim() !== "") return;
-            last = "no leader yet";
-        } catch (e) {
-            last = (e as Error).message;
-        }
-        await sleep(250);
-    }
-    throw new Error(`Consul's socket ${socketPath} did not answer within ${timeoutMs} ms: ${last}`);
-}
-
 /** Waits until a URL answers 200 with a non-empty body (e.g. a Consul leader). */
-async function waitForHttp(url: string, timeoutMs: number, caPem?: string): Promise<void> {
+/** Waits until Consul answers a URL (over `socketPath` when given) with a non-empty body, e.g. a leader. */
+async function waitForHttp(url: string, timeoutMs: number, via: { caPem?: string; socketPath?: string } = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = "";
     while (Date.now() < deadline) {
         try {
-            const text = await secure.consulRequest({ address: new URL(url).origin, caPem }, "GET", new URL(url).pathname);
+            const text = await secure.consulRequest({ address: new URL(url).origin, ...via }, "GET", new URL(url).pathname);
             if (text.replace(/"/g, "").trim() !== "") return;
             last = "empty answer";
         } catch (e) {

@@ -26,7 +26,6 @@
 // One difference on purpose: only containers of this e2e run (E2E_LABEL) are registered, where
 // a real Registrator registers every container of the engine.
 import * as http from "node:http";
-import * as https from "node:https";
 import { Docker } from "./docker";
 import { E2E_LABEL, log } from "./engine";
 
@@ -39,7 +38,7 @@ export interface RegistratorOptions {
     resyncSeconds: number;
     cleanup: boolean;
     deregister: "always" | "on-success";
-    /** consul://host:port or consul-tls://host:port from the command line, as the container would reach it. */
+    /** consul://host:port or consul-unix:///path from the command line, as the container would reach it. */
     registryUri: string;
 }
 
@@ -81,8 +80,9 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
                 throw new Error(`registrator command: flag -${flag} is not emulated by the e2e harness (Registrator's image is missing, so the harness registers services itself); add it to test/e2e/harness/registrator.ts`);
         }
     }
-    if (!/^(consul(-tls)?:\/\/[^/]+|consul-unix:\/\/\/[^ ]+)$/.test(opts.registryUri)) {
-        throw new Error(`registrator command: registry ${JSON.stringify(opts.registryUri)} is not emulated (only consul://host:port, consul-tls://host:port and consul-unix:///path)`);
+    // Registrator v7 registers the consul and consul-unix adapters only (consul-tls came later).
+    if (!/^(consul:\/\/[^/]+|consul-unix:\/\/\/[^ ]+)$/.test(opts.registryUri)) {
+        throw new Error(`registrator command: registry ${JSON.stringify(opts.registryUri)} is not one Registrator v7 has (consul://host:port or consul-unix:///path)`);
     }
     if (!Number.isFinite(opts.resyncSeconds) || opts.resyncSeconds < 0) throw new Error(`registrator command: bad -resync`);
     return opts;
@@ -139,10 +139,10 @@ export class RegistratorEmulator {
     readonly logged: string[] = [];
 
     /**
-     * `client`: what Registrator's Consul client has from its environment with consul-tls://
-     * (the CA of CONSUL_CACERT, the token of CONSUL_HTTP_TOKEN).
+     * `client`: what Registrator's Consul client has: the agent's socket (consul-unix://) and the
+     * token of CONSUL_HTTP_TOKEN, which Consul's Go client reads from the environment.
      */
-    constructor(private readonly docker: Docker, private readonly consulHttp: string, readonly options: RegistratorOptions, private readonly client: { ca?: string; token?: string; socketPath?: string } = {}) {}
+    constructor(private readonly docker: Docker, private readonly consulHttp: string, readonly options: RegistratorOptions, private readonly client: { token?: string; socketPath?: string } = {}) {}
 
     async start(): Promise<void> {
         const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start", "die"], label: [E2E_LABEL] }));
@@ -191,9 +191,8 @@ export class RegistratorEmulator {
             const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
             // Like Registrator's Consul client: no deadline of its own (Consul holds requests
             // while it has no leader); 60 s only so that a hung agent cannot hang the suite.
-            const request = url.protocol === "https:" ? https.request : http.request;
             const headers = { ...(payload ? { "Content-Length": payload.length } : {}), ...(this.client.token ? { "X-Consul-Token": this.client.token } : {}) };
-            const req = request(url, { method, agent: false, timeout: 60_000, headers, ...(this.client.ca ? { ca: this.client.ca } : {}), ...(this.client.socketPath ? { socketPath: this.client.socketPath } : {}) }, (res) => {
+            const req = http.request(url, { method, agent: false, timeout: 60_000, headers, ...(this.client.socketPath ? { socketPath: this.client.socketPath } : {}) }, (res) => {
                 let text = "";
                 res.on("data", (d: Buffer) => (text += d.toString()));
                 res.on("end", () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${path}: ${res.statusCode} ${text.trim()}`)) : resolve(text)));

@@ -19,6 +19,8 @@ export interface ConsulProviderInputs {
     caPem?: string;
     token?: string;
     datacenter?: string;
+    /** The agent's UNIX socket instead of the address (the address then only names the Host). */
+    socketPath?: string;
 }
 
 /** The provider's address as a URL origin (the provider takes host:port plus `scheme`, or a URL). */
@@ -37,6 +39,7 @@ export function consulRequest(p: ConsulProviderInputs, method: string, pathAndQu
             method, agent: false, timeout: 60_000,
             headers: { ...(p.token ? { "X-Consul-Token": p.token } : {}) },
             ...(p.caPem ? { ca: p.caPem } : {}),
+            ...(p.socketPath ? { socketPath: p.socketPath } : {}),
         }, (res) => {
             let text = "";
             res.on("data", (d: Buffer) => (text += d.toString()));
