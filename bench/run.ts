@@ -352,7 +352,7 @@ async function main(): Promise<void> {
         "# Control-plane benchmark",
         "",
         `Run ${started.toISOString()} with \`npm run bench\` on ${results.machine}.`,
-        `Real Consul ${versions.consul} (dev agent), the gateway image's entrypoint (HAProxy ${versions.haproxy} master-worker +`,
+        `Real Consul ${versions.consul} (one server with ACLs and TLS, as the stack configures it), the gateway image's entrypoint (HAProxy ${versions.haproxy} master-worker +`,
         `consul-template ${versions.consulTemplate}), hello.py backends, wrk ${versions.wrk}; all on loopback.`,
         "",
         "| Measure | p50 | p99 | Trials | Goal |",
