@@ -5,11 +5,12 @@ import { ConsulCluster } from "./components/consul";
 import { ConsulAcl } from "./components/consul-acl";
 import { ConsulTls } from "./components/consul-tls";
 import { backendNetworks, Gateway } from "./components/gateway";
+import { GatewayKv } from "./components/gateway-kv";
 import { Hosts } from "./components/hosts";
+import { PerNode } from "./components/per-node";
 import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
 import { VersionedService } from "./components/service";
-import { GatewaySettings } from "./components/settings";
 
 const settings = readSettings();
 
@@ -22,40 +23,67 @@ const hosts = new Hosts("hosts", { settings });
 
 const tls = new ConsulTls("consul-tls", { settings, nodes: hosts.nodes, servers: settings.consul.servers });
 const consul = new ConsulCluster("consul", {
-    settings, nodes: hosts.nodes, tls, encryptKey: secrets.consulEncryptKey, managementToken: secrets.consulManagementToken,
+    settings,
+    nodes: hosts.nodes,
+    tls,
+    encryptKey: secrets.consulEncryptKey,
+    managementToken: secrets.consulManagementToken,
 });
 const acl = new ConsulAcl("consul-acl", { settings, nodes: hosts.nodes, cluster: consul, managementToken: secrets.consulManagementToken });
 
+// Whatever runs on a node is found by the node (consul.agentOn(node), registrators.on(node)),
+// never by position: gateways and replicas run on some nodes only.
 // One Registrator per node, talking to that node's Consul agent once the agent has its token.
-const registrators = hosts.nodes.map((node) => new Registrator(`registrator-${node.name}`, {
-    settings, node,
-    consul: { socketVolume: consul.socketVolumeOn(node), token: acl.registratorToken },
-    dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node)],
-}));
-const registratorOn = (node: (typeof hosts.nodes)[number]) => registrators[hosts.nodes.indexOf(node)];
+const registrators = PerNode.of(
+    "Registrator",
+    hosts.nodes,
+    (node) =>
+        new Registrator(`registrator-${node.name}`, {
+            settings,
+            node,
+            consul: { socketVolume: consul.socketVolumeOn(node), token: acl.registratorToken },
+            dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node)],
+        }),
+);
 
-const gatewaySettings = new GatewaySettings("haproxy-settings", {
-    haproxy: settings.haproxy, services: settings.services, networks: backendNetworks(settings, hosts.nodes), provider: acl.kvProvider,
+const gatewayKv = new GatewayKv("haproxy-settings", {
+    haproxy: settings.haproxy,
+    services: settings.services,
+    networks: backendNetworks(settings, hosts.nodes),
+    provider: acl.kvProvider,
 });
 
-const gateways = settings.edgeNodes.map((n) => hosts.nodes[n - 1]).map((node) => new Gateway(`gateway-${node.name}`, {
-    settings, node, statsPassword: secrets.statsPassword,
-    consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
-    dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node), registratorOn(node).container, gatewaySettings.keys],
-}));
+const gateways = settings.edgeNodes
+    .map((n) => hosts.numbered(n))
+    .map(
+        (node) =>
+            new Gateway(`gateway-${node.name}`, {
+                settings,
+                node,
+                statsPassword: secrets.statsPassword,
+                consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
+                dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node), registrators.on(node).container, gatewayKv.keys],
+            }),
+    );
 
-const services = settings.services.map((service) => new VersionedService(`service-${service.consulName}`, {
-    settings, service, nodes: hosts.nodes,
-    dependsOn: [...hosts.nodes.map((n) => acl.agentTokenSetOn(n)), ...registrators.map((r) => r.container)],
-}));
+// Each replica starts once its own node's agent has its token and its Registrator runs.
+const services = settings.services.map(
+    (service) =>
+        new VersionedService(`service-${service.consulName}`, {
+            settings,
+            service,
+            nodes: hosts.nodes,
+            dependsOnNode: (node) => [acl.agentTokenSetOn(node), registrators.on(node).container],
+        }),
+);
 
 /** The entry point: the load balancer on AWS, else the first edge node's gateway. */
 export const gatewayUrl = hosts.loadBalancerDns ? pulumi.interpolate`http://${hosts.loadBalancerDns}` : gateways[0].url;
 export const gatewayUrls = pulumi.all(gateways.map((g) => g.url));
 /** URL of each service version through the gateway, by Consul service name. */
-export const serviceUrls = pulumi.all(Object.fromEntries(
-    services.map((s, i) => [settings.services[i].consulName, pulumi.interpolate`${gatewayUrl}${s.path}/`]),
-));
+export const serviceUrls = pulumi.all(
+    Object.fromEntries(services.map((s, i) => [settings.services[i].consulName, pulumi.interpolate`${gatewayUrl}${s.path}/`])),
+);
 export const statsUrl = gateways[0].statsUrl;
 export const statsUser = settings.stats.user;
 export const statsPassword = secrets.statsPassword;

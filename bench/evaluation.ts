@@ -44,10 +44,13 @@ async function main(): Promise<void> {
     const at100 = rows.find((r) => r.nodes === 100)!;
     const first = rows[0];
     const result = {
-        machine, date: new Date().toISOString().slice(0, 10), trials: TRIALS, rows,
+        machine,
+        date: new Date().toISOString().slice(0, 10),
+        trials: TRIALS,
+        rows,
         goal: { maxMsAt100: 5000, met: at100.medianMs <= 5000 },
         // Linear growth: cost per resource at 100 nodes against cost per resource at 1 node.
-        perResourceRatio100to1: Math.round(((at100.medianMs / at100.resources) / (first.medianMs / first.resources)) * 100) / 100,
+        perResourceRatio100to1: Math.round((at100.medianMs / at100.resources / (first.medianMs / first.resources)) * 100) / 100,
     };
     const dir = path.resolve(__dirname);
     fs.writeFileSync(path.join(dir, "evaluation.json"), JSON.stringify(result, null, 2) + "\n");

@@ -1,290 +1,69 @@
 // Control-plane benchmark (not a test): convergence and removal latency, requests failed during
 // reloads under load (our master-worker reload next to the 2015 `-sf` reload), and the reload
-// time with 200 services x 5 instances. Uses the test harness: real Consul, the real gateway
-// entrypoint, hello.py backends. Writes bench/results.json and bench/results.md.
-import { spawnSync } from "node:child_process";
+// time with 200 services x 5 instances, and requests failed during a rolling replace with and
+// without the graceful drain. Uses the test harness: real Consul, the real gateway entrypoint,
+// hello.py backends. Writes bench/results.json and bench/results.md.
+// BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json.
+// This file runs the measures and writes the results; the measures are in the modules beside it,
+// their sizes in settings.ts.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { Harness, Gateway, type StaticBackend } from "../test/controlplane/harness";
+import { convergence } from "./convergence";
 import {
-    Harness,
-    Proc,
-    freePort,
-    hello,
-    httpRequest,
-    makeTempDir,
-    percentile,
-    removeTempDir,
-    runWrk,
-    sleep,
-    stopDaemons,
-    trackDaemon,
-    waitFor,
-    type Backend,
-    type Registration,
-    type WrkResult,
-} from "../test/controlplane/harness";
-
-const TRIALS = Number(process.env.BENCH_TRIALS ?? 60);
-const SCALE_TRIALS = Number(process.env.BENCH_SCALE_TRIALS ?? 15);
-const RELOADS = 20;
-const LOAD_SEC = 12;
-const SCALE_SERVICES = 200;
-const SCALE_INSTANCES = 5;
-
-function log(msg: string): void {
-    process.stderr.write(`[bench] ${msg}\n`);
-}
-
-function machine(): string {
-    const cpus = os.cpus();
-    const model = (cpus[0]?.model ?? "unknown CPU").replace(/\s+/g, " ").trim();
-    const ram = (os.totalmem() / 1024 ** 3).toFixed(1);
-    return `${model}, ${cpus.length} cores, ${ram} GiB RAM, ${os.type()} ${os.release()} (${os.arch()})`;
-}
-
-/** First line of `<bin> <args>` (version strings for the report). */
-function versionOf(bin: string, args: string[], re: RegExp): string {
-    const r = spawnSync(bin, args, { encoding: "utf8" });
-    return re.exec(`${r.stdout}${r.stderr}`)?.[1] ?? "?";
-}
-
-function stats(values: number[]): { p50: number; p99: number } {
-    const r = (n: number): number => Math.round(n * 10) / 10;
-    return { p50: r(percentile(values, 50)), p99: r(percentile(values, 99)) };
-}
-
-/** Which instance answers a path (one new connection per request: always the current worker). */
-async function who(h: Harness, p: string): Promise<string | undefined> {
-    try {
-        const res = await h.gateway.get(p, { timeoutMs: 2000 });
-        return res.status === 200 ? hello(res).hostname : `status ${res.status}`;
-    } catch {
-        return undefined;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Convergence and removal
-
-async function convergence(h: Harness): Promise<{ up: number[]; down: number[] }> {
-    await h.addInstance("conv-v1", "conv-base");
-    const extra = await h.startBackend("conv", "conv-new", "v1");
-    await h.waitForRoute("/conv/v1/", { instance: "conv-base" });
-    const reg = extra.registration("conv-v1", { status: "passing" });
-    const up: number[] = [];
-    const down: number[] = [];
-    for (let i = 0; i < TRIALS + 2; i++) {
-        // Registered with Status passing -> first 200 from the new instance through the gateway.
-        const t0 = performance.now();
-        await h.consul.register(reg);
-        for (;;) {
-            if ((await who(h, "/conv/v1/c")) === "conv-new") break;
-            if (performance.now() - t0 > 10_000) throw new Error("convergence: instance never served");
-        }
-        const tUp = performance.now() - t0;
-        await sleep(150);
-        // Deregistered -> no longer served: the first of 20 answers in a row from the others
-        // (round robin over two instances would have given it every other request).
-        const t1 = performance.now();
-        await h.consul.deregister(reg.ID);
-        let runStart = -1;
-        let run = 0;
-        for (;;) {
-            const t = performance.now();
-            const w = await who(h, "/conv/v1/c");
-            if (w === "conv-base") {
-                if (run === 0) runStart = t;
-                if (++run >= 20) break;
-            } else {
-                run = 0;
-            }
-            if (t - t1 > 10_000) throw new Error("removal: instance still served");
-        }
-        const tDown = runStart - t1;
-        // The first two trials warm up caches and connections; they are not counted.
-        if (i >= 2) {
-            up.push(tUp);
-            down.push(tDown);
-        }
-        await sleep(150);
-    }
-    return { up, down };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reloads under load: ours (Consul change -> consul-template -> reload.sh -> master-worker)
-// and the 2015 way (a new `haproxy -f cfg -p pid -sf <old pids>` process per reload)
-
-interface LoadRun {
-    backend: string;
-    mode: string;
-    wrk: WrkResult;
-    reloads: number;
-}
-
-/** A route under load and the extra instance whose registration toggles for our reloads. */
-interface Target {
-    backend: string;
-    path: string;
-    extra: Registration;
-}
-
-const MODES: Array<[string, string[]]> = [
-    ["keep-alive", []],
-    ["Connection: close", ["Connection: close"]],
-];
-
-async function reloadOurs(h: Harness, target: Target, mode: [string, string[]]): Promise<LoadRun> {
-    const reg = target.extra;
-    let on = false;
-    const r0 = h.gateway.reloads();
-    const wrk = runWrk(h.tools, { url: h.gateway.url(target.path), durationSec: LOAD_SEC, headers: mode[1] });
-    await sleep(1000);
-    for (let i = 0; i < RELOADS; i++) {
-        const t0 = Date.now();
-        const before = h.gateway.reloads();
-        if (on) await h.consul.deregister(reg.ID);
-        else await h.consul.register(reg);
-        on = !on;
-        while (h.gateway.reloads() === before && Date.now() - t0 < 3000) await sleep(5);
-        await sleep(Math.max(0, 500 - (Date.now() - t0)));
-    }
-    const result = await wrk;
-    const reloads = h.gateway.reloads() - r0;
-    if (on) {
-        await h.consul.deregister(reg.ID);
-        await waitFor(() => h.gateway.reloads() > r0 + reloads, { timeoutMs: 3000 });
-    }
-    return { backend: target.backend, mode: mode[0], wrk: result, reloads };
-}
-
-async function reloadSeedStyle(h: Harness, target: Target, mode: [string, string[]]): Promise<LoadRun> {
-    // The same config file the gateway runs, on its own ports and run dir (its variables).
-    const dir = makeTempDir("seed");
-    const cfg = path.join(dir, "haproxy.cfg");
-    fs.copyFileSync(h.gateway.liveConfigPath, cfg);
-    const pidFile = path.join(dir, "haproxy.pid");
-    const port = await freePort();
-    const env = {
-        ...h.gateway.env,
-        GATEWAY_RUN_DIR: dir,
-        GATEWAY_HTTP_PORT: String(port),
-        GATEWAY_STATS_PORT: String(await freePort()),
-    };
-    // The 2015 commands: `haproxy -f cfg -p pid -D`, then `... -D -sf $(cat pid)` per reload.
-    const daemons = new Set<number>();
-    const launch = async (args: string[]): Promise<number> => {
-        const p = new Proc("haproxy -D (2015 style)", h.tools.HAPROXY_BIN, ["-f", cfg, "-p", pidFile, "-D", ...args], {
-            env,
-            stdout: "ignore",
-        });
-        const { code } = await p.exited;
-        const out = p.output();
-        p.release();
-        if (code !== 0) throw new Error(`haproxy -D failed (${code}):\n${out}`);
-        const pid = Number(fs.readFileSync(pidFile, "utf8").trim().split(/\s+/)[0]);
-        trackDaemon(pid);
-        daemons.add(pid);
-        return pid;
-    };
-    try {
-        await launch([]);
-        await waitFor(async () => (await httpRequest(`http://127.0.0.1:${port}${target.path}`, { timeoutMs: 500 })).status === 200, {
-            timeoutMs: 10_000,
-            message: "2015-style haproxy",
-        });
-        const wrk = runWrk(h.tools, { url: `http://127.0.0.1:${port}${target.path}`, durationSec: LOAD_SEC, headers: mode[1] });
-        await sleep(1000);
-        for (let i = 0; i < RELOADS; i++) {
-            const t0 = Date.now();
-            const old = fs.readFileSync(pidFile, "utf8").trim().split(/\s+/);
-            await launch(["-sf", ...old]);
-            await sleep(Math.max(0, 500 - (Date.now() - t0)));
-        }
-        const result = await wrk;
-        return { backend: target.backend, mode: mode[0], wrk: result, reloads: RELOADS };
-    } finally {
-        await stopDaemons([...daemons]);
-        removeTempDir(dir);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scale: 200 services x 5 instances
-
-interface ScaleResult {
-    registerToRoutesMs: number;
-    reloadMs: number[];
-    renderMs: number[];
-    checkMs: number;
-    configBytes: number;
-}
-
-async function scale(h: Harness): Promise<ScaleResult> {
-    const backends: Backend[] = [];
-    for (let i = 0; i < SCALE_INSTANCES; i++) backends.push(await h.startBackend("scale", `scale-${i}`));
-    const regs = [];
-    for (let s = 0; s < SCALE_SERVICES; s++) {
-        for (const b of backends) {
-            regs.push({
-                ...b.registration(`scale${s}`, { status: "passing", interval: "30s" }),
-                ID: `${b.id}:scale${s}`,
-            });
-        }
-    }
-    const t0 = performance.now();
-    for (let i = 0; i < regs.length; i += 20) await Promise.all(regs.slice(i, i + 20).map((r) => h.consul.register(r)));
-    const last = `scale${SCALE_SERVICES - 1}`;
-    await h.waitForConfig(
-        (cfg) => (cfg.match(/^backend svc_scale\d+$/gm)?.length ?? 0) === SCALE_SERVICES && (cfg.match(/^    server /gm)?.length ?? 0) >= SCALE_SERVICES * SCALE_INSTANCES,
-        "all scale routes live",
-        120_000,
-    );
-    await h.waitForRoute(`/${last}/x`, { timeoutMs: 30_000 });
-    const registerToRoutesMs = performance.now() - t0;
-    await sleep(2000);
-    const reloadMs: number[] = [];
-    const renderMs: number[] = [];
-    for (let i = 0; i < SCALE_TRIALS; i++) {
-        const value = String(5000 + i);
-        const t1 = performance.now();
-        await h.consul.kvPut("service/haproxy/maxconn", value);
-        let rendered = 0;
-        await waitFor(
-            async () => {
-                if (!rendered && h.gateway.readRenderedConfig("new").includes(`    maxconn ${value}\n`)) rendered = performance.now() - t1;
-                return (await h.gateway.showInfo()).Maxconn === value;
-            },
-            { timeoutMs: 30_000, intervalMs: 2, message: `Maxconn ${value} running` },
-        );
-        reloadMs.push(performance.now() - t1);
-        renderMs.push(rendered || performance.now() - t1);
-        await sleep(500);
-    }
-    const t2 = performance.now();
-    const check = h.gateway.haproxyCheck(h.gateway.liveConfigPath);
-    const checkMs = performance.now() - t2;
-    if (!check.ok) throw new Error(`haproxy -c failed at scale:\n${check.output}`);
-    return { registerToRoutesMs, reloadMs, renderMs, checkMs, configBytes: fs.statSync(h.gateway.liveConfigPath).size };
-}
-
-// ---------------------------------------------------------------------------------------------
+    allBigLive,
+    BIG_INSTANCES,
+    BIG_SERVICES,
+    BIG_TRIALS,
+    measureBig,
+    overloadRun,
+    PREVIOUS_DESIGN_COMMIT,
+    previousDesignDir,
+    registerBig,
+    stats,
+    type BigResult,
+    type OverloadRun,
+} from "./dataplane";
+import { drain, drainMarkdown, drainOnly, drainSummary } from "./drain";
+import { MODES, reloadOurs, reloadSeedStyle, type LoadRun, type Target } from "./reloads";
+import { dataplaneMarkdown, log, machine, versionOf, type BigPrevious } from "./report";
+import { scale, type ScaleResult } from "./scale";
+import {
+    DRAIN_INSTANCES,
+    LOAD_SEC,
+    OVERLOAD_RUNS,
+    PREVIOUS_TRIALS,
+    RELOAD_ROUNDS,
+    RELOADS,
+    SCALE_INSTANCES,
+    SCALE_SERVICES,
+    SCALE_TRIALS,
+    TRIALS,
+} from "./settings";
 
 async function main(): Promise<void> {
+    const only = process.env.BENCH_ONLY;
+    if (only !== undefined && only !== "") {
+        if (only !== "drain") throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain, or unset for every measure`);
+        return drainOnly();
+    }
     const started = new Date();
     log(`machine: ${machine()}`);
 
     let h = await Harness.start();
     let conv: { up: number[]; down: number[] };
+    let runtimeReloads: number;
     const ours: LoadRun[] = [];
     const seed: LoadRun[] = [];
+    const overload: OverloadRun[] = [];
     try {
-        log(`convergence and removal: ${TRIALS} trials`);
+        log(`convergence and removal (runtime API): ${TRIALS} trials`);
+        const reloads0 = await h.gateway.masterReloads();
         conv = await convergence(h);
-        log(`convergence p50 ${stats(conv.up).p50} ms, removal p50 ${stats(conv.down).p50} ms`);
+        runtimeReloads = (await h.gateway.masterReloads()) - reloads0;
+        log(`convergence p50 ${stats(conv.up).p50} ms, removal p50 ${stats(conv.down).p50} ms, ${runtimeReloads} reloads`);
 
-        log(`reloads under load: wrk 2 threads x 64 connections, ${LOAD_SEC} s, ${RELOADS} reloads per run`);
+        log(`reloads under load: wrk 2 threads x 64 connections, ${LOAD_SEC} s, ${RELOADS} reloads per run, ${RELOAD_ROUNDS} rounds`);
         await h.addInstance("load-v1", "load-a");
         await h.addInstance("load-v1", "load-b");
         const extra = await h.startBackend("load", "load-extra", "v1");
@@ -293,22 +72,56 @@ async function main(): Promise<void> {
         await h.consul.register(statics[1]!.registration("fast-v1"));
         await h.waitForRoute("/load/v1/", { instance: "load-b" });
         await h.waitForRoute("/fast/v1/", { instance: "fast-b" });
+        // Each reload: a route added or removed (an instance of an existing route is applied
+        // through the runtime API and would not reload).
         const targets: Target[] = [
-            { backend: "hello.py", path: "/load/v1/bench", extra: extra.registration("load-v1", { status: "passing" }) },
-            { backend: "static", path: "/fast/v1/bench", extra: statics[2]!.registration("fast-v1") },
+            { backend: "hello.py", path: "/load/v1/bench", extra: extra.registration("loadextra-v1", { status: "passing" }) },
+            { backend: "static", path: "/fast/v1/bench", extra: statics[2]!.registration("fastextra-v1") },
         ];
-        for (const target of targets) {
-            for (const mode of MODES) {
-                const o = await reloadOurs(h, target, mode);
-                ours.push(o);
-                log(`ours, ${target.backend}, ${mode[0]}: ${o.wrk.requests} requests, ${o.wrk.failed} failed, ${o.reloads} reloads`);
-                const s = await reloadSeedStyle(h, target, mode);
-                seed.push(s);
-                log(`2015 style, ${target.backend}, ${mode[0]}: ${s.wrk.requests} requests, ${s.wrk.failed} failed`);
+        for (let round = 0; round < RELOAD_ROUNDS; round++) {
+            for (const target of targets) {
+                for (const mode of MODES) {
+                    const o = await reloadOurs(h, target, mode);
+                    ours.push(o);
+                    log(`ours, ${target.backend}, ${mode[0]}: ${o.wrk.requests} requests, ${o.wrk.failed} failed, ${o.reloads} reloads`);
+                    const s = await reloadSeedStyle(h, target, mode);
+                    seed.push(s);
+                    log(`2015 style, ${target.backend}, ${mode[0]}: ${s.wrk.requests} requests, ${s.wrk.failed} failed`);
+                }
             }
+        }
+
+        log(`overload: ${OVERLOAD_RUNS} runs of wrk with Connection: close against hello.py, ${LOAD_SEC} s, no change`);
+        for (let i = 0; i < OVERLOAD_RUNS; i++) {
+            const o = await overloadRun(h, "/load/v1/overload", LOAD_SEC);
+            overload.push(o);
+            log(`overload: ${o.wrk.requests} requests, ${o.wrk.failed} failed`);
         }
     } finally {
         await h.stop();
+    }
+
+    // The previous design (one blocking query per service, a reload per change), same machine, same run.
+    const previousDir = previousDesignDir();
+    let previous: { conv: { up: number[]; down: number[] }; reloads: number; overload: OverloadRun; big?: BigPrevious } | undefined;
+    if (previousDir) {
+        log(`previous design (commit ${PREVIOUS_DESIGN_COMMIT}): convergence ${PREVIOUS_TRIALS} trials, overload 1 run`);
+        const hp = await Harness.start({ gatewayConfDir: previousDir });
+        try {
+            const r0 = await hp.gateway.masterReloads();
+            const c = await convergence(hp, PREVIOUS_TRIALS);
+            const reloads = (await hp.gateway.masterReloads()) - r0;
+            await hp.addInstance("load-v1", "load-a");
+            await hp.addInstance("load-v1", "load-b");
+            await hp.waitForRoute("/load/v1/", { instance: "load-b" });
+            const ov = await overloadRun(hp, "/load/v1/overload", LOAD_SEC);
+            log(`previous design: convergence p50 ${stats(c.up).p50} ms, ${reloads} reloads; overload ${ov.wrk.requests} requests, ${ov.wrk.failed} failed`);
+            previous = { conv: c, reloads, overload: ov };
+        } finally {
+            await hp.stop();
+        }
+    } else {
+        log("previous design: not in a git checkout, skipped");
     }
 
     log(`scale: ${SCALE_SERVICES} services x ${SCALE_INSTANCES} instances, ${SCALE_TRIALS} KV changes`);
@@ -320,6 +133,43 @@ async function main(): Promise<void> {
         await h.stop();
     }
 
+    log(`scale: ${BIG_SERVICES} services x ${BIG_INSTANCES} instances on ${BIG_INSTANCES} nodes, ${BIG_TRIALS} adds`);
+    // Consul's per-client limit raised only so that the previous design can run on the same catalog.
+    h = await Harness.start({ consulHcl: ["limits { http_max_conns_per_client = 8192 }"] });
+    let big: BigResult;
+    try {
+        const bigStatics: StaticBackend[] = [];
+        for (let i = 0; i < BIG_INSTANCES; i++) bigStatics.push(await h.startStaticBackend(`big-${i}`));
+        const bigExtra = await h.startStaticBackend("big-extra");
+        const reg = await registerBig(h, bigStatics);
+        const live = await allBigLive(h.gateway, reg.lastAt, 120_000);
+        const m = await measureBig(h, h.gateway, bigExtra, { trials: BIG_TRIALS, limitMs: 20_000 });
+        big = { services: BIG_SERVICES, instances: BIG_INSTANCES, registrationMs: reg.registrationMs, registerToAllLiveMs: live, ...m };
+        log(
+            `${BIG_SERVICES} x ${BIG_INSTANCES}: all live ${Math.round(live)} ms after the last registration, add p50 ${stats(m.addMs).p50} ms, KV p50 ${stats(m.kvMs).p50} ms, ${m.consulConnections} Consul connections`,
+        );
+        if (previousDir && previous) {
+            await h.gateway.stop();
+            const t0 = performance.now();
+            const gw = await Gateway.start(h.tools, h.consul, { confDir: previousDir, readyTimeoutMs: 120_000 });
+            try {
+                const startToLive = await allBigLive(gw, t0, 120_000).catch(() => Infinity);
+                const pm = await measureBig(h, gw, bigExtra, { trials: 3, limitMs: 20_000 });
+                previous.big = { startToAllLiveMs: startToLive, addMs: pm.addMs, kvMs: pm.kvMs, consulConnections: pm.consulConnections };
+                log(
+                    `previous design at ${BIG_SERVICES} x ${BIG_INSTANCES}: add p50 ${stats(pm.addMs).p50} ms, KV p50 ${stats(pm.kvMs).p50} ms, ${pm.consulConnections} Consul connections`,
+                );
+            } finally {
+                await gw.destroy();
+            }
+        }
+    } finally {
+        await h.stop();
+    }
+
+    log(`graceful drain: rolling replace of ${DRAIN_INSTANCES} instances under load, with and without the grace`);
+    const dr = await drain();
+
     const tools = h.tools;
     const versions = {
         consul: versionOf(tools.CONSUL_BIN, ["version"], /Consul v(\S+)/),
@@ -329,17 +179,52 @@ async function main(): Promise<void> {
     };
     const sum = (runs: LoadRun[], f: (r: LoadRun) => number): number => runs.reduce((a, r) => a + f(r), 0);
     const scaleStats = stats(sc.reloadMs);
+    const conversion = stats(conv.up);
     const results = {
         machine: machine(),
-        convergence_ms: stats(conv.up),
+        convergence_ms: conversion,
         removal_ms: stats(conv.down),
+        runtime: { add_p50_ms: conversion.p50, add_p99_ms: conversion.p99, remove_p50_ms: stats(conv.down).p50, reloads_during: runtimeReloads },
         reload: {
+            runs: ours.length,
             requests: sum(ours, (r) => r.wrk.requests),
             failed_ours: sum(ours, (r) => r.wrk.failed),
+            failed_ours_worst_run: Math.max(...ours.map((r) => r.wrk.failed)),
             failed_seed_style: sum(seed, (r) => r.wrk.failed),
             reloads: sum(ours, (r) => r.reloads),
         },
         scale_reload_ms: scaleStats.p50,
+        scale2000: {
+            services: big.services,
+            instances: big.instances,
+            register_to_all_live_ms: Math.round(big.registerToAllLiveMs),
+            add_p50_ms: stats(big.addMs).p50,
+            add_p99_ms: stats(big.addMs).p99,
+            kv_p50_ms: stats(big.kvMs).p50,
+            consul_connections: big.consulConnections,
+            config_bytes: big.configBytes,
+            reloads_during_adds: big.reloadsDuringAdds,
+        },
+        overload: { runs: overload.length, requests: overload.reduce((a, o) => a + o.wrk.requests, 0), failed: overload.reduce((a, o) => a + o.wrk.failed, 0) },
+        previous_design: previous
+            ? {
+                  commit: PREVIOUS_DESIGN_COMMIT,
+                  add_p50_ms: stats(previous.conv.up).p50,
+                  add_p99_ms: stats(previous.conv.up).p99,
+                  remove_p50_ms: stats(previous.conv.down).p50,
+                  reloads_during: previous.reloads,
+                  overload: { runs: 1, requests: previous.overload.wrk.requests, failed: previous.overload.wrk.failed },
+                  scale2000: previous.big
+                      ? {
+                            start_to_all_live_ms: Math.round(previous.big.startToAllLiveMs),
+                            add_p50_ms: stats(previous.big.addMs).p50,
+                            kv_p50_ms: stats(previous.big.kvMs).p50,
+                            consul_connections: previous.big.consulConnections,
+                        }
+                      : null,
+              }
+            : null,
+        drain: drainSummary(dr),
     };
     const here = __dirname;
     fs.writeFileSync(path.join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
@@ -371,8 +256,8 @@ async function main(): Promise<void> {
         "",
         `wrk, 2 threads × 64 connections, ${LOAD_SEC} s per run, ${RELOADS} reloads per run ~500 ms apart, against a route with`,
         "two instances: hello.py (the example service, ~1.5k req/s here) or a static backend (an HAProxy answering",
-        "by itself, ~20× faster: more requests in flight at each reload). Ours: each reload is a Consul change (an",
-        "instance registered or deregistered) → consul-template → reload.sh → SIGUSR2 to the master. 2015 style:",
+        "by itself, ~20× faster: more requests in flight at each reload). Ours: each reload is a Consul change (a",
+        "route registered or deregistered) → consul-template → reload.sh → SIGUSR2 to the master. 2015 style:",
         "the same config file, started with `haproxy -f cfg -p pid -D` and reloaded with",
         "`haproxy -f cfg -p pid -D -sf $(cat pid)`. Failed = non-2xx + wrk socket errors; wrk reconnects at once after",
         "an error, so while nothing accepts, one connection can count many errors.",
@@ -385,12 +270,16 @@ async function main(): Promise<void> {
         "results.json sums all runs of each style (both backends, both connection modes); `reload.requests` and",
         "`reload.reloads` are those of our runs.",
         "",
+        ...dataplaneMarkdown(results, big, previous),
+        ...drainMarkdown(dr),
     ].join("\n");
     fs.writeFileSync(path.join(here, "results.md"), md);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n${md}`);
 }
 
-main().catch((err: unknown) => {
-    process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-});
+// Only when run (`npm run bench`), not when imported.
+if (require.main === module)
+    main().catch((err: unknown) => {
+        process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exit(1);
+    });

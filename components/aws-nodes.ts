@@ -56,130 +56,231 @@ export class AwsNodes extends pulumi.ComponentResource {
         const cluster = `${settings.project}-${settings.stack}`;
         const tags = { Project: settings.project, Stack: settings.stack };
 
-        this.vpc = new aws.ec2.Vpc(`${name}-vpc`, {
-            cidrBlock: a.vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags: { ...tags, Name: cluster },
-        }, o);
+        this.vpc = new aws.ec2.Vpc(
+            `${name}-vpc`,
+            {
+                cidrBlock: a.vpcCidr,
+                enableDnsHostnames: true,
+                enableDnsSupport: true,
+                tags: { ...tags, Name: cluster },
+            },
+            o,
+        );
         const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: this.vpc.id, tags }, o);
-        const routes = new aws.ec2.RouteTable(`${name}-public`, {
-            vpcId: this.vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags,
-        }, o);
+        const routes = new aws.ec2.RouteTable(
+            `${name}-public`,
+            {
+                vpcId: this.vpc.id,
+                routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }],
+                tags,
+            },
+            o,
+        );
         const zones = aws.getAvailabilityZonesOutput({ state: "available" }, o);
         const associations: aws.ec2.RouteTableAssociation[] = [];
         const subnets = Array.from({ length: a.availabilityZones }, (_, i) => {
-            const subnet = new aws.ec2.Subnet(`${name}-public-${i + 1}`, {
-                vpcId: this.vpc.id,
-                cidrBlock: subnetCidr(a.vpcCidr, i),
-                availabilityZone: zones.names[i],
-                mapPublicIpOnLaunch: true,
-                tags: { ...tags, Name: `${cluster}-public-${i + 1}` },
-            }, o);
+            const subnet = new aws.ec2.Subnet(
+                `${name}-public-${i + 1}`,
+                {
+                    vpcId: this.vpc.id,
+                    cidrBlock: subnetCidr(a.vpcCidr, i),
+                    availabilityZone: zones.names[i],
+                    mapPublicIpOnLaunch: true,
+                    tags: { ...tags, Name: `${cluster}-public-${i + 1}` },
+                },
+                o,
+            );
             associations.push(new aws.ec2.RouteTableAssociation(`${name}-public-${i + 1}`, { subnetId: subnet.id, routeTableId: routes.id }, o));
             return subnet;
         });
 
         // Least privilege: only the gateway port is open to the world.
-        this.securityGroup = new aws.ec2.SecurityGroup(`${name}-nodes`, {
-            vpcId: this.vpc.id, description: `${cluster} nodes`, tags: { ...tags, Name: `${cluster}-nodes` },
-        }, o);
+        this.securityGroup = new aws.ec2.SecurityGroup(
+            `${name}-nodes`,
+            {
+                vpcId: this.vpc.id,
+                description: `${cluster} nodes`,
+                tags: { ...tags, Name: `${cluster}-nodes` },
+            },
+            o,
+        );
         const sg = this.securityGroup.id;
         const rule = (ruleName: string, description: string, ipProtocol: string, from: number, to: number, source: { cidrIpv4?: string; self?: boolean }) =>
-            new aws.vpc.SecurityGroupIngressRule(`${name}-${ruleName}`, {
-                securityGroupId: sg, description, ipProtocol, fromPort: from, toPort: to,
-                cidrIpv4: source.cidrIpv4, referencedSecurityGroupId: source.self ? sg : undefined, tags,
-            }, o);
+            new aws.vpc.SecurityGroupIngressRule(
+                `${name}-${ruleName}`,
+                {
+                    securityGroupId: sg,
+                    description,
+                    ipProtocol,
+                    fromPort: from,
+                    toPort: to,
+                    cidrIpv4: source.cidrIpv4,
+                    referencedSecurityGroupId: source.self ? sg : undefined,
+                    tags,
+                },
+                o,
+            );
         rule("gateway-http", "gateway HTTP from anywhere", "tcp", settings.gateway.httpPort, settings.gateway.httpPort, { cidrIpv4: "0.0.0.0/0" });
         rule("stats", "gateway stats from the admin network", "tcp", settings.gateway.statsPort, settings.gateway.statsPort, { cidrIpv4: a.adminCidr });
-        rule("consul-ui", "Consul UI and HTTPS API from the admin network", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, { cidrIpv4: a.adminCidr });
+        rule("consul-ui", "Consul UI and HTTPS API from the admin network", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, {
+            cidrIpv4: a.adminCidr,
+        });
         rule("ssh", "SSH (Docker provider) from the admin network", "tcp", 22, 22, { cidrIpv4: a.adminCidr });
         rule("consul-rpc", "Consul server RPC between nodes", "tcp", 8300, 8300, { self: true });
         rule("consul-serf-tcp", "Consul LAN gossip between nodes", "tcp", 8301, 8301, { self: true });
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });
         rule("consul-http-nodes", "Consul HTTPS API between nodes", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, { self: true });
         rule("services", "published service ports, gateway to replicas", "tcp", EPHEMERAL_PORTS.from, EPHEMERAL_PORTS.to, { self: true });
-        const egress = new aws.vpc.SecurityGroupEgressRule(`${name}-egress`, {
-            securityGroupId: sg, description: "packages, images, AWS APIs", ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", tags,
-        }, o);
+        const egress = new aws.vpc.SecurityGroupEgressRule(
+            `${name}-egress`,
+            {
+                securityGroupId: sg,
+                description: "packages, images, AWS APIs",
+                ipProtocol: "-1",
+                cidrIpv4: "0.0.0.0/0",
+                tags,
+            },
+            o,
+        );
 
         // SSM gives shell access without SSH. Consul's cloud auto-join (consul.join aws-tags)
         // also reads instance tags through this role, from inside its container.
         const autoJoin = settings.consul.join === "aws-tags";
-        const role = new aws.iam.Role(`${name}-node`, {
-            assumeRolePolicy: JSON.stringify({
-                Version: "2012-10-17",
-                Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
-            }),
-            tags,
-        }, o);
-        if (autoJoin) {
-            new aws.iam.RolePolicy(`${name}-consul-auto-join`, {
-                role: role.id,
-                policy: JSON.stringify({
+        const role = new aws.iam.Role(
+            `${name}-node`,
+            {
+                assumeRolePolicy: JSON.stringify({
                     Version: "2012-10-17",
-                    Statement: [{ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }],
+                    Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
                 }),
-            }, o);
+                tags,
+            },
+            o,
+        );
+        if (autoJoin) {
+            new aws.iam.RolePolicy(
+                `${name}-consul-auto-join`,
+                {
+                    role: role.id,
+                    policy: JSON.stringify({
+                        Version: "2012-10-17",
+                        Statement: [{ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }],
+                    }),
+                },
+                o,
+            );
         }
-        new aws.iam.RolePolicyAttachment(`${name}-ssm`, {
-            role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-        }, o);
+        new aws.iam.RolePolicyAttachment(
+            `${name}-ssm`,
+            {
+                role: role.name,
+                policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            },
+            o,
+        );
         const profile = new aws.iam.InstanceProfile(`${name}-node`, { role: role.name, tags }, o);
         const keyPair = new aws.ec2.KeyPair(`${name}-admin`, { publicKey: a.publicKey, tags }, o);
 
-        const ami = aws.ec2.getAmiOutput({
-            owners: [DEBIAN_AMI_OWNER],
-            mostRecent: true,
-            filters: [
-                { name: "name", values: ["debian-12-amd64-*"] },
-                { name: "architecture", values: ["x86_64"] },
-                { name: "virtualization-type", values: ["hvm"] },
-            ],
-        }, o);
-
-        this.instances = args.nodeNames.map((node, i) => new aws.ec2.Instance(node, {
-            ami: ami.id,
-            instanceType: a.instanceType,
-            // Spread over the zones; a node's subnet never changes when nodes are added.
-            subnetId: subnets[i % subnets.length].id,
-            vpcSecurityGroupIds: [sg],
-            keyName: keyPair.keyName,
-            iamInstanceProfile: profile.name,
-            associatePublicIpAddress: true,
-            userData: cloudInit(a.sshUser),
-            metadataOptions: {
-                httpEndpoint: "enabled",
-                httpTokens: "required",          // IMDSv2 only
-                // 1: only the instance itself gets an IMDSv2 token; a container is one hop further
-                // (the bridge), so none can read the instance role's credentials. Cloud auto-join
-                // runs inside the Consul container and needs them: 2, for every container.
-                httpPutResponseHopLimit: autoJoin ? 2 : 1,
+        const ami = aws.ec2.getAmiOutput(
+            {
+                owners: [DEBIAN_AMI_OWNER],
+                mostRecent: true,
+                filters: [
+                    { name: "name", values: ["debian-12-amd64-*"] },
+                    { name: "architecture", values: ["x86_64"] },
+                    { name: "virtualization-type", values: ["hvm"] },
+                ],
             },
-            rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: a.rootVolumeGb, deleteOnTermination: true },
-            tags: { ...tags, Name: node, "consul-cluster": cluster },
-            // cloud-init installs Docker from the network: the route out must exist first.
-        }, { ...o, ignoreChanges: ["ami"], dependsOn: [igw, ...associations, egress] })); // a newer AMI must not replace running nodes
+            o,
+        );
 
-        this.dockerReady = this.instances.map((instance, i) => new command.remote.Command(`${args.nodeNames[i]}-docker-ready`, {
-            connection: { host: instance.publicIp, user: a.sshUser },
-            // sudo: this SSH session may predate cloud-init adding the user to the docker group.
-            create: "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'",
-        }, o));
+        this.instances = args.nodeNames.map(
+            (node, i) =>
+                new aws.ec2.Instance(
+                    node,
+                    {
+                        ami: ami.id,
+                        instanceType: a.instanceType,
+                        // Spread over the zones; a node's subnet never changes when nodes are added.
+                        subnetId: subnets[i % subnets.length].id,
+                        vpcSecurityGroupIds: [sg],
+                        keyName: keyPair.keyName,
+                        iamInstanceProfile: profile.name,
+                        associatePublicIpAddress: true,
+                        userData: cloudInit(a.sshUser),
+                        metadataOptions: {
+                            httpEndpoint: "enabled",
+                            httpTokens: "required", // IMDSv2 only
+                            // 1: only the instance itself gets an IMDSv2 token; a container is one hop further
+                            // (the bridge), so none can read the instance role's credentials. Cloud auto-join
+                            // runs inside the Consul container and needs them: 2, for every container.
+                            httpPutResponseHopLimit: autoJoin ? 2 : 1,
+                        },
+                        rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: a.rootVolumeGb, deleteOnTermination: true },
+                        tags: { ...tags, Name: node, "consul-cluster": cluster },
+                        // cloud-init installs Docker from the network: the route out must exist first.
+                    },
+                    { ...o, ignoreChanges: ["ami"], dependsOn: [igw, ...associations, egress] },
+                ),
+        ); // a newer AMI must not replace running nodes
+
+        this.dockerReady = this.instances.map(
+            (instance, i) =>
+                new command.remote.Command(
+                    `${args.nodeNames[i]}-docker-ready`,
+                    {
+                        connection: { host: instance.publicIp, user: a.sshUser },
+                        // sudo: this SSH session may predate cloud-init adding the user to the docker group.
+                        create: "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'",
+                    },
+                    o,
+                ),
+        );
 
         const edges = settings.edgeNodes.map((n) => this.instances[n - 1]);
-        const lb = new aws.lb.LoadBalancer(`${name}-gateway`, {
-            loadBalancerType: "network", subnets: subnets.map((s) => s.id), tags,
-        }, { ...o, dependsOn: [igw] }); // an internet-facing load balancer needs the gateway first
-        const targets = new aws.lb.TargetGroup(`${name}-gateway`, {
-            port: settings.gateway.httpPort, protocol: "TCP", vpcId: this.vpc.id, targetType: "instance",
-            healthCheck: { protocol: "HTTP", path: "/-/health", port: String(settings.gateway.httpPort), interval: 10 },
-            tags,
-        }, o);
-        new aws.lb.Listener(`${name}-gateway`, {
-            loadBalancerArn: lb.arn, port: 80, protocol: "TCP",
-            defaultActions: [{ type: "forward", targetGroupArn: targets.arn }],
-        }, o);
-        edges.forEach((instance, i) => new aws.lb.TargetGroupAttachment(`${name}-gateway-${settings.edgeNodes[i]}`, {
-            targetGroupArn: targets.arn, targetId: instance.id, port: settings.gateway.httpPort,
-        }, o));
+        const lb = new aws.lb.LoadBalancer(
+            `${name}-gateway`,
+            {
+                loadBalancerType: "network",
+                subnets: subnets.map((s) => s.id),
+                tags,
+            },
+            { ...o, dependsOn: [igw] },
+        ); // an internet-facing load balancer needs the gateway first
+        const targets = new aws.lb.TargetGroup(
+            `${name}-gateway`,
+            {
+                port: settings.gateway.httpPort,
+                protocol: "TCP",
+                vpcId: this.vpc.id,
+                targetType: "instance",
+                healthCheck: { protocol: "HTTP", path: "/-/health", port: String(settings.gateway.httpPort), interval: 10 },
+                tags,
+            },
+            o,
+        );
+        new aws.lb.Listener(
+            `${name}-gateway`,
+            {
+                loadBalancerArn: lb.arn,
+                port: 80,
+                protocol: "TCP",
+                defaultActions: [{ type: "forward", targetGroupArn: targets.arn }],
+            },
+            o,
+        );
+        edges.forEach(
+            (instance, i) =>
+                new aws.lb.TargetGroupAttachment(
+                    `${name}-gateway-${settings.edgeNodes[i]}`,
+                    {
+                        targetGroupArn: targets.arn,
+                        targetId: instance.id,
+                        port: settings.gateway.httpPort,
+                    },
+                    o,
+                ),
+        );
         this.loadBalancerDns = lb.dnsName;
 
         this.registerOutputs({ vpcId: this.vpc.id, loadBalancerDns: this.loadBalancerDns });

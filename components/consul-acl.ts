@@ -14,6 +14,7 @@ import { AGENT_TOKEN_SCRIPT } from "./consul-agent-config";
 import { ANONYMOUS_TOKEN_ACCESSOR_ID, POLICIES, Role } from "./consul-policies";
 import { Settings } from "./config";
 import { Node } from "./hosts";
+import { PerNode } from "./per-node";
 
 export { AGENT_TOKEN_SCRIPT } from "./consul-agent-config";
 
@@ -31,71 +32,104 @@ export class ConsulAcl extends pulumi.ComponentResource {
     public readonly gatewayToken: pulumi.Output<string>;
     /** A Consul provider that may only write the gateway settings' KV prefix. */
     public readonly kvProvider: consul.Provider;
-    private readonly agentTokens = new Map<string, command.local.Command>();
+    private readonly agentTokens = new PerNode<command.local.Command>("Consul agent token");
 
     constructor(name: string, args: ConsulAclArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:consul:ConsulAcl", name, {}, opts);
         const { settings, cluster } = args;
         const o = { parent: this, provider: cluster.provider };
 
-        const policies = Object.fromEntries((Object.keys(POLICIES) as Role[]).map((role) => [role, new consul.AclPolicy(`${name}-${POLICIES[role].name}`, {
-            name: POLICIES[role].name,
-            description: POLICIES[role].description,
-            rules: POLICIES[role].rules,
-            datacenters: [settings.consul.datacenter],
-        }, o)])) as Record<Role, consul.AclPolicy>;
+        const policies = Object.fromEntries(
+            (Object.keys(POLICIES) as Role[]).map((role) => [
+                role,
+                new consul.AclPolicy(
+                    `${name}-${POLICIES[role].name}`,
+                    {
+                        name: POLICIES[role].name,
+                        description: POLICIES[role].description,
+                        rules: POLICIES[role].rules,
+                        datacenters: [settings.consul.datacenter],
+                    },
+                    o,
+                ),
+            ]),
+        ) as Record<Role, consul.AclPolicy>;
 
-        new consul.AclTokenPolicyAttachment(`${name}-anonymous`, {
-            tokenId: ANONYMOUS_TOKEN_ACCESSOR_ID,
-            policy: policies.anonymous.name,
-        }, o);
+        new consul.AclTokenPolicyAttachment(
+            `${name}-anonymous`,
+            {
+                tokenId: ANONYMOUS_TOKEN_ACCESSOR_ID,
+                policy: policies.anonymous.name,
+            },
+            o,
+        );
 
         const secretOf = (token: consul.AclToken): pulumi.Output<string> =>
             pulumi.secret(consul.getAclTokenSecretIdOutput({ accessorId: token.id }, { parent: this, provider: cluster.provider }).secretId);
-        const roleToken = (role: Exclude<Role, "anonymous">): pulumi.Output<string> => secretOf(new consul.AclToken(`${name}-${POLICIES[role].name}`, {
-            description: POLICIES[role].description,
-            policies: [policies[role].name],
-        }, o));
+        const roleToken = (role: Exclude<Role, "anonymous">): pulumi.Output<string> =>
+            secretOf(
+                new consul.AclToken(
+                    `${name}-${POLICIES[role].name}`,
+                    {
+                        description: POLICIES[role].description,
+                        policies: [policies[role].name],
+                    },
+                    o,
+                ),
+            );
         this.registratorToken = roleToken("registrator");
         this.gatewayToken = roleToken("gateway");
         const kvWriterToken = roleToken("kvWriter");
 
         for (const node of args.nodes) {
             const nodeName = cluster.nodeNameOf(node);
-            const agentToken = new consul.AclToken(`${name}-agent-${node.name}`, {
-                description: `Consul agent on ${nodeName}`,
-                nodeIdentities: [{ nodeName, datacenter: settings.consul.datacenter }],
-            }, o);
-            const agent = cluster.agentOn(node);
-            this.agentTokens.set(node.name, new command.local.Command(`${name}-agent-${node.name}-set`, {
-                create: `node ${AGENT_TOKEN_SCRIPT}`,
-                environment: {
-                    CONSUL_HTTP_ADDR: cluster.apiUrlOn(node),
-                    CONSUL_CACERT_PEM: cluster.caPem,
-                    CONSUL_HTTP_TOKEN: pulumi.secret(args.managementToken),
-                    CONSUL_AGENT_TOKEN: secretOf(agentToken),
-                    CONSUL_NODE: nodeName,
+            const agentToken = new consul.AclToken(
+                `${name}-agent-${node.name}`,
+                {
+                    description: `Consul agent on ${nodeName}`,
+                    nodeIdentities: [{ nodeName, datacenter: settings.consul.datacenter }],
                 },
-                // A new container (its data volume may be new too) or a new token: set it again.
-                triggers: [agent.id, agentToken.id],
-            }, { parent: this, dependsOn: [agent] }));
+                o,
+            );
+            const agent = cluster.agentOn(node);
+            this.agentTokens.set(
+                node,
+                new command.local.Command(
+                    `${name}-agent-${node.name}-set`,
+                    {
+                        create: `node ${AGENT_TOKEN_SCRIPT}`,
+                        environment: {
+                            CONSUL_HTTP_ADDR: cluster.apiUrlOn(node),
+                            CONSUL_CACERT_PEM: cluster.caPem,
+                            CONSUL_HTTP_TOKEN: pulumi.secret(args.managementToken),
+                            CONSUL_AGENT_TOKEN: secretOf(agentToken),
+                            CONSUL_NODE: nodeName,
+                        },
+                        // A new container (its data volume may be new too) or a new token: set it again.
+                        triggers: [agent.id, agentToken.id],
+                    },
+                    { parent: this, dependsOn: [agent] },
+                ),
+            );
         }
 
-        this.kvProvider = new consul.Provider(`${name}-kv-provider`, {
-            address: cluster.apiUrl,
-            scheme: "https",
-            caPem: cluster.caPem,
-            datacenter: settings.consul.datacenter,
-            token: kvWriterToken,
-        }, { parent: this });
+        this.kvProvider = new consul.Provider(
+            `${name}-kv-provider`,
+            {
+                address: cluster.apiUrl,
+                scheme: "https",
+                caPem: cluster.caPem,
+                datacenter: settings.consul.datacenter,
+                token: kvWriterToken,
+            },
+            { parent: this },
+        );
 
         this.registerOutputs({});
     }
 
     /** Done once the agent on `node` has its token: its node is registered, services sync. */
     agentTokenSetOn(node: Node): pulumi.Resource {
-        const set = this.agentTokens.get(node.name);
-        if (!set) throw new Error(`no Consul agent token for node ${node.name}`);
-        return set;
+        return this.agentTokens.on(node);
     }
 }

@@ -124,8 +124,8 @@ export function agentConfig(i: AgentConfigInput): Record<string, unknown> {
             // API clients authenticate with ACL tokens, not certificates.
             https: { verify_incoming: false },
         },
-        // The gateway keeps one blocking query per routed service open; the default limit of
-        // 200 connections per client would cap it at ~200 services.
+        // Connections per client address (consul.maxConnsPerClient, Consul's default 200): a
+        // gateway holds 2 + one blocking query per node, whatever the number of services.
         limits: { http_max_conns_per_client: i.maxConnsPerClient },
         // Consul's own update check calls out to the internet.
         disable_update_check: true,

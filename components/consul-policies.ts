@@ -2,7 +2,7 @@
 // (components/consul-acl.ts) and the control-plane tests create the very same policies.
 // ACLs default to deny: a request without a token, or with a token whose policies do not grant
 // it, is refused with 403.
-import { KV_PREFIX } from "./settings";
+import { KV_PREFIX } from "./gateway-kv";
 
 /** Consul's fixed accessor ID of the anonymous token (requests without a token). */
 export const ANONYMOUS_TOKEN_ACCESSOR_ID = "00000000-0000-0000-0000-000000000002";
@@ -24,19 +24,12 @@ export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
         description: "Registrator: registers and deregisters the containers of its node through the local agent",
         // service write: the agent endpoints (register/deregister). node read: no catalog writes
         // under any node (catalog register needs node write), no KV at all.
-        rules: [
-            'service_prefix "" { policy = "write" }',
-            'node_prefix "" { policy = "read" }',
-        ].join("\n"),
+        rules: ['service_prefix "" { policy = "write" }', 'node_prefix "" { policy = "read" }'].join("\n"),
     },
     gateway: {
         name: "gateway",
         description: "Gateway (consul-template): reads the catalog, health and its own KV settings; writes nothing",
-        rules: [
-            'service_prefix "" { policy = "read" }',
-            'node_prefix "" { policy = "read" }',
-            `key_prefix "${KV_PREFIX}/" { policy = "read" }`,
-        ].join("\n"),
+        rules: ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }', `key_prefix "${KV_PREFIX}/" { policy = "read" }`].join("\n"),
     },
     kvWriter: {
         name: "gateway-settings-writer",
@@ -46,9 +39,6 @@ export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
     anonymous: {
         name: "anonymous-dns",
         description: "Requests without a token: DNS lookups (catalog reads), nothing else",
-        rules: [
-            'service_prefix "" { policy = "read" }',
-            'node_prefix "" { policy = "read" }',
-        ].join("\n"),
+        rules: ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join("\n"),
     },
 };

@@ -42,13 +42,17 @@ export class ConsulTls extends pulumi.ComponentResource {
         const o = { parent: this };
 
         const caKey = new tls.PrivateKey(`${name}-ca-key`, KEY, o);
-        const ca = new tls.SelfSignedCert(`${name}-ca`, {
-            privateKeyPem: caKey.privateKeyPem,
-            subject: { commonName: `Consul CA ${settings.project}-${settings.stack}`, organization: settings.project },
-            isCaCertificate: true,
-            validityPeriodHours: CA_VALIDITY_HOURS,
-            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-        }, o);
+        const ca = new tls.SelfSignedCert(
+            `${name}-ca`,
+            {
+                privateKeyPem: caKey.privateKeyPem,
+                subject: { commonName: `Consul CA ${settings.project}-${settings.stack}`, organization: settings.project },
+                isCaCertificate: true,
+                validityPeriodHours: CA_VALIDITY_HOURS,
+                allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+            },
+            o,
+        );
         this.caPem = ca.certPem;
 
         for (const node of nodes) {
@@ -56,21 +60,29 @@ export class ConsulTls extends pulumi.ComponentResource {
             const role = isServer ? serverTlsName(dc) : clientTlsName(dc);
             const key = new tls.PrivateKey(`${name}-${node.name}-key`, KEY, o);
             const addresses = pulumi.all([node.address, node.publicAddress]).apply(([a, p]) => [...new Set(["127.0.0.1", a, p])]);
-            const request = new tls.CertRequest(`${name}-${node.name}-csr`, {
-                privateKeyPem: key.privateKeyPem,
-                subject: { commonName: role, organization: settings.project },
-                dnsNames: [role, CONSUL_HOST, "localhost"],
-                ipAddresses: addresses,
-            }, o);
-            const cert = new tls.LocallySignedCert(`${name}-${node.name}-cert`, {
-                certRequestPem: request.certRequestPem,
-                caPrivateKeyPem: caKey.privateKeyPem,
-                caCertPem: ca.certPem,
-                validityPeriodHours: AGENT_VALIDITY_HOURS,
-                earlyRenewalHours: AGENT_EARLY_RENEWAL_HOURS,
-                // Agents are TLS servers (RPC, HTTPS) and clients (RPC to the servers).
-                allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
-            }, o);
+            const request = new tls.CertRequest(
+                `${name}-${node.name}-csr`,
+                {
+                    privateKeyPem: key.privateKeyPem,
+                    subject: { commonName: role, organization: settings.project },
+                    dnsNames: [role, CONSUL_HOST, "localhost"],
+                    ipAddresses: addresses,
+                },
+                o,
+            );
+            const cert = new tls.LocallySignedCert(
+                `${name}-${node.name}-cert`,
+                {
+                    certRequestPem: request.certRequestPem,
+                    caPrivateKeyPem: caKey.privateKeyPem,
+                    caCertPem: ca.certPem,
+                    validityPeriodHours: AGENT_VALIDITY_HOURS,
+                    earlyRenewalHours: AGENT_EARLY_RENEWAL_HOURS,
+                    // Agents are TLS servers (RPC, HTTPS) and clients (RPC to the servers).
+                    allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+                },
+                o,
+            );
             this.certificates.set(node.name, { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) });
         }
 

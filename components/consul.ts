@@ -15,6 +15,7 @@ import { ConsulTls } from "./consul-tls";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
+import { PerNode } from "./per-node";
 
 export { CONSUL_HOST } from "./consul-agent-config";
 
@@ -39,10 +40,10 @@ export class ConsulCluster extends pulumi.ComponentResource {
     public readonly caPem: pulumi.Output<string>;
     /** A Consul provider with the management token: creates the ACL policies and tokens. */
     public readonly provider: consul.Provider;
-    private readonly agents = new Map<string, docker.Container>();
-    private readonly apiUrls = new Map<string, pulumi.Output<string>>();
-    private readonly nodeNames = new Map<string, string>();
-    private readonly runVolumes = new Map<string, pulumi.Output<string>>();
+    private readonly agents = new PerNode<docker.Container>("Consul agent");
+    private readonly apiUrls = new PerNode<pulumi.Output<string>>("Consul agent");
+    private readonly nodeNames = new PerNode<string>("Consul agent");
+    private readonly runVolumes = new PerNode<pulumi.Output<string>>("Consul agent");
 
     constructor(name: string, args: ConsulClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:consul:ConsulCluster", name, {}, opts);
@@ -57,131 +58,151 @@ export class ConsulCluster extends pulumi.ComponentResource {
         for (const node of nodes) {
             const isServer = node.index <= c.servers;
             const nodeName = multiNode ? node.name : `${settings.stack}-consul`;
-            this.nodeNames.set(node.name, nodeName);
+            this.nodeNames.set(node, nodeName);
             const dockerOpts = { parent: this, provider: node.provider, dependsOn: node.ready };
             const image = new docker.RemoteImage(`${name}-${node.name}-image`, { name: c.image, keepLocally: true }, dockerOpts);
             const volume = new docker.Volume(`${name}-${node.name}-data`, { name: `${settings.stack}-consul-data` }, dockerOpts);
             // The agent's HTTP socket, shared with the node's Registrator: in memory, owned by
             // the consul user (a new volume is root's, and Consul runs unprivileged).
-            const run = new docker.Volume(`${name}-${node.name}-run`, {
-                name: `${settings.stack}-consul-run`,
-                driver: "local",
-                driverOpts: { type: "tmpfs", device: "tmpfs", o: `uid=${CONSUL_FILE_OWNER.uid},gid=${CONSUL_FILE_OWNER.gid},mode=0750` },
-            }, dockerOpts);
-            this.runVolumes.set(node.name, run.name);
+            const run = new docker.Volume(
+                `${name}-${node.name}-run`,
+                {
+                    name: `${settings.stack}-consul-run`,
+                    driver: "local",
+                    driverOpts: { type: "tmpfs", device: "tmpfs", o: `uid=${CONSUL_FILE_OWNER.uid},gid=${CONSUL_FILE_OWNER.gid},mode=0750` },
+                },
+                dockerOpts,
+            );
+            this.runVolumes.set(node, run.name);
             const certificate = args.tls.certificateFor(node);
 
-            const retryJoin = c.join === "aws-tags"
-                ? pulumi.output([`provider=aws tag_key=consul-cluster tag_value=${cluster}`])
-                : pulumi.all(serverAddresses).apply((addresses) => addresses.filter((_, i) => i + 1 !== node.index));
-            const config = pulumi.secret(pulumi.all([args.encryptKey, args.managementToken, node.address, retryJoin]).apply(([key, token, address, joins]) =>
-                JSON.stringify(agentConfig({
-                    datacenter: c.datacenter,
-                    nodeName,
-                    server: isServer,
-                    bootstrapExpect: isServer ? c.servers : undefined,
-                    encryptKey: key,
-                    initialManagementToken: isServer ? token : undefined,
-                    retryJoin: multiNode ? joins : [],
-                    // Across hosts, agents gossip through ports published on the node address.
-                    advertiseAddr: multiNode ? address : undefined,
-                    maxConnsPerClient: c.maxConnsPerClient,
-                }), null, 2)));
+            const retryJoin =
+                c.join === "aws-tags"
+                    ? pulumi.output([`provider=aws tag_key=consul-cluster tag_value=${cluster}`])
+                    : pulumi.all(serverAddresses).apply((addresses) => addresses.filter((_, i) => i + 1 !== node.index));
+            const config = pulumi.secret(
+                pulumi.all([args.encryptKey, args.managementToken, node.address, retryJoin]).apply(([key, token, address, joins]) =>
+                    JSON.stringify(
+                        agentConfig({
+                            datacenter: c.datacenter,
+                            nodeName,
+                            server: isServer,
+                            bootstrapExpect: isServer ? c.servers : undefined,
+                            encryptKey: key,
+                            initialManagementToken: isServer ? token : undefined,
+                            retryJoin: multiNode ? joins : [],
+                            // Across hosts, agents gossip through ports published on the node address.
+                            advertiseAddr: multiNode ? address : undefined,
+                            maxConnsPerClient: c.maxConnsPerClient,
+                        }),
+                        null,
+                        2,
+                    ),
+                ),
+            );
             const secretFile = { permissions: "0600", owner: CONSUL_FILE_OWNER.uid, group: CONSUL_FILE_OWNER.gid };
-            const clusterPorts = multiNode ? [
-                { internal: CONSUL_PORTS.server, external: CONSUL_PORTS.server, ip: node.address, protocol: "tcp" },
-                { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "tcp" },
-                { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "udp" },
-            ] : [];
+            const clusterPorts = multiNode
+                ? [
+                      { internal: CONSUL_PORTS.server, external: CONSUL_PORTS.server, ip: node.address, protocol: "tcp" },
+                      { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "tcp" },
+                      { internal: CONSUL_PORTS.serfLan, external: CONSUL_PORTS.serfLan, ip: node.address, protocol: "udp" },
+                  ]
+                : [];
 
-            const container = new docker.Container(`${name}-${node.name}`, {
-                name: `${settings.stack}-consul`,
-                hostname: `${settings.stack}-consul`,
-                image: image.imageId,
-                // The image's entrypoint adds -data-dir and -config-dir (which holds agent.json)
-                // and runs Consul as its unprivileged user.
-                command: ["agent"],
-                envs: [
-                    "SERVICE_IGNORE=true", // Registrator: Consul is not a routed service
-                    // The user the secret files are uploaded for (the image's `consul` user).
-                    `CONSUL_UID=${CONSUL_FILE_OWNER.uid}`,
-                    `CONSUL_GID=${CONSUL_FILE_OWNER.gid}`,
-                ],
-                uploads: [
-                    { file: CONSUL_PATHS.configFile, content: config, ...secretFile },
-                    { file: CONSUL_PATHS.keyFile, content: certificate.keyPem, ...secretFile },
-                    { file: CONSUL_PATHS.certFile, content: certificate.certPem, permissions: "0644" },
-                    { file: CONSUL_PATHS.caFile, content: args.tls.caPem, permissions: "0644" },
-                ],
-                ports: [
-                    { internal: CONSUL_PORTS.https, external: c.httpsPort, ip: c.bindAddress, protocol: "tcp" },
-                    { internal: CONSUL_PORTS.dns, external: c.dnsPort, ip: c.bindAddress, protocol: "udp" },
-                    ...clusterPorts,
-                ],
-                volumes: [
-                    { volumeName: volume.name, containerPath: CONSUL_PATHS.dataDir },
-                    { volumeName: run.name, containerPath: CONSUL_PATHS.runDir },
-                ],
-                networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
-                restart: "unless-stopped",
-                ...LOG_LIMITS,
-                healthcheck: {
-                    // Healthy once the agent sees a cluster with a leader: `consul info` passes
-                    // seconds earlier, and a KV write then is refused with "No cluster leader".
-                    // Over the loopback HTTP listener; the anonymous token may read the catalog.
-                    tests: ["CMD", "consul", "catalog", "nodes"],
-                    interval: "2s", timeout: "2s", retries: 30, startPeriod: "2s",
+            const container = new docker.Container(
+                `${name}-${node.name}`,
+                {
+                    name: `${settings.stack}-consul`,
+                    hostname: `${settings.stack}-consul`,
+                    image: image.imageId,
+                    // The image's entrypoint adds -data-dir and -config-dir (which holds agent.json)
+                    // and runs Consul as its unprivileged user.
+                    command: ["agent"],
+                    envs: [
+                        "SERVICE_IGNORE=true", // Registrator: Consul is not a routed service
+                        // The user the secret files are uploaded for (the image's `consul` user).
+                        `CONSUL_UID=${CONSUL_FILE_OWNER.uid}`,
+                        `CONSUL_GID=${CONSUL_FILE_OWNER.gid}`,
+                    ],
+                    uploads: [
+                        { file: CONSUL_PATHS.configFile, content: config, ...secretFile },
+                        { file: CONSUL_PATHS.keyFile, content: certificate.keyPem, ...secretFile },
+                        { file: CONSUL_PATHS.certFile, content: certificate.certPem, permissions: "0644" },
+                        { file: CONSUL_PATHS.caFile, content: args.tls.caPem, permissions: "0644" },
+                    ],
+                    ports: [
+                        { internal: CONSUL_PORTS.https, external: c.httpsPort, ip: c.bindAddress, protocol: "tcp" },
+                        { internal: CONSUL_PORTS.dns, external: c.dnsPort, ip: c.bindAddress, protocol: "udp" },
+                        ...clusterPorts,
+                    ],
+                    volumes: [
+                        { volumeName: volume.name, containerPath: CONSUL_PATHS.dataDir },
+                        { volumeName: run.name, containerPath: CONSUL_PATHS.runDir },
+                    ],
+                    networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
+                    restart: "unless-stopped",
+                    ...LOG_LIMITS,
+                    healthcheck: {
+                        // Healthy once the agent sees a cluster with a leader: `consul info` passes
+                        // seconds earlier, and a KV write then is refused with "No cluster leader".
+                        // Over the loopback HTTP listener; the anonymous token may read the catalog.
+                        tests: ["CMD", "consul", "catalog", "nodes"],
+                        interval: "2s",
+                        timeout: "2s",
+                        retries: 30,
+                        startPeriod: "2s",
+                    },
+                    // Wait for a healthy agent: the ACL policies and KV keys are written right after.
+                    wait: true,
+                    waitTimeout: 120,
+                    // A fixed name: the old container goes first (its data volume stays).
                 },
-                // Wait for a healthy agent: the ACL policies and KV keys are written right after.
-                wait: true,
-                waitTimeout: 120,
-                // A fixed name: the old container goes first (its data volume stays).
-            }, { ...dockerOpts, deleteBeforeReplace: true });
-            this.agents.set(node.name, container);
-            this.apiUrls.set(node.name, settings.target === "local"
-                ? pulumi.output(`https://${c.bindAddress === "0.0.0.0" ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
-                : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`);
+                { ...dockerOpts, deleteBeforeReplace: true },
+            );
+            this.agents.set(node, container);
+            this.apiUrls.set(
+                node,
+                settings.target === "local"
+                    ? pulumi.output(`https://${c.bindAddress === "0.0.0.0" ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
+                    : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`,
+            );
         }
 
         this.internalAddress = pulumi.output(`${CONSUL_HOST}:${CONSUL_PORTS.https}`);
         this.apiUrl = this.apiUrlOn(nodes[0]);
         this.uiUrl = pulumi.interpolate`${this.apiUrl}/ui/`;
-        this.provider = new consul.Provider(`${name}-provider`, {
-            address: this.apiUrl,
-            scheme: "https",
-            caPem: this.caPem,
-            datacenter: c.datacenter,
-            token: pulumi.secret(args.managementToken),
-        }, { parent: this, dependsOn: nodes.slice(0, c.servers).map((n) => this.agentOn(n)) });
+        this.provider = new consul.Provider(
+            `${name}-provider`,
+            {
+                address: this.apiUrl,
+                scheme: "https",
+                caPem: this.caPem,
+                datacenter: c.datacenter,
+                token: pulumi.secret(args.managementToken),
+            },
+            { parent: this, dependsOn: nodes.slice(0, c.servers).map((n) => this.agentOn(n)) },
+        );
 
         this.registerOutputs({ internalAddress: this.internalAddress, apiUrl: this.apiUrl, uiUrl: this.uiUrl, servers: this.servers, caPem: this.caPem });
     }
 
     /** The agent container on `node`. */
     agentOn(node: Node): docker.Container {
-        const agent = this.agents.get(node.name);
-        if (!agent) throw new Error(`no Consul agent on node ${node.name}`);
-        return agent;
+        return this.agents.on(node);
     }
 
     /** The HTTPS API of the agent on `node`, from the machine running Pulumi. */
     apiUrlOn(node: Node): pulumi.Output<string> {
-        const url = this.apiUrls.get(node.name);
-        if (!url) throw new Error(`no Consul agent on node ${node.name}`);
-        return url;
+        return this.apiUrls.on(node);
     }
 
     /** The volume holding the HTTP socket of the agent on `node` (for the node's Registrator). */
     socketVolumeOn(node: Node): pulumi.Output<string> {
-        const volume = this.runVolumes.get(node.name);
-        if (!volume) throw new Error(`no Consul agent on node ${node.name}`);
-        return volume;
+        return this.runVolumes.on(node);
     }
 
     /** The Consul node name of the agent on `node` (what its agent token is scoped to). */
     nodeNameOf(node: Node): string {
-        const name = this.nodeNames.get(node.name);
-        if (name === undefined) throw new Error(`no Consul agent on node ${node.name}`);
-        return name;
+        return this.nodeNames.on(node);
     }
 }

@@ -9,6 +9,7 @@ import { ConsulClient } from "./consul-client";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
+import { buildImage, withImageDigest } from "./image";
 
 /** Build context of the gateway image, relative to the project (Pulumi runs programs there). */
 export const GATEWAY_IMAGE_CONTEXT = "components/images/gateway";
@@ -22,7 +23,7 @@ export const GATEWAY_CONTAINER_HTTP_PORT = 80;
 /**
  * Where servers may lie, for the template's trust rules (components/images/gateway/haproxy.ctmpl,
  * README "Trust rules"). They change when nodes are added, so they are Pulumi-managed KV keys
- * (components/settings.ts: service/haproxy/networks/*, writable by Pulumi's token only), not
+ * (components/gateway-kv.ts: service/haproxy/networks/*, writable by Pulumi's token only), not
  * the gateway's environment: adding a node updates a key, it never replaces a gateway.
  *   backends  the Docker network's subnet where instances are registered with their container
  *             address (local), the VPC (aws), else each node's address (/32): Registrator
@@ -51,10 +52,7 @@ export function backendNetworks(settings: Settings, nodes: readonly Node[]): pul
 export function trustRuleEnv(settings: Settings): string[] {
     const g = settings.gateway;
     const ports = [...new Set([g.httpPort, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22])];
-    return [
-        `GATEWAY_NODE_PORTS=${ports.join(" ")}`,
-        `GATEWAY_TRUSTED_PROXIES=${g.trustedProxies.join(" ")}`,
-    ];
+    return [`GATEWAY_NODE_PORTS=${ports.join(" ")}`, `GATEWAY_TRUSTED_PROXIES=${g.trustedProxies.join(" ")}`];
 }
 
 export interface GatewayArgs {
@@ -77,69 +75,78 @@ export class Gateway extends pulumi.ComponentResource {
         const { settings, node } = args;
         const g = settings.gateway;
 
-        this.image = new dockerBuild.Image(`${name}-image`, {
-            context: { location: GATEWAY_IMAGE_CONTEXT },
-            dockerfile: { location: `${GATEWAY_IMAGE_CONTEXT}/Dockerfile` },
-            buildArgs: { CONSUL_TEMPLATE_SOURCE: g.consulTemplateSource },
-            tags: [`service-discovery/gateway:${settings.stack}`],
-            network: settings.buildNetwork,
-            push: false,
-            load: true,
-            // A preview never runs Dockerfile RUN steps on a remote node (only on this machine's engine).
-            buildOnPreview: node.buildProvider === undefined,
-        }, { parent: this, provider: node.buildProvider, dependsOn: [...node.ready, node.network] });
-
-        this.container = new docker.Container(name, {
-            name: `${settings.stack}-gateway`,
-            hostname: `${node.name}-gateway`,
-            image: this.image.ref,
-            envs: pulumi.all([args.consul.address, args.consul.token, args.statsPassword, this.image.digest]).apply(([consul, token, password, digest]) => [
-                // The image is referenced by tag (it is only loaded, never pushed): the digest
-                // makes a rebuilt image replace the container.
-                `IMAGE_DIGEST=${digest}`,
-                // consul-template: HTTPS verified against the cluster's CA, its own ACL token.
-                `CONSUL_HTTP_ADDR=${consul}`,
-                "CONSUL_HTTP_SSL=true",
-                `CONSUL_CACERT=${GATEWAY_CONSUL_CA_FILE}`,
-                `CONSUL_HTTP_TOKEN=${token}`,
-                `STATS_USER=${settings.stats.user}`,
-                `STATS_PASSWORD=${password}`,
-                // Registrator: register the gateway itself, never routed (no `rest` tag).
-                "SERVICE_80_NAME=gateway",
-                "SERVICE_1936_NAME=gateway-stats",
-                // Consul checks the registered node address, which only a wildcard bind answers on.
-                ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
-                ...trustRuleEnv(settings),
-            ]),
-            // The image runs as a non-root user (its Dockerfile). It still binds port 80 in its own
-            // network namespace: ports from 80 up are unprivileged there. No capability is needed,
-            // so none is kept, and no-new-privileges stops any gain through setuid or file
-            // capabilities (which is also why those could not be used to bind port 80).
-            sysctls: { "net.ipv4.ip_unprivileged_port_start": String(GATEWAY_CONTAINER_HTTP_PORT) },
-            capabilities: { drops: ["ALL"] },
-            securityOpts: ["no-new-privileges:true"],
-            uploads: [{ file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" }],
-            ports: [
-                { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },
-                { internal: 1936, external: g.statsPort, ip: g.bindAddress, protocol: "tcp" },
-            ],
-            networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
-            restart: "unless-stopped",
-            ...LOG_LIMITS,
-            healthcheck: {
-                // bash, not sh: the image's /bin/sh (dash) has no /dev/tcp.
-                tests: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q 200 <&3"],
-                interval: "5s", timeout: "2s", retries: 3, startPeriod: "5s",
+        this.image = buildImage(
+            `${name}-image`,
+            {
+                settings,
+                node,
+                context: GATEWAY_IMAGE_CONTEXT,
+                tag: `service-discovery/gateway:${settings.stack}`,
+                buildArgs: { CONSUL_TEMPLATE_SOURCE: g.consulTemplateSource },
+                dependsOn: [node.network],
             },
-        }, {
-            parent: this, provider: node.provider, dependsOn: [...node.ready, ...(args.dependsOn ?? [])],
-            // The name is fixed: a replacement (a rebuilt image, new log limits) must remove the
-            // old container before creating the new.
-            deleteBeforeReplace: true,
-        });
+            { parent: this },
+        );
 
-        const host = settings.target !== "local" ? node.publicAddress
-            : pulumi.output(g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress);
+        this.container = new docker.Container(
+            name,
+            {
+                name: `${settings.stack}-gateway`,
+                hostname: `${node.name}-gateway`,
+                image: this.image.ref,
+                envs: withImageDigest(
+                    this.image,
+                    pulumi.all([args.consul.address, args.consul.token, args.statsPassword]).apply(([consul, token, password]) => [
+                        // consul-template: HTTPS verified against the cluster's CA, its own ACL token.
+                        `CONSUL_HTTP_ADDR=${consul}`,
+                        "CONSUL_HTTP_SSL=true",
+                        `CONSUL_CACERT=${GATEWAY_CONSUL_CA_FILE}`,
+                        `CONSUL_HTTP_TOKEN=${token}`,
+                        `STATS_USER=${settings.stats.user}`,
+                        `STATS_PASSWORD=${password}`,
+                        // Registrator: register the gateway itself, never routed (no `rest` tag).
+                        "SERVICE_80_NAME=gateway",
+                        "SERVICE_1936_NAME=gateway-stats",
+                        // Consul checks the registered node address, which only a wildcard bind answers on.
+                        ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
+                        ...trustRuleEnv(settings),
+                    ]),
+                ),
+                // The image runs as a non-root user (its Dockerfile). It still binds port 80 in its own
+                // network namespace: ports from 80 up are unprivileged there. No capability is needed,
+                // so none is kept, and no-new-privileges stops any gain through setuid or file
+                // capabilities (which is also why those could not be used to bind port 80).
+                sysctls: { "net.ipv4.ip_unprivileged_port_start": String(GATEWAY_CONTAINER_HTTP_PORT) },
+                capabilities: { drops: ["ALL"] },
+                securityOpts: ["no-new-privileges:true"],
+                uploads: [{ file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" }],
+                ports: [
+                    { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },
+                    { internal: 1936, external: g.statsPort, ip: g.bindAddress, protocol: "tcp" },
+                ],
+                networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
+                restart: "unless-stopped",
+                ...LOG_LIMITS,
+                healthcheck: {
+                    // bash, not sh: the image's /bin/sh (dash) has no /dev/tcp.
+                    tests: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q 200 <&3"],
+                    interval: "5s",
+                    timeout: "2s",
+                    retries: 3,
+                    startPeriod: "5s",
+                },
+            },
+            {
+                parent: this,
+                provider: node.provider,
+                dependsOn: [...node.ready, ...(args.dependsOn ?? [])],
+                // The name is fixed: a replacement (a rebuilt image, new log limits) must remove the
+                // old container before creating the new.
+                deleteBeforeReplace: true,
+            },
+        );
+
+        const host = settings.target !== "local" ? node.publicAddress : pulumi.output(g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress);
         this.url = pulumi.interpolate`http://${host}${g.httpPort === 80 ? "" : `:${g.httpPort}`}`;
         this.statsUrl = pulumi.interpolate`http://${host}:${g.statsPort}/`;
 

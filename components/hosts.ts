@@ -111,19 +111,37 @@ export class Hosts extends pulumi.ComponentResource {
 
         this.nodes = engines.map((engine, i) => {
             const node = names[i];
-            const provider = new docker.Provider(node, {
-                host: engine.host, certPath: engine.certPath, sshOpts: engine.sshOpts,
-            }, { parent: this, dependsOn: engine.ready });
-            const buildProvider = engine.host === undefined ? undefined
-                : new dockerBuild.Provider(`${node}-build`, { host: engine.host }, { parent: this, dependsOn: engine.ready });
-            const network = new docker.Network(`${node}-network`, {
-                name: `${settings.network.name}-${settings.stack}`,
-                driver: "bridge",
-                ipamConfigs: [{ subnet: settings.network.subnet, gateway: settings.network.gateway }],
-            }, { parent: this, provider, dependsOn: engine.ready });
+            const provider = new docker.Provider(
+                node,
+                {
+                    host: engine.host,
+                    certPath: engine.certPath,
+                    sshOpts: engine.sshOpts,
+                },
+                { parent: this, dependsOn: engine.ready },
+            );
+            const buildProvider =
+                engine.host === undefined
+                    ? undefined
+                    : new dockerBuild.Provider(`${node}-build`, { host: engine.host }, { parent: this, dependsOn: engine.ready });
+            const network = new docker.Network(
+                `${node}-network`,
+                {
+                    name: `${settings.network.name}-${settings.stack}`,
+                    driver: "bridge",
+                    ipamConfigs: [{ subnet: settings.network.subnet, gateway: settings.network.gateway }],
+                },
+                { parent: this, provider, dependsOn: engine.ready },
+            );
             return {
-                name: node, index: i + 1, provider, buildProvider, network, ready: engine.ready,
-                address: pulumi.output(engine.address), publicAddress: pulumi.output(engine.publicAddress),
+                name: node,
+                index: i + 1,
+                provider,
+                buildProvider,
+                network,
+                ready: engine.ready,
+                address: pulumi.output(engine.address),
+                publicAddress: pulumi.output(engine.publicAddress),
                 subnet: settings.network.subnet,
                 registersContainerAddresses: registersContainerAddresses(settings.target),
             };
@@ -132,18 +150,29 @@ export class Hosts extends pulumi.ComponentResource {
         this.registerOutputs({ nodes: this.nodes.map((n) => ({ name: n.name, address: n.address })) });
     }
 
+    /** The node with the 1-based number `n`, as the config names nodes (edgeNodes). */
+    numbered(n: number): Node {
+        const node = this.nodes.find((x) => x.index === n);
+        if (!node) throw new Error(`no node number ${n}; the stack has nodes 1 to ${this.nodes.length}`);
+        return node;
+    }
+
     /** A docker-machine VM with the VirtualBox driver; its IP is the node address. */
     private virtualMachine(node: string, settings: Settings): Engine {
         const machine = `${settings.project}-${node}`;
         const vb = settings.virtualbox;
-        const vm = new command.local.Command(`${node}-machine`, {
-            create: [
-                `docker-machine create --driver virtualbox --virtualbox-cpu-count ${vb.cpus}`,
-                `--virtualbox-memory ${vb.memoryMb} --virtualbox-disk-size ${vb.diskMb} ${machine} >&2`,
-                `&& docker-machine ip ${machine}`,
-            ].join(" "),
-            delete: `docker-machine rm -y ${machine}`,
-        }, { parent: this });
+        const vm = new command.local.Command(
+            `${node}-machine`,
+            {
+                create: [
+                    `docker-machine create --driver virtualbox --virtualbox-cpu-count ${vb.cpus}`,
+                    `--virtualbox-memory ${vb.memoryMb} --virtualbox-disk-size ${vb.diskMb} ${machine} >&2`,
+                    `&& docker-machine ip ${machine}`,
+                ].join(" "),
+                delete: `docker-machine rm -y ${machine}`,
+            },
+            { parent: this },
+        );
         const ip = vm.stdout.apply((out) => out.trim());
         return {
             host: pulumi.interpolate`tcp://${ip}:2376`,

@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
+import { buildImage, withImageDigest } from "./image";
 
 /** Build context of the proxy image, relative to the project (Pulumi runs programs there). */
 export const SOCKET_PROXY_IMAGE_CONTEXT = "components/images/socket-proxy";
@@ -39,56 +40,68 @@ export class DockerSocketProxy extends pulumi.ComponentResource {
         super("service-discovery:registrator:DockerSocketProxy", name, {}, opts);
         const { settings, node } = args;
 
-        this.network = new docker.Network(`${name}-network`, {
-            name: `${settings.network.name}-${settings.stack}-docker-api`,
-            driver: "bridge",
-            // No gateway out of it and, with Docker's isolation rules, no traffic from other networks.
-            internal: true,
-            // The engine picks its subnet: after the node network, so it never takes that fixed one.
-        }, { parent: this, provider: node.provider, dependsOn: [...node.ready, node.network] });
-
-        this.image = new dockerBuild.Image(`${name}-image`, {
-            context: { location: SOCKET_PROXY_IMAGE_CONTEXT },
-            dockerfile: { location: `${SOCKET_PROXY_IMAGE_CONTEXT}/Dockerfile` },
-            tags: [`${SOCKET_PROXY_IMAGE_REPOSITORY}:${settings.stack}`],
-            network: settings.buildNetwork,
-            push: false,
-            load: true,
-            // A preview never runs Dockerfile RUN steps on a remote node (only on this machine's engine).
-            buildOnPreview: node.buildProvider === undefined,
-        }, { parent: this, provider: node.buildProvider, dependsOn: node.ready });
-
-        this.container = new docker.Container(name, {
-            name: `${node.name}-docker-socket-proxy`,
-            hostname: `${node.name}-docker-socket-proxy`,
-            image: this.image.ref,
-            envs: this.image.digest.apply((digest) => [
-                // Referenced by tag (loaded, never pushed): the digest makes a rebuild replace it.
-                `IMAGE_DIGEST=${digest}`,
-                // Not a service: Registrator must never register it, whatever its mode.
-                "SERVICE_IGNORE=true",
-            ]),
-            // Read-only: the container cannot chmod/chown the host's socket file. It still has
-            // the whole API through it; the proxy's rules are what limit its clients.
-            volumes: [{ hostPath: settings.registrator.dockerSocket, containerPath: SOCKET_PROXY_SOCKET_PATH, readOnly: true }],
-            networksAdvanced: [{ name: this.network.name, aliases: [SOCKET_PROXY_ALIAS] }],
-            // Root only to switch to the socket's group (entrypoint.sh); HAProxy itself runs
-            // without capabilities and cannot gain any (no-new-privileges, empty bounding set).
-            capabilities: { drops: ["ALL"], adds: ["SETUID", "SETGID", "SETPCAP"] },
-            securityOpts: ["no-new-privileges:true"],
-            readOnly: true,
-            restart: "unless-stopped",
-            ...LOG_LIMITS,
-            healthcheck: {
-                // Through the proxy to the engine: healthy only when the socket answers too.
-                tests: ["CMD", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${SOCKET_PROXY_PORT} && printf 'GET /_ping HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '`],
-                interval: "10s", timeout: "3s", retries: 3, startPeriod: "5s",
+        this.network = new docker.Network(
+            `${name}-network`,
+            {
+                name: `${settings.network.name}-${settings.stack}-docker-api`,
+                driver: "bridge",
+                // No gateway out of it and, with Docker's isolation rules, no traffic from other networks.
+                internal: true,
+                // The engine picks its subnet: after the node network, so it never takes that fixed one.
             },
-            // Registrator starts after it: it exits when the engine does not answer at start.
-            wait: true,
-            waitTimeout: 60,
-            // A fixed name: the old container must go before its replacement is created.
-        }, { parent: this, provider: node.provider, dependsOn: node.ready, deleteBeforeReplace: true });
+            { parent: this, provider: node.provider, dependsOn: [...node.ready, node.network] },
+        );
+
+        this.image = buildImage(
+            `${name}-image`,
+            {
+                settings,
+                node,
+                context: SOCKET_PROXY_IMAGE_CONTEXT,
+                tag: `${SOCKET_PROXY_IMAGE_REPOSITORY}:${settings.stack}`,
+            },
+            { parent: this },
+        );
+
+        this.container = new docker.Container(
+            name,
+            {
+                name: `${node.name}-docker-socket-proxy`,
+                hostname: `${node.name}-docker-socket-proxy`,
+                image: this.image.ref,
+                // Not a service: Registrator must never register it, whatever its mode.
+                envs: withImageDigest(this.image, ["SERVICE_IGNORE=true"]),
+                // Read-only: the container cannot chmod/chown the host's socket file. It still has
+                // the whole API through it; the proxy's rules are what limit its clients.
+                volumes: [{ hostPath: settings.registrator.dockerSocket, containerPath: SOCKET_PROXY_SOCKET_PATH, readOnly: true }],
+                networksAdvanced: [{ name: this.network.name, aliases: [SOCKET_PROXY_ALIAS] }],
+                // Root only to switch to the socket's group (entrypoint.sh); HAProxy itself runs
+                // without capabilities and cannot gain any (no-new-privileges, empty bounding set).
+                capabilities: { drops: ["ALL"], adds: ["SETUID", "SETGID", "SETPCAP"] },
+                securityOpts: ["no-new-privileges:true"],
+                readOnly: true,
+                restart: "unless-stopped",
+                ...LOG_LIMITS,
+                healthcheck: {
+                    // Through the proxy to the engine: healthy only when the socket answers too.
+                    tests: [
+                        "CMD",
+                        "bash",
+                        "-c",
+                        `exec 3<>/dev/tcp/127.0.0.1/${SOCKET_PROXY_PORT} && printf 'GET /_ping HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '`,
+                    ],
+                    interval: "10s",
+                    timeout: "3s",
+                    retries: 3,
+                    startPeriod: "5s",
+                },
+                // Registrator starts after it: it exits when the engine does not answer at start.
+                wait: true,
+                waitTimeout: 60,
+                // A fixed name: the old container must go before its replacement is created.
+            },
+            { parent: this, provider: node.provider, dependsOn: node.ready, deleteBeforeReplace: true },
+        );
 
         this.dockerHost = `tcp://${SOCKET_PROXY_ALIAS}:${SOCKET_PROXY_PORT}`;
         this.registerOutputs({ containerName: this.container.name, networkName: this.network.name, dockerHost: this.dockerHost });

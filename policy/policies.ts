@@ -31,7 +31,8 @@ const pinnedImages: ResourceValidationPolicy = {
     enforcementLevel: "mandatory",
     validateResource: [
         validateResourceOfType(docker.Container, (c, _args, report) => {
-            if (typeof c.image === "string" && !isPinnedImage(c.image)) report(`container ${c.name ?? ""} runs image "${c.image}" without a pinned tag or digest`);
+            if (typeof c.image === "string" && !isPinnedImage(c.image))
+                report(`container ${c.name ?? ""} runs image "${c.image}" without a pinned tag or digest`);
         }),
         validateResourceOfType(docker.RemoteImage, (img, _args, report) => {
             if (!isPinnedImage(img.name)) report(`image "${img.name}" is pulled without a pinned tag or digest`);
@@ -67,7 +68,8 @@ function known<T>(read: () => T): T | undefined {
 // only while nothing but its internal network reaches it.
 const dockerSocketOnlyInProxy: StackValidationPolicy = {
     name: "docker-socket-proxy-only",
-    description: "Only the Docker socket proxy mounts the Docker socket (any other container reaches Docker through it), " +
+    description:
+        "Only the Docker socket proxy mounts the Docker socket (any other container reaches Docker through it), " +
         "and the proxy publishes no port, joins only internal networks, and runs with no-new-privileges, unprivileged.",
     enforcementLevel: "mandatory",
     validateStack: (args, report) => {
@@ -80,25 +82,29 @@ const dockerSocketOnlyInProxy: StackValidationPolicy = {
             const c = r.asType(docker.Container);
             if (!c) continue;
             const name = `container ${c.name ?? r.name}`;
-            const sources = [
-                ...(c.volumes ?? []).map((v) => v.hostPath),
-                ...(c.mounts ?? []).filter((m) => m.type === "bind").map((m) => m.source),
-            ].filter((x): x is string => typeof x === "string" && exposesDockerSocket(x));
+            const sources = [...(c.volumes ?? []).map((v) => v.hostPath), ...(c.mounts ?? []).filter((m) => m.type === "bind").map((m) => m.source)].filter(
+                (x): x is string => typeof x === "string" && exposesDockerSocket(x),
+            );
             if (sources.length === 0) continue;
             // The image ref of a build is unknown in a preview that does not build: the other
             // rules still run, and `pulumi up` checks the image.
             const image = known(() => c.image);
             if (typeof image === "string" && !image.startsWith(`${SOCKET_PROXY_IMAGE_REPOSITORY}:`) && !image.startsWith(`${SOCKET_PROXY_IMAGE_REPOSITORY}@`)) {
-                report(`${name} mounts ${sources.join(", ")}: only the Docker socket proxy (image ${SOCKET_PROXY_IMAGE_REPOSITORY}) may mount the Docker socket; give the container DOCKER_HOST=tcp://docker-socket-proxy:2375 on the proxy's network instead (a read-only mount does not stop API writes)`);
+                report(
+                    `${name} mounts ${sources.join(", ")}: only the Docker socket proxy (image ${SOCKET_PROXY_IMAGE_REPOSITORY}) may mount the Docker socket; give the container DOCKER_HOST=tcp://docker-socket-proxy:2375 on the proxy's network instead (a read-only mount does not stop API writes)`,
+                );
                 continue;
             }
             if ((c.ports ?? []).length > 0) report(`${name} (the Docker socket proxy) publishes ports; it must be reachable only on its internal network`);
-            if (c.networkMode !== undefined && !internal.has(c.networkMode)) report(`${name} (the Docker socket proxy) has networkMode ${JSON.stringify(c.networkMode)}; it must be on internal networks only`);
+            if (c.networkMode !== undefined && !internal.has(c.networkMode))
+                report(`${name} (the Docker socket proxy) has networkMode ${JSON.stringify(c.networkMode)}; it must be on internal networks only`);
             const networks = (c.networksAdvanced ?? []).map((n) => n.name);
             if (networks.length === 0) report(`${name} (the Docker socket proxy) joins no network of the stack; it must be on an internal one`);
-            for (const n of networks.filter((x) => !internal.has(x))) report(`${name} (the Docker socket proxy) joins network ${n}, which is not a network of the stack marked internal`);
+            for (const n of networks.filter((x) => !internal.has(x)))
+                report(`${name} (the Docker socket proxy) joins network ${n}, which is not a network of the stack marked internal`);
             if (c.privileged === true) report(`${name} (the Docker socket proxy) is privileged`);
-            if (!(c.securityOpts ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o))) report(`${name} (the Docker socket proxy) runs without securityOpts no-new-privileges:true`);
+            if (!(c.securityOpts ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o)))
+                report(`${name} (the Docker socket proxy) runs without securityOpts no-new-privileges:true`);
         }
     },
 };
@@ -143,7 +149,7 @@ const hardenedInstances: ResourceValidationPolicy = {
     description: "EC2 instances require IMDSv2 and encrypt every volume.",
     enforcementLevel: "mandatory",
     validateResource: validateResourceOfType(aws.ec2.Instance, (i, _args, report) => {
-        if (i.metadataOptions?.httpTokens !== "required") report("instance does not require IMDSv2 (metadataOptions.httpTokens must be \"required\")");
+        if (i.metadataOptions?.httpTokens !== "required") report('instance does not require IMDSv2 (metadataOptions.httpTokens must be "required")');
         if (i.rootBlockDevice?.encrypted !== true) report("instance root volume is not encrypted (rootBlockDevice.encrypted must be true)");
         for (const v of i.ebsBlockDevices ?? []) if (v.encrypted !== true) report(`EBS volume ${v.deviceName} is not encrypted`);
     }),
@@ -183,7 +189,8 @@ export function consulAgentOf(c: { command?: string[]; uploads?: { file?: string
 
 const strongCredentials: ResourceValidationPolicy = {
     name: "credentials-strong",
-    description: "The gateway's stats password and Consul's gossip key are set, strong and never a known default. " +
+    description:
+        "The gateway's stats password and Consul's gossip key are set, strong and never a known default. " +
         "(Policies see secrets unwrapped; that they are Pulumi secrets is asserted by the program's graph tests.)",
     enforcementLevel: "mandatory",
     validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
@@ -211,18 +218,23 @@ export function logSizeBytes(value: unknown): number | undefined {
 
 const containerLogLimits: ResourceValidationPolicy = {
     name: "container-log-limits",
-    description: "Every container keeps its logs within a bound: the json-file driver with max-size (and a positive max-file if set), or the local driver, which rotates by default.",
+    description:
+        "Every container keeps its logs within a bound: the json-file driver with max-size (and a positive max-file if set), or the local driver, which rotates by default.",
     enforcementLevel: "mandatory",
     validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
         // Unset, the node's daemon default decides: an unbounded json-file unless someone changed it.
         if (c.logDriver !== "json-file" && c.logDriver !== "local") {
-            report(`container ${c.name ?? ""}: log driver ${c.logDriver === undefined ? "unset (the daemon's default)" : `"${c.logDriver}"`} has no size limit the stack controls; use json-file with max-size/max-file, or local`);
+            report(
+                `container ${c.name ?? ""}: log driver ${c.logDriver === undefined ? "unset (the daemon's default)" : `"${c.logDriver}"`} has no size limit the stack controls; use json-file with max-size/max-file, or local`,
+            );
             return;
         }
         const opts = c.logOpts ?? {};
         // local rotates by default (5 files of 20 MB); json-file only with max-size.
         if ((c.logDriver === "json-file" || opts["max-size"] !== undefined) && logSizeBytes(opts["max-size"]) === undefined) {
-            report(`container ${c.name ?? ""}: ${c.logDriver} logs need a positive max-size, else they grow without limit (logOpts max-size ${JSON.stringify(opts["max-size"] ?? null)})`);
+            report(
+                `container ${c.name ?? ""}: ${c.logDriver} logs need a positive max-size, else they grow without limit (logOpts max-size ${JSON.stringify(opts["max-size"] ?? null)})`,
+            );
         }
         if (opts["max-file"] !== undefined && !/^[1-9][0-9]*$/.test(opts["max-file"])) {
             report(`container ${c.name ?? ""}: logOpts max-file ${JSON.stringify(opts["max-file"])} is not a positive number of files`);
@@ -242,7 +254,10 @@ const oddConsulServers: StackValidationPolicy = {
         if (servers.length === 0) return;
         if (servers.length % 2 === 0) report(`${servers.length} Consul servers: an even number loses quorum as easily as one fewer`);
         for (const s of servers) {
-            if (s.bootstrapExpect !== servers.length) report(`a Consul server has ${s.bootstrapExpect === undefined ? "no bootstrap_expect" : `bootstrap_expect ${s.bootstrapExpect}`} but ${servers.length} servers exist`);
+            if (s.bootstrapExpect !== servers.length)
+                report(
+                    `a Consul server has ${s.bootstrapExpect === undefined ? "no bootstrap_expect" : `bootstrap_expect ${s.bootstrapExpect}`} but ${servers.length} servers exist`,
+                );
         }
     },
 };
@@ -256,22 +271,40 @@ const consulSecured: ResourceValidationPolicy = {
         if (!agent) return;
         const name = c.name ?? "";
         if (!agent.config) {
-            report(`Consul agent ${name} is configured by flags: ACLs and TLS need its config file (/consul/config/*.json), and flags put secrets on the command line`);
+            report(
+                `Consul agent ${name} is configured by flags: ACLs and TLS need its config file (/consul/config/*.json), and flags put secrets on the command line`,
+            );
             return;
         }
         const acl = agent.config.acl ?? {};
-        if (acl.enabled !== true || acl.default_policy !== "deny") report(`Consul agent ${name}: ACLs must be enabled with default_policy "deny" (acl.enabled ${acl.enabled}, default_policy ${JSON.stringify(acl.default_policy)})`);
+        if (acl.enabled !== true || acl.default_policy !== "deny")
+            report(
+                `Consul agent ${name}: ACLs must be enabled with default_policy "deny" (acl.enabled ${acl.enabled}, default_policy ${JSON.stringify(acl.default_policy)})`,
+            );
         const tls = agent.config.tls ?? {};
         const d = tls.defaults ?? {};
         if (d.verify_incoming !== true || d.verify_outgoing !== true || tls.internal_rpc?.verify_server_hostname !== true) {
             report(`Consul agent ${name}: TLS must set verify_incoming, verify_outgoing and verify_server_hostname`);
         }
         // Plain HTTP: the agent's loopback and UNIX sockets (in a volume) only, never an address others reach.
-        const http = String(agent.config.addresses?.http ?? "0.0.0.0").split(/\s+/).filter(Boolean);
+        const http = String(agent.config.addresses?.http ?? "0.0.0.0")
+            .split(/\s+/)
+            .filter(Boolean);
         if (!http.every((a) => a === "127.0.0.1" || a.startsWith("unix://"))) {
-            report(`Consul agent ${name}: plain HTTP must answer only on the agent's loopback or a UNIX socket (addresses.http ${JSON.stringify(agent.config.addresses?.http ?? null)})`);
+            report(
+                `Consul agent ${name}: plain HTTP must answer only on the agent's loopback or a UNIX socket (addresses.http ${JSON.stringify(agent.config.addresses?.http ?? null)})`,
+            );
         }
     }),
 };
 
-export const policies = [pinnedImages, dockerSocketOnlyInProxy, onlyGatewayPublic, hardenedInstances, strongCredentials, oddConsulServers, containerLogLimits, consulSecured];
+export const policies = [
+    pinnedImages,
+    dockerSocketOnlyInProxy,
+    onlyGatewayPublic,
+    hardenedInstances,
+    strongCredentials,
+    oddConsulServers,
+    containerLogLimits,
+    consulSecured,
+];

@@ -46,7 +46,9 @@ function which(name) {
             try {
                 fs.accessSync(candidate, fs.constants.X_OK);
                 if (fs.statSync(candidate).isFile()) return candidate;
-            } catch { /* next */ }
+            } catch {
+                /* next */
+            }
         }
     }
     return undefined;
@@ -73,8 +75,10 @@ function checkNode() {
     const wanted = Number((/>=\s*([0-9]+)/.exec((pkg.engines && pkg.engines.node) || "") || [])[1] || 0);
     const major = Number(process.versions.node.split(".")[0]);
     if (major < wanted) {
-        problem(`Node.js ${process.version} is too old: this project needs Node.js ${wanted} or newer (package.json "engines"; the Pulumi SDK requires it)`,
-            `install Node.js ${wanted} LTS or newer (https://nodejs.org/en/download, or with nvm: nvm install ${wanted} && nvm use ${wanted}), then run this again`);
+        problem(
+            `Node.js ${process.version} is too old: this project needs Node.js ${wanted} or newer (package.json "engines"; the Pulumi SDK requires it)`,
+            `install Node.js ${wanted} LTS or newer (https://nodejs.org/en/download, or with nvm: nvm install ${wanted} && nvm use ${wanted}), then run this again`,
+        );
     } else {
         found.push(`node ${process.version}`);
     }
@@ -83,19 +87,25 @@ function checkNode() {
 function checkPulumi() {
     const pulumi = which("pulumi");
     if (!pulumi) {
-        problem("Pulumi CLI: `pulumi` is not on PATH",
-            "install it (https://www.pulumi.com/docs/install/; macOS: brew install pulumi/tap/pulumi, Windows: winget install pulumi), open a new shell, check with `pulumi version`");
+        problem(
+            "Pulumi CLI: `pulumi` is not on PATH",
+            "install it (https://www.pulumi.com/docs/install/; macOS: brew install pulumi/tap/pulumi, Windows: winget install pulumi), open a new shell, check with `pulumi version`",
+        );
         return;
     }
     const r = run(pulumi, ["version"], 15000);
     const v = versionTuple(r.out);
     if (r.code !== 0 || !v) {
-        problem(`Pulumi CLI: \`${pulumi} version\` failed${r.timedOut ? " (no answer within 15 s)" : ""}: ${r.err || r.out || (r.error && r.error.message) || "no output"}`,
-            "reinstall the Pulumi CLI (https://www.pulumi.com/docs/install/)");
+        problem(
+            `Pulumi CLI: \`${pulumi} version\` failed${r.timedOut ? " (no answer within 15 s)" : ""}: ${r.err || r.out || (r.error && r.error.message) || "no output"}`,
+            "reinstall the Pulumi CLI (https://www.pulumi.com/docs/install/)",
+        );
         return;
     }
     if (older(v, MIN_PULUMI)) {
-        notes.push(`Pulumi CLI ${r.out} is older than v${MIN_PULUMI.join(".")}, the oldest this project is used with: upgrade it (https://www.pulumi.com/docs/install/) if a command below fails`);
+        notes.push(
+            `Pulumi CLI ${r.out} is older than v${MIN_PULUMI.join(".")}, the oldest this project is used with: upgrade it (https://www.pulumi.com/docs/install/) if a command below fails`,
+        );
     }
     found.push(`pulumi ${r.out}`);
 }
@@ -133,8 +143,10 @@ function checkDocker(stack) {
     }
     const docker = which("docker");
     if (!docker) {
-        problem("Docker: the `docker` command is not on PATH",
-            "install Docker Desktop (macOS, Windows: https://docs.docker.com/desktop/) or Docker Engine (Linux: https://docs.docker.com/engine/install/), start it, check with `docker info`");
+        problem(
+            "Docker: the `docker` command is not on PATH",
+            "install Docker Desktop (macOS, Windows: https://docs.docker.com/desktop/) or Docker Engine (Linux: https://docs.docker.com/engine/install/), start it, check with `docker info`",
+        );
         return;
     }
     // Pulumi's Docker providers use DOCKER_HOST (or DOCKER_CONTEXT), else the default socket;
@@ -162,7 +174,9 @@ function checkDocker(stack) {
     found.push(`Docker ${r.out} at ${host}`);
     const info = run(docker, [...args, "info", "--format", "{{json .SecurityOptions}}"], DOCKER_TIMEOUT_MS);
     if (/rootless/.test(info.out)) {
-        notes.push("rootless Docker: ports below 1024 (the gateway's 80) need `sudo sysctl net.ipv4.ip_unprivileged_port_start=80`, or `pulumi config set --path gateway.httpPort 8080`; Registrator needs the engine's socket: `pulumi config set --path registrator.dockerSocket $XDG_RUNTIME_DIR/docker.sock`");
+        notes.push(
+            "rootless Docker: ports below 1024 (the gateway's 80) need `sudo sysctl net.ipv4.ip_unprivileged_port_start=80`, or `pulumi config set --path gateway.httpPort 8080`; Registrator needs the engine's socket: `pulumi config set --path registrator.dockerSocket $XDG_RUNTIME_DIR/docker.sock`",
+        );
     }
 }
 
@@ -186,7 +200,10 @@ function checkPassphrase(stack) {
             fs.accessSync(resolved, fs.constants.R_OK);
             found.push("passphrase from PULUMI_CONFIG_PASSPHRASE_FILE");
         } catch {
-            problem(`passphrase: PULUMI_CONFIG_PASSPHRASE_FILE=${file} cannot be read`, "point it at a readable file holding the stack's passphrase, or unset it");
+            problem(
+                `passphrase: PULUMI_CONFIG_PASSPHRASE_FILE=${file} cannot be read`,
+                "point it at a readable file holding the stack's passphrase, or unset it",
+            );
         }
         return;
     }
@@ -198,8 +215,10 @@ function checkPassphrase(stack) {
         found.push("passphrase: Pulumi will ask for it");
         return;
     }
-    problem(`passphrase: the ${stack} stack's secrets are encrypted with a passphrase, and there is no terminal to ask for it`,
-        "set PULUMI_CONFIG_PASSPHRASE, or PULUMI_CONFIG_PASSPHRASE_FILE=<file holding it> (the same one every time: it decrypts the stack's secrets)");
+    problem(
+        `passphrase: the ${stack} stack's secrets are encrypted with a passphrase, and there is no terminal to ask for it`,
+        "set PULUMI_CONFIG_PASSPHRASE, or PULUMI_CONFIG_PASSPHRASE_FILE=<file holding it> (the same one every time: it decrypts the stack's secrets)",
+    );
 }
 
 const stack = stackName();
@@ -218,4 +237,6 @@ if (problems.length > 0) {
     }
     process.exit(1);
 }
-console.error(`preflight: ok: ${found.join(", ")}; backend ${backend || "(the CLI's login)"}${process.env.PULUMI_BACKEND_URL ? " (PULUMI_BACKEND_URL)" : " (Pulumi.yaml)"}; stack ${stack}`);
+console.error(
+    `preflight: ok: ${found.join(", ")}; backend ${backend || "(the CLI's login)"}${process.env.PULUMI_BACKEND_URL ? " (PULUMI_BACKEND_URL)" : " (Pulumi.yaml)"}; stack ${stack}`,
+);

@@ -26,16 +26,20 @@ const url = new URL("/v1/agent/token/agent", env.CONSUL_HTTP_ADDR);
 function put() {
     return new Promise((resolve) => {
         const body = JSON.stringify({ Token: env.CONSUL_AGENT_TOKEN });
-        const req = https.request(url, {
-            method: "PUT",
-            ca: env.CONSUL_CACERT_PEM,
-            headers: { "X-Consul-Token": env.CONSUL_HTTP_TOKEN, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
-            timeout: 10_000,
-        }, (res) => {
-            let text = "";
-            res.on("data", (d) => (text += d));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, text: text.trim() }));
-        });
+        const req = https.request(
+            url,
+            {
+                method: "PUT",
+                ca: env.CONSUL_CACERT_PEM,
+                headers: { "X-Consul-Token": env.CONSUL_HTTP_TOKEN, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+                timeout: 10_000,
+            },
+            (res) => {
+                let text = "";
+                res.on("data", (d) => (text += d));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, text: text.trim() }));
+            },
+        );
         req.on("timeout", () => req.destroy(new Error("timed out")));
         req.on("error", (e) => resolve({ status: 0, text: e.message }));
         req.end(body);

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { KV_PREFIX } from "../../components/settings";
+import { KV_PREFIX } from "../../components/gateway-kv";
 import { Gateway, Harness, httpRequest, sleep, waitFor, type Backend } from "./harness";
 
 describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, () => {
@@ -13,13 +13,16 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
     let a: Backend;
     let b: Backend;
 
-    before(async () => {
-        h = await Harness.start();
-        a = await h.addInstance("acl-v1", "acl-a");
-        b = await h.addInstance("acl-v1", "acl-b");
-        await h.waitForRoute("/acl/v1/", { instance: "acl-a" });
-        await h.waitForRoute("/acl/v1/", { instance: "acl-b" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            a = await h.addInstance("acl-v1", "acl-a");
+            b = await h.addInstance("acl-v1", "acl-b");
+            await h.waitForRoute("/acl/v1/", { instance: "acl-a" });
+            await h.waitForRoute("/acl/v1/", { instance: "acl-b" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();
@@ -36,7 +39,14 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
         assert.deepEqual([...seen].sort(), ["acl-a", "acl-b"]);
     }
 
-    const rogue = (id: string) => ({ ID: id, Name: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: a.port, Check: { HTTP: `http://127.0.0.1:${a.port}/health`, Interval: "1s", Status: "passing" as const } });
+    const rogue = (id: string) => ({
+        ID: id,
+        Name: "acl-v1",
+        Tags: ["rest"],
+        Address: "127.0.0.1",
+        Port: a.port,
+        Check: { HTTP: `http://127.0.0.1:${a.port}/health`, Interval: "1s", Status: "passing" as const },
+    });
 
     it("refuses anonymous register, deregister and KV writes (403)", async () => {
         const reg = await h.consul.tryRegister(rogue("anon-rogue"), "");
@@ -47,10 +57,19 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
             const kv = await h.consul.api("PUT", `/v1/kv/${key}`, "1", "");
             assert.equal(kv.status, 403, `${key}: ${kv.body}`);
         }
-        const catalog = await h.consul.api("PUT", "/v1/catalog/register", { Node: h.consul.nodeName, Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: 1 } }, "");
+        const catalog = await h.consul.api(
+            "PUT",
+            "/v1/catalog/register",
+            { Node: h.consul.nodeName, Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: 1 } },
+            "",
+        );
         assert.equal(catalog.status, 403, catalog.body);
         // The agent's socket (Registrator's way in) is plain HTTP, but ACLs apply there too.
-        const viaSocket = await httpRequest("http://consul/v1/agent/service/register", { method: "PUT", body: JSON.stringify(rogue("socket-rogue")), socketPath: h.consul.socketPath });
+        const viaSocket = await httpRequest("http://consul/v1/agent/service/register", {
+            method: "PUT",
+            body: JSON.stringify(rogue("socket-rogue")),
+            socketPath: h.consul.socketPath,
+        });
         assert.equal(viaSocket.status, 403, viaSocket.body);
         // A token Consul does not know is no better than none.
         const forged = await h.consul.tryRegister(rogue("forged-rogue"), randomUUID());
@@ -72,9 +91,19 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
             const kv = await h.consul.api("PUT", `/v1/kv/${key}`, "1", r);
             assert.equal(kv.status, 403, `${key}: ${kv.body}`);
         }
-        const other = await h.consul.api("PUT", "/v1/catalog/register", { Node: "some-other-node", Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: a.port } }, r);
+        const other = await h.consul.api(
+            "PUT",
+            "/v1/catalog/register",
+            { Node: "some-other-node", Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: a.port } },
+            r,
+        );
         assert.equal(other.status, 403, other.body);
-        const own = await h.consul.api("PUT", "/v1/catalog/register", { Node: h.consul.nodeName, Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: a.port } }, r);
+        const own = await h.consul.api(
+            "PUT",
+            "/v1/catalog/register",
+            { Node: h.consul.nodeName, Address: "127.0.0.1", Service: { Service: "acl-v1", Tags: ["rest"], Address: "127.0.0.1", Port: a.port } },
+            r,
+        );
         assert.equal(own.status, 403, `catalog writes need node write, Registrator has node read: ${own.body}`);
         const acl = await h.consul.api("PUT", "/v1/acl/token", { Description: "escalate", Policies: [{ Name: "global-management" }] }, r);
         assert.equal(acl.status, 403, acl.body);
@@ -107,7 +136,10 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
         const plain = await httpRequest(`http://${h.consul.addr}/v1/status/leader`, { timeoutMs: 2000 }).catch((e: Error) => e);
         assert.ok(plain instanceof Error || plain.status === 400, `plain HTTP on the HTTPS port: ${plain instanceof Error ? plain.message : plain.status}`);
         const wrongCa = await httpRequest(`${h.consul.url}/v1/status/leader`, { timeoutMs: 2000 }).catch((e: Error) => e);
-        assert.ok(wrongCa instanceof Error && /certificate/i.test(wrongCa.message), `without the cluster's CA: ${wrongCa instanceof Error ? wrongCa.message : wrongCa.status}`);
+        assert.ok(
+            wrongCa instanceof Error && /certificate/i.test(wrongCa.message),
+            `without the cluster's CA: ${wrongCa instanceof Error ? wrongCa.message : wrongCa.status}`,
+        );
     });
 
     it("the agent has its own token (its node syncs; no 'blocked by ACLs' warnings)", async () => {
@@ -123,11 +155,14 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
 describe("ACLs: a gateway whose token is denied keeps its last good config and says so", { timeout: 120_000 }, () => {
     let h: Harness;
 
-    before(async () => {
-        h = await Harness.start();
-        await h.addInstance("deny-v1", "deny-a");
-        await h.waitForRoute("/deny/v1/", { instance: "deny-a" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            await h.addInstance("deny-v1", "deny-a");
+            await h.waitForRoute("/deny/v1/", { instance: "deny-a" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();
@@ -136,7 +171,10 @@ describe("ACLs: a gateway whose token is denied keeps its last good config and s
     it("a gateway started with an unknown token serves the bootstrap config and logs the denial", async () => {
         const gw = await Gateway.start(h.tools, { ...h.consul.clientEnv("gateway"), CONSUL_HTTP_TOKEN: randomUUID() }, { waitForRender: false });
         try {
-            await waitFor(() => /ACL not found|Permission denied|403/.test(gw.proc!.output()), { timeoutMs: 15_000, message: "consul-template to log the ACL denial" });
+            await waitFor(() => /ACL not found|Permission denied|403/.test(gw.proc!.output()), {
+                timeoutMs: 15_000,
+                message: "consul-template to log the ACL denial",
+            });
             const res = await gw.get("/deny/v1/");
             assert.equal(res.status, 503, "no render from a denied token: never an empty route table");
             assert.match(res.body, /routes not loaded/);
@@ -152,7 +190,10 @@ describe("ACLs: a gateway whose token is denied keeps its last good config and s
         assert.equal((await h.consul.api("DELETE", `/v1/acl/token/${accessor}`)).status, 200);
         // A change the gateway can no longer see: it must not drop to an empty config.
         await h.addInstance("deny-v1", "deny-b");
-        await waitFor(() => /ACL not found|Permission denied|403/.test(h.gateway.proc!.output()), { timeoutMs: 20_000, message: "consul-template to log the ACL denial" });
+        await waitFor(() => /ACL not found|Permission denied|403/.test(h.gateway.proc!.output()), {
+            timeoutMs: 20_000,
+            message: "consul-template to log the ACL denial",
+        });
         for (let i = 0; i < 5; i++) {
             const res = await h.gateway.get("/deny/v1/x");
             assert.equal(res.status, 200, `${res.status} ${res.body}`);

@@ -19,13 +19,16 @@ interface Sample {
 describe("Consul outage", { timeout: 120_000 }, () => {
     let h: Harness;
 
-    before(async () => {
-        h = await Harness.start({ persistentConsul: true });
-        await h.addInstance("steady-v1", "st-a");
-        await h.addInstance("steady-v1", "st-b");
-        await h.waitForRoute("/steady/v1/", { instance: "st-a" });
-        await h.waitForRoute("/steady/v1/", { instance: "st-b" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start({ persistentConsul: true });
+            await h.addInstance("steady-v1", "st-a");
+            await h.addInstance("steady-v1", "st-b");
+            await h.waitForRoute("/steady/v1/", { instance: "st-a" });
+            await h.waitForRoute("/steady/v1/", { instance: "st-b" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();

@@ -47,12 +47,15 @@ describe("gateway start-up", { timeout: 120_000 }, () => {
     let consul: ConsulAgent;
     let backend: Backend;
 
-    before(async () => {
-        tools = readTools();
-        consul = await ConsulAgent.start(tools, { hcl: [PRODUCTION_CONSUL_LIMITS] });
-        backend = await Backend.start(tools, { service: "boot", version: "v1", instance: "boot-a" });
-        await consul.register(backend.registration("boot-v1", { status: "passing" }));
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            tools = readTools();
+            consul = await ConsulAgent.start(tools, { hcl: [PRODUCTION_CONSUL_LIMITS] });
+            backend = await Backend.start(tools, { service: "boot", version: "v1", instance: "boot-a" });
+            await consul.register(backend.registration("boot-v1", { status: "passing" }));
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await backend?.stop();
@@ -70,7 +73,12 @@ describe("gateway start-up", { timeout: 120_000 }, () => {
             fs.writeFileSync(path.join(dir, "haproxy.cfg"), minimalConfig(port, "bootstrap"));
             fs.writeFileSync(path.join(dir, "haproxy.cfg.new"), minimalConfig(port, "rendered"));
             const live = path.join(dir, "haproxy.cfg");
-            const master = new Proc("haproxy", tools.HAPROXY_BIN, ["-W", "-db", "-f", live, "-p", path.join(dir, "haproxy.pid"), "-S", path.join(dir, "master.sock")], { env, stdout: "ignore" });
+            const master = new Proc(
+                "haproxy",
+                tools.HAPROXY_BIN,
+                ["-W", "-db", "-f", live, "-p", path.join(dir, "haproxy.pid"), "-S", path.join(dir, "master.sock")],
+                { env, stdout: "ignore" },
+            );
             try {
                 const reload = spawn("bash", [path.join(GATEWAY_CONF_DIR, "reload.sh")], { env, stdio: "ignore" });
                 await new Promise((r) => reload.once("exit", r));

@@ -13,11 +13,14 @@ describe("hostile input", { timeout: 180_000 }, () => {
     let safe: Backend;
     let round = 0;
 
-    before(async () => {
-        h = await Harness.start();
-        safe = await h.addInstance("safe-v1", "safe-a");
-        await h.waitForRoute("/safe/v1/", { instance: "safe-a" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            safe = await h.addInstance("safe-v1", "safe-a");
+            await h.waitForRoute("/safe/v1/", { instance: "safe-a" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();
@@ -32,7 +35,14 @@ describe("hostile input", { timeout: 180_000 }, () => {
     function assertLogged(what: string, line: string | RegExp): void {
         const lines = (h.gateway.proc?.stderr.toString() ?? "").split("\n");
         const hits = lines.filter((l) => (typeof line === "string" ? l === `gateway: ${line}` : line.test(l)));
-        assert.equal(hits.length, 1, `${what}: expected one log line ${line}, got ${hits.length}:\n${lines.filter((l) => l.startsWith("gateway: ")).slice(-20).join("\n")}`);
+        assert.equal(
+            hits.length,
+            1,
+            `${what}: expected one log line ${line}, got ${hits.length}:\n${lines
+                .filter((l) => l.startsWith("gateway: "))
+                .slice(-20)
+                .join("\n")}`,
+        );
     }
 
     /** A marker no legitimate config line contains. */
@@ -101,7 +111,8 @@ describe("hostile input", { timeout: 180_000 }, () => {
             assert.ok(res.status === 200 || res.status === 400, `register ${JSON.stringify(name)}: ${res.status}`);
             await assertStillSafe(`service name ${JSON.stringify(name)}`, m);
             // Skipped and said so, by a hash of the name, once.
-            if (res.status === 200) assertLogged(`service name ${JSON.stringify(name)}`, `skipped: service (name sha256 ${sha8(name)}): the name is not a DNS label`);
+            if (res.status === 200)
+                assertLogged(`service name ${JSON.stringify(name)}`, `skipped: service (name sha256 ${sha8(name)}): the name is not a DNS label`);
         }
     });
 
@@ -133,10 +144,16 @@ describe("hostile input", { timeout: 180_000 }, () => {
             assert.ok(res.status === 200 || res.status === 400, `register ${JSON.stringify(over)}: ${res.status}`);
             const cfg = await assertStillSafe(`registration ${JSON.stringify(over)}`, m);
             if (over.Address !== undefined && res.status === 200) {
-                assertLogged(`address ${JSON.stringify(over.Address)}`, `skipped: ${name} instance at an address (sha256 ${sha8(over.Address)}) that is not IPv4`);
+                assertLogged(
+                    `address ${JSON.stringify(over.Address)}`,
+                    `skipped: ${name} instance at an address (sha256 ${sha8(over.Address)}) that is not IPv4`,
+                );
             }
             if (over.Tags && res.status === 200 && !over.Tags.includes("check=/health")) {
-                assertLogged(`tags ${JSON.stringify(over.Tags)}`, `rejected: check= tags of ${name}: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)`);
+                assertLogged(
+                    `tags ${JSON.stringify(over.Tags)}`,
+                    `rejected: check= tags of ${name}: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)`,
+                );
             }
             if (over.Tags && res.status === 200) {
                 // The service is routed; an invalid check path is replaced by "/".
@@ -171,7 +188,10 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 await h.consul.kvPut(key, value);
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, m);
                 assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
-                assertLogged(`${key} = ${JSON.stringify(value)}`, new RegExp(`^gateway: rejected: KV ${key}: value \\(sha256 ${sha8(value)}\\) is not .*; running ${def}$`));
+                assertLogged(
+                    `${key} = ${JSON.stringify(value)}`,
+                    new RegExp(`^gateway: rejected: KV ${key}: value \\(sha256 ${sha8(value)}\\) is not .*; running ${def}$`),
+                );
             }
             // Values that are only too large or malformed, with no marker to look for.
             // Values the pattern of a number and a unit would let through but HAProxy cannot run:
@@ -183,7 +203,11 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, marker());
                 assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
                 // An empty value is no value for Consul: the default runs, as for a deleted key.
-                if (value !== "") assertLogged(`${key} = ${JSON.stringify(value)}`, new RegExp(`^gateway: rejected: KV ${key}: (value \\(sha256 ${sha8(value)}\\)|${value}) is .*; running ${def}$`));
+                if (value !== "")
+                    assertLogged(
+                        `${key} = ${JSON.stringify(value)}`,
+                        new RegExp(`^gateway: rejected: KV ${key}: (value \\(sha256 ${sha8(value)}\\)|${value}) is .*; running ${def}$`),
+                    );
             }
             await h.consul.kvDelete(key);
         }

@@ -3,9 +3,8 @@
 // invalid values and deleted keys fall back to the defaults.
 import assert from "node:assert/strict";
 import * as http from "node:http";
-import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { freePort, Harness, NODE_ADDRESS, sleep, waitFor } from "./harness";
+import { Harness, listenOnTestNode, NODE_ADDRESS, sleep, waitFor } from "./harness";
 
 const KEYS = {
     maxconn: "service/haproxy/maxconn",
@@ -16,46 +15,35 @@ const KEYS = {
 
 /** A backend that passes health checks and never answers anything else. */
 async function startSilentBackend(): Promise<{ port: number; close: () => Promise<void> }> {
-    const sockets = new Set<Socket>();
     const server = http.createServer((req, res) => {
         if (req.url === "/health") res.end("ok\n");
         // Any other request is left hanging.
     });
-    server.on("connection", (s: Socket) => {
-        sockets.add(s);
-        s.on("close", () => sockets.delete(s));
-    });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, NODE_ADDRESS, r));
-    return {
-        port,
-        close: () =>
-            new Promise<void>((r) => {
-                for (const s of sockets) s.destroy();
-                server.close(() => r());
-            }),
-    };
+    return listenOnTestNode(server);
 }
 
 describe("KV settings", { timeout: 120_000 }, () => {
     let h: Harness;
 
-    before(async () => {
-        h = await Harness.start();
-        await h.addInstance("kv-v1", "kv-a");
-        const silent = await startSilentBackend();
-        h.onStop(silent.close);
-        await h.consul.register({
-            ID: "controlplane:silent:1",
-            Name: "silent",
-            Tags: ["rest", "check=/health"],
-            Address: NODE_ADDRESS,
-            Port: silent.port,
-            Check: { HTTP: `http://${NODE_ADDRESS}:${silent.port}/health`, Interval: "1s", Status: "passing" },
-        });
-        await h.waitForConfig((cfg) => cfg.includes("backend svc_silent\n") && cfg.includes("backend svc_kv-v1\n"), "routes");
-        await h.waitForRoute("/kv/v1/");
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            await h.addInstance("kv-v1", "kv-a");
+            const silent = await startSilentBackend();
+            h.onStop(silent.close);
+            await h.consul.register({
+                ID: "controlplane:silent:1",
+                Name: "silent",
+                Tags: ["rest", "check=/health"],
+                Address: NODE_ADDRESS,
+                Port: silent.port,
+                Check: { HTTP: `http://${NODE_ADDRESS}:${silent.port}/health`, Interval: "1s", Status: "passing" },
+            });
+            await h.waitForConfig((cfg) => cfg.includes("backend svc_silent\n") && cfg.includes("backend svc_kv-v1\n"), "routes");
+            await h.waitForRoute("/kv/v1/");
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();

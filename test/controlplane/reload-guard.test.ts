@@ -11,11 +11,14 @@ import { GATEWAY_CONF_DIR, Harness } from "./harness";
 describe("reload guard", { timeout: 90_000 }, () => {
     let h: Harness;
 
-    before(async () => {
-        h = await Harness.start();
-        await h.addInstance("guard-v1", "guard-a");
-        await h.waitForRoute("/guard/v1/", { instance: "guard-a" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            await h.addInstance("guard-v1", "guard-a");
+            await h.waitForRoute("/guard/v1/", { instance: "guard-a" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();

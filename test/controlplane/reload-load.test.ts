@@ -1,5 +1,6 @@
-// Reloads under load: wrk drives a route for ~12 s while instances come and go and a KV timeout
-// toggles, each change forcing a render and a master-worker reload. No request may fail.
+// Reloads under load: wrk drives a route for ~12 s while another route comes and goes and a KV
+// timeout toggles, each change forcing a render and a master-worker reload (instance changes of an
+// existing route do not reload: runtime.test.ts). No request may fail.
 // The route's instances are static backends (HAProxy answering by itself, ~30k req/s with
 // keep-alive here): behind hello.py (~1.5k req/s) even the 2015 `-sf` reload loses next to
 // nothing, so the test could not tell a broken reload from a good one (see bench/results.md).
@@ -14,26 +15,30 @@ describe("reloads under load", { timeout: 150_000 }, () => {
     let h: Harness;
     let extra: StaticBackend;
 
-    before(async () => {
-        h = await Harness.start();
-        for (const name of ["load-a", "load-b"]) {
-            await h.consul.register((await h.startStaticBackend(name)).registration("load-v1"));
-        }
-        // Registered and deregistered during the runs; it keeps running all along.
-        extra = await h.startStaticBackend("load-extra");
-        await h.waitForRoute("/load/v1/", { instance: "load-a" });
-        await h.waitForRoute("/load/v1/", { instance: "load-b" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            for (const name of ["load-a", "load-b"]) {
+                await h.consul.register((await h.startStaticBackend(name)).registration("load-v1"));
+            }
+            // Registered and deregistered during the runs; it keeps running all along.
+            extra = await h.startStaticBackend("load-extra");
+            await h.waitForRoute("/load/v1/", { instance: "load-a" });
+            await h.waitForRoute("/load/v1/", { instance: "load-b" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();
     });
 
-    /** Forces `count` reloads, alternating instance changes and KV changes, while wrk runs. */
+    /** Forces `count` reloads, alternating route changes and KV changes, while wrk runs. */
     let extraOn = false;
     let kvOn = false;
     async function churn(count: number, spacingMs: number): Promise<void> {
-        const extraReg = extra.registration("load-v1");
+        // A service of its own: registering it adds a route, deregistering removes it.
+        const extraReg = extra.registration("churn-v1");
         for (let i = 0; i < count; i++) {
             const before = h.gateway.reloads();
             if (i % 2 === 0) {

@@ -7,23 +7,26 @@ import { Harness, hello, type HelloResponse } from "./harness";
 describe("routing", { timeout: 120_000 }, () => {
     let h: Harness;
 
-    before(async () => {
-        h = await Harness.start();
-        await h.addInstance("hello-v1", "v1-a");
-        await h.addInstance("hello-v1", "v1-b");
-        await h.addInstance("hello-v2", "v2-a");
-        await h.addInstance("echo", "echo-a");
-        await h.addInstance("hello", "plain-a");
-        await h.addInstance("hello-world", "world-a");
-        // Not tagged rest: must never be routed.
-        await h.addInstance("internal", "internal-a", { tags: ["check=/health"] });
-        await h.waitForConfig(
-            (cfg) => ["hello-v1", "hello-v2", "echo", "hello", "hello-world"].every((s) => cfg.includes(`backend svc_${s}\n`)),
-            "all routes rendered",
-        );
-        await h.waitForRoute("/hello-world/", { instance: "world-a" });
-        await h.waitForRoute("/hello/v1/", { instance: "v1-b" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            await h.addInstance("hello-v1", "v1-a");
+            await h.addInstance("hello-v1", "v1-b");
+            await h.addInstance("hello-v2", "v2-a");
+            await h.addInstance("echo", "echo-a");
+            await h.addInstance("hello", "plain-a");
+            await h.addInstance("hello-world", "world-a");
+            // Not tagged rest: must never be routed.
+            await h.addInstance("internal", "internal-a", { tags: ["check=/health"] });
+            await h.waitForConfig(
+                (cfg) => ["hello-v1", "hello-v2", "echo", "hello", "hello-world"].every((s) => cfg.includes(`backend svc_${s}\n`)),
+                "all routes rendered",
+            );
+            await h.waitForRoute("/hello-world/", { instance: "world-a" });
+            await h.waitForRoute("/hello/v1/", { instance: "v1-b" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await h?.stop();

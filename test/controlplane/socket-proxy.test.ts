@@ -117,16 +117,20 @@ async function startProxy(name: string, socketPath: string, opts: { entrypoint?:
     const port = await freePort();
     const env = {
         ...process.env,
-        DOCKER_SOCKET: socketPath, SOCKET_PROXY_BIND: "127.0.0.1", SOCKET_PROXY_PORT: String(port),
-        SOCKET_PROXY_CONF: opts.conf ?? CFG, HAPROXY_BIN: tools.HAPROXY_BIN,
+        DOCKER_SOCKET: socketPath,
+        SOCKET_PROXY_BIND: "127.0.0.1",
+        SOCKET_PROXY_PORT: String(port),
+        SOCKET_PROXY_CONF: opts.conf ?? CFG,
+        HAPROXY_BIN: tools.HAPROXY_BIN,
     };
-    const proc = opts.entrypoint
-        ? new Proc(name, "bash", [ENTRYPOINT], { env })
-        : new Proc(name, tools.HAPROXY_BIN, ["-db", "-f", CFG], { env });
-    await waitFor(async () => {
-        if (!proc.running) throw new Error(`${name} exited`);
-        return (await raw(port, req("GET", "/_ping"), 1000)).statuses[0] === 200;
-    }, { timeoutMs: 10_000, message: `${name} answering /_ping` }).catch((e) => {
+    const proc = opts.entrypoint ? new Proc(name, "bash", [ENTRYPOINT], { env }) : new Proc(name, tools.HAPROXY_BIN, ["-db", "-f", CFG], { env });
+    await waitFor(
+        async () => {
+            if (!proc.running) throw new Error(`${name} exited`);
+            return (await raw(port, req("GET", "/_ping"), 1000)).statuses[0] === 200;
+        },
+        { timeoutMs: 10_000, message: `${name} answering /_ping` },
+    ).catch((e) => {
         throw new Error(`${(e as Error).message}\n${proc.output()}`);
     });
     return { proc, port };
@@ -154,17 +158,31 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
         const before = engine.seen.length;
         // Kept-alive connections stay open after the answer: 1 s is plenty for it to come.
         const answer = await raw(port, request, 1000);
-        assert.ok(answer.statuses.length > 0 && answer.statuses.every((s) => expected.includes(s)), `${why}: answered ${answer.statuses.join(",") || "nothing"}, expected ${expected}\n${answer.text}`);
+        assert.ok(
+            answer.statuses.length > 0 && answer.statuses.every((s) => expected.includes(s)),
+            `${why}: answered ${answer.statuses.join(",") || "nothing"}, expected ${expected}\n${answer.text}`,
+        );
         await sleep(20);
-        assert.deepEqual(engine.seen.slice(before).map((s) => `${s.method} ${s.url}`), [], `${why}: reached the socket`);
+        assert.deepEqual(
+            engine.seen.slice(before).map((s) => `${s.method} ${s.url}`),
+            [],
+            `${why}: reached the socket`,
+        );
         return answer;
     }
 
     it("lets every call Registrator makes through, unchanged, with or without an API version and with queries", async () => {
         const id = "4f1c2b3a".repeat(8);
         const targets = [
-            "/_ping", "/version", "/info", "/containers/json", "/containers/json?all=1&filters=%7B%22status%22%3A%5B%22running%22%5D%7D",
-            `/containers/${id}/json`, `/containers/${id.slice(0, 12)}/json?size=false`, "/containers/dev-hello-v1-1/json", "/containers/a.b_c-d/json",
+            "/_ping",
+            "/version",
+            "/info",
+            "/containers/json",
+            "/containers/json?all=1&filters=%7B%22status%22%3A%5B%22running%22%5D%7D",
+            `/containers/${id}/json`,
+            `/containers/${id.slice(0, 12)}/json?size=false`,
+            "/containers/dev-hello-v1-1/json",
+            "/containers/a.b_c-d/json",
         ];
         for (const prefix of ["", "/v1.24", "/v1.41", "/v1.100"]) {
             for (const target of targets) {
@@ -172,15 +190,24 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
                     const before = engine.seen.length;
                     const answer = await raw(port, req(method, `${prefix}${target}`));
                     assert.deepEqual(answer.statuses, [200], `${method} ${prefix}${target}: ${answer.text}`);
-                    assert.deepEqual(engine.seen.slice(before).map((s) => `${s.method} ${s.url}`), [`${method} ${prefix}${target}`]);
+                    assert.deepEqual(
+                        engine.seen.slice(before).map((s) => `${s.method} ${s.url}`),
+                        [`${method} ${prefix}${target}`],
+                    );
                 }
             }
         }
         // As go-dockerclient (Registrator's client) sends them: no Host value on the events
         // stream, a Host of the proxy on the others.
         const before = engine.seen.length;
-        assert.deepEqual((await raw(port, "GET /version HTTP/1.1\r\nHost: docker-socket-proxy:2375\r\nUser-Agent: go-dockerclient\r\nConnection: close\r\n\r\n")).statuses, [200]);
-        assert.deepEqual(engine.seen.slice(before).map((s) => s.url), ["/version"]);
+        assert.deepEqual(
+            (await raw(port, "GET /version HTTP/1.1\r\nHost: docker-socket-proxy:2375\r\nUser-Agent: go-dockerclient\r\nConnection: close\r\n\r\n")).statuses,
+            [200],
+        );
+        assert.deepEqual(
+            engine.seen.slice(before).map((s) => s.url),
+            ["/version"],
+        );
     });
 
     it("refuses writes and every other endpoint with 403, before the socket", async () => {
@@ -229,9 +256,19 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
     it("refuses requests built to slip past the rules: dot segments, encodings, query strings, other URI forms and versions, bodies, upgrades", async () => {
         // Dot segments and encoded slashes: the engine's router would resolve them differently.
         for (const target of [
-            "/containers/x/json/../../create", "/containers/x/../create/json", "/containers/../containers/json", "/./_ping", "//_ping",
-            "/containers/x%2F..%2F..%2Fcreate/json", "/containers%2Fjson", "/containers/x%2fjson", "/%5Fping", "/containers/x/json%00",
-            "/containers/x/json;/create", "/containers\\json", "/v1.41/../containers/create",
+            "/containers/x/json/../../create",
+            "/containers/x/../create/json",
+            "/containers/../containers/json",
+            "/./_ping",
+            "//_ping",
+            "/containers/x%2F..%2F..%2Fcreate/json",
+            "/containers%2Fjson",
+            "/containers/x%2fjson",
+            "/%5Fping",
+            "/containers/x/json%00",
+            "/containers/x/json;/create",
+            "/containers\\json",
+            "/v1.41/../containers/create",
         ]) {
             await refused(req("GET", target), `GET ${target}`, [400, 403]);
         }
@@ -241,7 +278,11 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
         await refused(req("GET", "/containers/create?/containers/json"), "GET with an allowed path in the query");
         const before = engine.seen.length;
         assert.deepEqual((await raw(port, req("GET", "/_ping?../../containers/create"))).statuses, [200]);
-        assert.deepEqual(engine.seen.slice(before).map((s) => s.url), ["/_ping?../../containers/create"], "the engine routes on the path, /_ping");
+        assert.deepEqual(
+            engine.seen.slice(before).map((s) => s.url),
+            ["/_ping?../../containers/create"],
+            "the engine routes on the path, /_ping",
+        );
 
         // Absolute-URI request lines and CONNECT: another way to name the target.
         await refused(req("GET", "http://docker/containers/json"), "absolute URI");
@@ -279,25 +320,38 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
 
     it("judges each request on a kept-alive connection on its own", async () => {
         const before = engine.seen.length;
-        const answer = await raw(port,
+        const answer = await raw(
+            port,
             "GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n" +
-            "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}" +
-            "GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+                "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}" +
+                "GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+        );
         assert.equal(answer.statuses[0], 200, answer.text);
         assert.equal(answer.statuses[1], 403, answer.text);
-        assert.deepEqual(engine.seen.slice(before).map((s) => `${s.method} ${s.url}`).filter((s) => !s.endsWith("/version")), ["GET /_ping"]);
+        assert.deepEqual(
+            engine.seen
+                .slice(before)
+                .map((s) => `${s.method} ${s.url}`)
+                .filter((s) => !s.endsWith("/version")),
+            ["GET /_ping"],
+        );
     });
 
     it("logs each refusal with its method, URI and reason", async () => {
         await raw(port, req("DELETE", "/containers/dev-consul?force=1"));
         await raw(port, req("GET", "/containers/x/json/../../create"));
         await raw(port, "GET /containers/json HTTP/1.0\r\n\r\n");
-        await waitFor(() => {
-            const log = proxy.stdout.toString();
-            return /^socket-proxy: 127\.0\.0\.1 DELETE "\/containers\/dev-consul\?force=1" HTTP\/1\.1 403 [0-9]+ [0-9]+ refused=method$/m.test(log)
-                && /^socket-proxy: 127\.0\.0\.1 GET "\/containers\/x\/json\/\.\.\/\.\.\/create" HTTP\/1\.1 403 [0-9]+ [0-9]+ refused=path$/m.test(log)
-                && /^socket-proxy: 127\.0\.0\.1 GET "\/containers\/json" HTTP\/1\.0 403 [0-9]+ [0-9]+ refused=version$/m.test(log);
-        }, { timeoutMs: 5000, message: `refusals in the proxy's log:\n${proxy.stdout.toString().slice(-2000)}` });
+        await waitFor(
+            () => {
+                const log = proxy.stdout.toString();
+                return (
+                    /^socket-proxy: 127\.0\.0\.1 DELETE "\/containers\/dev-consul\?force=1" HTTP\/1\.1 403 [0-9]+ [0-9]+ refused=method$/m.test(log) &&
+                    /^socket-proxy: 127\.0\.0\.1 GET "\/containers\/x\/json\/\.\.\/\.\.\/create" HTTP\/1\.1 403 [0-9]+ [0-9]+ refused=path$/m.test(log) &&
+                    /^socket-proxy: 127\.0\.0\.1 GET "\/containers\/json" HTTP\/1\.0 403 [0-9]+ [0-9]+ refused=version$/m.test(log)
+                );
+            },
+            { timeoutMs: 5000, message: `refusals in the proxy's log:\n${proxy.stdout.toString().slice(-2000)}` },
+        );
         // Allowed requests are logged too, marked as not refused.
         assert.match(proxy.stdout.toString(), /socket-proxy: 127\.0\.0\.1 GET "\/_ping" HTTP\/1\.1 200 .* refused=-$/m);
     });
@@ -318,7 +372,10 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
         const a = open("GET /events HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\n\r\n");
         const b = open(`GET /v1.41/events?filters=${encodeURIComponent(JSON.stringify({ type: ["container"] }))} HTTP/1.1\r\nHost: docker\r\n\r\n`);
         try {
-            await waitFor(() => /^HTTP\/1\.1 200 /.test(a.state.text) && /^HTTP\/1\.1 200 /.test(b.state.text), { timeoutMs: 3000, message: "both streams answered" });
+            await waitFor(() => /^HTTP\/1\.1 200 /.test(a.state.text) && /^HTTP\/1\.1 200 /.test(b.state.text), {
+                timeoutMs: 3000,
+                message: "both streams answered",
+            });
             // A call the engine never answers is cut by the default server timeout (10 s).
             const slow = await raw(port, req("GET", "/containers/slow/json"), 20_000);
             const slowAfter = Date.now() - started;
@@ -327,7 +384,10 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
             await sleep(Math.max(0, 12_000 - (Date.now() - started)));
             assert.equal(a.state.closed || b.state.closed, false, "a stream was closed during the silence");
             assert.equal(engine.emit({ status: "start", id: "abc", Type: "container", Action: "start", time: 1 }), 2, "both streams reached the engine");
-            await waitFor(() => a.state.text.includes('"Action":"start"') && b.state.text.includes('"Action":"start"'), { timeoutMs: 3000, message: "the event on both streams" });
+            await waitFor(() => a.state.text.includes('"Action":"start"') && b.state.text.includes('"Action":"start"'), {
+                timeoutMs: 3000,
+                message: "the event on both streams",
+            });
             assert.ok(Date.now() - started > 12_000);
             assert.equal(a.state.closed || b.state.closed, false);
         } finally {
@@ -337,83 +397,96 @@ describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine soc
     });
 });
 
-describe("Docker socket proxy: the entrypoint runs HAProxy without privileges", { skip: process.getuid?.() === 0 ? false : "needs root to own sockets as other users and to switch users" }, () => {
-    let dir: string;
-    let conf: string;
-    const started: { proc: Proc; engine: FakeEngine }[] = [];
+describe(
+    "Docker socket proxy: the entrypoint runs HAProxy without privileges",
+    { skip: process.getuid?.() === 0 ? false : "needs root to own sockets as other users and to switch users" },
+    () => {
+        let dir: string;
+        let conf: string;
+        const started: { proc: Proc; engine: FakeEngine }[] = [];
 
-    before(() => {
-        dir = makeTempDir("socket-proxy-user");
-        // Unprivileged users must reach the socket and read the config in it.
-        fs.chmodSync(dir, 0o711);
-        conf = path.join(dir, "haproxy.cfg");
-        fs.copyFileSync(CFG, conf);
-        fs.chmodSync(conf, 0o644);
-    });
-
-    after(async () => {
-        for (const s of started) {
-            await s.proc.stop();
-            await s.engine.close();
-        }
-    });
-
-    /** Proc status fields of the running HAProxy (the entrypoint execs into it). */
-    function status(pid: number): Record<string, string> {
-        const out: Record<string, string> = {};
-        for (const line of fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
-            const i = line.indexOf(":");
-            if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-        }
-        return out;
-    }
-
-    async function run(name: string, mode: number, uid: number, gid: number): Promise<{ proc: Proc; st: Record<string, string>; port: number }> {
-        const socketPath = path.join(dir, `${name}.sock`);
-        const engine = await FakeEngine.start(socketPath);
-        fs.chownSync(socketPath, uid, gid);
-        fs.chmodSync(socketPath, mode);
-        const { proc, port } = await startProxy(name, socketPath, { entrypoint: true, conf });
-        started.push({ proc, engine });
-        assert.equal(fs.readFileSync(`/proc/${proc.pid}/comm`, "utf8").trim(), "haproxy", "the entrypoint execs into HAProxy");
-        const st = status(proc.pid);
-        // Whatever the user: no capability, none to regain.
-        assert.equal(st.CapEff, "0000000000000000", `${name}: effective capabilities`);
-        assert.equal(st.CapPrm, "0000000000000000", `${name}: permitted capabilities`);
-        assert.equal(st.CapBnd, "0000000000000000", `${name}: bounding set`);
-        assert.equal(st.NoNewPrivs, "1", `${name}: no_new_privs`);
-        assert.ok(engine.seen.some((s) => s.url === "/_ping"), `${name}: /_ping reached the socket through the proxy`);
-        return { proc, st, port };
-    }
-
-    it("a group-writable socket: user nobody with the socket's group as its only group", async () => {
-        const { st, proc } = await run("group", 0o660, 0, 4242);
-        assert.equal(st.Uid.split(/\s+/)[0], "65534");
-        assert.deepEqual(st.Uid.split(/\s+/), ["65534", "65534", "65534", "65534"]);
-        assert.deepEqual(st.Gid.split(/\s+/), ["4242", "4242", "4242", "4242"]);
-        assert.equal(st.Groups, "", "no supplementary groups (root's are dropped)");
-        assert.match(proc.stderr.toString(), /forwarding to .*group\.sock \(mode 660, owner 0:4242\) as uid 65534 gid 4242/);
-    });
-
-    it("a socket only its non-root owner may use (a rootless engine's): that owner", async () => {
-        const { st } = await run("owner", 0o600, 4243, 4243);
-        assert.deepEqual(st.Uid.split(/\s+/), ["4243", "4243", "4243", "4243"]);
-        assert.equal(st.Gid.split(/\s+/)[0], "4243");
-    });
-
-    it("a root-only socket: root, said in the log, still without capabilities", async () => {
-        const { st, proc } = await run("root", 0o600, 0, 0);
-        assert.equal(st.Uid.split(/\s+/)[0], "0");
-        assert.match(proc.stderr.toString(), /is writable by root only: running HAProxy as root, without capabilities/);
-    });
-
-    it("no socket at the path: exits with a message naming it", async () => {
-        const proc = new Proc("no-socket", "bash", [ENTRYPOINT], {
-            env: { ...process.env, DOCKER_SOCKET: path.join(dir, "missing.sock"), SOCKET_PROXY_CONF: conf, HAPROXY_BIN: tools.HAPROXY_BIN, SOCKET_PROXY_PORT: String(await freePort()) },
+        before(() => {
+            dir = makeTempDir("socket-proxy-user");
+            // Unprivileged users must reach the socket and read the config in it.
+            fs.chmodSync(dir, 0o711);
+            conf = path.join(dir, "haproxy.cfg");
+            fs.copyFileSync(CFG, conf);
+            fs.chmodSync(conf, 0o644);
         });
-        const { code } = await proc.exited;
-        assert.equal(code, 66);
-        assert.match(proc.stderr.toString(), /missing\.sock is not a socket: mount the Docker engine's socket there/);
-        await proc.stop();
-    });
-});
+
+        after(async () => {
+            for (const s of started) {
+                await s.proc.stop();
+                await s.engine.close();
+            }
+        });
+
+        /** Proc status fields of the running HAProxy (the entrypoint execs into it). */
+        function status(pid: number): Record<string, string> {
+            const out: Record<string, string> = {};
+            for (const line of fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+                const i = line.indexOf(":");
+                if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+            }
+            return out;
+        }
+
+        async function run(name: string, mode: number, uid: number, gid: number): Promise<{ proc: Proc; st: Record<string, string>; port: number }> {
+            const socketPath = path.join(dir, `${name}.sock`);
+            const engine = await FakeEngine.start(socketPath);
+            fs.chownSync(socketPath, uid, gid);
+            fs.chmodSync(socketPath, mode);
+            const { proc, port } = await startProxy(name, socketPath, { entrypoint: true, conf });
+            started.push({ proc, engine });
+            assert.equal(fs.readFileSync(`/proc/${proc.pid}/comm`, "utf8").trim(), "haproxy", "the entrypoint execs into HAProxy");
+            const st = status(proc.pid);
+            // Whatever the user: no capability, none to regain.
+            assert.equal(st.CapEff, "0000000000000000", `${name}: effective capabilities`);
+            assert.equal(st.CapPrm, "0000000000000000", `${name}: permitted capabilities`);
+            assert.equal(st.CapBnd, "0000000000000000", `${name}: bounding set`);
+            assert.equal(st.NoNewPrivs, "1", `${name}: no_new_privs`);
+            assert.ok(
+                engine.seen.some((s) => s.url === "/_ping"),
+                `${name}: /_ping reached the socket through the proxy`,
+            );
+            return { proc, st, port };
+        }
+
+        it("a group-writable socket: user nobody with the socket's group as its only group", async () => {
+            const { st, proc } = await run("group", 0o660, 0, 4242);
+            assert.equal(st.Uid.split(/\s+/)[0], "65534");
+            assert.deepEqual(st.Uid.split(/\s+/), ["65534", "65534", "65534", "65534"]);
+            assert.deepEqual(st.Gid.split(/\s+/), ["4242", "4242", "4242", "4242"]);
+            assert.equal(st.Groups, "", "no supplementary groups (root's are dropped)");
+            assert.match(proc.stderr.toString(), /forwarding to .*group\.sock \(mode 660, owner 0:4242\) as uid 65534 gid 4242/);
+        });
+
+        it("a socket only its non-root owner may use (a rootless engine's): that owner", async () => {
+            const { st } = await run("owner", 0o600, 4243, 4243);
+            assert.deepEqual(st.Uid.split(/\s+/), ["4243", "4243", "4243", "4243"]);
+            assert.equal(st.Gid.split(/\s+/)[0], "4243");
+        });
+
+        it("a root-only socket: root, said in the log, still without capabilities", async () => {
+            const { st, proc } = await run("root", 0o600, 0, 0);
+            assert.equal(st.Uid.split(/\s+/)[0], "0");
+            assert.match(proc.stderr.toString(), /is writable by root only: running HAProxy as root, without capabilities/);
+        });
+
+        it("no socket at the path: exits with a message naming it", async () => {
+            const proc = new Proc("no-socket", "bash", [ENTRYPOINT], {
+                env: {
+                    ...process.env,
+                    DOCKER_SOCKET: path.join(dir, "missing.sock"),
+                    SOCKET_PROXY_CONF: conf,
+                    HAPROXY_BIN: tools.HAPROXY_BIN,
+                    SOCKET_PROXY_PORT: String(await freePort()),
+                },
+            });
+            const { code } = await proc.exited;
+            assert.equal(code, 66);
+            assert.match(proc.stderr.toString(), /missing\.sock is not a socket: mount the Docker engine's socket there/);
+            await proc.stop();
+        });
+    },
+);

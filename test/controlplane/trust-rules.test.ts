@@ -5,14 +5,13 @@
 // skip is logged once (not on every render) with its reason.
 import assert from "node:assert/strict";
 import * as http from "node:http";
-import type { Socket } from "node:net";
 import { after, afterEach, before, describe, it } from "node:test";
 import {
-    freePort,
     Gateway,
     GATEWAY_OWN_ADDRESS,
     Harness,
     hello,
+    listenOnTestNode,
     NODE_ADDRESS,
     OUTSIDE_ADDRESS,
     waitFor,
@@ -26,25 +25,12 @@ async function startServer(
     answer: (req: http.IncomingMessage) => unknown,
     fail: (path: string) => boolean = () => false,
 ): Promise<{ port: number; close: () => Promise<void> }> {
-    const sockets = new Set<Socket>();
     const server = http.createServer((req, res) => {
         const status = req.url === "/health" ? 200 : fail(req.url ?? "") ? 404 : 200;
         res.writeHead(status, { "content-type": "application/json" });
         res.end(req.url === "/health" ? "ok\n" : `${JSON.stringify(answer(req))}\n`);
     });
-    server.on("connection", (s: Socket) => {
-        sockets.add(s);
-        s.on("close", () => sockets.delete(s));
-    });
-    const port = await freePort();
-    await new Promise<void>((r) => server.listen(port, address, r));
-    return {
-        port,
-        close: () => new Promise<void>((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-        }),
-    };
+    return listenOnTestNode(server, address);
 }
 
 describe("trust rules", { timeout: 300_000 }, () => {
@@ -53,13 +39,16 @@ describe("trust rules", { timeout: 300_000 }, () => {
     let realB: Backend;
     let seq = 0;
 
-    before(async () => {
-        h = await Harness.start();
-        realA = await h.addInstance("real-v1", "real-a");
-        realB = await h.addInstance("real-v1", "real-b");
-        await h.waitForRoute("/real/v1/", { instance: "real-a" });
-        await h.waitForRoute("/real/v1/", { instance: "real-b" });
-    }, { timeout: 60_000 });
+    before(
+        async () => {
+            h = await Harness.start();
+            realA = await h.addInstance("real-v1", "real-a");
+            realB = await h.addInstance("real-v1", "real-b");
+            await h.waitForRoute("/real/v1/", { instance: "real-a" });
+            await h.waitForRoute("/real/v1/", { instance: "real-b" });
+        },
+        { timeout: 60_000 },
+    );
 
     after(async () => {
         await cleanup();
@@ -76,12 +65,16 @@ describe("trust rules", { timeout: 300_000 }, () => {
 
     /** How many times the gateway logged `line` ("gateway: <line>"). */
     function logged(line: string, gw: Gateway = h.gateway): number {
-        return stderr(gw).split("\n").filter((l) => l === `gateway: ${line}`).length;
+        return stderr(gw)
+            .split("\n")
+            .filter((l) => l === `gateway: ${line}`).length;
     }
 
     async function waitLogged(line: string, gw: Gateway = h.gateway): Promise<void> {
         await waitFor(() => logged(line, gw) > 0, { timeoutMs: 10_000, message: `log line "gateway: ${line}"` }).catch((err: Error) => {
-            throw new Error(`${err.message}\n--- gateway stderr ---\n${stderr(gw).slice(-4000)}\n--- rendered ---\n${gw.readRenderedConfig("new").slice(-3000)}`);
+            throw new Error(
+                `${err.message}\n--- gateway stderr ---\n${stderr(gw).slice(-4000)}\n--- rendered ---\n${gw.readRenderedConfig("new").slice(-3000)}`,
+            );
         });
     }
 
@@ -89,14 +82,17 @@ describe("trust rules", { timeout: 300_000 }, () => {
     async function settled(): Promise<number> {
         let last = -1;
         let since = Date.now();
-        return waitFor(async () => {
-            const now = h.gateway.reloads();
-            if (now !== last) {
-                last = now;
-                since = Date.now();
-            }
-            return Date.now() - since >= 500 ? String(now) : undefined;
-        }, { timeoutMs: 15_000, intervalMs: 50, message: "no reload for 500 ms" }).then(Number);
+        return waitFor(
+            async () => {
+                const now = h.gateway.reloads();
+                if (now !== last) {
+                    last = now;
+                    since = Date.now();
+                }
+                return Date.now() - since >= 500 ? String(now) : undefined;
+            },
+            { timeoutMs: 15_000, intervalMs: 50, message: "no reload for 500 ms" },
+        ).then(Number);
     }
 
     /** Cleanup that must run even when an assertion fails (KV keys would change later tests). */
@@ -125,33 +121,36 @@ describe("trust rules", { timeout: 300_000 }, () => {
         assert.deepEqual([...seen].sort(), ["real-a", "real-b"]);
     }
 
-    /** HAProxy's view of a backend's servers: name -> status (UP, DOWN, ...), from `show stat`. */
+    /** HAProxy's view of a backend's routed servers (not the panic copies): name -> status (UP, DOWN, ...). */
     async function serverStates(backend: string, gw: Gateway = h.gateway): Promise<Record<string, string>> {
-        const csv = await gw.admin("show stat");
-        const header = csv.split("\n")[0]!.replace(/^# /, "").split(",");
-        const status = header.indexOf("status");
-        const states: Record<string, string> = {};
-        for (const line of csv.split("\n").slice(1)) {
-            const f = line.split(",");
-            if (f[0] === backend && f[1] !== "BACKEND" && f[1] !== "FRONTEND") states[f[1]!] = f[status]!;
-        }
-        return states;
+        return Object.fromEntries(Object.entries(await gw.serverStates(backend)).filter(([name]) => !name.startsWith("panic-")));
     }
 
     function servers(cfg: string, backend: string): string[] {
         const section = cfg.split(/\n(?=backend |frontend |userlist )/).find((s) => s.startsWith(`backend ${backend}\n`)) ?? "";
-        return [...section.matchAll(/^ {4}server (\S+) /gm)].map((m) => m[1]!);
+        // Routed servers: not the unchecked backup copies used only for panic routing.
+        return [...section.matchAll(/^ {4}server (\S+) /gm)].map((m) => m[1]!).filter((s) => !s.startsWith("panic-"));
     }
 
     it("one instance cannot change how the others are checked: the stack's KV path wins", async () => {
         // Backends that fail any path but /health and their app paths: checked on /x they go DOWN.
-        const strict = await Promise.all(["strict-a", "strict-b", "strict-rogue"].map(async (name) => {
-            const s = await startServer(NODE_ADDRESS, () => ({ hostname: name }), (p) => !p.startsWith("/app"));
-            h.onStop(s.close);
-            return { name, ...s };
-        }));
+        const strict = await Promise.all(
+            ["strict-a", "strict-b", "strict-rogue"].map(async (name) => {
+                const s = await startServer(
+                    NODE_ADDRESS,
+                    () => ({ hostname: name }),
+                    (p) => !p.startsWith("/app"),
+                );
+                h.onStop(s.close);
+                return { name, ...s };
+            }),
+        );
         const reg = (s: (typeof strict)[number], tags: string[]): Registration => ({
-            ID: `trust:${s.name}`, Name: "strict-v1", Tags: tags, Address: NODE_ADDRESS, Port: s.port,
+            ID: `trust:${s.name}`,
+            Name: "strict-v1",
+            Tags: tags,
+            Address: NODE_ADDRESS,
+            Port: s.port,
             Check: { HTTP: `http://${NODE_ADDRESS}:${s.port}/health`, Interval: "1s", Status: "passing" },
         });
         undo.push(() => h.consul.kvDelete("service/haproxy/services/strict-v1/check"));
@@ -177,7 +176,8 @@ describe("trust rules", { timeout: 300_000 }, () => {
         assert.deepEqual([...seen].sort(), ["strict-a", "strict-b", "strict-rogue"]);
         // Not declared in KV: only a path every instance agrees on is used, else "/"; never the rogue's.
         await h.consul.kvDelete("service/haproxy/services/strict-v1/check");
-        const line = "rejected: check= tags of strict-v1: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)";
+        const line =
+            "rejected: check= tags of strict-v1: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)";
         await waitLogged(line);
         await h.waitForConfig((c) => /backend svc_strict-v1\n(.*\n)*? {4}http-check send meth GET uri \/\n/.test(c), "check path / for strict-v1");
         await h.consul.deregister("trust:strict-rogue");
@@ -194,25 +194,50 @@ describe("trust rules", { timeout: 300_000 }, () => {
         const cfg = h.gateway.readRenderedConfig("live");
         assert.ok(!cfg.includes("/pwn"), "the value never reaches the config");
         assert.match(cfg, /backend svc_real-v1\n(.*\n)*? {4}http-check send meth GET uri \/health\n/);
-        assert.ok(stderr().split("\n").some((l) => /^gateway: rejected: KV service\/haproxy\/services\/real-v1\/check: value \(sha256 [0-9a-f]{8}\) is not a path/.test(l)), stderr().slice(-2000));
+        assert.ok(
+            stderr()
+                .split("\n")
+                .some((l) => /^gateway: rejected: KV service\/haproxy\/services\/real-v1\/check: value \(sha256 [0-9a-f]{8}\) is not a path/.test(l)),
+            stderr().slice(-2000),
+        );
         await h.consul.kvDelete("service/haproxy/services/real-v1/check");
         await realKeepServing();
     });
 
     describe("server addresses", () => {
         const attacks: Array<{ what: string; address: () => string; port: () => number; reason: RegExp }> = [
-            { what: "the gateway itself on loopback (a loop filling maxconn)", address: () => "127.0.0.1", port: () => h.gateway.httpPort, reason: /loopback address \(127\.0\.0\.0\/8\)/ },
+            {
+                what: "the gateway itself on loopback (a loop filling maxconn)",
+                address: () => "127.0.0.1",
+                port: () => h.gateway.httpPort,
+                reason: /loopback address \(127\.0\.0\.0\/8\)/,
+            },
             { what: "Consul's API on loopback", address: () => "127.0.0.1", port: () => h.consul.ports.https, reason: /loopback address/ },
-            { what: "the cloud metadata service", address: () => "169.254.169.254", port: () => 80, reason: /link-local address \(169\.254\.0\.0\/16, cloud metadata\)/ },
+            {
+                what: "the cloud metadata service",
+                address: () => "169.254.169.254",
+                port: () => 80,
+                reason: /link-local address \(169\.254\.0\.0\/16, cloud metadata\)/,
+            },
             { what: "an unspecified address", address: () => "0.1.2.3", port: () => 80, reason: /unspecified address \(0\.0\.0\.0\/8\)/ },
             { what: "a multicast address", address: () => "224.0.0.1", port: () => 80, reason: /multicast or reserved address \(224\.0\.0\.0\/3\)/ },
             { what: "a reserved address", address: () => "240.0.0.1", port: () => 80, reason: /multicast or reserved address/ },
             { what: "the broadcast address", address: () => "255.255.255.255", port: () => 80, reason: /multicast or reserved address/ },
-            { what: "the gateway's published port on the node", address: () => NODE_ADDRESS, port: () => h.gateway.httpPort, reason: /port \d+ of a node is the gateway's, Consul's or SSH/ },
+            {
+                what: "the gateway's published port on the node",
+                address: () => NODE_ADDRESS,
+                port: () => h.gateway.httpPort,
+                reason: /port \d+ of a node is the gateway's, Consul's or SSH/,
+            },
             { what: "the stats port on the node", address: () => NODE_ADDRESS, port: () => h.gateway.statsPort, reason: /port \d+ of a node is/ },
             { what: "Consul's published port on the node", address: () => NODE_ADDRESS, port: () => h.consul.ports.https, reason: /port \d+ of a node is/ },
             { what: "SSH on the node", address: () => NODE_ADDRESS, port: () => 22, reason: /port 22 of a node is/ },
-            { what: "Consul's API port on another address of the network", address: () => "198.18.0.9", port: () => 8500, reason: /port 8500 is Consul's or the Docker API's/ },
+            {
+                what: "Consul's API port on another address of the network",
+                address: () => "198.18.0.9",
+                port: () => 8500,
+                reason: /port 8500 is Consul's or the Docker API's/,
+            },
             { what: "Consul's server RPC port", address: () => "198.18.0.9", port: () => 8300, reason: /port 8300 is Consul's/ },
             { what: "the Docker API (socket proxy)", address: () => "198.18.0.9", port: () => 2375, reason: /port 2375 is Consul's or the Docker API's/ },
             { what: "a port that is not a TCP port", address: () => NODE_ADDRESS, port: () => 70000, reason: /not a TCP port/ },
@@ -228,15 +253,29 @@ describe("trust rules", { timeout: 300_000 }, () => {
                 undo.push(() => h.consul.deregister(id));
                 await h.consul.register({ ID: id, Name: "real-v1", Tags: ["rest", "check=/health"], Address: address, Port: port });
                 const line = `skipped: real-v1 instance ${address}:${port}: `;
-                await waitFor(() => stderr().split("\n").some((l) => l.startsWith(`gateway: ${line}`)), { timeoutMs: 10_000, message: `"${line}" logged` });
-                const logLine = stderr().split("\n").find((l) => l.startsWith(`gateway: ${line}`))!;
+                await waitFor(
+                    () =>
+                        stderr()
+                            .split("\n")
+                            .some((l) => l.startsWith(`gateway: ${line}`)),
+                    { timeoutMs: 10_000, message: `"${line}" logged` },
+                );
+                const logLine = stderr()
+                    .split("\n")
+                    .find((l) => l.startsWith(`gateway: ${line}`))!;
                 assert.match(logLine, attack.reason);
                 const cfg = h.gateway.readRenderedConfig("live");
                 assert.deepEqual(servers(cfg, "svc_real-v1").sort(), [realA.serverName, realB.serverName].sort(), "only the real instances are servers");
                 assert.equal(await settled(), reloads, "a skipped instance changes only the list: no reload");
                 await rerender();
                 await rerender();
-                assert.equal(stderr().split("\n").filter((l) => l === logLine).length, 1, "logged once, not on every render");
+                assert.equal(
+                    stderr()
+                        .split("\n")
+                        .filter((l) => l === logLine).length,
+                    1,
+                    "logged once, not on every render",
+                );
                 await realKeepServing();
                 await h.consul.deregister(id);
             });
@@ -244,7 +283,13 @@ describe("trust rules", { timeout: 300_000 }, () => {
 
         it("never routes to 0.0.0.0 (Linux connects it to the gateway's own host)", async () => {
             undo.push(() => h.consul.deregister("trust:zero"));
-            const res = await h.consul.tryRegister({ ID: "trust:zero", Name: "real-v1", Tags: ["rest", "check=/health"], Address: "0.0.0.0", Port: h.gateway.httpPort });
+            const res = await h.consul.tryRegister({
+                ID: "trust:zero",
+                Name: "real-v1",
+                Tags: ["rest", "check=/health"],
+                Address: "0.0.0.0",
+                Port: h.gateway.httpPort,
+            });
             if (res.status === 200) {
                 await waitLogged(`skipped: real-v1 instance 0.0.0.0:${h.gateway.httpPort}: unspecified address (0.0.0.0/8)`);
             } else {
@@ -260,10 +305,21 @@ describe("trust rules", { timeout: 300_000 }, () => {
             h.onStop(outsideServer.close);
             const own = await startServer(GATEWAY_OWN_ADDRESS, () => ({ hostname: "decoy-own" }));
             h.onStop(own.close);
-            undo.push(() => h.consul.deregister("trust:outside"), () => h.consul.deregister("trust:own"));
-            await h.consul.register({ ID: "trust:outside", Name: "real-v1", Tags: ["rest", "check=/health"], Address: OUTSIDE_ADDRESS, Port: outsideServer.port });
+            undo.push(
+                () => h.consul.deregister("trust:outside"),
+                () => h.consul.deregister("trust:own"),
+            );
+            await h.consul.register({
+                ID: "trust:outside",
+                Name: "real-v1",
+                Tags: ["rest", "check=/health"],
+                Address: OUTSIDE_ADDRESS,
+                Port: outsideServer.port,
+            });
             await h.consul.register({ ID: "trust:own", Name: "real-v1", Tags: ["rest", "check=/health"], Address: GATEWAY_OWN_ADDRESS, Port: own.port });
-            await waitLogged(`skipped: real-v1 instance ${OUTSIDE_ADDRESS}:${outsideServer.port}: address outside the networks the stack declares (GATEWAY_BACKEND_NETWORKS)`);
+            await waitLogged(
+                `skipped: real-v1 instance ${OUTSIDE_ADDRESS}:${outsideServer.port}: address outside the networks the stack declares (GATEWAY_BACKEND_NETWORKS)`,
+            );
             await waitLogged(`skipped: real-v1 instance ${GATEWAY_OWN_ADDRESS}:${own.port}: an address of the gateway itself (GATEWAY_OWN_ADDRESSES)`);
             assert.deepEqual(servers(h.gateway.readRenderedConfig("live"), "svc_real-v1").sort(), [realA.serverName, realB.serverName].sort());
             for (let i = 0; i < 10; i++) {
@@ -287,14 +343,20 @@ describe("trust rules", { timeout: 300_000 }, () => {
     describe("caps", () => {
         it("writes at most service/haproxy/limits/instances servers per service and logs the others once", async () => {
             const third = await h.startBackend("real", "real-c", "v1");
-            undo.push(() => h.consul.kvDelete("service/haproxy/limits/instances"), () => h.consul.deregister(third.id));
+            undo.push(
+                () => h.consul.kvDelete("service/haproxy/limits/instances"),
+                () => h.consul.deregister(third.id),
+            );
             await h.consul.kvPut("service/haproxy/limits/instances", "2");
             await h.consul.register(third.registration("real-v1", { status: "passing" }));
             await waitLogged(`skipped: real-v1 instance ${third.serverName}: over the cap of 2 instances per service (KV service/haproxy/limits/instances)`);
             const written = servers(h.gateway.readRenderedConfig("live"), "svc_real-v1");
             assert.equal(written.length, 2, written.join(","));
             await rerender();
-            assert.equal(logged(`skipped: real-v1 instance ${third.serverName}: over the cap of 2 instances per service (KV service/haproxy/limits/instances)`), 1);
+            assert.equal(
+                logged(`skipped: real-v1 instance ${third.serverName}: over the cap of 2 instances per service (KV service/haproxy/limits/instances)`),
+                1,
+            );
             await h.consul.kvDelete("service/haproxy/limits/instances");
             await h.waitForConfig((c) => servers(c, "svc_real-v1").length === 3, "three servers once the cap is gone");
             await h.consul.deregister(third.id);
@@ -331,7 +393,17 @@ describe("trust rules", { timeout: 300_000 }, () => {
             // A cap that is not a number is rejected, logged, and the default (5000) runs.
             await h.consul.kvPut("service/haproxy/limits/services", "many");
             await h.waitForConfig((c) => all.every((n) => c.includes(`backend svc_${n}\n`)), "every service routed under the default cap");
-            await waitFor(() => stderr().split("\n").some((l) => /^gateway: rejected: KV service\/haproxy\/limits\/services: value \(sha256 [0-9a-f]{8}\) is not an integer from 1 to 100000; running 5000$/.test(l)), { timeoutMs: 10_000, message: "rejected cap logged" });
+            await waitFor(
+                () =>
+                    stderr()
+                        .split("\n")
+                        .some((l) =>
+                            /^gateway: rejected: KV service\/haproxy\/limits\/services: value \(sha256 [0-9a-f]{8}\) is not an integer from 1 to 100000; running 5000$/.test(
+                                l,
+                            ),
+                        ),
+                { timeoutMs: 10_000, message: "rejected cap logged" },
+            );
             await h.consul.kvDelete("service/haproxy/limits/services");
             await h.consul.kvDelete("service/haproxy/services/real-v1/check");
             await h.consul.kvDelete("service/haproxy/services/zcap-v1/check");
@@ -351,7 +423,11 @@ describe("trust rules", { timeout: 300_000 }, () => {
             }));
             h.onStop(echo.close);
             await h.consul.register({
-                ID: "trust:echo", Name: "echo-v1", Tags: ["rest", "check=/health"], Address: NODE_ADDRESS, Port: echo.port,
+                ID: "trust:echo",
+                Name: "echo-v1",
+                Tags: ["rest", "check=/health"],
+                Address: NODE_ADDRESS,
+                Port: echo.port,
                 Check: { HTTP: `http://${NODE_ADDRESS}:${echo.port}/health`, Interval: "1s", Status: "passing" },
             });
             await h.waitForRoute("/echo/v1/");
@@ -387,7 +463,13 @@ describe("trust rules", { timeout: 300_000 }, () => {
             await waitFor(async () => (await gw.get("/echo/v1/")).status === 200, { timeoutMs: 10_000, message: "echo-v1 on the third gateway" });
             const seen = JSON.parse((await gw.get("/echo/v1/x", { headers: spoofed })).body) as Seen;
             assert.deepEqual(seen, { xff: ["127.0.0.1"], xfp: ["/echo/v1"], forwarded: [], realIp: [] });
-            await waitFor(() => stderr(gw).split("\n").some((l) => /^gateway: rejected: GATEWAY_TRUSTED_PROXIES entry \(sha256 [0-9a-f]{8}\) is not an IPv4 CIDR block/.test(l)), { timeoutMs: 5000, message: "bad entry logged" });
+            await waitFor(
+                () =>
+                    stderr(gw)
+                        .split("\n")
+                        .some((l) => /^gateway: rejected: GATEWAY_TRUSTED_PROXIES entry \(sha256 [0-9a-f]{8}\) is not an IPv4 CIDR block/.test(l)),
+                { timeoutMs: 5000, message: "bad entry logged" },
+            );
         });
     });
 
@@ -404,7 +486,12 @@ describe("trust rules", { timeout: 300_000 }, () => {
             const gw = await Gateway.start(h.tools, h.consul, { env: { GATEWAY_BACKEND_NETWORKS: "198.18.0.0/33 everything" } });
             h.onStop(() => gw.destroy());
             await waitLogged("rejected: GATEWAY_BACKEND_NETWORKS declares no network: no instance is routed", gw);
-            assert.equal(stderr(gw).split("\n").filter((l) => /^gateway: rejected: GATEWAY_BACKEND_NETWORKS entry \(sha256 [0-9a-f]{8}\) is not an IPv4 CIDR block/.test(l)).length, 2);
+            assert.equal(
+                stderr(gw)
+                    .split("\n")
+                    .filter((l) => /^gateway: rejected: GATEWAY_BACKEND_NETWORKS entry \(sha256 [0-9a-f]{8}\) is not an IPv4 CIDR block/.test(l)).length,
+                2,
+            );
             assert.deepEqual(servers(gw.readRenderedConfig("live"), "svc_real-v1"), []);
             assert.equal((await gw.get("/real/v1/x")).status, 503, "the route exists but has no server");
         });

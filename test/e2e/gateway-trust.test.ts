@@ -17,7 +17,9 @@ const CONSUL = e2eName("consul");
 describe("the dev stack's config on a real engine (stack e2e): the gateway's privileges and trust rules", { skip: skipReason() }, () => {
     const up = stackForSuite();
     let stack: Stack;
-    before(() => { stack = up(); });
+    before(() => {
+        stack = up();
+    });
 
     /** A request to Consul's published HTTPS API as the operator (the stack's CA and management token). */
     function consulPut(path: string, body: unknown): Promise<number> {
@@ -47,8 +49,15 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
         assert.deepEqual(inspect.HostConfig.Sysctls, { "net.ipv4.ip_unprivileged_port_start": "80" });
         assert.equal((await stack.exec(GATEWAY, ["id", "-u"])).trim(), "10080");
         // Every process of the container: HAProxy's master and worker, consul-template, the entrypoint.
-        const status = await stack.exec(GATEWAY, ["bash", "-c", "for s in /proc/[0-9]*/status; do grep -E '^(Name|Uid|NoNewPrivs|CapEff|CapPrm|CapBnd):' \"$s\" | tr '\\n' ' '; echo; done"]);
-        const procs = status.trim().split("\n").filter((l) => /Name:/.test(l));
+        const status = await stack.exec(GATEWAY, [
+            "bash",
+            "-c",
+            "for s in /proc/[0-9]*/status; do grep -E '^(Name|Uid|NoNewPrivs|CapEff|CapPrm|CapBnd):' \"$s\" | tr '\\n' ' '; echo; done",
+        ]);
+        const procs = status
+            .trim()
+            .split("\n")
+            .filter((l) => /Name:/.test(l));
         assert.ok(procs.some((l) => /Name:\s+haproxy/.test(l)) && procs.some((l) => /Name:\s+consul-template/.test(l)), status);
         for (const p of procs) {
             assert.match(p, /Uid:\s+10080\s/, p);
@@ -58,21 +67,48 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
             assert.match(p, /CapBnd:\s+0{16}/, p);
         }
         // Port 80 in the container, published on the stack's gateway port.
-        const listening = await stack.exec(GATEWAY, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3"]);
+        const listening = await stack.exec(GATEWAY, [
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /-/health HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3",
+        ]);
         assert.match(listening, /^HTTP\/1\.[01] 200/);
         const v1 = replicasOf(stack, "hello-v1");
-        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)));
+        await rotationIs(
+            stack,
+            "/hello/v1/",
+            v1.map((c) => hostnameOf(stack, c)),
+        );
     });
 
     test("without the namespaced sysctl the same user cannot bind port 80: file capabilities would not help under no-new-privileges", async () => {
         // The gateway image as the stack runs it, once with the stack's sysctl and once with the
         // kernel's default (1024): only the first binds port 80.
         const image = String(stack.containerResource(GATEWAY).inputs.image);
-        const bind80 = "printf 'defaults\\n  mode http\\n  timeout client 1s\\n  timeout server 1s\\n  timeout connect 1s\\nfrontend f\\n  bind :80\\n' > /run/gateway/bind80.cfg && timeout 2 haproxy -db -f /run/gateway/bind80.cfg; echo exit=$?";
-        const run = async (start: string, extra: string[] = []) => (await stack.docker.cli([
-            "run", "--rm", "--network", "none", "--security-opt", "no-new-privileges:true", "--cap-drop", "ALL", ...extra,
-            "--sysctl", `net.ipv4.ip_unprivileged_port_start=${start}`, "--entrypoint", "bash", image, "-c", bind80,
-        ], { allowFailure: true, timeoutMs: 60_000 }));
+        const bind80 =
+            "printf 'defaults\\n  mode http\\n  timeout client 1s\\n  timeout server 1s\\n  timeout connect 1s\\nfrontend f\\n  bind :80\\n' > /run/gateway/bind80.cfg && timeout 2 haproxy -db -f /run/gateway/bind80.cfg; echo exit=$?";
+        const run = async (start: string, extra: string[] = []) =>
+            await stack.docker.cli(
+                [
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--security-opt",
+                    "no-new-privileges:true",
+                    "--cap-drop",
+                    "ALL",
+                    ...extra,
+                    "--sysctl",
+                    `net.ipv4.ip_unprivileged_port_start=${start}`,
+                    "--entrypoint",
+                    "bash",
+                    image,
+                    "-c",
+                    bind80,
+                ],
+                { allowFailure: true, timeoutMs: 60_000 },
+            );
         const shipped = await run("80");
         assert.match(shipped.stdout, /exit=124/, `HAProxy kept running on port 80 until timeout:\n${shipped.stdout}${shipped.stderr}`);
         const kernelDefault = await run("1024");
@@ -97,17 +133,34 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
         ];
         try {
             for (const r of rogues) {
-                assert.equal(await consulPut("/v1/agent/service/register", { ID: r.id, Name: "hello-v1", Tags: ["rest", "check=/health"], Address: r.address, Port: r.port }), 200);
+                assert.equal(
+                    await consulPut("/v1/agent/service/register", {
+                        ID: r.id,
+                        Name: "hello-v1",
+                        Tags: ["rest", "check=/health"],
+                        Address: r.address,
+                        Port: r.port,
+                    }),
+                    200,
+                );
             }
             for (const r of rogues) {
                 const line = `gateway: skipped: hello-v1 instance ${r.address}:${r.port}: ${r.reason}`;
-                await eventually(`"${line}" in the gateway's log`, async () => ((await stack.docker.logs(GATEWAY, 2000)).split("\n").includes(line) ? true : undefined), 30_000);
+                await eventually(
+                    `"${line}" in the gateway's log`,
+                    async () => ((await stack.docker.logs(GATEWAY, 2000)).split("\n").includes(line) ? true : undefined),
+                    30_000,
+                );
             }
             // Requests keep going to the real replicas only.
             await rotationIs(stack, "/hello/v1/", hosts);
             const logs = (await stack.docker.logs(GATEWAY, 5000)).split("\n");
             for (const r of rogues) {
-                assert.equal(logs.filter((l) => l === `gateway: skipped: hello-v1 instance ${r.address}:${r.port}: ${r.reason}`).length, 1, `${r.id} logged once`);
+                assert.equal(
+                    logs.filter((l) => l === `gateway: skipped: hello-v1 instance ${r.address}:${r.port}: ${r.reason}`).length,
+                    1,
+                    `${r.id} logged once`,
+                );
             }
         } finally {
             for (const r of rogues) await consulPut(`/v1/agent/service/deregister/${r.id}`, undefined).catch(() => 0);

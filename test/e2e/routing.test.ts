@@ -11,9 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { LOG_LIMITS } from "../../components/container-defaults";
 import { PROJECT } from "../support/program";
 import { skipReason } from "./harness/engine";
-import {
-    consulGet, healthy, hello, hostnameOf, hostnames, kvValue, metric, processes, replicasOf, rotationIs, startedAt,
-} from "./harness/scenario";
+import { consulGet, healthy, hello, hostnameOf, hostnames, kvValue, metric, processes, replicasOf, rotationIs, startedAt } from "./harness/scenario";
 import { DevLookalikes } from "./harness/lookalikes";
 import { E2E_STACK, e2eName, eventually, get, Stack } from "./harness/stack";
 
@@ -23,31 +21,41 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
     let stack: Stack;
     let devStack: DevLookalikes | undefined;
 
-    before(async () => {
-        stack = await Stack.up({ beforeApply: async (docker) => { devStack = await DevLookalikes.create(docker); } });
-    }, { timeout: 20 * 60_000 });
+    before(
+        async () => {
+            stack = await Stack.up({
+                beforeApply: async (docker) => {
+                    devStack = await DevLookalikes.create(docker);
+                },
+            });
+        },
+        { timeout: 20 * 60_000 },
+    );
 
-    after(async () => {
-        if (!stack) {
-            // The bring-up failed (and released the engine): best effort on what was made.
-            await devStack?.remove().catch(() => undefined);
-            return;
-        }
-        // The engine may be the suite's own: look at the dev stack's objects before it stops.
-        try {
-            await stack.down({ keepEngine: true });
-        } finally {
-            try {
-                if (devStack) {
-                    const changes = await devStack.changes();
-                    await devStack.remove();
-                    assert.deepEqual(changes, [], "the suite's teardown left the dev stack's containers, network, volume and image as they were");
-                }
-            } finally {
-                await stack.engine.release();
+    after(
+        async () => {
+            if (!stack) {
+                // The bring-up failed (and released the engine): best effort on what was made.
+                await devStack?.remove().catch(() => undefined);
+                return;
             }
-        }
-    }, { timeout: 120_000 });
+            // The engine may be the suite's own: look at the dev stack's objects before it stops.
+            try {
+                await stack.down({ keepEngine: true });
+            } finally {
+                try {
+                    if (devStack) {
+                        const changes = await devStack.changes();
+                        await devStack.remove();
+                        assert.deepEqual(changes, [], "the suite's teardown left the dev stack's containers, network, volume and image as they were");
+                    }
+                } finally {
+                    await stack.engine.release();
+                }
+            }
+        },
+        { timeout: 120_000 },
+    );
 
     test("the containers that run are the program's declarations, inputs applied", async () => {
         const declared = stack.declaredContainers().filter((n) => !stack.applied.emulated.includes(n));
@@ -106,8 +114,8 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         }
         const passing = await eventually("the three hello instances passing in Consul", async () => {
             const all = [
-                ...await consulGet<any[]>(stack, "/v1/health/service/hello-v1?passing"),
-                ...await consulGet<any[]>(stack, "/v1/health/service/hello-v2?passing"),
+                ...(await consulGet<any[]>(stack, "/v1/health/service/hello-v1?passing")),
+                ...(await consulGet<any[]>(stack, "/v1/health/service/hello-v2?passing")),
             ];
             return all.length === 3 ? all : undefined;
         });
@@ -125,8 +133,12 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         assert.ok(devStack, "the dev stack's objects were made before the apply");
         assert.deepEqual(await devStack.changes(), [], "untouched by the apply");
         const ours = [...stack.declaredContainers(), ...stack.applied.created.map((c) => c.name)];
-        for (const name of ours) assert.ok(!DevLookalikes.containerNames.includes(name) && !/^(dev-|service-discovery-dev$)/.test(name), `${name} is not a dev stack name`);
-        assert.ok(stack.declaredContainers().every((n) => n.startsWith(`${E2E_STACK}-`)), stack.declaredContainers().join(", "));
+        for (const name of ours)
+            assert.ok(!DevLookalikes.containerNames.includes(name) && !/^(dev-|service-discovery-dev$)/.test(name), `${name} is not a dev stack name`);
+        assert.ok(
+            stack.declaredContainers().every((n) => n.startsWith(`${E2E_STACK}-`)),
+            stack.declaredContainers().join(", "),
+        );
         const answered = new Set(await hostnames(stack, "/hello/v1/", 8));
         assert.deepEqual([...answered].sort(), [e2eName("hello-v1-1"), e2eName("hello-v1-2")], "only the suite's replicas answer");
     });
@@ -143,16 +155,28 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         const replica = e2eName("hello-v2-1");
         const marker = `log-rotation-check-${Date.now()}`;
         const written = 48_000_000;
-        await stack.exec(replica, ["sh", "-c", `yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop | head -c ${written} > /proc/1/fd/1 && echo ${marker} > /proc/1/fd/1`]);
-        const kept = await eventually("the marker line in the replica's log", async () => {
-            const out = (await stack.docker.cli(["logs", replica], { timeoutMs: 120_000 })).stdout;
-            return out.includes(marker) ? out : undefined;
-        }, 60_000, 1000);
+        await stack.exec(replica, [
+            "sh",
+            "-c",
+            `yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop | head -c ${written} > /proc/1/fd/1 && echo ${marker} > /proc/1/fd/1`,
+        ]);
+        const kept = await eventually(
+            "the marker line in the replica's log",
+            async () => {
+                const out = (await stack.docker.cli(["logs", replica], { timeoutMs: 120_000 })).stdout;
+                return out.includes(marker) ? out : undefined;
+            },
+            60_000,
+            1000,
+        );
         assert.ok(kept.length < written / 2, `kept ${kept.length} of ${written} bytes written: the log is bounded`);
         assert.ok(kept.length > 1_000_000, `kept ${kept.length} bytes: the newest logs stay readable`);
         // The flood did not stop it: still running, and its service still answers.
         assert.equal((await stack.docker.inspectContainer(replica)).State.Running, true);
-        const port = stack.applied.containers.get(replica)!.envs.find((e: string) => e.startsWith("PORT="))!.slice(5);
+        const port = stack.applied.containers
+            .get(replica)!
+            .envs.find((e: string) => e.startsWith("PORT="))!
+            .slice(5);
         await stack.exec(replica, ["python3", "-c", `import urllib.request; urllib.request.urlopen("http://127.0.0.1:${port}/health", timeout=5)`]);
     });
 
@@ -248,7 +272,9 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
     test("a KV setting changed by a second apply (consul.Keys) reaches the running HAProxy, without a restart", async () => {
         const haproxy = stack.configValue("haproxy");
         assert.equal(await kvValue(stack, "service/haproxy/maxconn"), String(haproxy.maxconn));
-        await eventually("HAProxy runs with the first maxconn", async () => ((await metric(stack, "haproxy_process_max_connections")) === haproxy.maxconn ? true : undefined));
+        await eventually("HAProxy runs with the first maxconn", async () =>
+            (await metric(stack, "haproxy_process_max_connections")) === haproxy.maxconn ? true : undefined,
+        );
         const gatewayStart = await startedAt(stack, GATEWAY);
         const gatewayId = stack.containerResource(GATEWAY).id;
 

@@ -32,17 +32,26 @@ for method, url, body in json.loads(sys.argv[1]):
 describe("the dev stack's config on a real engine (stack e2e): ACLs and TLS", { skip: skipReason() }, () => {
     const up = stackForSuite();
     let stack: Stack;
-    before(() => { stack = up(); });
+    before(() => {
+        stack = up();
+    });
 
     async function fromServiceContainer(requests: [string, string, string | null][]): Promise<{ url: string; status?: number; error?: string }[]> {
         const container = replicasOf(stack, "hello-v1")[0]!;
         const out = await stack.exec(container, ["python3", "-c", ATTACK, JSON.stringify(requests)]);
-        return out.trim().split("\n").map((l) => JSON.parse(l));
+        return out
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
     }
 
     test("from an ordinary service container: no register, no deregister, no KV write; the routes keep answering", async () => {
         const v1 = replicasOf(stack, "hello-v1");
-        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)));
+        await rotationIs(
+            stack,
+            "/hello/v1/",
+            v1.map((c) => hostnameOf(stack, c)),
+        );
         const services = await consulGet<Record<string, { ID: string; Service: string }>>(stack, "/v1/agent/services");
         const victim = Object.values(services).find((s) => s.Service === "hello-v1")!;
         const rogue = JSON.stringify({ ID: "rogue", Name: "hello-v1", Tags: ["rest"], Address: "10.0.0.1", Port: 80 });
@@ -50,19 +59,31 @@ describe("the dev stack's config on a real engine (stack e2e): ACLs and TLS", { 
             ["PUT", "https://consul:8501/v1/agent/service/register", rogue],
             ["PUT", `https://consul:8501/v1/agent/service/deregister/${encodeURIComponent(victim.ID)}`, ""],
             ["PUT", "https://consul:8501/v1/kv/service/haproxy/maxconn", "1"],
-            ["PUT", "https://consul:8501/v1/catalog/register", JSON.stringify({ Node: "rogue", Address: "10.0.0.1", Service: { Service: "hello-v1", Tags: ["rest"], Port: 80 } })],
+            [
+                "PUT",
+                "https://consul:8501/v1/catalog/register",
+                JSON.stringify({ Node: "rogue", Address: "10.0.0.1", Service: { Service: "hello-v1", Tags: ["rest"], Port: 80 } }),
+            ],
             ["PUT", "https://consul:8501/v1/acl/bootstrap", ""],
             // Plain HTTP answers only on the agent's own loopback.
             ["PUT", "http://consul:8500/v1/agent/service/register", rogue],
         ]);
-        assert.deepEqual(results.slice(0, 4).map((r) => r.status), [403, 403, 403, 403], JSON.stringify(results));
+        assert.deepEqual(
+            results.slice(0, 4).map((r) => r.status),
+            [403, 403, 403, 403],
+            JSON.stringify(results),
+        );
         assert.ok(results[4]!.status !== undefined && results[4]!.status >= 400, `ACL bootstrap again: ${JSON.stringify(results[4])}`);
         assert.ok(results[5]!.error !== undefined, `plain HTTP from another container must not connect: ${JSON.stringify(results[5])}`);
         const after = await consulGet<Record<string, { ID: string }>>(stack, "/v1/agent/services");
         assert.ok(!("rogue" in after), "the rogue registration is not in the catalog");
         assert.ok(victim.ID in after, "the real instance is still registered");
         assert.notEqual(await consulGet<string>(stack, "/v1/kv/service/haproxy/maxconn?raw").catch(() => "absent"), 1);
-        await rotationIs(stack, "/hello/v1/", v1.map((c) => hostnameOf(stack, c)));
+        await rotationIs(
+            stack,
+            "/hello/v1/",
+            v1.map((c) => hostnameOf(stack, c)),
+        );
     });
 
     test("the Consul API is HTTPS with the stack's CA; without a token it refuses writes", async () => {
@@ -83,12 +104,19 @@ describe("the dev stack's config on a real engine (stack e2e): ACLs and TLS", { 
             assert.equal((await stack.exec(CONSUL, ["stat", "-c", "%a %u", file])).trim(), "600 100", `${file} mode and owner`);
         }
         // Consul itself runs as the unprivileged user the files belong to.
-        const status = await stack.exec(CONSUL, ["sh", "-c", "for p in /proc/[0-9]*; do if [ \"$(cat $p/comm 2>/dev/null)\" = consul ]; then grep '^Uid:' $p/status; fi; done"]);
+        const status = await stack.exec(CONSUL, [
+            "sh",
+            "-c",
+            "for p in /proc/[0-9]*; do if [ \"$(cat $p/comm 2>/dev/null)\" = consul ]; then grep '^Uid:' $p/status; fi; done",
+        ]);
         assert.match(status, /^Uid:\s+100\s/m, status);
     });
 
     test("the agent has its token: its node is registered in the catalog (that needs node write)", async () => {
         const nodes = await consulGet<{ Node: string }[]>(stack, "/v1/catalog/nodes");
-        assert.ok(nodes.some((n) => n.Node === "e2e-consul"), JSON.stringify(nodes));
+        assert.ok(
+            nodes.some((n) => n.Node === "e2e-consul"),
+            JSON.stringify(nodes),
+        );
     });
 });

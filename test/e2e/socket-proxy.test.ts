@@ -15,7 +15,9 @@ const API_NETWORK = "service-discovery-e2e-docker-api";
 describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipReason() }, () => {
     const up = stackForSuite();
     let stack: Stack;
-    before(() => { stack = up(); });
+    before(() => {
+        stack = up();
+    });
 
     /** The proxy's log lines of requests, let through (refused=-) or refused. */
     async function proxyLog(): Promise<string[]> {
@@ -25,7 +27,10 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
 
     test("the proxy is the only container with the engine's socket, alone with Registrator on an internal network, and healthy", async () => {
         await healthy(stack, PROXY, 60_000);
-        const ours: any[] = await stack.docker.request("GET", `/containers/json?all=true&filters=${encodeURIComponent(JSON.stringify({ label: [`${E2E_LABEL}=${stack.runId}`] }))}`);
+        const ours: any[] = await stack.docker.request(
+            "GET",
+            `/containers/json?all=true&filters=${encodeURIComponent(JSON.stringify({ label: [`${E2E_LABEL}=${stack.runId}`] }))}`,
+        );
         assert.ok(ours.length >= 5, `containers of this run: ${ours.map((c) => c.Names).join(" ")}`);
         for (const c of ours) {
             const name = String(c.Names[0]).replace(/^\//, "");
@@ -35,7 +40,11 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
         }
         const declared = stack.applied.containers.get(REGISTRATOR)!;
         // No socket mount: only its node's Consul agent's socket volume, read-only.
-        assert.deepEqual(declared.volumes.map((v: { volumeName?: string; hostPath?: string; readOnly?: boolean }) => [v.volumeName, v.hostPath, v.readOnly]), [["e2e-consul-run", undefined, true]], "Registrator mounts only the Consul agent's socket volume");
+        assert.deepEqual(
+            declared.volumes.map((v: { volumeName?: string; hostPath?: string; readOnly?: boolean }) => [v.volumeName, v.hostPath, v.readOnly]),
+            [["e2e-consul-run", undefined, true]],
+            "Registrator mounts only the Consul agent's socket volume",
+        );
         assert.ok(declared.envs.includes("DOCKER_HOST=tcp://docker-socket-proxy:2375"), "Registrator reads Docker through the proxy");
 
         const proxy = await stack.docker.inspectContainer(PROXY);
@@ -47,7 +56,9 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
         const network = await stack.docker.request("GET", `/networks/${API_NETWORK}`);
         assert.equal(network.Internal, true, "the Docker API network has no route out");
         // Registrator, when it runs for real, is the proxy's only neighbour there.
-        const members = Object.values(network.Containers ?? {}).map((m: any) => m.Name).sort();
+        const members = Object.values(network.Containers ?? {})
+            .map((m: any) => m.Name)
+            .sort();
         assert.deepEqual(members, stack.applied.emulated.includes(REGISTRATOR) ? [PROXY] : [PROXY, REGISTRATOR].sort());
 
         // HAProxy itself runs unprivileged whenever the engine's socket is group-writable.
@@ -75,7 +86,10 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
         }
         await stack.registratorSettled();
         const lines = await proxyLog();
-        assert.ok(lines.some((l) => / GET "\/containers\/json[?"].* 200 .* refused=-$/.test(l)), `a container listing went through:\n${lines.slice(-20).join("\n")}`);
+        assert.ok(
+            lines.some((l) => / GET "\/containers\/json[?"].* 200 .* refused=-$/.test(l)),
+            `a container listing went through:\n${lines.slice(-20).join("\n")}`,
+        );
 
         // A restart is seen only on the /events stream (the container keeps its id, so a resync
         // would not look at it again): Registrator inspects it again, through the proxy.
@@ -84,10 +98,15 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
         const inspections = async () => (await proxyLog()).filter((l) => l.includes(` GET "/containers/${id}/json" HTTP/1.1 200 `)).length;
         const before = await inspections();
         await stack.docker.request("POST", `/containers/${v2}/restart?t=1`);
-        await eventually("Registrator's inspection of the restarted container, through the proxy", async () => {
-            await stack.registratorSettled();
-            return (await inspections()) > before ? true : undefined;
-        }, 30_000, 500);
+        await eventually(
+            "Registrator's inspection of the restarted container, through the proxy",
+            async () => {
+                await stack.registratorSettled();
+                return (await inspections()) > before ? true : undefined;
+            },
+            30_000,
+            500,
+        );
         const refused = (await proxyLog()).filter((l) => !/ refused=-$/.test(l));
         assert.deepEqual(refused, [], "Registrator needed nothing the proxy refuses");
     });
@@ -110,7 +129,10 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
             "        out[host] = {'error': type(e).__name__ + ': ' + str(e)}",
             "print(json.dumps(out))",
         ].join("\n");
-        const r = await stack.docker.cli(["exec", service, "python3", "-c", script, evil, "docker-socket-proxy", proxyIp], { allowFailure: true, timeoutMs: 60_000 });
+        const r = await stack.docker.cli(["exec", service, "python3", "-c", script, evil, "docker-socket-proxy", proxyIp], {
+            allowFailure: true,
+            timeoutMs: 60_000,
+        });
         assert.equal(r.code, 0, r.stderr);
         const out = JSON.parse(r.stdout.trim()) as Record<string, { status?: number; body?: string; error?: string }>;
         log(`POST /containers/create from ${service}: ${JSON.stringify(out)}`);

@@ -7,19 +7,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { mockCall, mockOutputs, Declared, Evaluation } from "./mocks";
-
-const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+import { recordRegistrations, type RegistrationExtras } from "./pulumi-monitor";
+import { mapSecrets } from "./secrets";
 
 /** Replaces Pulumi's wire form of a secret with {"$secret": value}, recursively. */
 function markSecrets(value: unknown): unknown {
-    if (Array.isArray(value)) return value.map(markSecrets);
-    if (value && typeof value === "object") {
-        const obj = value as Record<string, unknown>;
-        if (obj[SECRET_SIG_KEY] === SECRET_SIG) return { $secret: markSecrets(obj.value) };
-        return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, markSecrets(v)]));
-    }
-    return value;
+    return mapSecrets(value, (inner) => ({ $secret: inner }));
 }
 
 async function main(): Promise<void> {
@@ -28,42 +21,40 @@ async function main(): Promise<void> {
     const resources: Declared[] = [];
     const calls: string[] = [];
 
-    // The mock monitor hands mocks the inputs but not the parent or the dependencies;
-    // record those from the registration request itself.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mocksModule = require("@pulumi/pulumi/runtime/mocks");
-    const monitorProto = mocksModule.MockMonitor.prototype;
-    const original = monitorProto.registerResource;
-    const pending = new Map<string, { parent: string; dependencies: string[]; provider: string; deleteBeforeReplace: boolean }>();
-    monitorProto.registerResource = function (req: any, callback: any) {
-        pending.set(`${req.getType()}::${req.getName()}`, {
-            parent: req.getParent(),
-            dependencies: req.getDependenciesList(),
-            provider: req.getProvider(),
-            deleteBeforeReplace: req.getDeletebeforereplace(),
-        });
-        return original.call(this, req, callback);
-    };
+    // The mocks are handed the inputs but not the parent or the dependencies: those come from
+    // the registration request itself (test/support/pulumi-monitor.ts).
+    const pending = new Map<string, RegistrationExtras>();
 
-    pulumi.runtime.setMocks({
-        newResource(args: pulumi.runtime.MockResourceArgs) {
-            const extra = pending.get(`${args.type}::${args.name}`);
-            const inputs = markSecrets(args.inputs) as Record<string, unknown>;
-            const state = { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) };
-            const id = `${args.name}-id`;
-            resources.push({
-                type: args.type, name: args.name, custom: args.custom ?? false, inputs,
-                parent: extra?.parent ?? "", dependencies: extra?.dependencies ?? [], provider: extra?.provider ?? "",
-                deleteBeforeReplace: extra?.deleteBeforeReplace ?? false,
-                urn: "",
-            });
-            return { id, state };
+    pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                const extra = pending.get(`${args.type}::${args.name}`);
+                const inputs = markSecrets(args.inputs) as Record<string, unknown>;
+                const state = { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) };
+                const id = `${args.name}-id`;
+                resources.push({
+                    type: args.type,
+                    name: args.name,
+                    custom: args.custom ?? false,
+                    inputs,
+                    parent: extra?.parent ?? "",
+                    dependencies: extra?.dependencies ?? [],
+                    provider: args.provider ?? "",
+                    deleteBeforeReplace: extra?.deleteBeforeReplace ?? false,
+                    urn: "",
+                });
+                return { id, state };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                calls.push(args.token);
+                return mockCall(args.token, args.inputs);
+            },
         },
-        call(args: pulumi.runtime.MockCallArgs) {
-            calls.push(args.token);
-            return mockCall(args.token, args.inputs);
-        },
-    }, "service-discovery", stack, false);
+        "service-discovery",
+        stack,
+        false,
+    );
+    recordRegistrations((extra) => pending.set(`${extra.type}::${extra.name}`, extra));
     pulumi.runtime.setAllConfig(config);
 
     const result: Evaluation = { resources, outputs: {}, error: null, calls };
@@ -83,8 +74,8 @@ async function main(): Promise<void> {
                 result.outputs[key] = value;
             }
         }
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
+        // Every registration answered (disconnect() drains the SDK's queue of pending calls first).
+        await pulumi.runtime.disconnect();
         result.programMs = Number(process.hrtime.bigint() - started) / 1e6;
     } catch (e) {
         failures.push(e instanceof Error ? e.message : String(e));
@@ -94,7 +85,10 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => process.stdout.write(JSON.stringify(result), () => resolve()));
 }
 
-main().then(() => process.exit(0), (e) => {
-    process.stderr.write(String(e && e.stack || e));
-    process.exit(1);
-});
+main().then(
+    () => process.exit(0),
+    (e) => {
+        process.stderr.write(String((e && e.stack) || e));
+        process.exit(1);
+    },
+);

@@ -5,8 +5,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { Declared, Evaluation } from "./mocks";
+import { ROOT } from "./paths";
 
-export const ROOT = path.resolve(__dirname, "../..");
+export { ROOT };
 export const PROJECT = "service-discovery";
 
 /** Pulumi's own flattening of a stack file: each value a string, objects as JSON. */
@@ -26,11 +27,16 @@ export function stackConfig(stack: string): Record<string, string> {
 export async function evaluate(config: Record<string, string>, stack = "dev", compiled?: string): Promise<Program> {
     const args = compiled ? [path.join(compiled, "test/support/evaluate.js")] : ["--import", "tsx", path.join(__dirname, "evaluate.ts")];
     const stdout = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, args, {
-            cwd: ROOT,
-            env: { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: stack },
-            maxBuffer: 64 * 1024 * 1024,
-        }, (err, out, errOut) => (err ? reject(new Error(`evaluation crashed: ${errOut || err.message}`)) : resolve(out)));
+        execFile(
+            process.execPath,
+            args,
+            {
+                cwd: ROOT,
+                env: { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: stack },
+                maxBuffer: 64 * 1024 * 1024,
+            },
+            (err, out, errOut) => (err ? reject(new Error(`evaluation crashed: ${errOut || err.message}`)) : resolve(out)),
+        );
     });
     return new Program(JSON.parse(stdout) as Evaluation);
 }
@@ -52,9 +58,15 @@ export function devWith(overrides: Record<string, unknown>): Record<string, stri
 export class Program {
     constructor(public readonly evaluation: Evaluation) {}
 
-    get error(): string | null { return this.evaluation.error; }
-    get outputs(): Record<string, unknown> { return this.evaluation.outputs; }
-    get resources(): Declared[] { return this.evaluation.resources; }
+    get error(): string | null {
+        return this.evaluation.error;
+    }
+    get outputs(): Record<string, unknown> {
+        return this.evaluation.outputs;
+    }
+    get resources(): Declared[] {
+        return this.evaluation.resources;
+    }
 
     ofType(type: string): Declared[] {
         return this.resources.filter((r) => r.type === type);
@@ -63,12 +75,16 @@ export class Program {
     one(type: string, name: string): Declared {
         const found = this.resources.filter((r) => r.type === type && r.name === name);
         if (found.length !== 1) {
-            throw new Error(`expected one ${type} named ${name}, found ${found.length}; declared: ${this.resources.map((r) => `${r.type}/${r.name}`).join(", ")}`);
+            throw new Error(
+                `expected one ${type} named ${name}, found ${found.length}; declared: ${this.resources.map((r) => `${r.type}/${r.name}`).join(", ")}`,
+            );
         }
         return found[0];
     }
 
-    containers(): Declared[] { return this.ofType("docker:index/container:Container"); }
+    containers(): Declared[] {
+        return this.ofType("docker:index/container:Container");
+    }
 
     container(dockerName: string): Declared {
         const found = this.containers().filter((c) => c.inputs.name === dockerName);

@@ -15,7 +15,7 @@ log() { printf '[tools] %s\n' "$*" >&2; }
 
 # The single sources of truth: the gateway Dockerfile and the config module.
 ct_version="$(sed -n 's/^ARG CONSUL_TEMPLATE_VERSION=//p' "$root/components/images/gateway/Dockerfile")"
-consul_version="$(sed -n 's/^export const CONSUL_VERSION = "\(.*\)";$/\1/p' "$root/components/config.ts")"
+consul_version="$(sed -n 's/^export const CONSUL_VERSION = "\(.*\)";$/\1/p' "$root/components/config/schema.ts")"
 [ -n "$ct_version" ] && [ -n "$consul_version" ] || { echo "cannot read pinned versions" >&2; exit 1; }
 
 check_pin() { # module file, module path, version
@@ -61,7 +61,9 @@ for address in 198.18.0.1 198.18.0.2 198.18.1.1; do
     if ! ip -4 -o addr show dev lo | grep -q " $address/"; then
         if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
         log "adding $address/32 to the loopback interface (control-plane tests)"
-        $sudo ip addr add "$address/32" dev lo
+        # Another run may add it at the same time: only its absence afterwards is an error.
+        $sudo ip addr add "$address/32" dev lo 2>/dev/null || ip -4 -o addr show dev lo | grep -q " $address/" ||
+            { echo "cannot add $address/32 to the loopback interface (needs root: sudo ip addr add $address/32 dev lo)" >&2; exit 1; }
     fi
 done
 

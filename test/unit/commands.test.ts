@@ -28,7 +28,9 @@ const SUBCOMMANDS = "up|preview|destroy|refresh|stack|config|login|logout|whoami
 
 /** Each `pulumi <subcommand> …` invocation in a piece of shell, up to the next operator. */
 function pulumiCommands(code: string): string[] {
-    return [...code.matchAll(new RegExp(`(?:^|[\\s;&|($"])((?:[A-Z_]+=\\S+\\s+)*pulumi\\s+(?:${SUBCOMMANDS})\\b[^;&|()\`\\n#]*)`, "g"))].map((m) => m[1].trim());
+    return [...code.matchAll(new RegExp(`(?:^|[\\s;&|($"])((?:[A-Z_]+=\\S+\\s+)*pulumi\\s+(?:${SUBCOMMANDS})\\b[^;&|()\`\\n#]*)`, "g"))].map((m) =>
+        m[1].trim(),
+    );
 }
 
 /** The stack a command names, and whether it creates that stack. */
@@ -61,7 +63,12 @@ describe("one backend for every command", () => {
 
     it("npm run up: preflight first, then install, then creates or selects the dev stack and deploys it", () => {
         const steps = SCRIPTS.up.split("&&").map((s) => s.trim());
-        assert.deepEqual(steps, ["node scripts/preflight.mjs --stack dev", "npm install --no-audit --no-fund", "pulumi stack select --create dev", "pulumi up --stack dev"]);
+        assert.deepEqual(steps, [
+            "node scripts/preflight.mjs --stack dev",
+            "npm install --no-audit --no-fund",
+            "pulumi stack select --create dev",
+            "pulumi up --stack dev",
+        ]);
         assert.ok(stackFile("dev"));
     });
 
@@ -73,13 +80,17 @@ describe("one backend for every command", () => {
                 if (stack !== undefined) assert.ok(stackFile(stack), `npm run ${name}: ${command}: no Pulumi.${stack}.yaml`);
             }
         }
-        for (const name of ["up", "preview", "destroy"]) assert.match(SCRIPTS[name], /^node scripts\/preflight\.mjs\b/, `npm run ${name} starts with the preflight`);
+        for (const name of ["up", "preview", "destroy"])
+            assert.match(SCRIPTS[name], /^node scripts\/preflight\.mjs\b/, `npm run ${name} starts with the preflight`);
     });
 
     it("finds the README's pulumi commands (the check below has something to check)", () => {
         assert.ok(readmeCommands.length >= 15, readmeCommands.join("\n"));
         for (const expected of ["pulumi stack output statsPassword --show-secrets", "pulumi stack init aws", "pulumi config set nodeCount 5"]) {
-            assert.ok(readmeCommands.some((c) => c.startsWith(expected)), `${expected} in ${readmeCommands.join(" | ")}`);
+            assert.ok(
+                readmeCommands.some((c) => c.startsWith(expected)),
+                `${expected} in ${readmeCommands.join(" | ")}`,
+            );
         }
     });
 
@@ -128,8 +139,10 @@ describe("one Node.js for the program, the tests, CI and the workflows", () => {
 
     it("every workflow sets up that Node.js", () => {
         const dir = path.join(ROOT, ".github/workflows");
-        const versions = fs.readdirSync(dir).filter((f) => f.endsWith(".yml")).flatMap((f) =>
-            [...fs.readFileSync(path.join(dir, f), "utf8").matchAll(/node-version:\s*["']?([0-9.x]+)["']?/g)].map((m) => `${f}:${m[1]}`));
+        const versions = fs
+            .readdirSync(dir)
+            .filter((f) => f.endsWith(".yml"))
+            .flatMap((f) => [...fs.readFileSync(path.join(dir, f), "utf8").matchAll(/node-version:\s*["']?([0-9.x]+)["']?/g)].map((m) => `${f}:${m[1]}`));
         assert.ok(versions.length >= 2, versions.join(", "));
         for (const v of versions) assert.equal(v.split(":")[1], String(wanted), v);
     });

@@ -26,12 +26,18 @@ const STACKS: { title: string; stack: string; remote: boolean; config: () => Rec
     { title: "Pulumi.aws.yaml", stack: "aws", remote: true, config: () => shippedAws() },
     { title: "virtualbox, 3 nodes", stack: "vbox", remote: true, config: () => devWith({ target: "virtualbox", nodeCount: 3 }) },
     {
-        title: "hosts (ssh and tcp)", stack: "hosts", remote: true, config: () => devWith({
-            target: "hosts", nodeCount: undefined, hosts: [
-                { name: "a", host: "ssh://ops@10.1.0.1", address: "10.1.0.1" },
-                { name: "b", host: "tcp://10.1.0.2:2376", address: "10.1.0.2", certPath: "certs/b" },
-            ],
-        }),
+        title: "hosts (ssh and tcp)",
+        stack: "hosts",
+        remote: true,
+        config: () =>
+            devWith({
+                target: "hosts",
+                nodeCount: undefined,
+                hosts: [
+                    { name: "a", host: "ssh://ops@10.1.0.1", address: "10.1.0.1" },
+                    { name: "b", host: "tcp://10.1.0.2:2376", address: "10.1.0.2", certPath: "certs/b" },
+                ],
+            }),
     },
 ];
 
@@ -47,7 +53,10 @@ for (const s of STACKS) {
             const containers = p.containers();
             // Not vacuous: the agents, Registrators, gateways and replicas are all there.
             for (const kind of [/-consul$/, /-registrator$/, /-gateway$/, /-hello-v1-1$/]) {
-                assert.ok(containers.some((c) => kind.test(String(c.inputs.name))), `a container matching ${kind}`);
+                assert.ok(
+                    containers.some((c) => kind.test(String(c.inputs.name))),
+                    `a container matching ${kind}`,
+                );
             }
             for (const c of containers) {
                 assert.equal(c.inputs.logDriver, "json-file", `${c.inputs.name}: logDriver`);
@@ -56,16 +65,26 @@ for (const s of STACKS) {
             }
         });
 
-        it(s.remote
-            ? "a preview never builds an image on a remote node (buildOnPreview false)"
-            : "a preview builds on this machine's engine, which already runs the program (buildOnPreview true)", () => {
-            const builds = p.ofType(BUILD);
-            assert.ok(builds.some((b) => b.name.startsWith("gateway-")) && builds.some((b) => b.name.startsWith("service-hello-")), `builds: ${builds.map((b) => b.name)}`);
-            for (const b of builds) {
-                assert.equal(b.inputs.buildOnPreview, !s.remote, `${b.name}: buildOnPreview`);
-                assert.equal(b.provider.includes("pulumi:providers:docker-build::"), s.remote, `${b.name}: remote builds use the node's build provider (${b.provider})`);
-            }
-        });
+        it(
+            s.remote
+                ? "a preview never builds an image on a remote node (buildOnPreview false)"
+                : "a preview builds on this machine's engine, which already runs the program (buildOnPreview true)",
+            () => {
+                const builds = p.ofType(BUILD);
+                assert.ok(
+                    builds.some((b) => b.name.startsWith("gateway-")) && builds.some((b) => b.name.startsWith("service-hello-")),
+                    `builds: ${builds.map((b) => b.name)}`,
+                );
+                for (const b of builds) {
+                    assert.equal(b.inputs.buildOnPreview, !s.remote, `${b.name}: buildOnPreview`);
+                    assert.equal(
+                        b.provider.includes("pulumi:providers:docker-build::"),
+                        s.remote,
+                        `${b.name}: remote builds use the node's build provider (${b.provider})`,
+                    );
+                }
+            },
+        );
     });
 }
 
@@ -74,7 +93,10 @@ describe("hardening: AWS instance metadata and Consul join", () => {
         for (const target of ["local", "virtualbox", "aws"]) {
             assert.equal(parseSettings({ target, aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }) }, "x").consul.join, "static", target);
         }
-        const s = parseSettings({ target: "aws", aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }), consul: JSON.stringify({ join: "aws-tags" }) }, "x");
+        const s = parseSettings(
+            { target: "aws", aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }), consul: JSON.stringify({ join: "aws-tags" }) },
+            "x",
+        );
         assert.equal(s.consul.join, "aws-tags");
     });
 
@@ -86,10 +108,16 @@ describe("hardening: AWS instance metadata and Consul join", () => {
         for (const i of instances) {
             assert.deepEqual(i.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 }, i.name);
         }
-        assert.deepEqual(p.ofType(ROLE_POLICY).map((r) => r.name), []);
+        assert.deepEqual(
+            p.ofType(ROLE_POLICY).map((r) => r.name),
+            [],
+        );
         assert.ok(!JSON.stringify(p.resources.map((r) => r.inputs)).includes("ec2:DescribeInstances"), "no resource grants ec2:DescribeInstances");
         // SSM access stays (the agent runs on the instance itself, hop 1).
-        assert.equal(p.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "hosts-aws-ssm").inputs.policyArn, "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
+        assert.equal(
+            p.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "hosts-aws-ssm").inputs.policyArn,
+            "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+        );
     });
 
     it("aws-tags: hop limit 2 and the describe-instances role, as cloud auto-join needs from its container", async () => {
@@ -98,7 +126,10 @@ describe("hardening: AWS instance metadata and Consul join", () => {
         assert.equal(p.error, null);
         for (const i of p.ofType(INSTANCE)) assert.equal((i.inputs.metadataOptions as { httpPutResponseHopLimit: number }).httpPutResponseHopLimit, 2, i.name);
         const policies = p.ofType(ROLE_POLICY);
-        assert.deepEqual(policies.map((r) => r.name), ["hosts-aws-consul-auto-join"]);
+        assert.deepEqual(
+            policies.map((r) => r.name),
+            ["hosts-aws-consul-auto-join"],
+        );
         assert.deepEqual(JSON.parse(String(policies[0].inputs.policy)).Statement, [{ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }]);
         assert.equal(policies[0].inputs.role, "hosts-aws-node-id", "on the nodes' role");
     });

@@ -32,7 +32,10 @@ describe("local target: no host-owned address", () => {
     });
 
     it("registers container addresses only on local", () => {
-        assert.deepEqual(["local", "virtualbox", "hosts", "aws"].map((t) => registersContainerAddresses(t as never)), [true, false, false, false]);
+        assert.deepEqual(
+            ["local", "virtualbox", "hosts", "aws"].map((t) => registersContainerAddresses(t as never)),
+            [true, false, false, false],
+        );
     });
 
     it("local: no service container publishes a port, and Registrator runs with -internal, without -ip", () => {
@@ -85,11 +88,17 @@ describe("local target: the gateway reaches the port the image exposes", () => {
 
     it("refuses a built service whose Dockerfile does not expose containerPort on local, not on other targets", () => {
         const service = { name: "hello", version: "v1", build: "components/images/hello", containerPort: 9090 };
-        assert.throws(() => parseSettings(raw({ services: [service] }), "dev"), (e: unknown) => {
-            assert.ok(e instanceof ConfigError);
-            assert.equal(e.message, "service-discovery:services[0].containerPort: 9090 is not allowed; expected a port components/images/hello/Dockerfile exposes (add EXPOSE 9090): on target local the gateway reaches the container's exposed port, nothing is published");
-            return true;
-        });
+        assert.throws(
+            () => parseSettings(raw({ services: [service] }), "dev"),
+            (e: unknown) => {
+                assert.ok(e instanceof ConfigError);
+                assert.equal(
+                    e.message,
+                    "service-discovery:services[0].containerPort: 9090 is not allowed; expected a port components/images/hello/Dockerfile exposes (add EXPOSE 9090): on target local the gateway reaches the container's exposed port, nothing is published",
+                );
+                return true;
+            },
+        );
         assert.equal(parseSettings(raw({ services: [{ ...service, containerPort: 8080 }] }), "dev").services[0].containerPort, 8080);
         const vbox = parseSettings(raw({ target: "virtualbox", nodeCount: 2, services: [service] }), "dev");
         assert.equal(vbox.services[0].containerPort, 9090, "published explicitly there");

@@ -10,7 +10,11 @@ import { policies, SOCKET_PROXY_IMAGE_REPOSITORY } from "../../policy/policies";
 import { devWith, evaluate, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 type Props = Record<string, any>;
-interface Res { type: string; name: string; props: Props }
+interface Res {
+    type: string;
+    name: string;
+    props: Props;
+}
 
 const CONTAINER = "docker:index/container:Container";
 const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -32,16 +36,39 @@ function violations(policyName: string, resources: Res[], config: Record<string,
     const found: string[] = [];
     const report = (message: string) => found.push(message);
     if (policy.validateStack) {
-        policy.validateStack({
-            resources: resources.map((r) => ({ type: r.type, name: r.name, urn: `urn:${r.name}`, props: r.props, isType: isTypeOf(r.type), asType: (c: any) => (isTypeOf(r.type)(c) ? r.props : undefined) })),
-            getConfig: () => config,
-        }, report);
+        policy.validateStack(
+            {
+                resources: resources.map((r) => ({
+                    type: r.type,
+                    name: r.name,
+                    urn: `urn:${r.name}`,
+                    props: r.props,
+                    isType: isTypeOf(r.type),
+                    asType: (c: any) => (isTypeOf(r.type)(c) ? r.props : undefined),
+                })),
+                getConfig: () => config,
+            },
+            report,
+        );
         return found;
     }
     const validations = Array.isArray(policy.validateResource) ? policy.validateResource : [policy.validateResource];
     for (const r of resources) {
         for (const v of validations) {
-            v({ type: r.type, name: r.name, urn: `urn:${r.name}`, props: r.props, opts: {}, isType: isTypeOf(r.type), asType: (c: any) => (isTypeOf(r.type)(c) ? r.props : undefined), getConfig: () => config, notApplicable: () => undefined }, report);
+            v(
+                {
+                    type: r.type,
+                    name: r.name,
+                    urn: `urn:${r.name}`,
+                    props: r.props,
+                    opts: {},
+                    isType: isTypeOf(r.type),
+                    asType: (c: any) => (isTypeOf(r.type)(c) ? r.props : undefined),
+                    getConfig: () => config,
+                    notApplicable: () => undefined,
+                },
+                report,
+            );
         }
     }
     return found;
@@ -51,13 +78,16 @@ const container = (props: Props): Res => ({ type: CONTAINER, name: "c", props: {
 
 describe("policy: pinned-image-tags", () => {
     it("passes tags, digests and image IDs", () => {
-        assert.deepEqual(violations("pinned-image-tags", [
-            container({ image: "example/app:1.0" }),
-            container({ image: `example/app@sha256:${"a".repeat(64)}` }),
-            container({ image: `sha256:${"b".repeat(64)}` }),
-            { type: REMOTE_IMAGE, name: "i", props: { name: "registry.example.com:5000/team/app:2.3" } },
-            { type: BUILD, name: "b", props: { tags: ["service-discovery/gateway:dev"] } },
-        ]), []);
+        assert.deepEqual(
+            violations("pinned-image-tags", [
+                container({ image: "example/app:1.0" }),
+                container({ image: `example/app@sha256:${"a".repeat(64)}` }),
+                container({ image: `sha256:${"b".repeat(64)}` }),
+                { type: REMOTE_IMAGE, name: "i", props: { name: "registry.example.com:5000/team/app:2.3" } },
+                { type: BUILD, name: "b", props: { tags: ["service-discovery/gateway:dev"] } },
+            ]),
+            [],
+        );
     });
     it("fails floating and missing tags", () => {
         assert.equal(violations("pinned-image-tags", [container({ image: "nginx" })]).length, 1);
@@ -72,27 +102,45 @@ describe("policy: docker-socket-proxy-only", () => {
     const apiNet: Res = { type: NETWORK, name: "n", props: { name: "sd-dev-docker-api", driver: "bridge", internal: true } };
     const nodeNet: Res = { type: NETWORK, name: "m", props: { name: "sd-dev", driver: "bridge" } };
     const socket = { hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true };
-    const proxy = (props: Props = {}): Res => container({
-        name: "dev-node-1-docker-socket-proxy", image: `${SOCKET_PROXY_IMAGE_REPOSITORY}:dev@sha256:${"0".repeat(64)}`,
-        volumes: [socket], networksAdvanced: [{ name: "sd-dev-docker-api", aliases: ["docker-socket-proxy"] }],
-        securityOpts: ["no-new-privileges:true"], ...props,
-    });
+    const proxy = (props: Props = {}): Res =>
+        container({
+            name: "dev-node-1-docker-socket-proxy",
+            image: `${SOCKET_PROXY_IMAGE_REPOSITORY}:dev@sha256:${"0".repeat(64)}`,
+            volumes: [socket],
+            networksAdvanced: [{ name: "sd-dev-docker-api", aliases: ["docker-socket-proxy"] }],
+            securityOpts: ["no-new-privileges:true"],
+            ...props,
+        });
     const check = (...containers: Res[]) => violations("docker-socket-proxy-only", [apiNet, nodeNet, ...containers]);
 
     it("passes the proxy alone on an internal network, and containers without the socket", () => {
-        assert.deepEqual(check(
-            proxy(),
-            proxy({ volumes: undefined, mounts: [{ type: "bind", source: "/run/user/1000/docker.sock", target: "/var/run/docker.sock" }] }),
-            container({ envs: ["DOCKER_HOST=tcp://docker-socket-proxy:2375"], networksAdvanced: [{ name: "sd-dev" }, { name: "sd-dev-docker-api" }] }),
-            container({ volumes: [{ volumeName: "data", containerPath: "/data" }, { hostPath: "/srv/app", containerPath: "/app" }] }),
-            container({ mounts: [{ type: "volume", source: "docker.sock", target: "/x" }] }),
-        ), []);
+        assert.deepEqual(
+            check(
+                proxy(),
+                proxy({ volumes: undefined, mounts: [{ type: "bind", source: "/run/user/1000/docker.sock", target: "/var/run/docker.sock" }] }),
+                container({ envs: ["DOCKER_HOST=tcp://docker-socket-proxy:2375"], networksAdvanced: [{ name: "sd-dev" }, { name: "sd-dev-docker-api" }] }),
+                container({
+                    volumes: [
+                        { volumeName: "data", containerPath: "/data" },
+                        { hostPath: "/srv/app", containerPath: "/app" },
+                    ],
+                }),
+                container({ mounts: [{ type: "volume", source: "docker.sock", target: "/x" }] }),
+            ),
+            [],
+        );
     });
 
     it("fails any other container that mounts the socket, read-only or not, a rootless one's, or a folder holding it", () => {
         for (const hostPath of ["/var/run/docker.sock", "/run/docker.sock", "/run/user/1000/docker.sock", "/var/run", "/run/", "/", "//var//run", "/var"]) {
             for (const readOnly of [true, false]) {
-                const found = check(container({ name: "dev-node-1-registrator", image: "gliderlabs/registrator:v7", volumes: [{ hostPath, containerPath: "/tmp/docker.sock", readOnly }] }));
+                const found = check(
+                    container({
+                        name: "dev-node-1-registrator",
+                        image: "gliderlabs/registrator:v7",
+                        volumes: [{ hostPath, containerPath: "/tmp/docker.sock", readOnly }],
+                    }),
+                );
                 assert.equal(found.length, 1, `${hostPath} readOnly=${readOnly}: ${found}`);
                 assert.match(found[0], /container dev-node-1-registrator mounts .*only the Docker socket proxy/);
             }
@@ -137,42 +185,75 @@ describe("policy: docker-socket-proxy-only", () => {
 describe("policy: only-gateway-port-public", () => {
     const ingress = (props: Props): Res => ({ type: INGRESS, name: "r", props: { securityGroupId: "sg", ...props } });
     it("passes the gateway port from anywhere and anything from a narrow CIDR or the group itself", () => {
-        assert.deepEqual(violations("only-gateway-port-public", [
-            ingress({ ipProtocol: "tcp", fromPort: 80, toPort: 80, cidrIpv4: "0.0.0.0/0" }),
-            ingress({ ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv4: "203.0.113.7/32" }),
-            ingress({ ipProtocol: "udp", fromPort: 8301, toPort: 8301, referencedSecurityGroupId: "sg" }),
-            { type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 80, toPort: 80, cidrBlocks: ["0.0.0.0/0"] }] } },
-        ]), []);
-        assert.deepEqual(violations("only-gateway-port-public", [ingress({ ipProtocol: "tcp", fromPort: 8080, toPort: 8080, cidrIpv4: "0.0.0.0/0" })], { gatewayPort: 8080 }), []);
+        assert.deepEqual(
+            violations("only-gateway-port-public", [
+                ingress({ ipProtocol: "tcp", fromPort: 80, toPort: 80, cidrIpv4: "0.0.0.0/0" }),
+                ingress({ ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv4: "203.0.113.7/32" }),
+                ingress({ ipProtocol: "udp", fromPort: 8301, toPort: 8301, referencedSecurityGroupId: "sg" }),
+                { type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 80, toPort: 80, cidrBlocks: ["0.0.0.0/0"] }] } },
+            ]),
+            [],
+        );
+        assert.deepEqual(
+            violations("only-gateway-port-public", [ingress({ ipProtocol: "tcp", fromPort: 8080, toPort: 8080, cidrIpv4: "0.0.0.0/0" })], {
+                gatewayPort: 8080,
+            }),
+            [],
+        );
     });
     it("fails any other port open to the world, in every rule form", () => {
         assert.equal(violations("only-gateway-port-public", [ingress({ ipProtocol: "tcp", fromPort: 1936, toPort: 1936, cidrIpv4: "0.0.0.0/0" })]).length, 1);
         assert.equal(violations("only-gateway-port-public", [ingress({ ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv6: "::/0" })]).length, 1);
         assert.equal(violations("only-gateway-port-public", [ingress({ ipProtocol: "-1", cidrIpv4: "0.0.0.0/0" })]).length, 1);
         assert.equal(violations("only-gateway-port-public", [ingress({ ipProtocol: "tcp", fromPort: 0, toPort: 65535, cidrIpv4: "0.0.0.0/0" })]).length, 1);
-        assert.equal(violations("only-gateway-port-public", [{ type: SG_RULE, name: "r", props: { type: "ingress", protocol: "tcp", fromPort: 8500, toPort: 8500, cidrBlocks: ["0.0.0.0/0"] } }]).length, 1);
-        assert.equal(violations("only-gateway-port-public", [{ type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }] } }]).length, 1);
+        assert.equal(
+            violations("only-gateway-port-public", [
+                { type: SG_RULE, name: "r", props: { type: "ingress", protocol: "tcp", fromPort: 8500, toPort: 8500, cidrBlocks: ["0.0.0.0/0"] } },
+            ]).length,
+            1,
+        );
+        assert.equal(
+            violations("only-gateway-port-public", [
+                { type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }] } },
+            ]).length,
+            1,
+        );
     });
 });
 
 describe("policy: ec2-imdsv2-encrypted-volumes", () => {
-    const good = { metadataOptions: { httpTokens: "required" }, rootBlockDevice: { encrypted: true }, ebsBlockDevices: [{ deviceName: "/dev/sdf", encrypted: true }] };
+    const good = {
+        metadataOptions: { httpTokens: "required" },
+        rootBlockDevice: { encrypted: true },
+        ebsBlockDevices: [{ deviceName: "/dev/sdf", encrypted: true }],
+    };
     it("passes IMDSv2 with encrypted volumes", () => {
         assert.deepEqual(violations("ec2-imdsv2-encrypted-volumes", [{ type: INSTANCE, name: "i", props: good }]), []);
     });
     it("fails IMDSv1, an unencrypted root and an unencrypted data volume", () => {
-        assert.equal(violations("ec2-imdsv2-encrypted-volumes", [{ type: INSTANCE, name: "i", props: { ...good, metadataOptions: { httpTokens: "optional" } } }]).length, 1);
+        assert.equal(
+            violations("ec2-imdsv2-encrypted-volumes", [{ type: INSTANCE, name: "i", props: { ...good, metadataOptions: { httpTokens: "optional" } } }]).length,
+            1,
+        );
         assert.equal(violations("ec2-imdsv2-encrypted-volumes", [{ type: INSTANCE, name: "i", props: { ...good, rootBlockDevice: {} } }]).length, 1);
-        assert.equal(violations("ec2-imdsv2-encrypted-volumes", [{ type: INSTANCE, name: "i", props: { ...good, ebsBlockDevices: [{ deviceName: "/dev/sdf", encrypted: false }] } }]).length, 1);
+        assert.equal(
+            violations("ec2-imdsv2-encrypted-volumes", [
+                { type: INSTANCE, name: "i", props: { ...good, ebsBlockDevices: [{ deviceName: "/dev/sdf", encrypted: false }] } },
+            ]).length,
+            1,
+        );
     });
 });
 
 describe("policy: credentials-strong", () => {
     it("passes a generated password and a 32-byte gossip key", () => {
-        assert.deepEqual(violations("credentials-strong", [
-            container({ envs: ["STATS_USER=stats", "STATS_PASSWORD=Zq8XbW3kP0tLm2Rv9sYc4HnJ"] }),
-            container({ command: ["agent", "-server", `-encrypt=${KEY}`] }),
-        ]), []);
+        assert.deepEqual(
+            violations("credentials-strong", [
+                container({ envs: ["STATS_USER=stats", "STATS_PASSWORD=Zq8XbW3kP0tLm2Rv9sYc4HnJ"] }),
+                container({ command: ["agent", "-server", `-encrypt=${KEY}`] }),
+            ]),
+            [],
+        );
     });
     it("fails a short or default password, and a Consul agent without a proper key", () => {
         assert.equal(violations("credentials-strong", [container({ envs: ["STATS_USER=stats", "STATS_PASSWORD=admin"] })]).length, 1);
@@ -197,13 +278,16 @@ describe("policy: consul-servers-odd", () => {
 
 describe("policy: consul-acl-tls (and the checks above on the agent's config file)", () => {
     const agentConfig = (over: Record<string, unknown> = {}) => ({
-        server: true, bootstrap_expect: 1, encrypt: KEY,
+        server: true,
+        bootstrap_expect: 1,
+        encrypt: KEY,
         acl: { enabled: true, default_policy: "deny" },
         tls: { defaults: { verify_incoming: true, verify_outgoing: true }, internal_rpc: { verify_server_hostname: true } },
         addresses: { http: "127.0.0.1", https: "0.0.0.0" },
         ...over,
     });
-    const agent = (cfg: Record<string, unknown>) => container({ command: ["agent"], uploads: [{ file: "/consul/config/agent.json", content: JSON.stringify(cfg) }] });
+    const agent = (cfg: Record<string, unknown>) =>
+        container({ command: ["agent"], uploads: [{ file: "/consul/config/agent.json", content: JSON.stringify(cfg) }] });
     it("passes an agent with ACLs default deny, verified TLS and loopback-only HTTP", () => {
         assert.deepEqual(violations("consul-acl-tls", [agent(agentConfig())]), []);
         assert.deepEqual(violations("credentials-strong", [agent(agentConfig())]), []);
@@ -222,13 +306,16 @@ describe("policy: consul-acl-tls (and the checks above on the agent's config fil
 
 describe("policy: container-log-limits", () => {
     it("passes json-file with max-size (and max-file), and the local driver", () => {
-        assert.deepEqual(violations("container-log-limits", [
-            container({ logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "3" } }),
-            container({ logDriver: "json-file", logOpts: { "max-size": "512k" } }),
-            container({ logDriver: "json-file", logOpts: { "max-size": "1.5g" } }),
-            container({ logDriver: "local" }),
-            container({ logDriver: "local", logOpts: { "max-size": "20m", "max-file": "5" } }),
-        ]), []);
+        assert.deepEqual(
+            violations("container-log-limits", [
+                container({ logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "3" } }),
+                container({ logDriver: "json-file", logOpts: { "max-size": "512k" } }),
+                container({ logDriver: "json-file", logOpts: { "max-size": "1.5g" } }),
+                container({ logDriver: "local" }),
+                container({ logDriver: "local", logOpts: { "max-size": "20m", "max-file": "5" } }),
+            ]),
+            [],
+        );
     });
     it("fails a container without a log driver, an unbounded json-file and drivers whose size the stack does not control", () => {
         const one = (props: Props) => violations("container-log-limits", [container(props)]);
@@ -248,8 +335,14 @@ describe("policy: container-log-limits", () => {
 });
 
 describe("policy: the shipped stacks pass", () => {
-    const unwrap = (v: any): any => (v && typeof v === "object" && "$secret" in v ? unwrap(v.$secret)
-        : Array.isArray(v) ? v.map(unwrap) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)])) : v);
+    const unwrap = (v: any): any =>
+        v && typeof v === "object" && "$secret" in v
+            ? unwrap(v.$secret)
+            : Array.isArray(v)
+              ? v.map(unwrap)
+              : v && typeof v === "object"
+                ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)]))
+                : v;
     for (const [title, config] of [
         ["dev", () => stackConfig("dev")],
         ["aws with 5 nodes", () => devWith({ target: "aws", nodeCount: 5, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY } })],

@@ -32,13 +32,19 @@ function bin(tools: Record<string, string>): string {
     return dir;
 }
 
-interface Result { code: number | null; text: string; ms: number }
+interface Result {
+    code: number | null;
+    text: string;
+    ms: number;
+}
 
 function preflight(dir: string, env: Record<string, string> = {}, args: string[] = []): Result {
     const started = Date.now();
     // stdin is a pipe, never a terminal: as in CI, or `npm run up` piped.
     const r = spawnSync(process.execPath, [SCRIPT, ...args], {
-        encoding: "utf8", timeout: 30_000, stdio: ["pipe", "pipe", "pipe"],
+        encoding: "utf8",
+        timeout: 30_000,
+        stdio: ["pipe", "pipe", "pipe"],
         env: { PATH: dir, HOME: os.homedir(), ...env },
     });
     return { code: r.status, text: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
@@ -46,7 +52,11 @@ function preflight(dir: string, env: Record<string, string> = {}, args: string[]
 
 /** The problems reported, one line each (the Node.js one left out when this Node is too old). */
 function problems(r: Result): string[] {
-    return r.text.split("\n").filter((l) => l.startsWith("  - ")).map((l) => l.slice(4)).filter((l) => NODE_OK || !l.startsWith("Node.js"));
+    return r.text
+        .split("\n")
+        .filter((l) => l.startsWith("  - "))
+        .map((l) => l.slice(4))
+        .filter((l) => NODE_OK || !l.startsWith("Node.js"));
 }
 
 describe("preflight: names what is missing, within seconds", () => {
@@ -73,10 +83,13 @@ describe("preflight: names what is missing, within seconds", () => {
     });
 
     it("a Docker socket the user may not use: the docker group, or a rootless engine's socket", () => {
-        const r = preflight(bin({
-            pulumi: PULUMI_OK,
-            docker: `echo 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied' >&2; exit 1`,
-        }), { PULUMI_CONFIG_PASSPHRASE: "x" });
+        const r = preflight(
+            bin({
+                pulumi: PULUMI_OK,
+                docker: `echo 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied' >&2; exit 1`,
+            }),
+            { PULUMI_CONFIG_PASSPHRASE: "x" },
+        );
         assert.equal(r.code, 1, r.text);
         assert.equal(problems(r).length, 1, r.text);
         assert.match(problems(r)[0], /^Docker: no engine answers at unix:\/\/\/var\/run\/docker\.sock: permission denied/);
@@ -93,17 +106,30 @@ describe("preflight: names what is missing, within seconds", () => {
 
     it("the CLI's context points elsewhere (Colima, rootless, Podman): the DOCKER_HOST to export", () => {
         const colima = "unix:///home/u/.colima/default/docker.sock";
-        const r = preflight(bin({
-            pulumi: PULUMI_OK,
-            docker: `case "$*" in *"context inspect"*) echo ${colima} ;; *) echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1 ;; esac`,
-        }), { PULUMI_CONFIG_PASSPHRASE: "x" });
+        const r = preflight(
+            bin({
+                pulumi: PULUMI_OK,
+                docker: `case "$*" in *"context inspect"*) echo ${colima} ;; *) echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1 ;; esac`,
+            }),
+            { PULUMI_CONFIG_PASSPHRASE: "x" },
+        );
         assert.equal(r.code, 1, r.text);
-        assert.match(r.text, new RegExp(`fix: the docker CLI's current context uses ${colima.replace(/[./]/g, "\\$&")}, but Pulumi uses DOCKER_HOST or unix:///var/run/docker\\.sock: export DOCKER_HOST=${colima.replace(/[./]/g, "\\$&")}`));
+        assert.match(
+            r.text,
+            new RegExp(
+                `fix: the docker CLI's current context uses ${colima.replace(/[./]/g, "\\$&")}, but Pulumi uses DOCKER_HOST or unix:///var/run/docker\\.sock: export DOCKER_HOST=${colima.replace(/[./]/g, "\\$&")}`,
+            ),
+        );
     });
 
     it("DOCKER_HOST is the engine tested", () => {
-        const r = preflight(bin({ pulumi: PULUMI_OK, docker: `[ "$DOCKER_HOST" = tcp://10.9.9.9:2376 ] || exit 3; echo 'error during connect: dial tcp 10.9.9.9:2376: connect: connection refused' >&2; exit 1` }),
-            { PULUMI_CONFIG_PASSPHRASE: "x", DOCKER_HOST: "tcp://10.9.9.9:2376" });
+        const r = preflight(
+            bin({
+                pulumi: PULUMI_OK,
+                docker: `[ "$DOCKER_HOST" = tcp://10.9.9.9:2376 ] || exit 3; echo 'error during connect: dial tcp 10.9.9.9:2376: connect: connection refused' >&2; exit 1`,
+            }),
+            { PULUMI_CONFIG_PASSPHRASE: "x", DOCKER_HOST: "tcp://10.9.9.9:2376" },
+        );
         assert.equal(r.code, 1, r.text);
         assert.match(problems(r)[0], /^Docker: no engine answers at tcp:\/\/10\.9\.9\.9:2376 \(DOCKER_HOST\): error during connect/);
     });
@@ -121,7 +147,11 @@ describe("preflight: names what is missing, within seconds", () => {
         const r = preflight(bin({ pulumi: PULUMI_OK, docker: DOCKER_OK }), { PULUMI_CONFIG_PASSPHRASE: "x" });
         assert.deepEqual(problems(r), [], r.text);
         assert.equal(r.code, NODE_OK ? 0 : 1, r.text);
-        if (NODE_OK) assert.match(r.text, /^preflight: ok: node v[0-9.]+, pulumi v3\.210\.0, Docker 27\.3\.1 at unix:\/\/\/var\/run\/docker\.sock, passphrase from PULUMI_CONFIG_PASSPHRASE; backend file:\/\/~ \(Pulumi\.yaml\); stack dev$/m);
+        if (NODE_OK)
+            assert.match(
+                r.text,
+                /^preflight: ok: node v[0-9.]+, pulumi v3\.210\.0, Docker 27\.3\.1 at unix:\/\/\/var\/run\/docker\.sock, passphrase from PULUMI_CONFIG_PASSPHRASE; backend file:\/\/~ \(Pulumi\.yaml\); stack dev$/m,
+            );
         const other = preflight(bin({ pulumi: PULUMI_OK, docker: DOCKER_OK }), { PULUMI_CONFIG_PASSPHRASE: "x", PULUMI_BACKEND_URL: "s3://bucket/state" });
         if (NODE_OK) assert.match(other.text, /backend s3:\/\/bucket\/state \(PULUMI_BACKEND_URL\)/);
     });
@@ -129,9 +159,20 @@ describe("preflight: names what is missing, within seconds", () => {
     it("a Node.js older than package.json's engines is named first", () => {
         const old = bin({ pulumi: PULUMI_OK, docker: DOCKER_OK });
         // A stand-in `node` cannot run the script: give the real one a different version to report.
-        const r = spawnSync(process.execPath, ["--input-type=module", "-e", `Object.defineProperty(process, "version", { value: "v18.20.0" }); Object.defineProperty(process.versions, "node", { value: "18.20.0" }); process.argv[1] = ${JSON.stringify(SCRIPT)}; await import(${JSON.stringify(`file://${SCRIPT}`)});`], {
-            encoding: "utf8", timeout: 30_000, stdio: ["pipe", "pipe", "pipe"], env: { PATH: old, HOME: os.homedir(), PULUMI_CONFIG_PASSPHRASE: "x" },
-        });
+        const r = spawnSync(
+            process.execPath,
+            [
+                "--input-type=module",
+                "-e",
+                `Object.defineProperty(process, "version", { value: "v18.20.0" }); Object.defineProperty(process.versions, "node", { value: "18.20.0" }); process.argv[1] = ${JSON.stringify(SCRIPT)}; await import(${JSON.stringify(`file://${SCRIPT}`)});`,
+            ],
+            {
+                encoding: "utf8",
+                timeout: 30_000,
+                stdio: ["pipe", "pipe", "pipe"],
+                env: { PATH: old, HOME: os.homedir(), PULUMI_CONFIG_PASSPHRASE: "x" },
+            },
+        );
         assert.equal(r.status, 1, r.stderr);
         assert.ok(NODE_WANTED > 18, `engines asks for ${NODE_WANTED}`);
         assert.ok(r.stderr.includes(`- Node.js v18.20.0 is too old: this project needs Node.js ${NODE_WANTED} or newer`), r.stderr);
@@ -158,7 +199,10 @@ describe("npm run up: the preflight runs before anything is installed or created
         fs.symlinkSync("/bin/sh", path.join(dir, "sh"));
         const started = Date.now();
         const r = spawnSync(path.join(dir, "npm"), ["run", "up"], {
-            cwd: project, encoding: "utf8", timeout: 60_000, stdio: ["pipe", "pipe", "pipe"],
+            cwd: project,
+            encoding: "utf8",
+            timeout: 60_000,
+            stdio: ["pipe", "pipe", "pipe"],
             env: { PATH: dir, HOME: project, npm_config_cache: path.join(project, ".npm"), npm_config_update_notifier: "false", PULUMI_CONFIG_PASSPHRASE: "x" },
         });
         const ms = Date.now() - started;

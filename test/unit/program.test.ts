@@ -15,29 +15,36 @@ describe("program: the dev stack as shipped", () => {
     });
 
     it("declares one component per concept, with children parented to them", () => {
-        const components = p.resources.filter((r) => !r.custom && r.type.startsWith("service-discovery:")).map((r) => `${r.type}/${r.name}`).sort();
+        const components = p.resources
+            .filter((r) => !r.custom && r.type.startsWith("service-discovery:"))
+            .map((r) => `${r.type}/${r.name}`)
+            .sort();
         assert.deepEqual(components, [
             "service-discovery:consul:ConsulAcl/consul-acl",
             "service-discovery:consul:ConsulCluster/consul",
             "service-discovery:consul:ConsulTls/consul-tls",
             "service-discovery:gateway:Gateway/gateway-dev-node-1",
+            "service-discovery:gateway:GatewayKv/haproxy-settings",
             "service-discovery:hosts:Hosts/hosts",
             "service-discovery:registrator:DockerSocketProxy/registrator-dev-node-1-docker-socket-proxy",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
             "service-discovery:secrets:StackSecrets/secrets",
             "service-discovery:service:VersionedService/service-hello-v1",
             "service-discovery:service:VersionedService/service-hello-v2",
-            "service-discovery:settings:GatewaySettings/haproxy-settings",
         ]);
         for (const r of p.resources.filter((x) => x.custom)) {
-            assert.match(r.parent, /service-discovery:(hosts|consul|registrator|gateway|service|settings|secrets):/, `${r.type}/${r.name} has no component parent`);
+            assert.match(r.parent, /service-discovery:(hosts|consul|registrator|gateway|service|secrets):/, `${r.type}/${r.name} has no component parent`);
         }
     });
 
     it("runs exactly the expected containers", () => {
-        assert.deepEqual(p.containers().map((c) => c.inputs.name).sort(), [
-            "dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-docker-socket-proxy", "dev-node-1-registrator",
-        ]);
+        assert.deepEqual(
+            p
+                .containers()
+                .map((c) => c.inputs.name)
+                .sort(),
+            ["dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-docker-socket-proxy", "dev-node-1-registrator"],
+        );
         // The Docker API network holds the socket proxy and Registrator, nothing else.
         const networks: Record<string, string[]> = {
             "dev-node-1-docker-socket-proxy": ["service-discovery-dev-docker-api"],
@@ -46,7 +53,11 @@ describe("program: the dev stack as shipped", () => {
         };
         for (const c of p.containers()) {
             assert.equal(c.inputs.restart, "unless-stopped", `${c.inputs.name} restarts with the engine`);
-            assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), networks[c.inputs.name as string] ?? ["service-discovery-dev"], `${c.inputs.name} networks`);
+            assert.deepEqual(
+                (c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name),
+                networks[c.inputs.name as string] ?? ["service-discovery-dev"],
+                `${c.inputs.name} networks`,
+            );
         }
     });
 
@@ -76,22 +87,35 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(cfg.datacenter, "dc1");
         assert.deepEqual(cfg.ui_config, { enabled: true });
         assert.equal(Buffer.from(cfg.encrypt, "base64").length, 32, "gossip key is 32 bytes, base64");
-        assert.deepEqual(cfg.acl, { enabled: true, default_policy: "deny", down_policy: "extend-cache", enable_token_persistence: true, tokens: { initial_management: "00000000-0000-4000-8000-000000000000" } });
+        assert.deepEqual(cfg.acl, {
+            enabled: true,
+            default_policy: "deny",
+            down_policy: "extend-cache",
+            enable_token_persistence: true,
+            tokens: { initial_management: "00000000-0000-4000-8000-000000000000" },
+        });
         assert.equal(cfg.tls.defaults.verify_incoming, true);
         assert.equal(cfg.tls.defaults.verify_outgoing, true);
         assert.equal(cfg.tls.internal_rpc.verify_server_hostname, true);
-        assert.deepEqual(cfg.addresses, { http: "127.0.0.1 unix:///consul/run/http.sock", https: "0.0.0.0", dns: "0.0.0.0" }, "plain HTTP on the agent's loopback and its socket only");
+        assert.deepEqual(
+            cfg.addresses,
+            { http: "127.0.0.1 unix:///consul/run/http.sock", https: "0.0.0.0", dns: "0.0.0.0" },
+            "plain HTTP on the agent's loopback and its socket only",
+        );
         assert.deepEqual(cfg.unix_sockets, { mode: "0600" });
         const run = p.one("docker:index/volume:Volume", "consul-dev-node-1-run");
         assert.deepEqual(run.inputs.driverOpts, { type: "tmpfs", device: "tmpfs", o: "uid=100,gid=1000,mode=0750" }, "in memory, the consul user's");
-        assert.equal(cfg.limits.http_max_conns_per_client, 8192);
+        assert.equal(cfg.limits.http_max_conns_per_client, 200);
         assert.deepEqual(consul.inputs.ports, [
             { internal: 8501, external: 8501, ip: "127.0.0.1", protocol: "tcp" },
             { internal: 8600, external: 8600, ip: "127.0.0.1", protocol: "udp" },
         ]);
         const volume = p.one("docker:index/volume:Volume", "consul-dev-node-1-data");
         assert.equal(volume.inputs.name, "dev-consul-data");
-        assert.deepEqual(consul.inputs.volumes, [{ volumeName: "dev-consul-data", containerPath: "/consul/data" }, { volumeName: "dev-consul-run", containerPath: "/consul/run" }]);
+        assert.deepEqual(consul.inputs.volumes, [
+            { volumeName: "dev-consul-data", containerPath: "/consul/data" },
+            { volumeName: "dev-consul-run", containerPath: "/consul/run" },
+        ]);
         assert.deepEqual((consul.inputs.networksAdvanced as { aliases: string[] }[])[0].aliases, ["consul"]);
         assert.equal(envOf(consul).env.SERVICE_IGNORE, "true", "Registrator must not register Consul as a service");
         assert.equal(envOf(consul).secret, false, "no secret in the agent's environment");
@@ -114,10 +138,16 @@ describe("program: the dev stack as shipped", () => {
         assert.deepEqual(r.inputs.volumes, [{ volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true }]);
         assert.equal(r.inputs.mounts, undefined, "no Docker socket in Registrator");
         assert.equal(envOf(r).env.DOCKER_HOST, "tcp://docker-socket-proxy:2375", "Docker through the proxy");
-        assert.ok(r.dependencies.some((d) => d.endsWith("docker:index/container:Container::registrator-dev-node-1-docker-socket-proxy")), "starts after the proxy is healthy");
+        assert.ok(
+            r.dependencies.some((d) => d.endsWith("docker:index/container:Container::registrator-dev-node-1-docker-socket-proxy")),
+            "starts after the proxy is healthy",
+        );
         assert.deepEqual(r.inputs.command, ["-internal", "-resync=30", "-cleanup", "-deregister=always", "consul-unix:///consul/run/http.sock"]);
         assert.equal(r.inputs.hostname, "dev-node-1", "Registrator's service IDs start with the node name");
-        assert.ok(r.dependencies.some((d) => d.endsWith("::consul-dev-node-1")), "starts after Consul");
+        assert.ok(
+            r.dependencies.some((d) => d.endsWith("::consul-dev-node-1")),
+            "starts after Consul",
+        );
     });
 
     it("runs the Docker socket proxy, built from its folder, as the only container with the socket, alone with Registrator on an internal network", () => {
@@ -145,16 +175,26 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(net.inputs.name, "service-discovery-dev-docker-api");
         assert.equal(net.inputs.internal, true, "no route out of the Docker API network");
         assert.equal(net.inputs.ipamConfigs, undefined, "the engine picks a free subnet");
-        assert.ok(net.dependencies.some((d) => d.endsWith("docker:index/network:Network::dev-node-1-network")), "…once the node network holds its fixed one");
+        assert.ok(
+            net.dependencies.some((d) => d.endsWith("docker:index/network:Network::dev-node-1-network")),
+            "…once the node network holds its fixed one",
+        );
 
         // Only the proxy mounts anything that holds the socket; only it and Registrator share its network.
         for (const c of p.containers()) {
-            const sources = [...((c.inputs.volumes ?? []) as { hostPath?: string }[]).map((v) => v.hostPath), ...((c.inputs.mounts ?? []) as { source?: string }[]).map((m) => m.source)];
+            const sources = [
+                ...((c.inputs.volumes ?? []) as { hostPath?: string }[]).map((v) => v.hostPath),
+                ...((c.inputs.mounts ?? []) as { source?: string }[]).map((m) => m.source),
+            ];
             if (c.inputs.name !== "dev-node-1-docker-socket-proxy") {
                 assert.ok(!sources.some((s) => s !== undefined && /docker\.sock$|^\/(var\/)?run\/?$/.test(s)), `${c.inputs.name} mounts ${sources}`);
             }
             const onApi = ((c.inputs.networksAdvanced ?? []) as { name: string }[]).some((n) => n.name === "service-discovery-dev-docker-api");
-            assert.equal(onApi, ["dev-node-1-docker-socket-proxy", "dev-node-1-registrator"].includes(c.inputs.name as string), `${c.inputs.name} on the Docker API network`);
+            assert.equal(
+                onApi,
+                ["dev-node-1-docker-socket-proxy", "dev-node-1-registrator"].includes(c.inputs.name as string),
+                `${c.inputs.name} on the Docker API network`,
+            );
         }
     });
 
@@ -188,13 +228,18 @@ describe("program: the dev stack as shipped", () => {
             { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
         ]);
         for (const dep of ["::consul-dev-node-1", "::registrator-dev-node-1"]) {
-            assert.ok(gw.dependencies.some((d) => d.endsWith(dep)), `gateway depends on ${dep}: ${gw.dependencies}`);
+            assert.ok(
+                gw.dependencies.some((d) => d.endsWith(dep)),
+                `gateway depends on ${dep}: ${gw.dependencies}`,
+            );
         }
     });
 
     it("runs each service version's replicas with the environment Registrator reads", () => {
         const expected: [string, string, string][] = [
-            ["dev-hello-v1-1", "hello-v1", "v1"], ["dev-hello-v1-2", "hello-v1", "v1"], ["dev-hello-v2-1", "hello-v2", "v2"],
+            ["dev-hello-v1-1", "hello-v1", "v1"],
+            ["dev-hello-v1-2", "hello-v1", "v1"],
+            ["dev-hello-v2-1", "hello-v2", "v2"],
         ];
         for (const [name, consulName, version] of expected) {
             const c = p.container(name);
@@ -210,12 +255,17 @@ describe("program: the dev stack as shipped", () => {
                 PORT: "8080",
                 APP_SERVICE: "hello",
                 APP_VERSION: version,
+                // The grace period of the graceful drain (test/unit/drain.test.ts).
+                DRAIN_SECONDS: "10",
             });
             // One node: nothing published; the gateway reaches the container on the shared network.
             assert.equal(c.inputs.ports, undefined, `${name} publishes no port`);
             assert.equal(c.inputs.hostname, name, "the hostname is what the example service answers with");
             assert.equal(c.inputs.image, `service-discovery/hello:${version}-dev@sha256:${"0".repeat(64)}`);
-            assert.ok(c.dependencies.some((d) => d.endsWith("::registrator-dev-node-1")), "starts after Registrator, so it is registered");
+            assert.ok(
+                c.dependencies.some((d) => d.endsWith("::registrator-dev-node-1")),
+                "starts after Registrator, so it is registered",
+            );
         }
         const build = p.one(BUILD, "service-hello-v1-dev-node-1-image");
         assert.deepEqual(build.inputs.context, { location: "components/images/hello" });
@@ -239,11 +289,18 @@ describe("program: the dev stack as shipped", () => {
         const provider = p.one("pulumi:providers:consul", "consul-acl-kv-provider");
         assert.equal(provider.inputs.address, "https://127.0.0.1:8501");
         assert.equal(provider.inputs.scheme, "https");
-        assert.deepEqual(provider.inputs.token, { $secret: "secret-of-consul-acl-gateway-settings-writer-id" }, "the KV writer's token, not the management token");
+        assert.deepEqual(
+            provider.inputs.token,
+            { $secret: "secret-of-consul-acl-gateway-settings-writer-id" },
+            "the KV writer's token, not the management token",
+        );
         assert.ok(keys.provider.includes("pulumi:providers:consul::consul-acl-kv-provider"), `keys use ${keys.provider}`);
         const management = p.one("pulumi:providers:consul", "consul-provider");
         assert.deepEqual(management.inputs.token, { $secret: "00000000-0000-4000-8000-000000000000" });
-        assert.ok(management.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")), "provider waits for the Consul container");
+        assert.ok(
+            management.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")),
+            "provider waits for the Consul container",
+        );
     });
 
     it("exports the gateway, service, stats and Consul UI URLs", () => {
@@ -269,8 +326,12 @@ describe("program: config variations", () => {
 
     it("puts another Docker socket behind the proxy, and skips the gateway's Consul check when it binds one address", async () => {
         const p = await evaluate(devWith({ registrator: { dockerSocket: "/run/user/1000/docker.sock" }, gateway: { bindAddress: "127.0.0.1" } }));
-        assert.deepEqual(p.container("dev-node-1-docker-socket-proxy").inputs.volumes, [{ hostPath: "/run/user/1000/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true }]);
-        assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [{ volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true }]);
+        assert.deepEqual(p.container("dev-node-1-docker-socket-proxy").inputs.volumes, [
+            { hostPath: "/run/user/1000/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true },
+        ]);
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [
+            { volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true },
+        ]);
         const { env } = envOf(p.container("dev-gateway"));
         assert.equal(env.SERVICE_80_NAME, "gateway");
         assert.equal(env.SERVICE_80_CHECK_HTTP, undefined);
@@ -278,18 +339,37 @@ describe("program: config variations", () => {
 
     it("writes changed HAProxy settings to KV", async () => {
         const p = await evaluate(devWith({ haproxy: { maxconn: 20000, timeouts: { connect: "2s", client: "1m", server: "45s" } } }));
-        assert.deepEqual((p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value), ["20000", "2s", "1m", "45s", "5000", "100", "/health", "/health", "172.28.0.0/24", "172.28.0.1/32"]);
+        assert.deepEqual(
+            (p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value),
+            ["20000", "2s", "1m", "45s", "5000", "100", "/health", "/health", "172.28.0.0/24", "172.28.0.1/32"],
+        );
     });
 
     it("pulls an image service, routes an unversioned one, and scales replicas", async () => {
-        const p = await evaluate(devWith({
-            services: [{ name: "echo", image: "example/echo:1.2.3", containerPort: 5678, replicas: 3, healthCheckPath: "/ping" }],
-            gateway: { httpPort: 8080 },
-        }));
+        const p = await evaluate(
+            devWith({
+                services: [{ name: "echo", image: "example/echo:1.2.3", containerPort: 5678, replicas: 3, healthCheckPath: "/ping" }],
+                gateway: { httpPort: 8080 },
+            }),
+        );
         assert.equal(p.error, null);
-        assert.deepEqual(p.ofType(BUILD).map((r) => r.name).sort(), ["gateway-dev-node-1-image", "registrator-dev-node-1-docker-socket-proxy-image"], "only the gateway and the Docker socket proxy are built");
+        assert.deepEqual(
+            p
+                .ofType(BUILD)
+                .map((r) => r.name)
+                .sort(),
+            ["gateway-dev-node-1-image", "registrator-dev-node-1-docker-socket-proxy-image"],
+            "only the gateway and the Docker socket proxy are built",
+        );
         assert.equal(p.one(REMOTE_IMAGE, "service-echo-dev-node-1-image").inputs.name, "example/echo:1.2.3");
-        assert.deepEqual(p.containers().map((c) => c.inputs.name).filter((n) => String(n).includes("echo")).sort(), ["dev-echo-1", "dev-echo-2", "dev-echo-3"]);
+        assert.deepEqual(
+            p
+                .containers()
+                .map((c) => c.inputs.name)
+                .filter((n) => String(n).includes("echo"))
+                .sort(),
+            ["dev-echo-1", "dev-echo-2", "dev-echo-3"],
+        );
         const { env } = envOf(p.container("dev-echo-2"));
         assert.equal(env.SERVICE_NAME, "echo");
         assert.equal(env.IMAGE_DIGEST, undefined, "a pulled image is referenced by its ID already");
@@ -307,13 +387,21 @@ describe("program: config variations", () => {
     });
 
     it("uses another Consul image, subnet and ports when configured", async () => {
-        const p = await evaluate(devWith({
-            consul: { image: "registry.example.com/consul:1.16.3", httpsPort: 18501, dnsPort: 18600 },
-            network: { name: "sd", subnet: "10.77.0.0/24" },
-        }));
+        const p = await evaluate(
+            devWith({
+                consul: { image: "registry.example.com/consul:1.16.3", httpsPort: 18501, dnsPort: 18600 },
+                network: { name: "sd", subnet: "10.77.0.0/24" },
+            }),
+        );
         assert.equal(p.one(REMOTE_IMAGE, "consul-dev-node-1-image").inputs.name, "registry.example.com/consul:1.16.3");
         assert.equal(p.one("pulumi:providers:consul", "consul-provider").inputs.address, "https://127.0.0.1:18501");
-        assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, ["-internal", "-resync=30", "-cleanup", "-deregister=always", "consul-unix:///consul/run/http.sock"]);
+        assert.deepEqual(p.container("dev-node-1-registrator").inputs.command, [
+            "-internal",
+            "-resync=30",
+            "-cleanup",
+            "-deregister=always",
+            "consul-unix:///consul/run/http.sock",
+        ]);
         assert.equal(p.outputs.consulUiUrl, "https://127.0.0.1:18501/ui/");
     });
 
@@ -322,5 +410,4 @@ describe("program: config variations", () => {
         assert.equal(p.error, "service-discovery:services[0].replicas: 0 is not allowed; expected an integer from 1 to 50");
         assert.deepEqual(p.resources, [], "nothing half-applied");
     });
-
 });

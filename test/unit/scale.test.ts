@@ -10,17 +10,23 @@ const ADMIN = "203.0.113.7/32";
 const COUNTS = [1, 2, 3, 5, 10];
 
 function hostList(n: number) {
-    return Array.from({ length: n }, (_, i) => i % 2 === 0
-        ? { name: `h${i + 1}`, host: `ssh://ops@10.1.0.${i + 1}`, address: `10.1.0.${i + 1}` }
-        : { name: `h${i + 1}`, host: `tcp://10.1.0.${i + 1}:2376`, address: `10.1.0.${i + 1}`, certPath: `certs/h${i + 1}` });
+    return Array.from({ length: n }, (_, i) =>
+        i % 2 === 0
+            ? { name: `h${i + 1}`, host: `ssh://ops@10.1.0.${i + 1}`, address: `10.1.0.${i + 1}` }
+            : { name: `h${i + 1}`, host: `tcp://10.1.0.${i + 1}:2376`, address: `10.1.0.${i + 1}`, certPath: `certs/h${i + 1}` },
+    );
 }
 
 function configFor(target: string, n: number): Record<string, string> {
     switch (target) {
-        case "virtualbox": return devWith({ target, nodeCount: n });
-        case "hosts": return devWith({ target, nodeCount: undefined, hosts: hostList(n) });
-        case "aws": return devWith({ target, nodeCount: n, aws: { adminCidr: ADMIN, publicKey: SSH_KEY, availabilityZones: 3 } });
-        default: return devWith({});
+        case "virtualbox":
+            return devWith({ target, nodeCount: n });
+        case "hosts":
+            return devWith({ target, nodeCount: undefined, hosts: hostList(n) });
+        case "aws":
+            return devWith({ target, nodeCount: n, aws: { adminCidr: ADMIN, publicKey: SSH_KEY, availabilityZones: 3 } });
+        default:
+            return devWith({});
     }
 }
 
@@ -61,14 +67,31 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
             it(`${n} node(s): one agent and one Registrator per node, odd servers, a gateway per node`, async () => {
                 const p = await graph(target, n);
                 const nodes = Array.from({ length: n }, (_, i) => `dev-node-${i + 1}`);
-                assert.deepEqual(p.ofType("pulumi:providers:docker").map((r) => r.name).sort(), [...nodes].sort());
+                assert.deepEqual(
+                    p
+                        .ofType("pulumi:providers:docker")
+                        .map((r) => r.name)
+                        .sort(),
+                    [...nodes].sort(),
+                );
                 // Per node: the shared network, and the internal one of its Docker socket proxy.
                 const networks = p.ofType("docker:index/network:Network");
                 assert.equal(networks.length, 2 * n);
                 for (const node of nodes) {
-                    assert.deepEqual(networks.filter((x) => nodeOf(x) === node).map((x) => x.inputs.internal === true).sort(), [false, true], `${node}: networks`);
+                    assert.deepEqual(
+                        networks
+                            .filter((x) => nodeOf(x) === node)
+                            .map((x) => x.inputs.internal === true)
+                            .sort(),
+                        [false, true],
+                        `${node}: networks`,
+                    );
                     const proxies = p.containers().filter((c) => nodeOf(c) === node && String(c.inputs.name).endsWith("-docker-socket-proxy"));
-                    assert.deepEqual(proxies.map((c) => c.inputs.name), [`${node}-docker-socket-proxy`], `${node}: one Docker socket proxy`);
+                    assert.deepEqual(
+                        proxies.map((c) => c.inputs.name),
+                        [`${node}-docker-socket-proxy`],
+                        `${node}: one Docker socket proxy`,
+                    );
                 }
 
                 const agents = p.containers().filter(isConsul);
@@ -114,9 +137,15 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                     assert.equal(cfg.advertise_addr, address(node), `${node} advertises its address`);
                     // Static join to the servers' (private) addresses on every target, aws included.
                     const servers = ["dev-node-1", "dev-node-2", "dev-node-3"].filter((s) => s !== node);
-                    assert.deepEqual(cfg.retry_join, servers.map((s) => address(s)));
+                    assert.deepEqual(
+                        cfg.retry_join,
+                        servers.map((s) => address(s)),
+                    );
                     const ports = (agent.inputs.ports as { internal: number; ip: string; protocol: string }[]).filter((x) => [8300, 8301].includes(x.internal));
-                    assert.deepEqual(ports.map((x) => `${x.internal}/${x.protocol}@${x.ip}`), [`8300/tcp@${address(node)}`, `8301/tcp@${address(node)}`, `8301/udp@${address(node)}`]);
+                    assert.deepEqual(
+                        ports.map((x) => `${x.internal}/${x.protocol}@${x.ip}`),
+                        [`8300/tcp@${address(node)}`, `8301/tcp@${address(node)}`, `8301/udp@${address(node)}`],
+                    );
                 }
                 for (const r of p.containers().filter(isRegistrator)) {
                     assert.equal(command(r)[0], `-ip=${address(nodeOf(r))}`);
@@ -130,7 +159,10 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                     assert.equal((csr.inputs.dnsNames as string[])[0], isServer ? "server.dc1.consul" : "client.dc1.consul");
                 }
                 for (const c of p.containers().filter((x) => String(x.inputs.name).startsWith("dev-hello-"))) {
-                    assert.deepEqual((c.inputs.ports as { ip: string }[]).map((x) => x.ip), [address(nodeOf(c))]);
+                    assert.deepEqual(
+                        (c.inputs.ports as { ip: string }[]).map((x) => x.ip),
+                        [address(nodeOf(c))],
+                    );
                 }
             });
 
@@ -162,8 +194,14 @@ describe("scale: targets in detail", () => {
     it("virtualbox: one docker-machine VM per node, reached over TLS", async () => {
         const p = await graph("virtualbox", 3);
         const vms = p.ofType("command:local:Command").filter((c) => c.name.endsWith("-machine"));
-        assert.deepEqual(vms.map((v) => v.name), ["dev-node-1-machine", "dev-node-2-machine", "dev-node-3-machine"]);
-        assert.match(String(vms[0].inputs.create), /^docker-machine create --driver virtualbox --virtualbox-cpu-count 1 --virtualbox-memory 1024 --virtualbox-disk-size 20000 service-discovery-dev-node-1 >&2 && docker-machine ip service-discovery-dev-node-1$/);
+        assert.deepEqual(
+            vms.map((v) => v.name),
+            ["dev-node-1-machine", "dev-node-2-machine", "dev-node-3-machine"],
+        );
+        assert.match(
+            String(vms[0].inputs.create),
+            /^docker-machine create --driver virtualbox --virtualbox-cpu-count 1 --virtualbox-memory 1024 --virtualbox-disk-size 20000 service-discovery-dev-node-1 >&2 && docker-machine ip service-discovery-dev-node-1$/,
+        );
         assert.equal(vms[0].inputs.delete, "docker-machine rm -y service-discovery-dev-node-1");
         const provider = p.one("pulumi:providers:docker", "dev-node-2");
         assert.equal(provider.inputs.host, "tcp://192.168.99.102:2376");
@@ -173,45 +211,69 @@ describe("scale: targets in detail", () => {
 
     it("hosts: each host's endpoint, certificates and address", async () => {
         const p = await graph("hosts", 2);
-        assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-1").inputs, { host: "ssh://ops@10.1.0.1", sshOpts: JSON.stringify(["-o", "BatchMode=yes"]) });
+        assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-1").inputs, {
+            host: "ssh://ops@10.1.0.1",
+            sshOpts: JSON.stringify(["-o", "BatchMode=yes"]),
+        });
         assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-2").inputs, { host: "tcp://10.1.0.2:2376", certPath: "certs/h2" });
-        assert.equal(p.ofType("docker-build:index:Image").filter((i) => i.name.startsWith("gateway-")).length, 2, "the gateway image is built on each edge node");
+        assert.equal(
+            p.ofType("docker-build:index:Image").filter((i) => i.name.startsWith("gateway-")).length,
+            2,
+            "the gateway image is built on each edge node",
+        );
     });
 
     describe("aws", () => {
         let p: Program;
-        before(async () => { p = await graph("aws", 3); });
+        before(async () => {
+            p = await graph("aws", 3);
+        });
 
-        const rules = () => p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => ({
-            name: r.name.replace(/^hosts-aws-/, ""),
-            proto: r.inputs.ipProtocol, from: r.inputs.fromPort, to: r.inputs.toPort,
-            source: r.inputs.cidrIpv4 ?? (r.inputs.referencedSecurityGroupId === "hosts-aws-nodes-id" ? "self" : r.inputs.referencedSecurityGroupId),
-        }));
+        const rules = () =>
+            p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((r) => ({
+                name: r.name.replace(/^hosts-aws-/, ""),
+                proto: r.inputs.ipProtocol,
+                from: r.inputs.fromPort,
+                to: r.inputs.toPort,
+                source: r.inputs.cidrIpv4 ?? (r.inputs.referencedSecurityGroupId === "hosts-aws-nodes-id" ? "self" : r.inputs.referencedSecurityGroupId),
+            }));
 
         it("opens nothing but the gateway port to 0.0.0.0/0, and states every rule", () => {
-            assert.deepEqual(rules().sort((a, b) => a.name.localeCompare(b.name)), [
-                { name: "consul-http-nodes", proto: "tcp", from: 8501, to: 8501, source: "self" },
-                { name: "consul-rpc", proto: "tcp", from: 8300, to: 8300, source: "self" },
-                { name: "consul-serf-tcp", proto: "tcp", from: 8301, to: 8301, source: "self" },
-                { name: "consul-serf-udp", proto: "udp", from: 8301, to: 8301, source: "self" },
-                { name: "consul-ui", proto: "tcp", from: 8501, to: 8501, source: ADMIN },
-                { name: "gateway-http", proto: "tcp", from: 80, to: 80, source: "0.0.0.0/0" },
-                { name: "services", proto: "tcp", from: 32768, to: 60999, source: "self" },
-                { name: "ssh", proto: "tcp", from: 22, to: 22, source: ADMIN },
-                { name: "stats", proto: "tcp", from: 1936, to: 1936, source: ADMIN },
-            ]);
+            assert.deepEqual(
+                rules().sort((a, b) => a.name.localeCompare(b.name)),
+                [
+                    { name: "consul-http-nodes", proto: "tcp", from: 8501, to: 8501, source: "self" },
+                    { name: "consul-rpc", proto: "tcp", from: 8300, to: 8300, source: "self" },
+                    { name: "consul-serf-tcp", proto: "tcp", from: 8301, to: 8301, source: "self" },
+                    { name: "consul-serf-udp", proto: "udp", from: 8301, to: 8301, source: "self" },
+                    { name: "consul-ui", proto: "tcp", from: 8501, to: 8501, source: ADMIN },
+                    { name: "gateway-http", proto: "tcp", from: 80, to: 80, source: "0.0.0.0/0" },
+                    { name: "services", proto: "tcp", from: 32768, to: 60999, source: "self" },
+                    { name: "ssh", proto: "tcp", from: 22, to: 22, source: ADMIN },
+                    { name: "stats", proto: "tcp", from: 1936, to: 1936, source: ADMIN },
+                ],
+            );
             const world = rules().filter((r) => r.source === "0.0.0.0/0");
-            assert.deepEqual(world.map((r) => [r.from, r.to]), [[80, 80]]);
+            assert.deepEqual(
+                world.map((r) => [r.from, r.to]),
+                [[80, 80]],
+            );
             for (const r of p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) {
                 assert.equal(r.inputs.securityGroupId, "hosts-aws-nodes-id");
             }
             const egress = p.ofType("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule");
-            assert.deepEqual(egress.map((e) => [e.inputs.ipProtocol, e.inputs.cidrIpv4]), [["-1", "0.0.0.0/0"]]);
+            assert.deepEqual(
+                egress.map((e) => [e.inputs.ipProtocol, e.inputs.cidrIpv4]),
+                [["-1", "0.0.0.0/0"]],
+            );
         });
 
         it("runs EC2 nodes with IMDSv2, encrypted volumes, Docker from cloud-init, tags and spread subnets", () => {
             const instances = p.ofType("aws:ec2/instance:Instance");
-            assert.deepEqual(instances.map((i) => i.name), ["dev-node-1", "dev-node-2", "dev-node-3"]);
+            assert.deepEqual(
+                instances.map((i) => i.name),
+                ["dev-node-1", "dev-node-2", "dev-node-3"],
+            );
             instances.forEach((inst, i) => {
                 assert.equal(inst.inputs.ami, "ami-0123456789abcdef0");
                 assert.equal(inst.inputs.instanceType, "t3.small");
@@ -223,7 +285,12 @@ describe("scale: targets in detail", () => {
                 assert.match(userData, /packages:\n {2}- docker\.io\n/);
                 assert.match(userData, /systemctl enable --now docker/);
                 assert.match(userData, /usermod -aG docker admin/);
-                assert.deepEqual(inst.inputs.tags, { Project: "service-discovery", Stack: "dev", Name: `dev-node-${i + 1}`, "consul-cluster": "service-discovery-dev" });
+                assert.deepEqual(inst.inputs.tags, {
+                    Project: "service-discovery",
+                    Stack: "dev",
+                    Name: `dev-node-${i + 1}`,
+                    "consul-cluster": "service-discovery-dev",
+                });
                 assert.equal(inst.inputs.subnetId, `hosts-aws-public-${i + 1}-id`);
                 assert.deepEqual(inst.inputs.vpcSecurityGroupIds, ["hosts-aws-nodes-id"]);
                 assert.equal(inst.inputs.keyName, "hosts-aws-admin");
@@ -242,7 +309,10 @@ describe("scale: targets in detail", () => {
             assert.match(String(ready.inputs.create), /^cloud-init status --wait >\/dev\/null; sudo docker info /);
             const instance = p.one("aws:ec2/instance:Instance", "dev-node-2");
             for (const dep of ["::hosts-aws-igw", "::hosts-aws-public-1", "::hosts-aws-egress"]) {
-                assert.ok(instance.dependencies.some((d) => d.endsWith(dep)), `instance waits for ${dep}: cloud-init needs the route out`);
+                assert.ok(
+                    instance.dependencies.some((d) => d.endsWith(dep)),
+                    `instance waits for ${dep}: cloud-init needs the route out`,
+                );
             }
             assert.ok(p.one("aws:lb/loadBalancer:LoadBalancer", "hosts-aws-gateway").dependencies.some((d) => d.endsWith("::hosts-aws-igw")));
         });
@@ -250,30 +320,58 @@ describe("scale: targets in detail", () => {
         it("builds a VPC with a public subnet per zone and a load balancer over the gateways", () => {
             assert.equal(p.one("aws:ec2/vpc:Vpc", "hosts-aws-vpc").inputs.cidrBlock, "10.42.0.0/16");
             const subnets = p.ofType("aws:ec2/subnet:Subnet");
-            assert.deepEqual(subnets.map((s) => [s.inputs.cidrBlock, s.inputs.availabilityZone]), [
-                ["10.42.0.0/20", "eu-west-1a"], ["10.42.16.0/20", "eu-west-1b"], ["10.42.32.0/20", "eu-west-1c"],
-            ]);
+            assert.deepEqual(
+                subnets.map((s) => [s.inputs.cidrBlock, s.inputs.availabilityZone]),
+                [
+                    ["10.42.0.0/20", "eu-west-1a"],
+                    ["10.42.16.0/20", "eu-west-1b"],
+                    ["10.42.32.0/20", "eu-west-1c"],
+                ],
+            );
             assert.equal(p.one("aws:lb/loadBalancer:LoadBalancer", "hosts-aws-gateway").inputs.loadBalancerType, "network");
             const attachments = p.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment");
-            assert.deepEqual(attachments.map((a) => a.inputs.targetId), ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"]);
+            assert.deepEqual(
+                attachments.map((a) => a.inputs.targetId),
+                ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"],
+            );
             assert.equal(p.outputs.gatewayUrl, "http://hosts-aws-gateway.elb.example.com");
             assert.equal(p.outputs.consulUiUrl, "https://198.51.100.11:8501/ui/");
-            assert.deepEqual(p.ofType("aws:iam/rolePolicy:RolePolicy"), [], "static join: the nodes' role cannot list instances (consul.join aws-tags adds that)");
+            assert.deepEqual(
+                p.ofType("aws:iam/rolePolicy:RolePolicy"),
+                [],
+                "static join: the nodes' role cannot list instances (consul.join aws-tags adds that)",
+            );
         });
 
         it("puts gateways only on the configured edge nodes", async () => {
             const edge = await evaluate(devWith({ target: "aws", nodeCount: 5, edgeNodes: [2, 4], aws: { adminCidr: ADMIN, publicKey: SSH_KEY } }));
             assert.equal(edge.error, null);
-            assert.deepEqual(edge.containers().filter((c) => String(c.inputs.name).endsWith("-gateway")).map(nodeOf).sort(), ["dev-node-2", "dev-node-4"]);
-            assert.deepEqual(edge.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId), ["dev-node-2-id", "dev-node-4-id"]);
-            assert.equal(envOf(edge.containers().find((c) => String(c.inputs.name).endsWith("-gateway"))!).env.CONSUL_HTTP_ADDR, "consul:8501", "each gateway follows the cluster through its node's agent");
+            assert.deepEqual(
+                edge
+                    .containers()
+                    .filter((c) => String(c.inputs.name).endsWith("-gateway"))
+                    .map(nodeOf)
+                    .sort(),
+                ["dev-node-2", "dev-node-4"],
+            );
+            assert.deepEqual(
+                edge.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId),
+                ["dev-node-2-id", "dev-node-4-id"],
+            );
+            assert.equal(
+                envOf(edge.containers().find((c) => String(c.inputs.name).endsWith("-gateway"))!).env.CONSUL_HTTP_ADDR,
+                "consul:8501",
+                "each gateway follows the cluster through its node's agent",
+            );
         });
 
         it("fails preview naming the key for an invalid admin CIDR", async () => {
             const bad = await evaluate(devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "0.0.0.0/0", publicKey: SSH_KEY } }));
-            assert.equal(bad.error, 'service-discovery:aws.adminCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)');
+            assert.equal(
+                bad.error,
+                'service-discovery:aws.adminCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)',
+            );
             assert.deepEqual(bad.resources, []);
         });
     });
 });
-

@@ -38,7 +38,12 @@ describe("security: ACLs and TLS in the dev stack", () => {
 
     it("creates one policy per role with the rules of components/consul-policies.ts", () => {
         const policies = p.ofType("consul:index/aclPolicy:AclPolicy");
-        assert.deepEqual(policies.map((x) => x.inputs.name).sort(), Object.values(POLICIES).map((x) => x.name).sort());
+        assert.deepEqual(
+            policies.map((x) => x.inputs.name).sort(),
+            Object.values(POLICIES)
+                .map((x) => x.name)
+                .sort(),
+        );
         for (const policy of Object.values(POLICIES)) {
             const declared = policies.find((x) => x.inputs.name === policy.name)!;
             assert.equal(declared.inputs.rules, policy.rules);
@@ -69,9 +74,15 @@ describe("security: ACLs and TLS in the dev stack", () => {
         assert.equal(value("CONSUL_HTTP_ADDR"), "https://127.0.0.1:8501");
         assert.equal(value("CONSUL_AGENT_TOKEN"), "secret-of-consul-acl-agent-dev-node-1-id");
         assert.equal(value("CONSUL_HTTP_TOKEN"), MANAGEMENT);
-        assert.ok(set.dependencies.some((d) => d.endsWith("::consul-dev-node-1")), "runs after the agent container");
+        assert.ok(
+            set.dependencies.some((d) => d.endsWith("::consul-dev-node-1")),
+            "runs after the agent container",
+        );
         for (const name of ["dev-node-1-registrator", "dev-gateway", "dev-hello-v1-1"]) {
-            assert.ok(p.container(name).dependencies.some((d) => d.endsWith("::consul-acl-agent-dev-node-1-set")), `${name} starts once the agent has its token`);
+            assert.ok(
+                p.container(name).dependencies.some((d) => d.endsWith("::consul-acl-agent-dev-node-1-set")),
+                `${name} starts once the agent has its token`,
+            );
         }
     });
 
@@ -124,7 +135,10 @@ describe("security: config", () => {
 
     it("refuses consul.httpPort with the reason: the API is HTTPS only", async () => {
         const p = await evaluate(devWith({ consul: { httpPort: 8500 } }));
-        assert.equal(p.error, "service-discovery:consul.httpPort: 8500 is not allowed; expected consul.httpsPort instead (the Consul API is served over HTTPS only; plain HTTP answers on each agent's loopback)");
+        assert.equal(
+            p.error,
+            "service-discovery:consul.httpPort: 8500 is not allowed; expected consul.httpsPort instead (the Consul API is served over HTTPS only; plain HTTP answers on each agent's loopback)",
+        );
         assert.deepEqual(p.resources, []);
     });
 

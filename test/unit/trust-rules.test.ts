@@ -44,11 +44,13 @@ describe("trust rules: what the gateway is given", () => {
     });
 
     it("follows the configured subnet, ports and trusted proxies", async () => {
-        const p = await evaluate(devWith({
-            network: { name: "sd", subnet: "10.77.0.0/16" },
-            gateway: { httpPort: 8080, statsPort: 9090, trustedProxies: ["10.0.0.0/8", "192.168.1.0/24"] },
-            consul: { httpsPort: 18501, dnsPort: 18600 },
-        }));
+        const p = await evaluate(
+            devWith({
+                network: { name: "sd", subnet: "10.77.0.0/16" },
+                gateway: { httpPort: 8080, statsPort: 9090, trustedProxies: ["10.0.0.0/8", "192.168.1.0/24"] },
+                consul: { httpsPort: 18501, dnsPort: 18600 },
+            }),
+        );
         assert.equal(p.error, null, String(p.error));
         const env = gatewayEnv(p);
         assert.deepEqual(networks(p), { backends: "10.77.0.0/16", nodes: "10.77.0.1/32" });
@@ -57,16 +59,22 @@ describe("trust rules: what the gateway is given", () => {
     });
 
     it("hosts and virtualbox: every node's address, and nothing else, on every gateway", async () => {
-        const hosts = await evaluate(devWith({
-            target: "hosts", nodeCount: undefined,
-            hosts: [
-                { name: "a", host: "ssh://ops@10.1.0.1", address: "10.1.0.1" },
-                { name: "b", host: "ssh://ops@10.9.3.7", address: "10.9.3.7" },
-            ],
-        }));
+        const hosts = await evaluate(
+            devWith({
+                target: "hosts",
+                nodeCount: undefined,
+                hosts: [
+                    { name: "a", host: "ssh://ops@10.1.0.1", address: "10.1.0.1" },
+                    { name: "b", host: "ssh://ops@10.9.3.7", address: "10.9.3.7" },
+                ],
+            }),
+        );
         assert.equal(hosts.error, null, String(hosts.error));
         for (const node of ["dev-node-1", "dev-node-2"]) {
-            assert.ok(hosts.containers().find((c) => c.name === `gateway-${node}`), `gateway on ${node}`);
+            assert.ok(
+                hosts.containers().find((c) => c.name === `gateway-${node}`),
+                `gateway on ${node}`,
+            );
         }
         assert.deepEqual(networks(hosts), { backends: "10.1.0.1/32 10.9.3.7/32", nodes: "10.1.0.1/32 10.9.3.7/32" });
         const vbox = await evaluate(devWith({ target: "virtualbox", nodeCount: 2 }));
@@ -75,7 +83,9 @@ describe("trust rules: what the gateway is given", () => {
     });
 
     it("aws: the VPC, where every instance address is a node's", async () => {
-        const p = await evaluate(devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY, vpcCidr: "10.60.0.0/16" } }));
+        const p = await evaluate(
+            devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY, vpcCidr: "10.60.0.0/16" } }),
+        );
         assert.equal(p.error, null, String(p.error));
         const gateways = p.containers().filter((c) => String(c.inputs.name).endsWith("-gateway"));
         assert.equal(gateways.length, 3);
@@ -83,20 +93,27 @@ describe("trust rules: what the gateway is given", () => {
     });
 
     it("writes the caps and each declared service's check path to KV", async () => {
-        const keysOf = (p: Program) => Object.fromEntries((p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string; delete: boolean }[])
-            .map((k) => { assert.equal(k.delete, true, `${k.path} is removed on destroy`); return [k.path, k.value]; }));
+        const keysOf = (p: Program) =>
+            Object.fromEntries(
+                (p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string; delete: boolean }[]).map((k) => {
+                    assert.equal(k.delete, true, `${k.path} is removed on destroy`);
+                    return [k.path, k.value];
+                }),
+            );
         const keys = keysOf(dev);
         assert.equal(keys["service/haproxy/limits/services"], "5000");
         assert.equal(keys["service/haproxy/limits/instances"], "100");
         assert.equal(keys["service/haproxy/services/hello-v1/check"], "/health");
         assert.equal(keys["service/haproxy/services/hello-v2/check"], "/health");
-        const p = await evaluate(devWith({
-            haproxy: { maxServices: 300, maxInstancesPerService: 7 },
-            services: [
-                { name: "api", version: "v2", image: "example/api:2.0", healthCheckPath: "/ready" },
-                { name: "web", image: "example/web:1.0" },
-            ],
-        }));
+        const p = await evaluate(
+            devWith({
+                haproxy: { maxServices: 300, maxInstancesPerService: 7 },
+                services: [
+                    { name: "api", version: "v2", image: "example/api:2.0", healthCheckPath: "/ready" },
+                    { name: "web", image: "example/web:1.0" },
+                ],
+            }),
+        );
         assert.equal(p.error, null, String(p.error));
         const custom = keysOf(p);
         assert.equal(custom["service/haproxy/limits/services"], "300");
@@ -140,8 +157,8 @@ describe("trust rules: the gateway container", () => {
 
 describe("trust rules: template and config agree", () => {
     it("has the config's default caps and accepts exactly the config's range", () => {
-        assert.match(TEMPLATE, /keyOrDefault "service\/haproxy\/limits\/services" "5000"/);
-        assert.match(TEMPLATE, /keyOrDefault "service\/haproxy\/limits\/instances" "100"/);
+        assert.match(TEMPLATE, /\$maxServices := "5000" \}\}\{\{ if scratch\.Key "kv\/limits\/services" \}\}/);
+        assert.match(TEMPLATE, /\$maxInstances := "100" \}\}\{\{ if scratch\.Key "kv\/limits\/instances" \}\}/);
         const range = (key: string) => new RegExp(new RegExp(`\\{\\{- if not \\(regexMatch "([^"]+)" \\$${key}\\)`).exec(TEMPLATE)![1]!);
         const services = range("maxServices");
         const instances = range("maxInstances");
@@ -151,9 +168,9 @@ describe("trust rules: template and config agree", () => {
         for (const bad of ["0", "10001", "007"]) assert.ok(!instances.test(bad), bad);
     });
 
-    it("reads the per-service check path where settings.ts writes it, with the config's path pattern", () => {
-        assert.match(TEMPLATE, /range tree "service\/haproxy\/services\/"/);
-        assert.match(TEMPLATE, /\/check\$" \.Key/);
+    it("reads the per-service check path where gateway-kv.ts writes it, with the config's path pattern", () => {
+        assert.match(TEMPLATE, /range tree "service\/haproxy\/" \}\}\{\{ if ne \(trimPrefix "services\/" \.Key\) \.Key/);
+        assert.match(TEMPLATE, /\/check\$" \$rel/);
         const pattern = new RegExp(/\$pathPattern := "([^"]+)"/.exec(TEMPLATE)![1]!);
         for (const ok of ["/", "/health", "/a/b-c_d.e~f"]) assert.ok(pattern.test(ok), ok);
         for (const bad of ["health", "/he alth", "/x\n    stats uri /pwn", "/#", `/${"a".repeat(101)}`]) assert.ok(!pattern.test(bad), JSON.stringify(bad));

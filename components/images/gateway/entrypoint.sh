@@ -17,17 +17,15 @@ set -euo pipefail
 : "${GATEWAY_RELOAD_BIN:=$(dirname "$(readlink -f "$0")")/reload.sh}"
 export GATEWAY_CONF_DIR GATEWAY_RUN_DIR GATEWAY_HTTP_PORT GATEWAY_STATS_PORT GATEWAY_BIND HAPROXY_BIN
 
-# The largest maxconn HAProxy can run with here (two file descriptors per connection, some
-# spare): HAProxy refuses to start with more, so the template falls back to the default above it.
-if [ -z "${GATEWAY_MAXCONN_LIMIT:-}" ]; then
-    nofile="$(ulimit -Hn)"
-    if [ "$nofile" = unlimited ] || [ "$nofile" -gt 2001024 ]; then
-        GATEWAY_MAXCONN_LIMIT=1000000
-    else
-        GATEWAY_MAXCONN_LIMIT=$(( nofile > 3072 ? (nofile - 1024) / 2 : 1024 ))
-    fi
+# The file descriptors HAProxy may use (it raises its soft limit up to this): the template sizes
+# maxconn so that connections, health checks and listeners fit (haproxy.ctmpl, "File descriptors").
+# GATEWAY_MAXCONN_LIMIT, when set, caps maxconn further.
+if [ -z "${GATEWAY_FD_LIMIT:-}" ]; then
+    GATEWAY_FD_LIMIT="$(ulimit -Hn)"
+    if [ "$GATEWAY_FD_LIMIT" = unlimited ] || [ "$GATEWAY_FD_LIMIT" -gt 4194304 ]; then GATEWAY_FD_LIMIT=4194304; fi
 fi
-export GATEWAY_MAXCONN_LIMIT
+export GATEWAY_FD_LIMIT GATEWAY_MAXCONN_LIMIT="${GATEWAY_MAXCONN_LIMIT:-}"
+command -v socat >/dev/null || { echo "gateway: socat is required (runtime API: instance changes without reloads)" >&2; exit 69; }
 
 # Trust rules (haproxy.ctmpl): the networks servers may lie in, the node addresses and ports no
 # server may use, the proxies whose forwarding headers are believed: set by the stack
@@ -63,8 +61,10 @@ cp "$GATEWAY_CONF_DIR/bootstrap.cfg" "$live"
 # A render left from before a restart would make consul-template see "no change" and never
 # run reload.sh: HAProxy would stay on the bootstrap config.
 rm -f "$GATEWAY_RUN_DIR/haproxy.cfg.new"
-# Skipped instances are logged once per start (reload.sh keeps the list it logged here).
-rm -f "$GATEWAY_RUN_DIR/notices"
+# Skipped instances are logged once per start (reload.sh keeps the list it logged here); the
+# runtime API's and the last reload's bookkeeping belong to the HAProxy that ran before.
+rm -f "$GATEWAY_RUN_DIR/notices" "$GATEWAY_RUN_DIR/runtime-pending" "$GATEWAY_RUN_DIR/latest-render-not-running" \
+    "$GATEWAY_RUN_DIR/server-state"
 "$HAPROXY_BIN" -c -q -f "$live"
 
 # -W master-worker: the master re-executes itself on SIGUSR2 and hands the listening sockets to
@@ -89,11 +89,22 @@ if [ -z "${CONSUL_HTTP_TOKEN:-}" ] && [ -z "${CONSUL_HTTP_TOKEN_FILE:-}" ]; then
     echo "gateway: no Consul ACL token (CONSUL_HTTP_TOKEN): with ACLs on, Consul answers with an empty catalog and every route 404s" >&2
 fi
 
+# The template, its output and its command, with a command timeout (-template has none: the
+# default 30 s, after which consul-template stops, would take the gateway down with a slow reload
+# of thousands of services; reload.sh bounds its own waits well below this).
+cat > "$GATEWAY_RUN_DIR/templates.hcl" <<EOF
+template {
+  source          = "$GATEWAY_CONF_DIR/haproxy.ctmpl"
+  destination     = "$GATEWAY_RUN_DIR/haproxy.cfg.new"
+  command         = ["$GATEWAY_RELOAD_BIN"]
+  command_timeout = "5m"
+}
+EOF
 "$CONSUL_TEMPLATE_BIN" \
     -config "$GATEWAY_CONF_DIR/consul-template.hcl" \
+    -config "$GATEWAY_RUN_DIR/templates.hcl" \
     -consul-addr "$CONSUL_HTTP_ADDR" \
-    "${consul_tls[@]}" \
-    -template "$GATEWAY_CONF_DIR/haproxy.ctmpl:$GATEWAY_RUN_DIR/haproxy.cfg.new:$GATEWAY_RELOAD_BIN" &
+    "${consul_tls[@]}" &
 template_pid=$!
 
 stop() {

@@ -60,24 +60,35 @@ async function main(): Promise<void> {
     const failures: string[] = [];
     process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? e.message : String(e)));
 
-    pulumi.runtime.setMocks({
-        async newResource(args: pulumi.runtime.MockResourceArgs) {
-            const answer = await ask({ type: args.type, name: args.name, custom: args.custom ?? false, provider: args.provider ?? "", inputs: args.inputs });
-            if (answer.error !== undefined) {
-                failures.push(answer.error);
-                throw new Error(answer.error);
-            }
-            return { id: answer.id, state: { ...args.inputs, ...answer.outputs } };
+    pulumi.runtime.setMocks(
+        {
+            async newResource(args: pulumi.runtime.MockResourceArgs) {
+                const answer = await ask({
+                    type: args.type,
+                    name: args.name,
+                    custom: args.custom ?? false,
+                    provider: args.provider ?? "",
+                    inputs: args.inputs,
+                });
+                if (answer.error !== undefined) {
+                    failures.push(answer.error);
+                    throw new Error(answer.error);
+                }
+                return { id: answer.id, state: { ...args.inputs, ...answer.outputs } };
+            },
+            async call(args: pulumi.runtime.MockCallArgs) {
+                const answer = await ask({ type: args.token, name: "", custom: false, provider: args.provider ?? "", inputs: args.inputs }, "invoke");
+                if (answer.error !== undefined) {
+                    failures.push(answer.error);
+                    throw new Error(answer.error);
+                }
+                return answer.outputs ?? {};
+            },
         },
-        async call(args: pulumi.runtime.MockCallArgs) {
-            const answer = await ask({ type: args.token, name: "", custom: false, provider: args.provider ?? "", inputs: args.inputs }, "invoke");
-            if (answer.error !== undefined) {
-                failures.push(answer.error);
-                throw new Error(answer.error);
-            }
-            return answer.outputs ?? {};
-        },
-    }, "service-discovery", stack, false);
+        "service-discovery",
+        stack,
+        false,
+    );
     pulumi.runtime.setAllConfig(config);
 
     const outputs: Record<string, unknown> = {};
@@ -86,12 +97,10 @@ async function main(): Promise<void> {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const program = require("../../../index");
         for (const [key, value] of Object.entries(program)) {
-            outputs[key] = pulumi.Output.isInstance(value)
-                ? await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve))
-                : value;
+            outputs[key] = pulumi.Output.isInstance(value) ? await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve)) : value;
         }
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
+        // Every registration answered (disconnect() drains the SDK's queue of pending calls first).
+        await pulumi.runtime.disconnect();
     } catch (e) {
         failures.push(e instanceof Error ? e.message : String(e));
     }
@@ -99,7 +108,10 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => process.send!(done, () => resolve()));
 }
 
-main().then(() => process.exit(0), (e) => {
-    process.stderr.write(String((e && e.stack) || e));
-    process.exit(1);
-});
+main().then(
+    () => process.exit(0),
+    (e) => {
+        process.stderr.write(String((e && e.stack) || e));
+        process.exit(1);
+    },
+);

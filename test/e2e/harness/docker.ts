@@ -5,7 +5,10 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 
 export class DockerError extends Error {
-    constructor(message: string, readonly status = 0) {
+    constructor(
+        message: string,
+        readonly status = 0,
+    ) {
         super(message);
         this.name = "DockerError";
     }
@@ -32,7 +35,11 @@ export interface RunResult {
 }
 
 /** Runs a command; resolves with its output whatever the exit code. */
-export function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+    cmd: string,
+    args: readonly string[],
+    opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
     return new Promise((resolve, reject) => {
         const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
         let stdout = "";
@@ -64,26 +71,42 @@ export class Docker {
         return new Promise((resolve, reject) => {
             const raw = Buffer.isBuffer(body);
             const payload = body === undefined ? undefined : raw ? body : Buffer.from(JSON.stringify(body));
-            const req = http.request({
-                ...this.endpoint, method, path,
-                headers: { "Content-Type": raw ? "application/x-tar" : "application/json", ...(payload ? { "Content-Length": payload.length } : {}) },
-                timeout: timeoutMs,
-            }, (res) => {
-                const chunks: Buffer[] = [];
-                res.on("data", (c: Buffer) => chunks.push(c));
-                res.on("end", () => {
-                    const text = Buffer.concat(chunks).toString();
-                    const status = res.statusCode ?? 0;
-                    if (status >= 400) {
-                        let message = text.trim();
-                        try { message = JSON.parse(text).message ?? message; } catch { /* plain text */ }
-                        reject(new DockerError(`${method} ${path}: ${status} ${message}`, status));
-                        return;
-                    }
-                    if (text.length === 0) { resolve(undefined as T); return; }
-                    try { resolve(JSON.parse(text) as T); } catch { resolve(text as unknown as T); }
-                });
-            });
+            const req = http.request(
+                {
+                    ...this.endpoint,
+                    method,
+                    path,
+                    headers: { "Content-Type": raw ? "application/x-tar" : "application/json", ...(payload ? { "Content-Length": payload.length } : {}) },
+                    timeout: timeoutMs,
+                },
+                (res) => {
+                    const chunks: Buffer[] = [];
+                    res.on("data", (c: Buffer) => chunks.push(c));
+                    res.on("end", () => {
+                        const text = Buffer.concat(chunks).toString();
+                        const status = res.statusCode ?? 0;
+                        if (status >= 400) {
+                            let message = text.trim();
+                            try {
+                                message = JSON.parse(text).message ?? message;
+                            } catch {
+                                /* plain text */
+                            }
+                            reject(new DockerError(`${method} ${path}: ${status} ${message}`, status));
+                            return;
+                        }
+                        if (text.length === 0) {
+                            resolve(undefined as T);
+                            return;
+                        }
+                        try {
+                            resolve(JSON.parse(text) as T);
+                        } catch {
+                            resolve(text as unknown as T);
+                        }
+                    });
+                },
+            );
             req.on("timeout", () => req.destroy(new DockerError(`${method} ${path}: no answer from the engine at ${this.host} within ${timeoutMs} ms`)));
             req.on("error", (e) => reject(e instanceof DockerError ? e : new DockerError(`${method} ${path} at ${this.host}: ${e.message}`)));
             if (payload) req.write(payload);
@@ -141,7 +164,9 @@ export class Docker {
     async cli(args: readonly string[], opts: { input?: string; timeoutMs?: number; allowFailure?: boolean } = {}): Promise<RunResult> {
         const result = await run(dockerCli(), args, { env: this.cliEnv(), input: opts.input, timeoutMs: opts.timeoutMs });
         if (result.code !== 0 && !opts.allowFailure) {
-            throw new DockerError(`docker ${args.join(" ")} failed (exit ${result.code}):\n${(result.stderr || result.stdout).trim().split("\n").slice(-30).join("\n")}`);
+            throw new DockerError(
+                `docker ${args.join(" ")} failed (exit ${result.code}):\n${(result.stderr || result.stdout).trim().split("\n").slice(-30).join("\n")}`,
+            );
         }
         return result;
     }

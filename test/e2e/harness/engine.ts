@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { cacheDir } from "../../support/paths";
+import { pidAlive, signal } from "../../support/proc";
+import { fatal, waitFor, within } from "../../support/wait";
 import { Docker, run } from "./docker";
 
 /** Set to `skip` to skip the real-engine scenarios explicitly (they never skip silently). */
@@ -26,13 +29,6 @@ export function skipReason(): string | false {
     throw new Error(`${SKIP_ENV}=${JSON.stringify(process.env[SKIP_ENV])} is not understood; use ${SKIP_ENV}=skip to skip the real-engine scenarios`);
 }
 
-/** ${XDG_CACHE_HOME:-~/.cache}/service-discovery, shared with test/tools/install.sh. */
-export function cacheDir(): string {
-    const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "service-discovery");
-    fs.mkdirSync(dir, { recursive: true });
-    return dir;
-}
-
 export interface Engine {
     readonly docker: Docker;
     /** For messages: which engine this is. */
@@ -47,9 +43,9 @@ const DEFAULT_SOCKET = "unix:///var/run/docker.sock";
 function howToGetOne(reason: string): Error {
     return new Error(
         `no Docker engine for the e2e scenarios: ${reason}\n` +
-        `  - start Docker on this machine, or point DOCKER_HOST at an engine (unix:// or tcp://), or\n` +
-        `  - run the suite as root on Debian/Ubuntu: it installs docker.io when missing and starts its own isolated dockerd.\n` +
-        `  To skip the real-engine scenarios explicitly: ${SKIP_ENV}=skip npm test`,
+            `  - start Docker on this machine, or point DOCKER_HOST at an engine (unix:// or tcp://), or\n` +
+            `  - run the suite as root on Debian/Ubuntu: it installs docker.io when missing and starts its own isolated dockerd.\n` +
+            `  To skip the real-engine scenarios explicitly: ${SKIP_ENV}=skip npm test`,
     );
 }
 
@@ -60,7 +56,9 @@ function which(name: string): string | undefined {
         try {
             fs.accessSync(candidate, fs.constants.X_OK);
             return candidate;
-        } catch { /* next */ }
+        } catch {
+            /* next */
+        }
     }
     return undefined;
 }
@@ -76,15 +74,6 @@ export async function aptInstall(packages: string[]): Promise<void> {
     if (update.code !== 0) throw new Error(`apt-get update failed:\n${update.stderr}`);
     const install = await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...packages], { env });
     if (install.code !== 0) throw new Error(`apt-get install ${packages.join(" ")} failed:\n${install.stderr || install.stdout}`);
-}
-
-function pidAlive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch {
-        return false;
-    }
 }
 
 /** Takes the cache data root, or returns undefined when another live run holds it. */
@@ -137,10 +126,16 @@ async function startDockerd(): Promise<Engine> {
     const socket = path.join(tmp, "docker.sock");
     const logFile = path.join(tmp, "dockerd.log");
     const args = [
-        `--data-root=${dataRoot}`, `--exec-root=${path.join(tmp, "exec")}`, `--pidfile=${path.join(tmp, "dockerd.pid")}`,
-        `--host=unix://${socket}`, "--iptables=false", "--ip-masq=false", "--bridge=none",
+        `--data-root=${dataRoot}`,
+        `--exec-root=${path.join(tmp, "exec")}`,
+        `--pidfile=${path.join(tmp, "dockerd.pid")}`,
+        `--host=unix://${socket}`,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--bridge=none",
         // If a system containerd is running, keep our containers apart from anyone else's.
-        "--containerd-namespace=sd-e2e", "--containerd-plugins-namespace=sd-e2e-plugins",
+        "--containerd-namespace=sd-e2e",
+        "--containerd-plugins-namespace=sd-e2e-plugins",
     ];
     const out = fs.openSync(logFile, "a");
     const child: ChildProcess = spawn("bash", ["-c", WATCHDOG, "sd-e2e-dockerd", String(process.pid), tmp, locked ? lockFile : "", dockerd, ...args], {
@@ -152,30 +147,35 @@ async function startDockerd(): Promise<Engine> {
     const docker = new Docker(`unix://${socket}`);
     const started = Date.now();
     const cleanupFiles = (): void => {
-        try { fs.rmSync(tmp, { recursive: true, force: true }); } catch { /* mounts may linger; best effort */ }
+        try {
+            fs.rmSync(tmp, { recursive: true, force: true });
+        } catch {
+            /* mounts may linger; best effort */
+        }
         if (locked) fs.rmSync(lockFile, { force: true });
     };
     const release = async (): Promise<void> => {
         if (!exited) {
             child.kill("SIGTERM");
-            const deadline = Date.now() + 30_000;
-            while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-            if (!exited) {
+            if (!(await within(30_000, () => exited, 200))) {
                 const pid = Number(fs.readFileSync(path.join(tmp, "dockerd.pid"), "utf8"));
-                if (pid > 0) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+                if (pid > 0) signal(pid, "SIGKILL");
                 child.kill("SIGKILL");
             }
         }
         cleanupFiles();
     };
-    while (!(await docker.ping(1000))) {
-        if (exited || Date.now() - started > 60_000) {
-            const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-15).join("\n") : "";
-            await release();
-            throw new Error(`dockerd did not start${exited ? " (it exited)" : " within 60 s"}; its log ends:\n${tail}`);
-        }
-        await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitFor(
+        async () => {
+            if (exited) throw fatal("dockerd exited");
+            return docker.ping(1000);
+        },
+        { timeoutMs: 60_000, intervalMs: 250, message: "dockerd" },
+    ).catch(async () => {
+        const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-15).join("\n") : "";
+        await release();
+        throw new Error(`dockerd did not start${exited ? " (it exited)" : " within 60 s"}; its log ends:\n${tail}`);
+    });
     log(`started dockerd ${dockerd} in ${((Date.now() - started) / 1000).toFixed(1)} s (data root ${dataRoot})`);
     return { docker, description: `the harness's own dockerd (unix://${socket})`, owned: true, release };
 }

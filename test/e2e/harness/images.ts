@@ -9,9 +9,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CONSUL_VERSION } from "../../../components/config";
 import { GATEWAY_IMAGE_CONTEXT } from "../../../components/gateway";
-import { ROOT } from "../../support/program";
+import { cacheDir, ROOT } from "../../support/paths";
+import { readTool } from "../../support/tools";
 import { Docker, run } from "./docker";
-import { aptInstall, cacheDir, log } from "./engine";
+import { aptInstall, log } from "./engine";
 
 export const BASE_IMAGE = "debian:bookworm-slim";
 export const CONSUL_TEST_IMAGE = `service-discovery-test/consul:${CONSUL_VERSION}`;
@@ -22,22 +23,9 @@ export interface Tools {
     consulTemplate: string;
 }
 
-/** The binaries test/tools/install.sh built (tools.env in the cache dir); env vars win. */
+/** The binaries test/tools/install.sh built, that the images are made from. */
 export function readTools(): Tools {
-    const file = path.join(cacheDir(), "tools.env");
-    const vars: Record<string, string> = {};
-    if (fs.existsSync(file)) {
-        for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-            const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-            if (m) vars[m[1]] = m[2];
-        }
-    }
-    const pick = (key: string): string => {
-        const value = process.env[key] || vars[key];
-        if (!value || !fs.existsSync(value)) throw new Error(`${key} is not available: run bash test/tools/install.sh (npm run e2e does), which writes ${file}`);
-        return value;
-    };
-    return { consul: pick("CONSUL_BIN"), consulTemplate: pick("CONSUL_TEMPLATE_BIN") };
+    return { consul: readTool("CONSUL_BIN"), consulTemplate: readTool("CONSUL_TEMPLATE_BIN") };
 }
 
 /**
@@ -70,10 +58,11 @@ export function debianMirror(): string {
         }
     }
     const archive = (uri: string): boolean => /^https?:\/\//.test(uri) && !/security/.test(uri);
-    const found = entries.find((e) => archive(e.uri) && e.suites.includes("bookworm"))
-        ?? entries.find((e) => archive(e.uri) && /\/debian\/?$/.test(e.uri));
+    const found = entries.find((e) => archive(e.uri) && e.suites.includes("bookworm")) ?? entries.find((e) => archive(e.uri) && /\/debian\/?$/.test(e.uri));
     if (!found) {
-        throw new Error("no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/: set SD_E2E_DEBIAN_MIRROR to a Debian archive URL for debootstrap");
+        throw new Error(
+            "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/: set SD_E2E_DEBIAN_MIRROR to a Debian archive URL for debootstrap",
+        );
     }
     return found.uri;
 }
@@ -89,8 +78,10 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
             try {
                 await aptInstall(["debootstrap"]);
             } catch (e) {
-                throw new Error(`${BASE_IMAGE} is not on the test engine and cannot be made here (${(e as Error).message}); ` +
-                    `either load it yourself (e.g. docker pull ${BASE_IMAGE}: the harness never pulls) or run the suite as root on Debian/Ubuntu, where it is made with debootstrap`);
+                throw new Error(
+                    `${BASE_IMAGE} is not on the test engine and cannot be made here (${(e as Error).message}); ` +
+                        `either load it yourself (e.g. docker pull ${BASE_IMAGE}: the harness never pulls) or run the suite as root on Debian/Ubuntu, where it is made with debootstrap`,
+                );
             }
         }
         const mirror = debianMirror();
@@ -99,9 +90,18 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
         log(`making ${BASE_IMAGE}: debootstrap --variant=minbase bookworm from the apt mirror (about a minute, cached afterwards)`);
         try {
             const boot = await run("debootstrap", ["--variant=minbase", "bookworm", rootfs, mirror]);
-            if (boot.code !== 0) throw new Error(`debootstrap failed (exit ${boot.code}):\n${(boot.stderr || boot.stdout).trim().split("\n").slice(-20).join("\n")}`);
+            if (boot.code !== 0)
+                throw new Error(`debootstrap failed (exit ${boot.code}):\n${(boot.stderr || boot.stdout).trim().split("\n").slice(-20).join("\n")}`);
             // Like the slim images: no package cache, no package lists.
-            const tar = await run("tar", ["-C", rootfs, "--exclude=./var/cache/apt/archives/*.deb", "--exclude=./var/lib/apt/lists/*", "-cf", `${tarball}.tmp`, "."]);
+            const tar = await run("tar", [
+                "-C",
+                rootfs,
+                "--exclude=./var/cache/apt/archives/*.deb",
+                "--exclude=./var/lib/apt/lists/*",
+                "-cf",
+                `${tarball}.tmp`,
+                ".",
+            ]);
             if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr}`);
             fs.renameSync(`${tarball}.tmp`, tarball);
         } finally {

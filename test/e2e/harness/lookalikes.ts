@@ -14,9 +14,7 @@ export const LOOKALIKE_LABEL = "io.service-discovery.e2e-lookalike";
 const NETWORK = "service-discovery-dev";
 const VOLUME = "dev-consul-data";
 const IMAGE = { repo: "service-discovery/gateway", tag: "dev" };
-const HELLO = (consulName: string): string[] => [
-    `SERVICE_NAME=${consulName}`, "SERVICE_TAGS=rest,check=/health", "SERVICE_CHECK_HTTP=/health", "PORT=8080",
-];
+const HELLO = (consulName: string): string[] => [`SERVICE_NAME=${consulName}`, "SERVICE_TAGS=rest,check=/health", "SERVICE_CHECK_HTTP=/health", "PORT=8080"];
 const CONTAINERS: { name: string; env: string[]; expose: number[] }[] = [
     { name: "dev-consul", env: ["SERVICE_IGNORE=true"], expose: [8500] },
     { name: "dev-node-1-registrator", env: [], expose: [] },
@@ -109,7 +107,9 @@ export class DevLookalikes {
             await self.record("container", c.name, created);
         }
         const made = self.seen.filter((s) => s.created).map((s) => s.name);
-        log(`a dev stack's objects on the engine: ${self.seen.map((s) => s.name).join(", ")} (made for the test: ${made.length > 0 ? made.join(", ") : "none, they exist"})`);
+        log(
+            `a dev stack's objects on the engine: ${self.seen.map((s) => s.name).join(", ")} (made for the test: ${made.length > 0 ? made.join(", ") : "none, they exist"})`,
+        );
         return self;
     }
 
@@ -119,9 +119,12 @@ export class DevLookalikes {
                 const c = await this.docker.inspectContainer(name);
                 return `${c.Id} ${c.State.StartedAt} running=${c.State.Running} restarts=${c.RestartCount}`;
             }
-            case "network": return (await this.docker.request("GET", `/networks/${name}`)).Id;
-            case "volume": return (await this.docker.request("GET", `/volumes/${name}`)).CreatedAt;
-            case "image": return (await this.docker.imageExists(name)).Id;
+            case "network":
+                return (await this.docker.request("GET", `/networks/${name}`)).Id;
+            case "volume":
+                return (await this.docker.request("GET", `/volumes/${name}`)).CreatedAt;
+            case "image":
+                return (await this.docker.imageExists(name)).Id;
         }
     }
 

@@ -25,7 +25,7 @@
 // Source: Registrator v7, bridge/bridge.go (add, newService) and bridge/util.go (servicePort).
 // One difference on purpose: only containers of this e2e run (E2E_LABEL) are registered, where
 // a real Registrator registers every container of the engine.
-import * as http from "node:http";
+import { httpRequest } from "../../support/http";
 import { Docker } from "./docker";
 import { E2E_LABEL, log } from "./engine";
 
@@ -57,7 +57,8 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
     while (args.length > 0) {
         const arg = args.shift()!;
         if (!arg.startsWith("-")) {
-            if (opts.registryUri || args.length > 0) throw new Error(`registrator command: unexpected argument ${JSON.stringify(arg)} (one registry URI, last)`);
+            if (opts.registryUri || args.length > 0)
+                throw new Error(`registrator command: unexpected argument ${JSON.stringify(arg)} (one registry URI, last)`);
             opts.registryUri = arg;
             continue;
         }
@@ -66,10 +67,18 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
         const [, flag, inline] = m;
         const value = (): string => (inline !== undefined ? inline : (args.shift() ?? ""));
         switch (flag) {
-            case "ip": opts.ip = value(); break;
-            case "internal": opts.internal = goBool(arg, inline); break;
-            case "resync": opts.resyncSeconds = Number(value()); break;
-            case "cleanup": opts.cleanup = goBool(arg, inline); break;
+            case "ip":
+                opts.ip = value();
+                break;
+            case "internal":
+                opts.internal = goBool(arg, inline);
+                break;
+            case "resync":
+                opts.resyncSeconds = Number(value());
+                break;
+            case "cleanup":
+                opts.cleanup = goBool(arg, inline);
+                break;
             case "deregister": {
                 const v = value();
                 if (v !== "always" && v !== "on-success") throw new Error(`registrator command: -deregister=${v} is not always|on-success`);
@@ -77,12 +86,16 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
                 break;
             }
             default:
-                throw new Error(`registrator command: flag -${flag} is not emulated by the e2e harness (Registrator's image is missing, so the harness registers services itself); add it to test/e2e/harness/registrator.ts`);
+                throw new Error(
+                    `registrator command: flag -${flag} is not emulated by the e2e harness (Registrator's image is missing, so the harness registers services itself); add it to test/e2e/harness/registrator.ts`,
+                );
         }
     }
     // Registrator v7 registers the consul and consul-unix adapters only (consul-tls came later).
     if (!/^(consul:\/\/[^/]+|consul-unix:\/\/\/[^ ]+)$/.test(opts.registryUri)) {
-        throw new Error(`registrator command: registry ${JSON.stringify(opts.registryUri)} is not one Registrator v7 has (consul://host:port or consul-unix:///path)`);
+        throw new Error(
+            `registrator command: registry ${JSON.stringify(opts.registryUri)} is not one Registrator v7 has (consul://host:port or consul-unix:///path)`,
+        );
     }
     if (!Number.isFinite(opts.resyncSeconds) || opts.resyncSeconds < 0) throw new Error(`registrator command: bad -resync`);
     return opts;
@@ -142,22 +155,33 @@ export class RegistratorEmulator {
      * `client`: what Registrator's Consul client has: the agent's socket (consul-unix://) and the
      * token of CONSUL_HTTP_TOKEN, which Consul's Go client reads from the environment.
      */
-    constructor(private readonly docker: Docker, private readonly consulHttp: string, readonly options: RegistratorOptions, private readonly client: { token?: string; socketPath?: string } = {}) {}
+    constructor(
+        private readonly docker: Docker,
+        private readonly consulHttp: string,
+        readonly options: RegistratorOptions,
+        private readonly client: { token?: string; socketPath?: string } = {},
+    ) {}
 
     async start(): Promise<void> {
         const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start", "die"], label: [E2E_LABEL] }));
-        this.closeEvents = await this.docker.stream(`/events?filters=${filters}`, (event) => {
-            const id: string = event.id ?? event.Actor?.ID;
-            const action: string = event.Action ?? event.status;
-            this.enqueue(() => (action === "start" ? this.add(id) : this.removeOnExit(id, Number(event.Actor?.Attributes?.exitCode ?? 0))));
-        }, (e) => {
-            if (!this.stopped) this.errors.push(`event stream ended${e ? `: ${e.message}` : ""}`);
-        });
+        this.closeEvents = await this.docker.stream(
+            `/events?filters=${filters}`,
+            (event) => {
+                const id: string = event.id ?? event.Actor?.ID;
+                const action: string = event.Action ?? event.status;
+                this.enqueue(() => (action === "start" ? this.add(id) : this.removeOnExit(id, Number(event.Actor?.Attributes?.exitCode ?? 0))));
+            },
+            (e) => {
+                if (!this.stopped) this.errors.push(`event stream ended${e ? `: ${e.message}` : ""}`);
+            },
+        );
         await this.enqueue(() => this.sync());
         if (this.options.resyncSeconds > 0) {
             this.resync = setInterval(() => void this.enqueue(() => this.sync()), this.options.resyncSeconds * 1000);
         }
-        log(`Registrator image missing: registering services as Registrator would (${this.options.hostname}, ${this.options.internal ? "-internal" : `-ip=${this.options.ip ?? "(container address on its network)"}`})`);
+        log(
+            `Registrator image missing: registering services as Registrator would (${this.options.hostname}, ${this.options.internal ? "-internal" : `-ip=${this.options.ip ?? "(container address on its network)"}`})`,
+        );
     }
 
     async stop(): Promise<void> {
@@ -185,23 +209,20 @@ export class RegistratorEmulator {
         log(`registrator (emulated): ${message}`);
     }
 
-    private consul(method: string, path: string, body?: unknown): Promise<string> {
-        const url = new URL(path, this.consulHttp);
-        return new Promise((resolve, reject) => {
-            const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-            // Like Registrator's Consul client: no deadline of its own (Consul holds requests
-            // while it has no leader); 60 s only so that a hung agent cannot hang the suite.
-            const headers = { ...(payload ? { "Content-Length": payload.length } : {}), ...(this.client.token ? { "X-Consul-Token": this.client.token } : {}) };
-            const req = http.request(url, { method, agent: false, timeout: 60_000, headers, ...(this.client.socketPath ? { socketPath: this.client.socketPath } : {}) }, (res) => {
-                let text = "";
-                res.on("data", (d: Buffer) => (text += d.toString()));
-                res.on("end", () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${path}: ${res.statusCode} ${text.trim()}`)) : resolve(text)));
-            });
-            req.on("timeout", () => req.destroy(new Error(`consul ${method} ${path}: timeout`)));
-            req.on("error", reject);
-            if (payload) req.write(payload);
-            req.end();
+    private async consul(method: string, path: string, body?: unknown): Promise<string> {
+        const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+        // Like Registrator's Consul client: no deadline of its own (Consul holds requests
+        // while it has no leader); 60 s only so that a hung agent cannot hang the suite.
+        const headers = { ...(payload ? { "Content-Length": payload.length } : {}), ...(this.client.token ? { "X-Consul-Token": this.client.token } : {}) };
+        const res = await httpRequest(new URL(path, this.consulHttp).href, {
+            method,
+            headers,
+            timeoutMs: 60_000,
+            ...(payload ? { body: payload } : {}),
+            ...(this.client.socketPath ? { socketPath: this.client.socketPath } : {}),
         });
+        if (res.status >= 400) throw new Error(`consul ${method} ${path}: ${res.status} ${res.body.trim()}`);
+        return res.body;
     }
 
     /** The services Registrator v7's bridge derives from one container (add, servicePort, newService). */
@@ -215,7 +236,10 @@ export class RegistratorEmulator {
         const exposedIp = (): string => {
             if (container.NetworkSettings?.IPAddress) return container.NetworkSettings.IPAddress;
             const ips = [...new Set(Object.values(networks).map((n) => n.IPAddress ?? ""))];
-            if (ips.length > 1) throw new Error(`container ${name}: on several networks (${Object.keys(networks).join(", ")}); Registrator v7 -internal would register one of their addresses at random, which the e2e harness does not emulate`);
+            if (ips.length > 1)
+                throw new Error(
+                    `container ${name}: on several networks (${Object.keys(networks).join(", ")}); Registrator v7 -internal would register one of their addresses at random, which the e2e harness does not emulate`,
+                );
             return ips[0] ?? "";
         };
         const ports = new Map<string, { exposedPort: string; type: string; hostPort: string }>();
@@ -236,7 +260,7 @@ export class RegistratorEmulator {
             if (!this.options.internal && port.hostPort === "") continue; // "not published on host"
             const { meta, fromPort } = metadata(container.Config?.Env ?? [], container.Config?.Labels ?? {}, port.exposedPort);
             if (meta.ignore) continue;
-            const ip = this.options.internal ? exposedIp() : (this.options.ip || networkModeIp);
+            const ip = this.options.internal ? exposedIp() : this.options.ip || networkModeIp;
             let id = `${this.options.hostname}:${name}:${port.exposedPort}`;
             let serviceName = meta.name ?? defaultName;
             if (isGroup && !fromPort.has("name")) serviceName += `-${port.exposedPort}`;

@@ -1,9 +1,10 @@
 // Helpers the scenarios share: requests through the gateway, the hello service's answers,
 // Consul's view, container state.
 import assert from "node:assert/strict";
+import type { HelloResponse as Hello } from "../../support/hello";
+import { fatal } from "../../support/wait";
 import { eventually, get, type Stack } from "./stack";
 
-import type { HelloResponse as Hello } from "../../support/hello";
 export type { Hello };
 
 /** GET through the gateway; the hello service's JSON answer (throws on non-200). */
@@ -23,20 +24,27 @@ export async function hostnames(stack: Stack, path: string, n: number): Promise<
 /** Waits until `n` requests in a row are all answered (200) by exactly the `expected` hosts. */
 export function rotationIs(stack: Stack, path: string, expected: readonly string[], timeoutMs = 30_000): Promise<string[]> {
     const want = [...expected].sort().join(",");
-    return eventually(`${path} answered by exactly ${want}`, async () => {
-        const seen = await hostnames(stack, path, expected.length * 4);
-        const got = [...new Set(seen)].sort().join(",");
-        if (got !== want) throw new Error(`answered by ${got}`);
-        return seen;
-    }, timeoutMs);
+    return eventually(
+        `${path} answered by exactly ${want}`,
+        async () => {
+            const seen = await hostnames(stack, path, expected.length * 4);
+            const got = [...new Set(seen)].sort().join(",");
+            if (got !== want) throw new Error(`answered by ${got}`);
+            return seen;
+        },
+        timeoutMs,
+    );
 }
 
 /** The declared service containers (Docker names) of a Consul service name, e.g. hello-v1. */
 export function replicasOf(stack: Stack, consulName: string): string[] {
-    return stack.declaredContainers().filter((name) => {
-        const envs: string[] = stack.applied.containers.get(name)!.envs;
-        return envs.includes(`SERVICE_NAME=${consulName}`);
-    }).sort();
+    return stack
+        .declaredContainers()
+        .filter((name) => {
+            const envs: string[] = stack.applied.containers.get(name)!.envs;
+            return envs.includes(`SERVICE_NAME=${consulName}`);
+        })
+        .sort();
 }
 
 export function hostnameOf(stack: Stack, container: string): string {
@@ -78,20 +86,31 @@ export async function metric(stack: Stack, name: string): Promise<number | undef
 
 /** Waits for Docker's health status of a container. */
 export function healthy(stack: Stack, container: string, timeoutMs = 60_000): Promise<true> {
-    return eventually(`${container} healthy`, async () => {
-        const c = await stack.docker.inspectContainer(container);
-        const status = c.State?.Health?.Status;
-        if (status === "unhealthy") {
-            const last = (c.State.Health.Log ?? []).slice(-1).map((l: any) => `exit ${l.ExitCode}: ${String(l.Output).trim()}`).join("");
-            throw Object.assign(new Error(`${container} is unhealthy; last probe ${last}`), { fatal: true });
-        }
-        return status === "healthy" ? true : undefined;
-    }, timeoutMs, 500);
+    return eventually(
+        `${container} healthy`,
+        async () => {
+            const c = await stack.docker.inspectContainer(container);
+            const status = c.State?.Health?.Status;
+            if (status === "unhealthy") {
+                const last = (c.State.Health.Log ?? [])
+                    .slice(-1)
+                    .map((l: any) => `exit ${l.ExitCode}: ${String(l.Output).trim()}`)
+                    .join("");
+                throw fatal(`${container} is unhealthy; last probe ${last}`);
+            }
+            return status === "healthy" ? true : undefined;
+        },
+        timeoutMs,
+        500,
+    );
 }
 
 /** Names of the processes running in a container (from /proc; the images have no ps). */
 export async function processes(stack: Stack, container: string): Promise<string[]> {
     // A short-lived process (a check, a reload step) may exit between the glob and the read.
     const out = await stack.exec(container, ["bash", "-c", "cat /proc/[0-9]*/comm 2>/dev/null; true"]);
-    return out.split("\n").map((s) => s.trim()).filter(Boolean);
+    return out
+        .split("\n")
+        .map((s) => s.trim())
+        .filter(Boolean);
 }

@@ -35,16 +35,24 @@ export function consulRequest(p: ConsulProviderInputs, method: string, pathAndQu
     const request = url.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
         // Consul holds a request up to ~7 s while it has no leader; the provider's client waits.
-        const req = request(url, {
-            method, agent: false, timeout: 60_000,
-            headers: { ...(p.token ? { "X-Consul-Token": p.token } : {}) },
-            ...(p.caPem ? { ca: p.caPem } : {}),
-            ...(p.socketPath ? { socketPath: p.socketPath } : {}),
-        }, (res) => {
-            let text = "";
-            res.on("data", (d: Buffer) => (text += d.toString()));
-            res.on("end", () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${url.pathname}: ${res.statusCode} ${text.trim()}`)) : resolve(text)));
-        });
+        const req = request(
+            url,
+            {
+                method,
+                agent: false,
+                timeout: 60_000,
+                headers: { ...(p.token ? { "X-Consul-Token": p.token } : {}) },
+                ...(p.caPem ? { ca: p.caPem } : {}),
+                ...(p.socketPath ? { socketPath: p.socketPath } : {}),
+            },
+            (res) => {
+                let text = "";
+                res.on("data", (d: Buffer) => (text += d.toString()));
+                res.on("end", () =>
+                    (res.statusCode ?? 0) >= 400 ? reject(new Error(`consul ${method} ${url.pathname}: ${res.statusCode} ${text.trim()}`)) : resolve(text),
+                );
+            },
+        );
         req.on("timeout", () => req.destroy(new Error(`consul ${method} ${url.pathname}: timeout`)));
         req.on("error", (e) => reject(new Error(`consul ${method} ${url}: ${e.message}`)));
         if (body !== undefined) req.write(body);
@@ -127,8 +135,12 @@ function subjectOf(subject: Obj | undefined): string {
 }
 
 const USES: Record<string, { key?: string; ext?: string }> = {
-    cert_signing: { key: "keyCertSign" }, crl_signing: { key: "cRLSign" }, digital_signature: { key: "digitalSignature" },
-    key_encipherment: { key: "keyEncipherment" }, server_auth: { ext: "serverAuth" }, client_auth: { ext: "clientAuth" },
+    cert_signing: { key: "keyCertSign" },
+    crl_signing: { key: "cRLSign" },
+    digital_signature: { key: "digitalSignature" },
+    key_encipherment: { key: "keyEncipherment" },
+    server_auth: { ext: "serverAuth" },
+    client_auth: { ext: "clientAuth" },
 };
 
 function extensions(inputs: Obj, sans: string[]): string {
@@ -153,7 +165,24 @@ export function selfSignedCert(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         fs.writeFileSync(path.join(dir, "key.pem"), inputs.privateKeyPem, { mode: 0o600 });
         fs.writeFileSync(path.join(dir, "req.cnf"), `[req]\ndistinguished_name=dn\n[dn]\n[v3]\n${extensions(inputs, [])}\nsubjectKeyIdentifier=hash\n`);
-        openssl(dir, ["req", "-x509", "-new", "-key", "key.pem", "-sha256", "-days", days(inputs.validityPeriodHours), "-subj", subjectOf(inputs.subject), "-extensions", "v3", "-config", "req.cnf", "-out", "cert.pem"]);
+        openssl(dir, [
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "key.pem",
+            "-sha256",
+            "-days",
+            days(inputs.validityPeriodHours),
+            "-subj",
+            subjectOf(inputs.subject),
+            "-extensions",
+            "v3",
+            "-config",
+            "req.cnf",
+            "-out",
+            "cert.pem",
+        ]);
         return { id: `ca-${Date.now()}`, outputs: { certPem: fs.readFileSync(path.join(dir, "cert.pem"), "utf8") } };
     });
 }
@@ -163,7 +192,10 @@ export function certRequest(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         fs.writeFileSync(path.join(dir, "key.pem"), inputs.privateKeyPem, { mode: 0o600 });
         const sans = [...((inputs.dnsNames ?? []) as string[]).map((d) => `DNS:${d}`), ...((inputs.ipAddresses ?? []) as string[]).map((i) => `IP:${i}`)];
-        fs.writeFileSync(path.join(dir, "req.cnf"), `[req]\ndistinguished_name=dn\nreq_extensions=v3\n[dn]\n[v3]\n${sans.length ? `subjectAltName=${sans.join(",")}` : ""}\n`);
+        fs.writeFileSync(
+            path.join(dir, "req.cnf"),
+            `[req]\ndistinguished_name=dn\nreq_extensions=v3\n[dn]\n[v3]\n${sans.length ? `subjectAltName=${sans.join(",")}` : ""}\n`,
+        );
         openssl(dir, ["req", "-new", "-key", "key.pem", "-subj", subjectOf(inputs.subject), "-config", "req.cnf", "-out", "req.pem"]);
         return { id: `csr-${Date.now()}`, outputs: { certRequestPem: fs.readFileSync(path.join(dir, "req.pem"), "utf8") } };
     });
@@ -180,7 +212,24 @@ export function locallySignedCert(inputs: Obj): { id: string; outputs: Obj } {
         const m = /X509v3 Subject Alternative Name:\s*\n\s*(.+)\n/.exec(text);
         const sans = m ? m[1]!.split(",").map((x) => x.trim().replace(/^IP Address:/, "IP:")) : [];
         fs.writeFileSync(path.join(dir, "ext.cnf"), extensions(inputs, sans));
-        openssl(dir, ["x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", days(inputs.validityPeriodHours), "-sha256", "-extfile", "ext.cnf", "-out", "cert.pem"]);
+        openssl(dir, [
+            "x509",
+            "-req",
+            "-in",
+            "req.pem",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            days(inputs.validityPeriodHours),
+            "-sha256",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
         return { id: `cert-${Date.now()}`, outputs: { certPem: fs.readFileSync(path.join(dir, "cert.pem"), "utf8") } };
     });
 }
@@ -221,12 +270,14 @@ export function parseUpload(where: string, u: Obj): Upload {
     const unknown = keys.filter((k) => !["file", "content", "contentBase64", "executable", "permissions", "owner", "group"].includes(k));
     if (unknown.length) throw new Error(`${where}: upload inputs ${unknown.join(", ")} are not applied by the e2e applier`);
     if (typeof u.file !== "string" || !u.file.startsWith("/")) throw new Error(`${where}: upload file ${JSON.stringify(u.file)} must be an absolute path`);
-    const content = u.content !== undefined ? Buffer.from(String(u.content)) : u.contentBase64 !== undefined ? Buffer.from(String(u.contentBase64), "base64") : undefined;
+    const content =
+        u.content !== undefined ? Buffer.from(String(u.content)) : u.contentBase64 !== undefined ? Buffer.from(String(u.contentBase64), "base64") : undefined;
     if (!content) throw new Error(`${where}: upload ${u.file} has neither content nor contentBase64`);
     const mode = u.permissions !== undefined ? parseInt(String(u.permissions), 8) : u.executable ? 0o744 : 0o644;
     const id = (v: unknown, what: string): number => {
         if (v === undefined) return 0;
-        if (!/^[0-9]+$/.test(String(v))) throw new Error(`${where}: upload ${u.file} ${what} ${JSON.stringify(v)}: only numeric ids are applied by the e2e applier`);
+        if (!/^[0-9]+$/.test(String(v)))
+            throw new Error(`${where}: upload ${u.file} ${what} ${JSON.stringify(v)}: only numeric ids are applied by the e2e applier`);
         return Number(v);
     };
     return { file: u.file, content, mode, uid: id(u.owner, "owner"), gid: id(u.group, "group") };

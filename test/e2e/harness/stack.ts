@@ -4,22 +4,20 @@
 // a name with a running `dev` stack, and applies what it declares; tears it all down again.
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as https from "node:https";
-import * as net from "node:net";
 import * as path from "node:path";
 import { after, before } from "node:test";
 import { DEFAULT_REGISTRATOR_IMAGE } from "../../../components/config";
+import { httpRequest, type HttpResult } from "../../support/http";
+import { freePort } from "../../support/ports";
 import { devWith, PROJECT, ROOT, stackConfig } from "../../support/program";
+import { waitFor } from "../../support/wait";
 import type { Done, ResourceAnswer, ResourceRequest } from "./apply-child";
 import { type Applied, Applier } from "./applier";
 import { Docker } from "./docker";
 import { acquireEngine, E2E_LABEL, type Engine, log } from "./engine";
 import { ensureBaseImage, ensureConsulImage, placeConsulTemplate, readTools } from "./images";
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The suite's stack name. Everything the program names after its stack (containers e2e-consul,
@@ -35,38 +33,20 @@ export interface UpOptions {
     beforeApply?: (docker: Docker) => Promise<void>;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-function freeTcpPort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.on("error", reject);
-        srv.listen(0, "127.0.0.1", () => {
-            const port = (srv.address() as net.AddressInfo).port;
-            srv.close(() => resolve(port));
-        });
-    });
-}
-
-/** A UDP port free on 127.0.0.1 right now (Consul DNS is published as UDP). */
-function freeUdpPort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const sock = dgram.createSocket("udp4");
-        sock.on("error", reject);
-        sock.bind(0, "127.0.0.1", () => {
-            const port = sock.address().port;
-            sock.close(() => resolve(port));
-        });
-    });
-}
-
 /** IPv4 routes of this machine (/proc/net/route), to pick a subnet nothing else uses. */
 function hostRoutes(): { net: number; mask: number }[] {
     if (!fs.existsSync("/proc/net/route")) return [];
     const le = (hex: string): number => Buffer.from(hex, "hex").readUInt32LE(0);
-    return fs.readFileSync("/proc/net/route", "utf8").split("\n").slice(1).filter(Boolean).map((line) => {
-        const f = line.trim().split(/\s+/);
-        return { net: le(f[1]), mask: le(f[7]) };
-    }).filter((r) => r.mask !== 0);
+    return fs
+        .readFileSync("/proc/net/route", "utf8")
+        .split("\n")
+        .slice(1)
+        .filter(Boolean)
+        .map((line) => {
+            const f = line.trim().split(/\s+/);
+            return { net: le(f[1]), mask: le(f[7]) };
+        })
+        .filter((r) => r.mask !== 0);
 }
 
 const ipToInt = (ip: string): number => ip.split(".").reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
@@ -86,18 +66,14 @@ async function freeSubnet(docker: Docker): Promise<string> {
         const candidate = ipToInt(`172.${28 + Math.floor(i / 256)}.${i % 256}.0`);
         const clash = used.some((u) => {
             const m = (u.mask & mask24) >>> 0;
-            return ((candidate & m) >>> 0) === ((u.net & m) >>> 0);
+            return (candidate & m) >>> 0 === (u.net & m) >>> 0;
         });
         if (!clash) return `172.${28 + Math.floor(i / 256)}.${i % 256}.0/24`;
     }
     throw new Error("no free /24 in 172.28.0.0/14 for the stack network");
 }
 
-export interface HttpAnswer {
-    status: number;
-    body: string;
-    headers: http.IncomingHttpHeaders;
-}
+export type HttpAnswer = HttpResult;
 
 /** How a request authenticates: basic auth (stats), or Consul's CA and an ACL token (operator). */
 export interface Credentials {
@@ -111,42 +87,18 @@ export interface Credentials {
 
 /** One GET on a new connection (no keep-alive between calls), optional credentials. */
 export function get(url: string, auth?: Credentials, timeoutMs = 5000): Promise<HttpAnswer> {
-    return new Promise((resolve, reject) => {
-        const headers: http.OutgoingHttpHeaders = { Connection: "close" };
-        if (auth?.user !== undefined) headers.Authorization = `Basic ${Buffer.from(`${auth.user}:${auth.password ?? ""}`).toString("base64")}`;
-        if (auth?.token) headers["X-Consul-Token"] = auth.token;
-        const getter = url.startsWith("https:") ? https.get : http.get;
-        const req = getter(url, { agent: false, headers, timeout: timeoutMs, ...(auth?.ca ? { ca: auth.ca } : {}) }, (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (d: string) => (body += d));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-            res.on("error", reject);
-        });
-        req.on("timeout", () => req.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
-        req.on("error", reject);
-    });
+    const headers: http.OutgoingHttpHeaders = { Connection: "close" };
+    if (auth?.user !== undefined) headers.Authorization = `Basic ${Buffer.from(`${auth.user}:${auth.password ?? ""}`).toString("base64")}`;
+    if (auth?.token) headers["X-Consul-Token"] = auth.token;
+    return httpRequest(url, { headers, timeoutMs, ...(auth?.ca ? { ca: auth.ca } : {}) });
 }
 
 /**
- * Polls `probe` until it returns a value (not undefined); fails with the last observation.
- * An error with `fatal: true` stops the polling at once.
+ * waitFor() as the scenarios read: `what` first, a slower pace for containers (30 s, every
+ * 250 ms). The probe returns a value when done, undefined while not; a fatal() error ends it.
  */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = "";
-    for (;;) {
-        try {
-            const value = await probe();
-            if (value !== undefined) return value;
-            last = "condition not met";
-        } catch (e) {
-            if ((e as { fatal?: boolean }).fatal) throw e;
-            last = (e as Error).message;
-        }
-        if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s (last: ${last})`);
-        await sleep(everyMs);
-    }
+export function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 250): Promise<NonNullable<T>> {
+    return waitFor(probe, { message: what, timeoutMs, intervalMs: everyMs });
 }
 
 export interface StackOutputs {
@@ -162,9 +114,15 @@ export interface StackOutputs {
 
 export class Stack {
     private applier?: Applier;
-    private constructor(readonly engine: Engine, readonly config: Record<string, string>, readonly runId: string) {}
+    private constructor(
+        readonly engine: Engine,
+        readonly config: Record<string, string>,
+        readonly runId: string,
+    ) {}
 
-    get docker(): Docker { return this.engine.docker; }
+    get docker(): Docker {
+        return this.engine.docker;
+    }
     /** Stack outputs of the last evaluation, as `pulumi stack output` would show them. */
     outputs!: StackOutputs;
     /** Timings of the bring-up, for the report. */
@@ -188,12 +146,9 @@ export class Stack {
             const t2 = Date.now();
             const dev = stackConfig("dev");
             const devValue = (key: string): Record<string, unknown> => JSON.parse(dev[`${PROJECT}:${key}`] ?? "{}");
-            // Distinct ports: the kernel may hand the same free port out twice in a row.
-            const tcp = new Set<number>();
-            while (tcp.size < 3) tcp.add(await freeTcpPort());
-            const [httpPort, statsPort, consulHttp] = [...tcp];
-            let consulDns = await freeUdpPort();
-            while (tcp.has(consulDns)) consulDns = await freeUdpPort();
+            // Distinct ports (freePort never hands one out twice); Consul DNS is published as UDP.
+            const [httpPort, statsPort, consulHttp] = [await freePort(), await freePort(), await freePort()];
+            const consulDns = await freePort(true);
             const config = devWith({
                 buildNetwork: "host",
                 network: { subnet: await freeSubnet(docker) },
@@ -205,7 +160,9 @@ export class Stack {
             stack.timings.engineSeconds = (t1 - t0) / 1000;
             stack.timings.baseImagesSeconds = (t2 - t1) / 1000;
             stack.timings.applySeconds = (Date.now() - t2) / 1000;
-            log(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s (engine ${stack.timings.engineSeconds.toFixed(1)} s, base images ${stack.timings.baseImagesSeconds.toFixed(1)} s, apply ${stack.timings.applySeconds.toFixed(1)} s)`);
+            log(
+                `stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s (engine ${stack.timings.engineSeconds.toFixed(1)} s, base images ${stack.timings.baseImagesSeconds.toFixed(1)} s, apply ${stack.timings.applySeconds.toFixed(1)} s)`,
+            );
             return stack;
         } catch (e) {
             if (stack) await stack.down().catch((d) => log(`teardown after failed bring-up: ${(d as Error).message}`));
@@ -226,14 +183,18 @@ export class Stack {
     async apply(config: Record<string, string>): Promise<void> {
         const registratorImage = JSON.parse(config[`${PROJECT}:registrator`] ?? "{}").image ?? DEFAULT_REGISTRATOR_IMAGE;
         this.applier ??= new Applier(this.docker, {
-            registratorImage, runId: this.runId,
+            registratorImage,
+            runId: this.runId,
             engineSocket: this.docker.host.startsWith("unix://") ? this.docker.host.slice("unix://".length) : undefined,
         });
         const applier = this.applier;
         applier.beginEvaluation();
         const env: NodeJS.ProcessEnv = { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: E2E_STACK, DOCKER_HOST: this.docker.host };
         const child = fork(path.join(__dirname, "apply-child.ts"), [], {
-            cwd: ROOT, env, execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "pipe", "ipc"],
+            cwd: ROOT,
+            env,
+            execArgv: ["--import", "tsx"],
+            stdio: ["ignore", "inherit", "pipe", "ipc"],
         });
         let stderr = "";
         child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -245,9 +206,10 @@ export class Stack {
                     resolve(m);
                     return;
                 }
-                const work = m.kind === "invoke"
-                    ? applier.invoke(m.type, m.inputs, m.provider).then((outputs) => ({ id: "", outputs }))
-                    : applier.apply(m.type, m.name, m.inputs, m.provider);
+                const work =
+                    m.kind === "invoke"
+                        ? applier.invoke(m.type, m.inputs, m.provider).then((outputs) => ({ id: "", outputs }))
+                        : applier.apply(m.type, m.name, m.inputs, m.provider);
                 work.then(
                     (r) => child.send({ kind: "answer", seq: m.seq, id: r.id, outputs: r.outputs } satisfies ResourceAnswer),
                     (e: Error) => {
@@ -260,7 +222,9 @@ export class Stack {
             });
             child.on("exit", (code) => {
                 if (killer) clearTimeout(killer);
-                reject(new Error(failures[0] ?? `the program's evaluation exited (${code}) before finishing:\n${stderr.trim().split("\n").slice(-20).join("\n")}`));
+                reject(
+                    new Error(failures[0] ?? `the program's evaluation exited (${code}) before finishing:\n${stderr.trim().split("\n").slice(-20).join("\n")}`),
+                );
             });
         });
         await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.on("exit", r)));
@@ -358,12 +322,18 @@ async function removeLeftovers(docker: Docker): Promise<void> {
  */
 export function stackForSuite(options: UpOptions = {}): () => Stack {
     let stack: Stack | undefined;
-    before(async () => {
-        stack = await Stack.up(options);
-    }, { timeout: 20 * 60_000 });
-    after(async () => {
-        await stack?.down();
-    }, { timeout: 120_000 });
+    before(
+        async () => {
+            stack = await Stack.up(options);
+        },
+        { timeout: 20 * 60_000 },
+    );
+    after(
+        async () => {
+            await stack?.down();
+        },
+        { timeout: 120_000 },
+    );
     return () => {
         if (!stack) throw new Error("the suite's stack is not up");
         return stack;

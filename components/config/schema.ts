@@ -1,0 +1,184 @@
+// The stack config schema: the one source of the keys, their defaults, the allowed values and
+// (through z.output) the types of the settings.
+import { z } from "zod";
+import {
+    aligned,
+    buildPath,
+    cidr,
+    cidrBlock,
+    duration,
+    imageRef,
+    intIn,
+    ipv4,
+    lowercaseName,
+    matching,
+    parseCidr,
+    port,
+    section,
+    SERVICE_NAME_PATTERN,
+    VERSION_PATTERN,
+} from "./fields";
+
+/** Consul release the stack runs and the test suite builds; the last MPL-2.0 release. */
+export const CONSUL_VERSION = "1.16.3";
+export const DEFAULT_CONSUL_IMAGE = `hashicorp/consul:${CONSUL_VERSION}`;
+export const DEFAULT_REGISTRATOR_IMAGE = "gliderlabs/registrator:v7";
+
+const secretFields = new Set<z.ZodType>();
+/** A key set with `pulumi config set --secret`: checked from its raw text (never parsed as JSON),
+ * never shown in an error; the program gets its value as an Output from `readSettings`. */
+const secret = (field: z.ZodType<string>) => {
+    const optional = field.optional();
+    secretFields.add(optional);
+    return optional;
+};
+
+export const hostSchema = section({
+    name: lowercaseName,
+    /** Docker endpoint: tcp://host:2376 (with certPath) or ssh://user@host. */
+    host: matching(
+        /^(tcp:\/\/[A-Za-z0-9.-]+:[0-9]{1,5}|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?)$/,
+        "a Docker endpoint tcp://host:port or ssh://user@host[:port]",
+    ),
+    /** Address other nodes and the gateway reach this host's published ports on. */
+    address: ipv4,
+    certPath: matching(/^[A-Za-z0-9_.~\/-]{1,200}$/, "a folder holding ca.pem, cert.pem and key.pem").optional(),
+});
+
+export const serviceSchema = section(
+    {
+        /** Route name: `/<name>/<version>/...`. */
+        name: matching(SERVICE_NAME_PATTERN, "a lowercase DNS label: a-z first, then a-z 0-9 -, at most 32 characters"),
+        version: matching(VERSION_PATTERN, "v followed by 1 to 4 digits, such as v1").optional(),
+        /** A pullable image, or a build context folder relative to the project. */
+        image: imageRef.optional(),
+        build: buildPath.optional(),
+        containerPort: port.default(8080),
+        replicas: intIn(1, 50).default(1),
+        healthCheckPath: matching(/^\/[A-Za-z0-9._~\/-]{0,100}$/, "a path starting with / (letters, digits, . _ ~ / -)").default("/health"),
+        protocol: z.literal("http", { error: "http (the only protocol routed so far)" }).default("http"),
+    },
+    "an object with name and image or build",
+);
+
+// Sections use prefault({}): a missing section is parsed as an empty one, so each field's own
+// default is the only one written.
+export const haproxySchema = section({
+    maxconn: intIn(1, 1000000).default(4096),
+    timeouts: section({
+        connect: duration.default("5s"),
+        client: duration.default("30s"),
+        server: duration.default("30s"),
+    }).prefault({}),
+    // Caps of the gateway's trust rules (KV service/haproxy/limits/*): the services it routes,
+    // the servers per service.
+    maxServices: intIn(1, 100000).default(5000),
+    maxInstancesPerService: intIn(1, 10000).default(100),
+}).prefault({});
+
+const shape = {
+    target: z.enum(["local", "virtualbox", "hosts", "aws"], { error: "local, virtualbox, hosts or aws" }).default("local"),
+    nodeCount: intIn(1, 100).optional(),
+    /** 1-based node numbers that run a gateway. */
+    edgeNodes: z
+        .array(intIn(1, 100), { error: "a list of node numbers (1-based), such as [1, 2]" })
+        .min(1, { error: "a non-empty list of node numbers (1-based)" })
+        .optional(),
+    /** The existing Docker hosts of the `hosts` target. */
+    hosts: z.array(hostSchema, { error: "a list of Docker hosts" }).optional(),
+    virtualbox: section({
+        cpus: intIn(1, 16).default(1),
+        memoryMb: intIn(512, 65536).default(1024),
+        diskMb: intIn(5000, 500000).default(20000),
+    }).prefault({}),
+    aws: section({
+        instanceType: matching(/^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as t3.small").default("t3.small"),
+        adminCidr: cidr.optional(),
+        vpcCidr: cidrBlock(
+            "an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16 (VPCs allow /16-/28; subnets are /+4)",
+            (b) => b.prefix >= 16 && b.prefix <= 24 && aligned(b),
+            "an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16",
+        ).default("10.42.0.0/16"),
+        availabilityZones: intIn(1, 6).default(2),
+        publicKey: matching(
+            /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256) [A-Za-z0-9+\/=]{40,2000}( [^\n]{0,100})?$/,
+            "an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...)",
+        ).optional(),
+        sshUser: matching(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name").default("admin"),
+        rootVolumeGb: intIn(8, 1000).default(20),
+    }).prefault({}),
+    /** Network mode for RUN steps of image builds: default, or host where the default bridge has no route out. */
+    buildNetwork: z.enum(["default", "host"], { error: "default or host" }).default("default"),
+    network: section({
+        name: lowercaseName.default("service-discovery"),
+        subnet: cidrBlock("a private IPv4 /16 to /28 subnet such as 172.28.0.0/24", (b) => b.prefix >= 16 && b.prefix <= 28 && b.base.endsWith(".0")).default(
+            "172.28.0.0/24",
+        ),
+    }).prefault({}),
+    consul: section({
+        image: imageRef.default(DEFAULT_CONSUL_IMAGE),
+        datacenter: lowercaseName.default("dc1"),
+        /** Published port of the HTTPS API (plain HTTP answers only on each agent's loopback). */
+        httpsPort: port.default(8501),
+        dnsPort: port.default(8600),
+        bindAddress: ipv4.optional(),
+        maxConnsPerClient: intIn(200, 100000).default(200),
+        /** Number of Consul servers (odd); they run on the first nodes, agents on the rest. */
+        servers: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], { error: "1, 3, 5 or 7 (an odd number keeps a quorum)" }).optional(),
+        /** `static`: agents join the servers' (private) addresses; `aws-tags`: cloud auto-join,
+         * which needs the instance role from inside the container (metadata hop limit 2). */
+        join: z
+            .enum(["static", "aws-tags"], {
+                error: "static (agents join the servers' addresses) or aws-tags (Consul's cloud auto-join by EC2 tag, target aws only)",
+            })
+            .default("static"),
+    }).prefault({}),
+    registrator: section({
+        image: imageRef.default(DEFAULT_REGISTRATOR_IMAGE),
+        resyncSeconds: intIn(5, 3600).default(30),
+        dockerSocket: matching(/^\/[A-Za-z0-9._\/-]{1,200}\.sock$/, "an absolute path to the Docker socket on the node, such as /var/run/docker.sock").default(
+            "/var/run/docker.sock",
+        ),
+    }).prefault({}),
+    gateway: section({
+        httpPort: port.default(80),
+        statsPort: port.default(1936),
+        bindAddress: ipv4.default("0.0.0.0"),
+        consulTemplateSource: z
+            .enum(["release", "context"], {
+                error: "release (download the pinned release, checksum verified) or context (a binary placed in the image folder)",
+            })
+            .default("release"),
+        /** IPv4 CIDR blocks of proxies in front of the gateway whose X-Forwarded-For/-Prefix are
+         * kept; from anyone else they are dropped. */
+        trustedProxies: z
+            .array(
+                cidr.refine((v) => parseCidr(v)?.prefix !== 0, {
+                    error: "a CIDR block narrower than /0 (trusting every client would keep spoofed X-Forwarded-For)",
+                }),
+                { error: 'a list of IPv4 CIDR blocks of proxies in front of the gateway, such as ["10.0.0.0/8"]' },
+            )
+            .max(64, { error: "at most 64 CIDR blocks" })
+            .default([]),
+    }).prefault({}),
+    haproxy: haproxySchema,
+    statsUser: matching(/^[A-Za-z][A-Za-z0-9_.-]{0,31}$/, "a user name: a letter, then letters, digits, _ . -, at most 32 characters").default("stats"),
+    statsPassword: secret(z.string()),
+    consulEncryptKey: secret(z.string()),
+    /** The initial management token (a UUID), when the user sets one; generated otherwise. */
+    consulManagementToken: secret(
+        matching(
+            /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+            "a lowercase UUID such as 6f1c3a2e-1b2c-4d5e-8f90-0123456789ab, or unset it to have one generated",
+        ),
+    ),
+    services: z.array(serviceSchema, { error: "a list of services" }).default([]),
+};
+export const configSchema = z.object(shape);
+export type ParsedConfig = z.output<typeof configSchema>;
+
+export type ConfigKey = keyof typeof shape;
+/** Keys a stack may set under the project namespace; anything else is a typo. */
+export const CONFIG_KEYS = Object.keys(shape) as readonly ConfigKey[];
+/** The keys set as Pulumi secrets. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(CONFIG_KEYS.filter((k) => secretFields.has(shape[k])));

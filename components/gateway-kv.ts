@@ -1,0 +1,57 @@
+// The gateway's keys in Consul's KV store (service/haproxy/), managed by Pulumi: `pulumi up`
+// changes them and consul-template reloads the gateway. The template has a default for every
+// key, so deleting one restores the default. The keys: HAProxy's maxconn and timeouts, the caps
+// of the trust rules (limits/*), where servers may lie (networks/*), and each declared service's
+// health-check path (services/<consul name>/check), which no instance's check= tag can override.
+import * as consul from "@pulumi/consul";
+import * as pulumi from "@pulumi/pulumi";
+import { HaproxySettings, ServiceSettings } from "./config";
+
+export const KV_PREFIX = "service/haproxy";
+
+export interface GatewayKvArgs {
+    readonly haproxy: HaproxySettings;
+    /** The services the stack declares: their check path, and they are routed first under the cap. */
+    readonly services: readonly ServiceSettings[];
+    /** Where servers may lie, and which addresses are nodes (components/gateway.ts backendNetworks). */
+    readonly networks: pulumi.Input<{ backends: string; nodes: string }>;
+    readonly provider: consul.Provider;
+}
+
+/** KV key of a service's health-check path, read by the gateway's template. */
+export function serviceCheckKey(consulName: string): string {
+    return `${KV_PREFIX}/services/${consulName}/check`;
+}
+
+/** The type this component had as GatewaySettings (components/settings.ts): kept as an alias. */
+export const GATEWAY_KV_FORMER_TYPE = "service-discovery:settings:GatewaySettings";
+
+export class GatewayKv extends pulumi.ComponentResource {
+    public readonly keys: consul.Keys;
+
+    constructor(name: string, args: GatewayKvArgs, opts?: pulumi.ComponentResourceOptions) {
+        // The alias keeps the URNs of stacks created before the rename (this component's and,
+        // through it, its keys'), so `pulumi up` neither deletes nor recreates the KV keys.
+        super("service-discovery:gateway:GatewayKv", name, {}, pulumi.mergeOptions(opts, { aliases: [{ type: GATEWAY_KV_FORMER_TYPE }] }));
+        const h = args.haproxy;
+        this.keys = new consul.Keys(
+            name,
+            {
+                keys: [
+                    { path: `${KV_PREFIX}/maxconn`, value: String(h.maxconn), delete: true },
+                    { path: `${KV_PREFIX}/timeouts/connect`, value: h.timeouts.connect, delete: true },
+                    { path: `${KV_PREFIX}/timeouts/client`, value: h.timeouts.client, delete: true },
+                    { path: `${KV_PREFIX}/timeouts/server`, value: h.timeouts.server, delete: true },
+                    { path: `${KV_PREFIX}/limits/services`, value: String(h.maxServices), delete: true },
+                    { path: `${KV_PREFIX}/limits/instances`, value: String(h.maxInstancesPerService), delete: true },
+                    ...args.services.map((s) => ({ path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true })),
+                    // Adding a node updates these in place: the gateways re-render, none is replaced.
+                    { path: `${KV_PREFIX}/networks/backends`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
+                    { path: `${KV_PREFIX}/networks/nodes`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },
+                ],
+            },
+            { parent: this, provider: args.provider },
+        );
+        this.registerOutputs({});
+    }
+}
