@@ -5,13 +5,15 @@ import { sleep } from "../test/support/wait";
 import { who } from "./dataplane";
 import { TRIALS } from "./settings";
 
-export async function convergence(h: Harness, trials = TRIALS): Promise<{ up: number[]; down: number[] }> {
+/** `reloads`: how many times the HAProxy master reloaded during the trials (the route existed before). */
+export async function convergence(h: Harness, trials = TRIALS): Promise<{ up: number[]; down: number[]; reloads: number }> {
     await h.addInstance("conv-v1", "conv-base");
     const extra = await h.startBackend("conv", "conv-new", "v1");
     await h.waitForRoute("/conv/v1/", { instance: "conv-base" });
     const reg = extra.registration("conv-v1", { status: "passing" });
     const up: number[] = [];
     const down: number[] = [];
+    const reloads0 = await h.gateway.masterReloads();
     for (let i = 0; i < trials + 2; i++) {
         // Registered with Status passing -> first 200 from the new instance through the gateway.
         const t0 = performance.now();
@@ -47,5 +49,5 @@ export async function convergence(h: Harness, trials = TRIALS): Promise<{ up: nu
         }
         await sleep(150);
     }
-    return { up, down };
+    return { up, down, reloads: (await h.gateway.masterReloads()) - reloads0 };
 }

@@ -112,7 +112,11 @@ export async function measureBig(
         await h.consul.register(reg);
         addMs.push(await untilServedBy(gw, "/big0/v1/x", extra.instance, t0, opts.limitMs));
         await h.consul.deregister(reg.ID);
-        await waitFor(() => !gw.readRenderedConfig("live").includes(` ${server} `), { timeoutMs: opts.limitMs, intervalMs: 20 }).catch(() => undefined);
+        // Gone from the running HAProxy (the live file is written only after the runtime API applied it).
+        await waitFor(async () => !(await gw.admin("show servers state svc_big0-v1")).includes(` ${server} `), {
+            timeoutMs: opts.limitMs,
+            intervalMs: 20,
+        }).catch(() => undefined);
         await sleep(300);
     }
     const reloadsDuringAdds = (await gw.masterReloads()) - reloads0;

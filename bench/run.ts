@@ -51,16 +51,15 @@ async function main(): Promise<void> {
     log(`machine: ${machine()}`);
 
     let h = await Harness.start();
-    let conv: { up: number[]; down: number[] };
+    let conv: { up: number[]; down: number[]; reloads: number };
     let runtimeReloads: number;
     const ours: LoadRun[] = [];
     const seed: LoadRun[] = [];
     const overload: OverloadRun[] = [];
     try {
         log(`convergence and removal (runtime API): ${TRIALS} trials`);
-        const reloads0 = await h.gateway.masterReloads();
         conv = await convergence(h);
-        runtimeReloads = (await h.gateway.masterReloads()) - reloads0;
+        runtimeReloads = conv.reloads;
         log(`convergence p50 ${stats(conv.up).p50} ms, removal p50 ${stats(conv.down).p50} ms, ${runtimeReloads} reloads`);
 
         log(`reloads under load: wrk 2 threads x 64 connections, ${LOAD_SEC} s, ${RELOADS} reloads per run, ${RELOAD_ROUNDS} rounds`);
@@ -108,9 +107,8 @@ async function main(): Promise<void> {
         log(`previous design (commit ${PREVIOUS_DESIGN_COMMIT}): convergence ${PREVIOUS_TRIALS} trials, overload 1 run`);
         const hp = await Harness.start({ gatewayConfDir: previousDir });
         try {
-            const r0 = await hp.gateway.masterReloads();
             const c = await convergence(hp, PREVIOUS_TRIALS);
-            const reloads = (await hp.gateway.masterReloads()) - r0;
+            const reloads = c.reloads;
             await hp.addInstance("load-v1", "load-a");
             await hp.addInstance("load-v1", "load-b");
             await hp.waitForRoute("/load/v1/", { instance: "load-b" });

@@ -16,10 +16,11 @@ consul {
   }
 }
 
-# Render on the first change, but coalesce bursts (a deploy of many containers) into
-# one reload: wait at least 20ms of quiet, at most 200ms.
+# Render on the first change, but coalesce bursts (a deploy of many containers): wait at least
+# 5ms of quiet, at most 200ms. An instance change is applied without a reload (runtime-apply.sh),
+# and changes that arrive while one is applied are rendered together afterwards.
 wait {
-  min = "20ms"
+  min = "5ms"
   max = "200ms"
 }
 

@@ -59,13 +59,8 @@ if cmp -s "$new" "$live"; then
     render_running
     exit 0
 fi
-# Only comments changed (the list: an instance skipped, or back): the running config stays.
-if cmp -s <(LC_ALL=C grep -vE '^[[:space:]]*(#|$)' "$new") <(LC_ALL=C grep -vE '^[[:space:]]*(#|$)' "$live"); then
-    install_live "$new"
-    render_running
-    exit 0
-fi
-# Only servers changed: the runtime API, no reload.
+# Only servers changed: the runtime API, no reload. (Only comments changed, e.g. the list of
+# skipped instances: nothing to apply, the file is installed.)
 if bash "$here/runtime-apply.sh" "$live" "$new"; then
     install_live "$new"
     render_running

@@ -54,7 +54,6 @@ plan="$(LC_ALL=C awk '
         printf "%s", out
     }' "$running" "$new")" || exit 1
 case "$plan" in reload*) exit 1 ;; esac
-[ -S "$sock" ] || exit 1
 
 # Runs the commands over one connection in the CLI's interactive mode, where each answer ends with
 # the "> " prompt; prints one line per command: HAProxy's answer (newlines as spaces), empty when
@@ -118,6 +117,7 @@ while read -r op key rest; do
     esac
 done <<< "$plan"
 [ ${#cmds[@]} -gt 0 ] || exit 0
+[ -S "$sock" ] || exit 1
 
 i=0
 failed=""
