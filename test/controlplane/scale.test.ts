@@ -58,7 +58,8 @@ describe(`scale: ${SERVICES} services x ${INSTANCES} instances`, { timeout: 300_
         await waitFor(async () => (await h.gateway.showInfo()).Maxconn === capped, { timeoutMs: 60_000, message: `maxconn ${capped} running` });
         assert.ok(2 * Number(capped) + SERVICES * INSTANCES < FD_LIMIT);
         assert.equal((await h.gateway.serverStates("gateway_config"))["latest-render-running"], "no check", "the latest render runs");
-        assert.equal(h.gateway.readRenderedConfig("live"), h.gateway.readRenderedConfig("new"));
+        // The live file is the latest render once reload.sh is done with it.
+        await waitFor(() => h.gateway.readRenderedConfig("live") === h.gateway.readRenderedConfig("new"), { timeoutMs: 30_000, message: "live file = render" });
         await h.consul.kvDelete("service/haproxy/maxconn");
     });
 });
