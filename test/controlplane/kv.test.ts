@@ -80,10 +80,12 @@ describe("KV settings", { timeout: 120_000 }, () => {
 
     it("applies maxconn and timeouts from KV to the rendered file and the running HAProxy", async () => {
         const pidBefore = (await h.gateway.showInfo()).Pid;
-        await h.consul.kvPut(KEYS.maxconn, "1234");
+        // maxconn last: a worker running Maxconn 1234 then runs a render made after every write
+        // (the writes may be rendered in two steps, 5 ms of quiet apart).
         await h.consul.kvPut(KEYS.connect, "3s");
         await h.consul.kvPut(KEYS.client, "20s");
         await h.consul.kvPut(KEYS.server, "400ms");
+        await h.consul.kvPut(KEYS.maxconn, "1234");
         const want = { maxconn: "1234", connect: "3s", client: "20s", server: "400ms", queue: "3s" };
         await h.waitForConfig((cfg) => JSON.stringify(settings(cfg)) === JSON.stringify(want), "KV values live");
         assert.deepEqual(settings(h.gateway.readRenderedConfig("new")), want);
@@ -96,8 +98,15 @@ describe("KV settings", { timeout: 120_000 }, () => {
             { timeoutMs: 5000, message: "running worker with Maxconn 1234" },
         );
         assert.notEqual(info.Pid, pidBefore, "a new worker runs the new config");
-        // timeout server 400ms is live: the silent backend now yields a 504 quickly.
-        const r = await silentRequest(5000);
+        // timeout server 400ms is live: the silent backend now yields a 504 quickly. (The four
+        // keys may arrive in two renders; the worker with Maxconn 1234 may be the first one's.)
+        const r = await waitFor(
+            async () => {
+                const x = await silentRequest(3000);
+                return x.status === 504 ? x : undefined;
+            },
+            { timeoutMs: 15_000, message: "a 504 from timeout server 400ms" },
+        );
         assert.equal(r.status, 504);
         assert.ok(r.ms >= 350 && r.ms < 2000, `504 after ${r.ms} ms`);
         assert.equal((await h.gateway.get("/kv/v1/")).status, 200);
@@ -127,11 +136,12 @@ describe("KV settings", { timeout: 120_000 }, () => {
     });
 
     it("restores the defaults when the keys are deleted", async () => {
-        await h.consul.kvPut(KEYS.maxconn, "2222");
         await h.consul.kvPut(KEYS.server, "300ms");
+        await h.consul.kvPut(KEYS.maxconn, "2222");
         await h.waitForConfig((cfg) => settings(cfg).maxconn === "2222", "maxconn 2222");
         await waitFor(async () => (await h.gateway.showInfo()).Maxconn === "2222", { timeoutMs: 5000, message: "Maxconn 2222" });
-        for (const k of Object.values(KEYS)) await h.consul.kvDelete(k);
+        // maxconn last, as above: Maxconn 4096 running means every delete is.
+        for (const k of [KEYS.connect, KEYS.client, KEYS.server, KEYS.maxconn]) await h.consul.kvDelete(k);
         await h.waitForConfig((cfg) => JSON.stringify(settings(cfg)) === JSON.stringify(DEFAULTS), "defaults live");
         await waitFor(async () => (await h.gateway.showInfo()).Maxconn === "4096", { timeoutMs: 5000, message: "Maxconn 4096" });
         // timeout server is back to 30s: the silent backend's request is still pending after 1.5 s.
