@@ -151,12 +151,20 @@ describe("data plane: runtime API and reloads", { timeout: 240_000 }, () => {
     it("a reload that fails leaves the live file on the running config, shows it in stats and recovers", async () => {
         const status = async () => (await h.gateway.serverStates("gateway_config"))["latest-render-running"];
         assert.equal(await status(), "no check");
+        // No reload failed before this one (a reload seen as failed that did run would leave the
+        // live file on a config that is not running).
+        assert.doesNotMatch(h.gateway.proc!.output(), /reload of haproxy master/, h.gateway.proc!.output().slice(-4000));
         const liveBefore = h.gateway.readRenderedConfig("live");
+        const outputBefore = h.gateway.proc!.output().length;
+        const since = () => h.gateway.proc!.output().slice(outputBefore);
         // Passes the template (GATEWAY_FD_LIMIT) and `haproxy -c`, but HAProxy cannot raise its
         // file descriptor limit that far: the reload fails.
         await h.consul.kvPut("service/haproxy/maxconn", "900000");
-        await waitFor(() => h.gateway.proc!.output().includes("reload of haproxy master"), { timeoutMs: 30_000, message: "the failed reload logged" });
-        assert.match(h.gateway.proc!.output(), /gateway: reload of haproxy master \d+ failed twice; still running the previous config/);
+        await waitFor(() => since().includes("reload of haproxy master"), { timeoutMs: 30_000, message: "the failed reload logged" });
+        assert.match(
+            since(),
+            /gateway: reload of haproxy master \d+ failed twice \(no new worker \(HAProxy counts a failed reload\)\); still running the previous config/,
+        );
         assert.equal(await status(), "MAINT", "stats: the latest render is not running");
         const live = h.gateway.readRenderedConfig("live");
         assert.equal(live, liveBefore, "the live file is the running config");
@@ -171,7 +179,7 @@ describe("data plane: runtime API and reloads", { timeout: 240_000 }, () => {
         // Fixed in KV: the next render reloads and the status is back.
         await h.consul.kvDelete("service/haproxy/maxconn");
         await waitFor(async () => (await status()) === "no check", { timeoutMs: 15_000, message: "status back" });
-        assert.match(h.gateway.proc!.output(), /gateway: the latest render is running again/);
+        assert.match(since(), /gateway: the latest render is running again/);
         assert.equal(h.gateway.readRenderedConfig("live"), h.gateway.readRenderedConfig("new"));
     });
 });

@@ -110,13 +110,25 @@ reload() {
     before="$(workers)"
     failed_before="$(failed_reloads)"
     kill -USR2 "$pid"
-    wait_until new_worker_or_failure && ! reload_failed && wait_until master_ready
+    # The new worker is the proof. HAProxy's count of failed reloads only ends the wait early;
+    # the worker still gets a second to show up.
+    wait_until new_worker_or_failure
+    if ! new_worker; then
+        local i
+        for ((i = 0; i < 100; i++)); do new_worker && break; sleep 0.01; done
+        if ! new_worker; then
+            why="no new worker ($(reload_failed && echo "HAProxy counts a failed reload" || echo "none within 10 s"))"
+            return 1
+        fi
+    fi
+    wait_until master_ready || { why="the master did not come back after the new worker started"; return 1; }
 }
+why=""
 if ! reload && ! reload; then
     # The old worker still runs the previous config: the live file says so again.
     cp -f "$new" "$GATEWAY_RUN_DIR/haproxy.cfg.failed"
     install_live "$GATEWAY_RUN_DIR/haproxy.cfg.previous"
-    render_not_running "reload of haproxy master $pid failed twice; still running the previous config (see the master's log; the render is kept as haproxy.cfg.failed)"
+    render_not_running "reload of haproxy master $pid failed twice ($why); still running the previous config (see the master's log; the render is kept as haproxy.cfg.failed)"
     exit 0
 fi
 # The new worker has none of the servers that were waiting to be deleted.
