@@ -202,16 +202,24 @@ export class ConsulAgent {
             encoding: "utf8",
         });
         if (r.status !== 0) throw new Error(`setting the agent token failed: ${r.stdout}${r.stderr}`);
-        this.aclBlocksBeforeToken = this.proc?.stdout.count(ConsulAgent.ACL_BLOCKED) ?? 0;
+        this.tokenSetAt = Date.now();
     }
 
     /** The agent's own updates refused by ACLs: expected until its agent token is set, never after. */
     static readonly ACL_BLOCKED = /blocked by ACLs/;
-    private aclBlocksBeforeToken = 0;
+    private tokenSetAt = Infinity;
 
-    /** "… blocked by ACLs" warnings the agent logged since its agent token was set. */
+    /**
+     * "… blocked by ACLs" warnings the agent logged (by their own timestamps) from 500 ms after its
+     * agent token was set: a sync that started just before may still be refused and logged a moment
+     * after, and the log reaches us later still.
+     */
     aclBlocksSinceToken(): number {
-        return (this.proc?.stdout.count(ConsulAgent.ACL_BLOCKED) ?? 0) - this.aclBlocksBeforeToken;
+        const lines = (this.proc?.output() ?? "").split("\n").filter((l) => ConsulAgent.ACL_BLOCKED.test(l));
+        return lines.filter((l) => {
+            const at = Date.parse(/^\s*(\S+Z) /.exec(l)?.[1] ?? "");
+            return !Number.isFinite(at) || at > this.tokenSetAt + 500;
+        }).length;
     }
 
     /** Stops the agent (its data dir and ports stay reserved for restart()). */
