@@ -57,12 +57,15 @@ fi
 # The control-plane tests' node network (test/controlplane/harness.ts): the gateway never routes
 # to loopback, so test backends listen on addresses of the benchmarking range 198.18.0.0/15,
 # put on the loopback interface (reachable from this machine only).
+# (The list is read whole, not piped into `grep -q`: under pipefail, grep leaving early can kill
+# `ip` with SIGPIPE and make a present address look absent.)
+on_lo() { local addrs; addrs="$(ip -4 -o addr show dev lo)"; [[ "$addrs" == *" $1/"* ]]; }
 for address in 198.18.0.1 198.18.0.2 198.18.1.1; do
-    if ! ip -4 -o addr show dev lo | grep -q " $address/"; then
+    if ! on_lo "$address"; then
         if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
         log "adding $address/32 to the loopback interface (control-plane tests)"
         # Another run may add it at the same time: only its absence afterwards is an error.
-        $sudo ip addr add "$address/32" dev lo 2>/dev/null || ip -4 -o addr show dev lo | grep -q " $address/" ||
+        $sudo ip addr add "$address/32" dev lo 2>/dev/null || on_lo "$address" ||
             { echo "cannot add $address/32 to the loopback interface (needs root: sudo ip addr add $address/32 dev lo)" >&2; exit 1; }
     fi
 done
