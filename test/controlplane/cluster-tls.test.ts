@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { agentConfig, clientTlsName, CONSUL_HOST } from "../../components/consul-agent-config";
-import { ConsulAgent, freePort, httpRequest, makeTempDir, Proc, readTools, sleep, TestCa, testPki, waitFor, type Tools } from "./harness";
+import { ConsulAgent, freeConsulPorts, httpRequest, makeTempDir, Proc, readTools, sleep, TestCa, testPki, waitFor, type Tools } from "./harness";
 
 interface Client {
     proc: Proc;
@@ -37,14 +37,7 @@ describe("cluster: gossip encryption and TLS between agents", { timeout: 180_000
     async function startClient(name: string, over: { encryptKey?: string; cert?: { cert: string; key: string }; caFile?: string } = {}): Promise<Client> {
         const dir = makeTempDir(`consul-${name}`);
         const cert = over.cert ?? testPki().ca.issue([clientTlsName("dc1"), CONSUL_HOST, "localhost"]);
-        const ports = {
-            http: await freePort(),
-            https: await freePort(),
-            dns: await freePort(true),
-            serfLan: await freePort(true),
-            serfWan: await freePort(true),
-            server: await freePort(),
-        };
+        const ports = await freeConsulPorts();
         const config = agentConfig({
             datacenter: "dc1",
             nodeName: name,

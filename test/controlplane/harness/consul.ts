@@ -28,6 +28,18 @@ export interface ConsulPorts {
     server: number;
 }
 
+/** Free loopback ports for an agent (DNS and Serf also need UDP). */
+export async function freeConsulPorts(): Promise<ConsulPorts> {
+    return {
+        http: await freePort(),
+        https: await freePort(),
+        dns: await freePort(true),
+        serfLan: await freePort(true),
+        serfWan: await freePort(true),
+        server: await freePort(),
+    };
+}
+
 export interface Check {
     HTTP?: string;
     Interval?: string;
@@ -93,14 +105,7 @@ export class ConsulAgent {
      * `persistent` is accepted for compatibility: every agent keeps its state across restart().
      */
     static async start(tools: Tools, opts: { hcl?: string[]; persistent?: boolean } = {}): Promise<ConsulAgent> {
-        const ports: ConsulPorts = {
-            http: await freePort(),
-            https: await freePort(),
-            dns: await freePort(true),
-            serfLan: await freePort(true),
-            serfWan: await freePort(true),
-            server: await freePort(),
-        };
+        const ports = await freeConsulPorts();
         const agent = new ConsulAgent(tools, ports, opts.hcl ?? []);
         agent.writeConfig();
         await agent.launch();
