@@ -119,7 +119,11 @@ export async function startProxy(name: string, socketPath: string, opts: { entry
         SOCKET_PROXY_CONF: opts.conf ?? CFG,
         HAPROXY_BIN: tools.HAPROXY_BIN,
     };
-    const proc = opts.entrypoint ? new Proc(name, "bash", [ENTRYPOINT], { env }) : new Proc(name, tools.HAPROXY_BIN, ["-db", "-f", CFG], { env });
+    // From "/", as in the image: HAProxy returns to its starting directory after reading its
+    // config, which an unprivileged user may not enter (a checkout under a 0700 directory).
+    const proc = opts.entrypoint
+        ? new Proc(name, "bash", [ENTRYPOINT], { env, cwd: "/" })
+        : new Proc(name, tools.HAPROXY_BIN, ["-db", "-f", CFG], { env, cwd: "/" });
     await waitFor(
         async () => {
             if (!proc.running) throw new Error(`${name} exited`);
