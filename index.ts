@@ -80,9 +80,19 @@ const services = settings.services.map(
 /** The entry point: the load balancer on AWS, else the first edge node's gateway. */
 export const gatewayUrl = hosts.loadBalancerDns ? pulumi.interpolate`http://${hosts.loadBalancerDns}` : gateways[0].url;
 export const gatewayUrls = pulumi.all(gateways.map((g) => g.url));
-/** URL of each service version through the gateway, by Consul service name. */
+/** URL of each http service version through the gateway, by Consul service name. */
 export const serviceUrls = pulumi.all(
-    Object.fromEntries(services.map((s, i) => [settings.services[i].consulName, pulumi.interpolate`${gatewayUrl}${s.path}/`])),
+    Object.fromEntries(
+        services.flatMap((s, i) =>
+            settings.services[i].protocol === "tcp" ? [] : [[settings.services[i].consulName, pulumi.interpolate`${gatewayUrl}${s.path}/`]],
+        ),
+    ),
+);
+/** Each tcp service's listener on the first edge node's gateway (host:listenPort), by Consul service name. */
+export const tcpEndpoints = pulumi.all(
+    Object.fromEntries(
+        settings.services.flatMap((s) => (s.protocol === "tcp" ? [[s.consulName, pulumi.interpolate`${gateways[0].host}:${s.listenPort}`]] : [])),
+    ),
 );
 export const statsUrl = gateways[0].statsUrl;
 export const statsUser = settings.stats.user;

@@ -1,9 +1,11 @@
 // Control-plane benchmark (not a test): convergence and removal latency, requests failed during
 // reloads under load (our master-worker reload next to the 2015 `-sf` reload), and the reload
 // time with 200 services x 5 instances, and requests failed during a rolling replace with and
-// without the graceful drain. Uses the test harness: real Consul, the real gateway entrypoint,
-// hello.py backends. Writes bench/results.json and bench/results.md.
-// BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json.
+// without the graceful drain, and the accuracy of a weighted split of versions. Uses the test
+// harness: real Consul, the real gateway entrypoint, hello.py backends. Writes bench/results.json
+// and bench/results.md.
+// BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json;
+// BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field.
 // This file runs the measures and writes the results; the measures are in the modules beside it,
 // their sizes in settings.ts.
 import * as fs from "node:fs";
@@ -25,6 +27,7 @@ import {
     type OverloadRun,
 } from "./dataplane";
 import { drain, drainMarkdown, drainOnly, drainSummary } from "./drain";
+import { weights, weightsMarkdown, weightsOnly, weightsSummary } from "./weights";
 import { MODES, reloadOurs, reloadSeedStyle, type LoadRun, type Target } from "./reloads";
 import { dataplaneMarkdown, log, machine, versionOf, type BigPrevious } from "./report";
 import { scale, type ScaleResult } from "./scale";
@@ -44,8 +47,9 @@ import {
 async function main(): Promise<void> {
     const only = process.env.BENCH_ONLY;
     if (only !== undefined && only !== "") {
-        if (only !== "drain") throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain, or unset for every measure`);
-        return drainOnly();
+        if (only === "drain") return drainOnly();
+        if (only === "weights") return weightsOnly();
+        throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain or weights, or unset for every measure`);
     }
     const started = new Date();
     log(`machine: ${machine()}`);
@@ -168,6 +172,9 @@ async function main(): Promise<void> {
     log(`graceful drain: rolling replace of ${DRAIN_INSTANCES} instances under load, with and without the grace`);
     const dr = await drain();
 
+    log("weight split: 90/10 between two versions, counted over many requests");
+    const wt = await weights();
+
     const tools = h.tools;
     const versions = {
         consul: versionOf(tools.CONSUL_BIN, ["version"], /Consul v(\S+)/),
@@ -223,6 +230,7 @@ async function main(): Promise<void> {
               }
             : null,
         drain: drainSummary(dr),
+        weights: weightsSummary(wt),
     };
     const here = __dirname;
     fs.writeFileSync(path.join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
@@ -270,6 +278,7 @@ async function main(): Promise<void> {
         "",
         ...dataplaneMarkdown(results, big, previous),
         ...drainMarkdown(dr),
+        ...weightsMarkdown(wt),
     ].join("\n");
     fs.writeFileSync(path.join(here, "results.md"), md);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n${md}`);

@@ -5,12 +5,17 @@
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { EPHEMERAL_PORTS, Settings } from "./config";
 
 /** Debian's own AWS account; its AMIs are the official Debian images. */
 export const DEBIAN_AMI_OWNER = "136693071363";
 /** Docker's ephemeral host ports: where service containers are published (`-p :PORT`). */
-export const EPHEMERAL_PORTS = { from: 32768, to: 60999 };
+export { EPHEMERAL_PORTS };
+
+/** The name part of a CIDR block's rule: stable whatever the order of the list. */
+export function cidrRuleName(cidr: string): string {
+    return cidr.replace(/[./]/g, "-");
+}
 
 export interface AwsNodesArgs {
     readonly settings: Settings;
@@ -94,7 +99,8 @@ export class AwsNodes extends pulumi.ComponentResource {
             return subnet;
         });
 
-        // Least privilege: only the gateway port is open to the world.
+        // Least privilege: only the gateway port is open to the world (and a tcp service's
+        // listenPort when its allowedCidrs name 0.0.0.0/0).
         this.securityGroup = new aws.ec2.SecurityGroup(
             `${name}-nodes`,
             {
@@ -131,6 +137,19 @@ export class AwsNodes extends pulumi.ComponentResource {
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });
         rule("consul-http-nodes", "Consul HTTPS API between nodes", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, { self: true });
         rule("services", "published service ports, gateway to replicas", "tcp", EPHEMERAL_PORTS.from, EPHEMERAL_PORTS.to, { self: true });
+        // A tcp service's listener: from the cluster's own nodes (the only machines in the VPC; a
+        // client on a node without a gateway reaches an edge node's), and from each CIDR block
+        // its allowedCidrs names. Nothing else, not the world unless named (and then the policy
+        // pack must be told: publicTcpPorts).
+        for (const s of settings.services) {
+            if (s.protocol !== "tcp" || s.listenPort === undefined) continue;
+            rule(`tcp-${s.consulName}-nodes`, `tcp service ${s.consulName} between nodes`, "tcp", s.listenPort, s.listenPort, { self: true });
+            for (const cidr of s.allowedCidrs) {
+                rule(`tcp-${s.consulName}-${cidrRuleName(cidr)}`, `tcp service ${s.consulName} from ${cidr}`, "tcp", s.listenPort, s.listenPort, {
+                    cidrIpv4: cidr,
+                });
+            }
+        }
         const egress = new aws.vpc.SecurityGroupEgressRule(
             `${name}-egress`,
             {

@@ -27,7 +27,49 @@ export type ServiceSettings = Frozen<ParsedConfig["services"][number]> & {
     readonly consulName: string;
     /** URL prefix the gateway strips. */
     readonly path: string;
+    /**
+     * The name of each replica, replica 1 first (replicaContainerName): its hostname, and its
+     * container's name without the generation suffix `-<8 hex>` that service.ts appends.
+     */
+    readonly containerNames: readonly string[];
+    /**
+     * What `maintenance` puts at weight 0 at the gateway: "all" (the whole service) or the
+     * names of the replicas listed, which the template matches in Registrator's service IDs (the
+     * container name, with or without its generation suffix); undefined when none is in maintenance.
+     */
+    readonly maintenanceInstances?: "all" | readonly string[];
 };
+
+/** Docker's ephemeral host ports (Linux's default ip_local_port_range): where service containers are published (`-p :PORT`). */
+export const EPHEMERAL_PORTS = { from: 32768, to: 60999 } as const;
+
+/**
+ * Ports a tcp service's listenPort may never take, whatever the config says, and why: the
+ * gateway container's own listeners, SSH, the Docker API, Consul's ports (the template refuses
+ * the last two on every address too) and the host ports replicas are published on.
+ */
+export const RESERVED_LISTEN_PORTS: readonly { readonly from: number; readonly to: number; readonly why: string }[] = [
+    { from: 22, to: 22, why: "22 is SSH" },
+    { from: 80, to: 80, why: "80 is the gateway container's own HTTP port" },
+    { from: 1936, to: 1936, why: "1936 is the gateway container's own stats port" },
+    { from: 2375, to: 2376, why: "2375-2376 are the Docker API's" },
+    { from: 8300, to: 8302, why: "8300-8302 are Consul's server RPC and gossip ports" },
+    { from: 8500, to: 8503, why: "8500-8503 are Consul's HTTP, HTTPS and gRPC ports" },
+    { from: 8600, to: 8600, why: "8600 is Consul's DNS port" },
+    {
+        from: EPHEMERAL_PORTS.from,
+        to: EPHEMERAL_PORTS.to,
+        why: `${EPHEMERAL_PORTS.from}-${EPHEMERAL_PORTS.to} are Docker's ephemeral host ports, where service replicas are published`,
+    },
+];
+
+/**
+ * The name of replica `replica` (1-based) of a service: its hostname; service.ts names its
+ * container `<this>-<generation>` (components/service.ts, replicaGeneration).
+ */
+export function replicaContainerName(stack: string, consulName: string, replica: number): string {
+    return `${stack}-${consulName}-${replica}`;
+}
 
 /** The validated config with what follows from it resolved (node count, servers, addresses). */
 export interface Settings {
@@ -177,7 +219,15 @@ export function parseSettings(
                 );
             }
         }
-        return { ...s, consulName, path: s.version ? `/${s.name}/${s.version}` : `/${s.name}` };
+        checkTraffic(s, i, c, (key) => valueAt(input, ["services", i, key]) !== undefined);
+        const containerNames = Array.from({ length: s.replicas }, (_, r) => replicaContainerName(stack, consulName, r + 1));
+        return {
+            ...s,
+            consulName,
+            path: s.version ? `/${s.name}/${s.version}` : `/${s.name}`,
+            containerNames,
+            maintenanceInstances: s.maintenance === true ? "all" : s.maintenance?.map((r) => containerNames[r - 1]),
+        };
     });
     const seen = new Map<string, number>();
     services.forEach((s, i) => {
@@ -189,6 +239,7 @@ export function parseSettings(
         }
         seen.set(s.consulName, i);
     });
+    checkTrafficAcrossServices(services);
 
     const ports = [
         ["gateway.httpPort", c.gateway.httpPort],
@@ -264,6 +315,120 @@ export function parseSettings(
         stats: { user: c.statsUser, password: secrets.statsPassword },
         services,
     };
+}
+
+type ParsedService = ParsedConfig["services"][number];
+
+/**
+ * The traffic keys of one service (protocol, listenPort, allowedCidrs, weight, sticky,
+ * maintenance) against each other and the rest of the config, in that order. `set` tells a key
+ * written in the stack from one the schema defaulted.
+ */
+function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: keyof ParsedService) => boolean): void {
+    const key = `${PROJECT}:services[${i}]`;
+    const tcp = s.protocol === "tcp";
+    if (tcp && s.listenPort === undefined) {
+        throw new ConfigError(
+            `${key}.listenPort: missing is not allowed; expected the port the gateway listens on for this tcp service, such as 5432 (required with protocol tcp)`,
+        );
+    }
+    if (!tcp && s.listenPort !== undefined) {
+        throw new ConfigError(
+            `${key}.listenPort: ${s.listenPort} is not allowed; expected no listenPort for protocol http (http services are served on gateway.httpPort; set protocol tcp for a listener of its own)`,
+        );
+    }
+    if (s.listenPort !== undefined) {
+        const configured = [
+            ["gateway.httpPort", c.gateway.httpPort],
+            ["gateway.statsPort", c.gateway.statsPort],
+            ["consul.httpsPort", c.consul.httpsPort],
+            ["consul.dnsPort", c.consul.dnsPort],
+        ] as const;
+        const clash = configured.find(([, value]) => value === s.listenPort);
+        if (clash) throw new ConfigError(`${key}.listenPort: ${s.listenPort} is not allowed; expected a port not already used by ${clash[0]}`);
+        const reserved = RESERVED_LISTEN_PORTS.find((r) => s.listenPort! >= r.from && s.listenPort! <= r.to);
+        if (reserved) {
+            const all = RESERVED_LISTEN_PORTS.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(", ");
+            throw new ConfigError(
+                `${key}.listenPort: ${s.listenPort} is not allowed; expected a port the stack does not use itself: ${reserved.why} (reserved: ${all})`,
+            );
+        }
+    }
+    if (!tcp && set("allowedCidrs")) {
+        throw new ConfigError(
+            `${key}.allowedCidrs: ${describe(s.allowedCidrs)} is not allowed; expected no allowedCidrs for protocol http (they open a tcp service's listenPort; the gateway's HTTP port is public)`,
+        );
+    }
+    s.allowedCidrs.forEach((cidr, k) => {
+        const first = s.allowedCidrs.indexOf(cidr);
+        if (first !== k) {
+            throw new ConfigError(
+                `${key}.allowedCidrs[${k}]: ${describe(cidr)} is not allowed; expected each CIDR block once (also at allowedCidrs[${first}])`,
+            );
+        }
+    });
+    if (tcp && set("healthCheckPath")) {
+        throw new ConfigError(
+            `${key}.healthCheckPath: ${describe(s.healthCheckPath)} is not allowed; expected no healthCheckPath for protocol tcp (the gateway and Consul check a tcp service by connecting to it)`,
+        );
+    }
+    if (s.weight !== undefined && tcp) {
+        throw new ConfigError(
+            `${key}.weight: ${s.weight} is not allowed; expected no weight for protocol tcp (a weight is a version's share of the http path /${s.name}/)`,
+        );
+    }
+    if (s.weight !== undefined && s.version === undefined) {
+        throw new ConfigError(
+            `${key}.weight: ${s.weight} is not allowed; expected a weight only on a versioned service (it is that version's share of /${s.name}/); set version`,
+        );
+    }
+    if (set("sticky") && s.weight === undefined) {
+        throw new ConfigError(
+            `${key}.sticky: ${describe(s.sticky)} is not allowed; expected sticky only together with weight (it keeps a client on one version of the split of /${s.name}/)`,
+        );
+    }
+    const maintenance = s.maintenance;
+    if (Array.isArray(maintenance)) {
+        maintenance.forEach((replica, k) => {
+            if (replica > s.replicas) {
+                throw new ConfigError(`${key}.maintenance[${k}]: ${replica} is not allowed; expected a replica number from 1 to ${s.replicas} (replicas)`);
+            }
+            if (maintenance.indexOf(replica) !== k) {
+                throw new ConfigError(`${key}.maintenance[${k}]: ${replica} is not allowed; expected each replica number once`);
+            }
+        });
+    }
+}
+
+/** The traffic rules between services: one listener per port, one meaning per unversioned name, one stickiness per split. */
+function checkTrafficAcrossServices(services: readonly ServiceSettings[]): void {
+    services.forEach((s, i) => {
+        if (s.listenPort === undefined) return;
+        const first = services.findIndex((o) => o.listenPort === s.listenPort);
+        if (first !== i) {
+            throw new ConfigError(
+                `${PROJECT}:services[${i}].listenPort: ${s.listenPort} is not allowed; expected each listenPort once (also at services[${first}])`,
+            );
+        }
+    });
+    services.forEach((s, i) => {
+        if (s.version !== undefined) return;
+        const weighted = services.findIndex((o) => o.name === s.name && o.version !== undefined && o.weight !== undefined);
+        if (weighted !== -1) {
+            throw new ConfigError(
+                `${PROJECT}:services[${i}].name: ${describe(s.name)} is not allowed; expected a name without weighted versions: services[${weighted}] (${services[weighted].consulName}) has a weight, so ${s.name} is the split of its versions at /${s.name}/`,
+            );
+        }
+    });
+    services.forEach((s, i) => {
+        if (s.weight === undefined) return;
+        const first = services.findIndex((o) => o.name === s.name && o.weight !== undefined);
+        if (services[first].sticky !== s.sticky) {
+            throw new ConfigError(
+                `${PROJECT}:services[${i}].sticky: ${describe(s.sticky)} is not allowed; expected ${services[first].sticky} like services[${first}].sticky (every weighted version of ${s.name} says the same)`,
+            );
+        }
+    });
 }
 
 /** Node count per target: fixed for local, the host list's length for hosts, configured otherwise. */

@@ -1,8 +1,12 @@
 // The gateway's keys in Consul's KV store (service/haproxy/), managed by Pulumi: `pulumi up`
 // changes them and consul-template reloads the gateway. The template has a default for every
 // key, so deleting one restores the default. The keys: HAProxy's maxconn and timeouts, the caps
-// of the trust rules (limits/*), where servers may lie (networks/*), and each declared service's
-// health-check path (services/<consul name>/check), which no instance's check= tag can override.
+// of the trust rules (limits/*), where servers may lie (networks/*), each declared http service's
+// health-check path (services/<consul name>/check), which no instance's check= tag can override,
+// and the traffic settings (README, "Traffic control"): a tcp service's listener
+// (services/<consul name>/listen), a version's weight in the split of its unversioned path
+// (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance)
+// and a sticky split (routes/<name>/sticky).
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { HaproxySettings, ServiceSettings } from "./config";
@@ -21,6 +25,23 @@ export interface GatewayKvArgs {
 /** KV key of a service's health-check path, read by the gateway's template. */
 export function serviceCheckKey(consulName: string): string {
     return `${KV_PREFIX}/services/${consulName}/check`;
+}
+
+/** The per-service and per-route keys the stack's services declare, in the order of the services. */
+export function serviceKeys(services: readonly ServiceSettings[]): { path: string; value: string; delete: true }[] {
+    const key = (path: string, value: string) => ({ path: `${KV_PREFIX}/${path}`, value, delete: true as const });
+    const keys = services.flatMap((s) => [
+        s.protocol === "tcp"
+            ? key(`services/${s.consulName}/listen`, String(s.listenPort))
+            : { path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true as const },
+        ...(s.weight !== undefined ? [key(`services/${s.consulName}/weight`, String(s.weight))] : []),
+        ...(s.maintenanceInstances === undefined
+            ? []
+            : [key(`services/${s.consulName}/maintenance`, s.maintenanceInstances === "all" ? "all" : s.maintenanceInstances.join(" "))]),
+    ]);
+    // Config validation makes every weighted version of a name agree: one key per split.
+    const sticky = [...new Set(services.filter((s) => s.weight !== undefined && s.sticky).map((s) => s.name))];
+    return [...keys, ...sticky.map((name) => key(`routes/${name}/sticky`, "true"))];
 }
 
 /** The type this component had as GatewaySettings (components/settings.ts): kept as an alias. */
@@ -44,7 +65,7 @@ export class GatewayKv extends pulumi.ComponentResource {
                     { path: `${KV_PREFIX}/timeouts/server`, value: h.timeouts.server, delete: true },
                     { path: `${KV_PREFIX}/limits/services`, value: String(h.maxServices), delete: true },
                     { path: `${KV_PREFIX}/limits/instances`, value: String(h.maxInstancesPerService), delete: true },
-                    ...args.services.map((s) => ({ path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true })),
+                    ...serviceKeys(args.services),
                     // Adding a node updates these in place: the gateways re-render, none is replaced.
                     { path: `${KV_PREFIX}/networks/backends`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
                     { path: `${KV_PREFIX}/networks/nodes`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },

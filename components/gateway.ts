@@ -1,7 +1,7 @@
 // A gateway on one edge node: the HAProxy + consul-template image, built by the program from
 // components/images/gateway into the node's engine, and its container on the node's network.
-// It publishes the HTTP port and the stats port, follows the whole cluster through the node's
-// Consul agent, and registers itself in Consul through Registrator.
+// It publishes the HTTP port, the stats port and each tcp service's listenPort, follows the whole
+// cluster through the node's Consul agent, and registers itself in Consul through Registrator.
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
@@ -51,8 +51,23 @@ export function backendNetworks(settings: Settings, nodes: readonly Node[]): pul
  */
 export function trustRuleEnv(settings: Settings): string[] {
     const g = settings.gateway;
-    const ports = [...new Set([g.httpPort, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22])];
+    // The tcp services' listeners are published on the node too: an instance registered there
+    // would be the gateway itself.
+    const ports = [...new Set([g.httpPort, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22, ...tcpListenPorts(settings)])];
     return [`GATEWAY_NODE_PORTS=${ports.join(" ")}`, `GATEWAY_TRUSTED_PROXIES=${g.trustedProxies.join(" ")}`];
+}
+
+/** The listenPort of each tcp service, in the order of the services. */
+export function tcpListenPorts(settings: Settings): number[] {
+    return settings.services.flatMap((s) => (s.protocol === "tcp" && s.listenPort !== undefined ? [s.listenPort] : []));
+}
+
+/**
+ * The first port an unprivileged process may bind in the gateway's network namespace: the
+ * lowest one it listens on (80, or a tcp service's listenPort below it), so it needs no capability.
+ */
+export function unprivilegedPortStart(settings: Settings): number {
+    return Math.min(GATEWAY_CONTAINER_HTTP_PORT, ...tcpListenPorts(settings));
 }
 
 export interface GatewayArgs {
@@ -69,6 +84,8 @@ export class Gateway extends pulumi.ComponentResource {
     public readonly container: docker.Container;
     public readonly url: pulumi.Output<string>;
     public readonly statsUrl: pulumi.Output<string>;
+    /** The address clients reach it on (its tcp listeners too). */
+    public readonly host: pulumi.Output<string>;
 
     constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:gateway:Gateway", name, {}, opts);
@@ -107,22 +124,27 @@ export class Gateway extends pulumi.ComponentResource {
                         // Registrator: register the gateway itself, never routed (no `rest` tag).
                         "SERVICE_80_NAME=gateway",
                         "SERVICE_1936_NAME=gateway-stats",
+                        // Its tcp listeners are the gateway's, not instances of anything: not registered.
+                        ...tcpListenPorts(settings).map((p) => `SERVICE_${p}_IGNORE=true`),
                         // Consul checks the registered node address, which only a wildcard bind answers on.
                         ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
                         ...trustRuleEnv(settings),
                     ]),
                 ),
-                // The image runs as a non-root user (its Dockerfile). It still binds port 80 in its own
-                // network namespace: ports from 80 up are unprivileged there. No capability is needed,
-                // so none is kept, and no-new-privileges stops any gain through setuid or file
-                // capabilities (which is also why those could not be used to bind port 80).
-                sysctls: { "net.ipv4.ip_unprivileged_port_start": String(GATEWAY_CONTAINER_HTTP_PORT) },
+                // The image runs as a non-root user (its Dockerfile). It still binds port 80 (and any
+                // lower tcp listenPort) in its own network namespace: ports from the lowest one it
+                // binds up are unprivileged there. No capability is needed, so none is kept, and
+                // no-new-privileges stops any gain through setuid or file capabilities (which is also
+                // why those could not be used to bind port 80).
+                sysctls: { "net.ipv4.ip_unprivileged_port_start": String(unprivilegedPortStart(settings)) },
                 capabilities: { drops: ["ALL"] },
                 securityOpts: ["no-new-privileges:true"],
                 uploads: [{ file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" }],
                 ports: [
                     { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },
                     { internal: 1936, external: g.statsPort, ip: g.bindAddress, protocol: "tcp" },
+                    // Each tcp service's listener, on the same port inside and out.
+                    ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip: g.bindAddress, protocol: "tcp" })),
                 ],
                 networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
                 restart: "unless-stopped",
@@ -147,6 +169,7 @@ export class Gateway extends pulumi.ComponentResource {
         );
 
         const host = settings.target !== "local" ? node.publicAddress : pulumi.output(g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress);
+        this.host = host;
         this.url = pulumi.interpolate`http://${host}${g.httpPort === 80 ? "" : `:${g.httpPort}`}`;
         this.statsUrl = pulumi.interpolate`http://${host}:${g.statsPort}/`;
 

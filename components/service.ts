@@ -2,14 +2,67 @@
 // Registrator from its SERVICE_* environment, as `docker run -e SERVICE_NAME=... -p :PORT`.
 // Consul name: <name>-<version> (hello-v1), a DNS label, so hello-v1.service.consul works;
 // the gateway serves it at /<name>/<version>/ with the prefix stripped.
+// Replica i is named <stack>-<consulName>-<i> (its hostname, the maintenance key's name for it);
+// its container is that name plus "-<generation>", so a replacement is a rolling one: the new
+// container runs beside the old until the old one has drained (README, "Graceful drain").
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { ServiceSettings, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { stopTimings } from "./drain";
 import { Node } from "./hosts";
 import { buildImage, withImageDigest } from "./image";
+
+/**
+ * Every input of a replica's container except its name and the two below. The Docker provider
+ * cannot change any of these on an existing container: its schema (the upstream docker_container
+ * resource) marks each ForceNew, so a change replaces the replica, and the generation is hashed
+ * over all of them. `restart` and `destroyGraceSeconds` are not ForceNew (updated in place): they
+ * stay out of it, so such an update keeps the container and its name.
+ */
+export interface ReplicaReplaceInputs {
+    readonly hostname: string;
+    readonly image: pulumi.Input<string>;
+    readonly envs: pulumi.Input<pulumi.Input<string>[]>;
+    readonly stopTimeout: number;
+    readonly ports?: pulumi.Input<pulumi.Input<docker.types.input.ContainerPort>[]>;
+    readonly networksAdvanced: pulumi.Input<pulumi.Input<docker.types.input.ContainerNetworksAdvanced>[]>;
+    readonly logDriver: string;
+    readonly logOpts: Readonly<Record<string, string>>;
+}
+
+/** Inputs the provider keeps as sets (env, networks_advanced): their order changes nothing. */
+const SET_INPUTS: ReadonlySet<string> = new Set(["envs", "networksAdvanced"]);
+
+/** JSON with object keys sorted at every depth (undefined members left out, as JSON does). */
+function canonicalJson(value: unknown): string {
+    if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
+    if (value !== null && typeof value === "object") {
+        return `{${Object.entries(value as Record<string, unknown>)
+            .filter(([, v]) => v !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
+            .join(",")}}`;
+    }
+    return JSON.stringify(value);
+}
+
+/**
+ * A replica's generation: the first 8 hex characters (lowercase) of the sha256 of its
+ * replace-forcing inputs, as resolved. It changes exactly when the provider replaces the
+ * container, so the new container's name (`<replica>-<generation>`) never clashes with the old
+ * one's and both can run at once.
+ */
+export function replicaGeneration(inputs: ReplicaReplaceInputs): pulumi.Output<string> {
+    return pulumi.all({ ...inputs } as Record<string, pulumi.Input<unknown>>).apply((resolved) => {
+        const hashed = Object.fromEntries(
+            Object.entries(resolved as Record<string, unknown>).map(([k, v]) => [k, SET_INPUTS.has(k) && Array.isArray(v) ? v.map(canonicalJson).sort() : v]),
+        );
+        return createHash("sha256").update(canonicalJson(hashed)).digest("hex").slice(0, 8);
+    });
+}
 
 export interface VersionedServiceArgs {
     readonly settings: Settings;
@@ -61,53 +114,63 @@ export class VersionedService extends pulumi.ComponentResource {
         }
         this.imageRef = images.get(placement[0].name)!;
 
-        const tags = ["rest", `check=${s.healthCheckPath}`];
+        // http: routed by path, checked on its health path. tcp (README, "Traffic control"): a
+        // gateway listener of its own, checked by connecting; no check= tag, no HTTP check.
+        const registration =
+            s.protocol === "tcp"
+                ? ["SERVICE_TAGS=tcp", "SERVICE_CHECK_TCP=true"]
+                : [`SERVICE_TAGS=${["rest", `check=${s.healthCheckPath}`].join(",")}`, `SERVICE_CHECK_HTTP=${s.healthCheckPath}`];
         // Graceful drain (README): the container's stop signal starts DRAIN_SECONDS of failing
         // health checks while it still serves; SIGKILL only after the stop timeout.
         const timings = stopTimings();
         this.containers = [];
         for (let i = 0; i < s.replicas; i++) {
             const node = placement[i];
-            const replica = `${settings.stack}-${s.consulName}-${i + 1}`;
+            const replica = s.containerNames[i];
+            const replaceInputs: ReplicaReplaceInputs = {
+                // The replica's name, without the generation: what Consul and the answers show.
+                hostname: replica,
+                image: images.get(node.name)!,
+                envs: withImageDigest(builds.get(node.name), [
+                    `SERVICE_NAME=${s.consulName}`,
+                    ...registration,
+                    "SERVICE_CHECK_INTERVAL=5s",
+                    "SERVICE_CHECK_TIMEOUT=2s",
+                    `PORT=${s.containerPort}`,
+                    `APP_SERVICE=${s.name}`,
+                    `APP_VERSION=${s.version ?? ""}`,
+                    `DRAIN_SECONDS=${timings.drainSeconds}`,
+                ]),
+                // `docker stop` and an engine shutdown wait this long before SIGKILL; the stop
+                // signal stays the image's (STOPSIGNAL, else SIGTERM).
+                stopTimeout: timings.stopTimeoutSeconds,
+                // One node: nothing published, Registrator registers the container's address on
+                // the shared network and its exposed port. Several nodes: `-p :PORT`, a free host
+                // port Docker picks, bound to the node address the other nodes' gateways reach.
+                ports: node.registersContainerAddresses ? undefined : [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
+                networksAdvanced: [{ name: node.network.name }],
+                ...LOG_LIMITS,
+            };
             this.containers.push(
                 new docker.Container(
                     `${name}-${i + 1}`,
                     {
-                        name: replica,
-                        hostname: replica,
-                        image: images.get(node.name)!,
-                        envs: withImageDigest(builds.get(node.name), [
-                            `SERVICE_NAME=${s.consulName}`,
-                            `SERVICE_TAGS=${tags.join(",")}`,
-                            `SERVICE_CHECK_HTTP=${s.healthCheckPath}`,
-                            "SERVICE_CHECK_INTERVAL=5s",
-                            "SERVICE_CHECK_TIMEOUT=2s",
-                            `PORT=${s.containerPort}`,
-                            `APP_SERVICE=${s.name}`,
-                            `APP_VERSION=${s.version ?? ""}`,
-                            `DRAIN_SECONDS=${timings.drainSeconds}`,
-                        ]),
-                        // `docker stop` and an engine shutdown wait this long before SIGKILL; the stop
-                        // signal stays the image's (STOPSIGNAL, else SIGTERM).
-                        stopTimeout: timings.stopTimeoutSeconds,
+                        ...replaceInputs,
+                        name: replicaGeneration(replaceInputs).apply((gen) => `${replica}-${gen}`),
                         // Without it the provider removes a replaced or destroyed container with force
                         // (SIGKILL, no drain); with it, it stops the container first, as `docker stop` does.
                         destroyGraceSeconds: timings.stopTimeoutSeconds,
-                        // One node: nothing published, Registrator registers the container's address on
-                        // the shared network and its exposed port. Several nodes: `-p :PORT`, a free host
-                        // port Docker picks, bound to the node address the other nodes' gateways reach.
-                        ports: node.registersContainerAddresses ? undefined : [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
-                        networksAdvanced: [{ name: node.network.name }],
                         restart: "unless-stopped",
-                        ...LOG_LIMITS,
                     },
                     {
                         parent: this,
                         provider: node.provider,
                         dependsOn: [...node.ready, ...(args.dependsOnNode?.(node) ?? [])],
-                        // The name is fixed: a replacement (new image, published ports added or dropped
-                        // when the target changes) must remove the old container before creating the new.
-                        deleteBeforeReplace: true,
+                        // A rolling replacement (README, "Graceful drain"): the new container (a new
+                        // generation, a new name) is created first, the old one drained and removed
+                        // after. Said explicitly: the provider's own default for containers is
+                        // delete-before-replace, which would leave the replica's route without it.
+                        deleteBeforeReplace: false,
                     },
                 ),
             );

@@ -3,11 +3,15 @@
 import * as aws from "@pulumi/aws";
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
-import { ResourceValidationPolicy, StackValidationPolicy, UnknownValueError, validateResourceOfType } from "@pulumi/policy";
+import { ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy, UnknownValueError, validateResourceOfType } from "@pulumi/policy";
 
-/** Config the pack accepts (`pulumi preview --policy-pack-config`): the one public port. */
+/**
+ * Config the pack accepts (`pulumi preview --policy-pack-config`): the gateway's public port, and
+ * the tcp services' listenPorts whose allowedCidrs name 0.0.0.0/0 on purpose.
+ */
 export interface ServiceDiscoveryPolicyConfig {
     gatewayPort: number;
+    publicTcpPorts?: number[];
 }
 
 /** Repository of the Docker socket proxy's image tag (components/socket-proxy.ts builds it). */
@@ -113,31 +117,49 @@ function worldOpen(cidr4?: string, cidr6?: string): boolean {
     return cidr4 === "0.0.0.0/0" || cidr6 === "::/0";
 }
 
+/** The ports a rule may open to the world (tcp only): the gateway's, and the public tcp services'. */
+function publicPorts(args: ResourceValidationArgs): { ports: number[]; text: string } {
+    const config = args.getConfig<ServiceDiscoveryPolicyConfig>();
+    const ports = [config.gatewayPort, ...(config.publicTcpPorts ?? [])];
+    return { ports, text: ports.length === 1 ? `only tcp ${ports[0]} may be` : `only tcp ${ports.join(", ")} may be (gatewayPort, publicTcpPorts)` };
+}
+
+/** One tcp port, and one the config names. */
+function allowedOpen(ports: number[], protocol: string | undefined, from: number | undefined, to: number | undefined): boolean {
+    return protocol === "tcp" && from !== undefined && from === to && ports.includes(from);
+}
+
 const onlyGatewayPublic: ResourceValidationPolicy = {
     name: "only-gateway-port-public",
-    description: "No security-group rule opens anything but the gateway port (TCP) to 0.0.0.0/0 or ::/0.",
+    description:
+        "No security-group rule opens anything to 0.0.0.0/0 or ::/0 but the gateway port (TCP) and the TCP ports named in publicTcpPorts (tcp services whose allowedCidrs name 0.0.0.0/0).",
     enforcementLevel: "mandatory",
-    configSchema: { properties: { gatewayPort: { type: "integer", default: 80 } } },
+    configSchema: {
+        properties: {
+            gatewayPort: { type: "integer", default: 80 },
+            publicTcpPorts: { type: "array", items: { type: "integer", minimum: 1, maximum: 65535 }, default: [] },
+        },
+    },
     validateResource: [
         validateResourceOfType(aws.vpc.SecurityGroupIngressRule, (r, args, report) => {
-            const port = args.getConfig<ServiceDiscoveryPolicyConfig>().gatewayPort;
-            if (worldOpen(r.cidrIpv4, r.cidrIpv6) && !(r.ipProtocol === "tcp" && r.fromPort === port && r.toPort === port)) {
-                report(`ingress ${r.ipProtocol} ${r.fromPort ?? "all"}-${r.toPort ?? "all"} is open to the world; only tcp ${port} may be`);
+            const { ports, text } = publicPorts(args);
+            if (worldOpen(r.cidrIpv4, r.cidrIpv6) && !allowedOpen(ports, r.ipProtocol, r.fromPort, r.toPort)) {
+                report(`ingress ${r.ipProtocol} ${r.fromPort ?? "all"}-${r.toPort ?? "all"} is open to the world; ${text}`);
             }
         }),
         validateResourceOfType(aws.ec2.SecurityGroupRule, (r, args, report) => {
-            const port = args.getConfig<ServiceDiscoveryPolicyConfig>().gatewayPort;
+            const { ports, text } = publicPorts(args);
             const open = (r.cidrBlocks ?? []).includes("0.0.0.0/0") || (r.ipv6CidrBlocks ?? []).includes("::/0");
-            if (r.type === "ingress" && open && !(r.protocol === "tcp" && r.fromPort === port && r.toPort === port)) {
-                report(`ingress ${r.protocol} ${r.fromPort}-${r.toPort} is open to the world; only tcp ${port} may be`);
+            if (r.type === "ingress" && open && !allowedOpen(ports, r.protocol, r.fromPort, r.toPort)) {
+                report(`ingress ${r.protocol} ${r.fromPort}-${r.toPort} is open to the world; ${text}`);
             }
         }),
         validateResourceOfType(aws.ec2.SecurityGroup, (sg, args, report) => {
-            const port = args.getConfig<ServiceDiscoveryPolicyConfig>().gatewayPort;
+            const { ports, text } = publicPorts(args);
             for (const r of sg.ingress ?? []) {
                 const open = (r.cidrBlocks ?? []).includes("0.0.0.0/0") || (r.ipv6CidrBlocks ?? []).includes("::/0");
-                if (open && !(r.protocol === "tcp" && r.fromPort === port && r.toPort === port)) {
-                    report(`inline ingress ${r.protocol} ${r.fromPort}-${r.toPort} is open to the world; only tcp ${port} may be`);
+                if (open && !allowedOpen(ports, r.protocol, r.fromPort, r.toPort)) {
+                    report(`inline ingress ${r.protocol} ${r.fromPort}-${r.toPort} is open to the world; ${text}`);
                 }
             }
         }),

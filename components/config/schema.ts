@@ -56,7 +56,32 @@ export const serviceSchema = section(
         containerPort: port.default(8080),
         replicas: intIn(1, 50).default(1),
         healthCheckPath: matching(/^\/[A-Za-z0-9._~\/-]{0,100}$/, "a path starting with / (letters, digits, . _ ~ / -)").default("/health"),
-        protocol: z.literal("http", { error: "http (the only protocol routed so far)" }).default("http"),
+        protocol: z.enum(["http", "tcp"], { error: "http (routed by URL path) or tcp (a gateway listener on listenPort)" }).default("http"),
+        /** tcp: the port the gateway listens on, published on each edge node at the same port. */
+        listenPort: port.optional(),
+        /** tcp, target aws: who may reach listenPort (one security-group rule each); [] = the cluster's nodes only. */
+        allowedCidrs: z
+            .array(cidrBlock("an aligned IPv4 CIDR block such as 203.0.113.0/24 (no host bits set), or 0.0.0.0/0 for the world", aligned), {
+                error: 'a list of IPv4 CIDR blocks allowed to reach listenPort, such as ["203.0.113.0/24"]',
+            })
+            .max(20, { error: "at most 20 CIDR blocks (each is a security-group rule; a group holds 60 by default)" })
+            .default([]),
+        /** A versioned http service's share of its unversioned path /<name>/. */
+        weight: intIn(0, 256).optional(),
+        /** With weight: a client stays on the version it was first given (cookie). */
+        sticky: z.boolean({ error: "true or false" }).default(false),
+        /** true: every instance of this service, or these replica numbers, get weight 0 (drain). */
+        maintenance: z
+            .union(
+                [
+                    z.literal(true),
+                    z
+                        .array(intIn(1, 50), { error: "a list of replica numbers" })
+                        .min(1, { error: "true (the whole service) or a non-empty list of replica numbers such as [2]; remove the key to end maintenance" }),
+                ],
+                { error: "true (the whole service) or a list of replica numbers such as [2]; remove the key to end maintenance" },
+            )
+            .optional(),
     },
     "an object with name and image or build",
 );

@@ -17,5 +17,6 @@ export * from "./harness/gateway";
 export * from "./harness/load";
 export * from "./harness/network";
 export * from "./harness/pki";
+export * from "./harness/postgres";
 export * from "./harness/processes";
 export * from "./harness/programmable";

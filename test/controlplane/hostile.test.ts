@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { Harness, hello, type Backend, type Registration } from "./harness";
+import { Harness, hello, httpDefaults, type Backend, type Registration } from "./harness";
 
 describe("hostile input", { timeout: 180_000 }, () => {
     let h: Harness;
@@ -187,7 +187,7 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 const value = values(m)[i]!;
                 await h.consul.kvPut(key, value);
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, m);
-                assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
+                assert.equal(re.exec(key.endsWith("/maxconn") ? cfg : httpDefaults(cfg))?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
                 assertLogged(
                     `${key} = ${JSON.stringify(value)}`,
                     new RegExp(`^gateway: rejected: KV ${key}: value \\(sha256 ${sha8(value)}\\) is not .*; running ${def}$`),
@@ -201,13 +201,44 @@ describe("hostile input", { timeout: 180_000 }, () => {
                 round++;
                 await h.consul.kvPut(key, value);
                 const cfg = await assertStillSafe(`${key} = ${JSON.stringify(value)}`, marker());
-                assert.equal(re.exec(cfg)?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
+                assert.equal(re.exec(key.endsWith("/maxconn") ? cfg : httpDefaults(cfg))?.[1], def, `${key} = ${JSON.stringify(value)} falls back to ${def}`);
                 // An empty value is no value for Consul: the default runs, as for a deleted key.
                 if (value !== "")
                     assertLogged(
                         `${key} = ${JSON.stringify(value)}`,
                         new RegExp(`^gateway: rejected: KV ${key}: (value \\(sha256 ${sha8(value)}\\)|${value}) is .*; running ${def}$`),
                     );
+            }
+            await h.consul.kvDelete(key);
+        }
+    });
+
+    it("rejects hostile traffic-control KV values (listen, weight, maintenance, sticky) and keeps serving", async () => {
+        const keys: Array<[string, string]> = [
+            ["service/haproxy/services/safe-v1/weight", "is not an integer from 0 to 256"],
+            ["service/haproxy/services/hostile-tcp/listen", "is not a port number"],
+            ["service/haproxy/services/safe-v1/maintenance", "is neither all nor container names separated by spaces"],
+            ["service/haproxy/routes/safe/sticky", "is neither true nor false"],
+        ];
+        for (const [key, why] of keys) {
+            for (const make of [
+                (m: string) => `1\n    stats uri /${m}`,
+                (m: string) => `"${m}"`,
+                (m: string) => `all;${m}#`,
+                (m: string) => `ok ${m}\n    bind :1`,
+            ]) {
+                round++;
+                const m = marker();
+                const value = make(m);
+                await h.consul.kvPut(key, value);
+                await assertStillSafe(`${key} = ${JSON.stringify(value)}`, m);
+                const rel = key.replace(/^service\/haproxy\//, "");
+                assertLogged(
+                    `${key} = ${JSON.stringify(value)}`,
+                    new RegExp(`^gateway: rejected: KV service/haproxy/${rel}: value \\(sha256 ${sha8(value)}\\) ${why}`),
+                );
+                // The version the hostile value was aimed at still serves.
+                assert.equal((await h.gateway.get("/safe/v1/ok")).status, 200, `${key} = ${JSON.stringify(value)}: /safe/v1/ still served`);
             }
             await h.consul.kvDelete(key);
         }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import * as http from "node:http";
 import { after, before, describe, it } from "node:test";
-import { Harness, listenOnTestNode, NODE_ADDRESS, sleep, waitFor } from "./harness";
+import { Harness, httpDefaults, listenOnTestNode, NODE_ADDRESS, sleep, waitFor } from "./harness";
 
 const KEYS = {
     maxconn: "service/haproxy/maxconn",
@@ -50,12 +50,13 @@ describe("KV settings", { timeout: 120_000 }, () => {
     });
 
     function settings(cfg: string): Record<string, string | undefined> {
+        const defaults = httpDefaults(cfg);
         return {
             maxconn: /^\s+maxconn (\S+)$/m.exec(cfg)?.[1],
-            connect: /^\s+timeout connect (\S+)$/m.exec(cfg)?.[1],
-            client: /^\s+timeout client (\S+)$/m.exec(cfg)?.[1],
-            server: /^\s+timeout server (\S+)$/m.exec(cfg)?.[1],
-            queue: /^\s+timeout queue (\S+)$/m.exec(cfg)?.[1],
+            connect: /^\s+timeout connect (\S+)$/m.exec(defaults)?.[1],
+            client: /^\s+timeout client (\S+)$/m.exec(defaults)?.[1],
+            server: /^\s+timeout server (\S+)$/m.exec(defaults)?.[1],
+            queue: /^\s+timeout queue (\S+)$/m.exec(defaults)?.[1],
         };
     }
 

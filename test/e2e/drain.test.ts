@@ -1,17 +1,33 @@
-// Graceful drain on a real engine (README, "Graceful drain"): every hello-v1 container of the dev
-// stack's config replaced in turn under wrk load, as the provider replaces a container with
-// delete-before-replace: stopped with the declared destroyGraceSeconds as the timeout (the stop
-// signal starts hello.py's grace), removed, created again; the next once it is back in rotation.
-// No request may fail. The control replaces them as the provider did before the program
+// Graceful drain on a real engine (README, "Graceful drain"): a new image for hello-v1 of the dev
+// stack's config, applied under wrk load as `pulumi up` applies it: the program declares both
+// replicas anew (a new generation, so new container names) and the engine replaces them at once,
+// create-before-delete (the resource option): the new containers are created first, then the old
+// ones are deleted together, each stopped with its destroyGraceSeconds as the timeout (the stop
+// signal starts hello.py's grace) and removed. No request may fail. The control applies the next
+// image the same way but deletes the old containers as the provider did before the program
 // declared destroyGraceSeconds: removed with force (SIGKILL) at once.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import * as path from "node:path";
 import { before, describe, test } from "node:test";
 import { DEFAULT_DRAIN_SECONDS, stopTimings } from "../../components/drain";
+import { PROJECT, ROOT, stackConfig } from "../support/program";
 import { readTool } from "../support/tools";
+import { type Replacement, replacementMode } from "./harness/applier";
+import { DockerError } from "./harness/docker";
 import { skipReason } from "./harness/engine";
-import { hostnameOf, replicasOf, rotationIs } from "./harness/scenario";
-import { e2eName, type Stack, stackForSuite } from "./harness/stack";
+import { consulGet, hostnameOf, replicasOf, rotationIs } from "./harness/scenario";
+import { e2eName, eventually, type Stack, stackForSuite } from "./harness/stack";
+
+/** hello-v1 runs a pulled image (of components/images/hello): two of them, different only in a label. */
+const IMAGE = "service-discovery/hello";
+const TAGS = { a: "e2e-drain-a", b: "e2e-drain-b" } as const;
+
+/** The dev stack's services, hello-v1 on `IMAGE:tag` instead of its build. */
+function servicesWith(tag: string): Record<string, unknown>[] {
+    const services = JSON.parse(stackConfig("dev")[`${PROJECT}:services`]) as Record<string, unknown>[];
+    return services.map((s) => (s.name === "hello" && s.version === "v1" ? { ...s, build: undefined, image: `${IMAGE}:${tag}` } : s));
+}
 
 interface Load {
     requests: number;
@@ -49,22 +65,31 @@ function startLoad(url: string): { stop: () => Promise<Load> } {
 }
 
 describe("the dev stack's config on a real engine (stack e2e): graceful drain", { skip: skipReason() }, () => {
-    const up = stackForSuite();
+    const up = stackForSuite({
+        beforeApply: async (docker) => {
+            await docker.cli(["build", "--network", "host", "--tag", `${IMAGE}:${TAGS.a}`, path.join(ROOT, "components/images/hello")], { timeoutMs: 900_000 });
+            await docker.cli(["build", "--tag", `${IMAGE}:${TAGS.b}`, "-"], {
+                input: `FROM ${IMAGE}:${TAGS.a}\nLABEL io.service-discovery.e2e-drain=b\n`,
+                timeoutMs: 300_000,
+            });
+        },
+        config: { services: servicesWith(TAGS.a) },
+    });
     let stack: Stack;
     let v1: string[];
+    let hostnames: string[];
     let url: string;
 
     before(async () => {
         stack = up();
         v1 = replicasOf(stack, "hello-v1");
         assert.equal(v1.length, 2, "the dev stack runs two hello v1 replicas");
+        hostnames = v1.map((c) => hostnameOf(stack, c));
+        assert.deepEqual(hostnames, [e2eName("hello-v1-1"), e2eName("hello-v1-2")]);
+        const [a, b] = await Promise.all([stack.docker.imageExists(`${IMAGE}:${TAGS.a}`), stack.docker.imageExists(`${IMAGE}:${TAGS.b}`)]);
+        assert.notEqual(a.Id, b.Id, "two different images");
         url = `${stack.outputs.gatewayUrl}/hello/v1/load`;
-        await rotationIs(
-            stack,
-            "/hello/v1/",
-            v1.map((c) => hostnameOf(stack, c)),
-            60_000,
-        );
+        await rotationIs(stack, "/hello/v1/", hostnames, 60_000);
     });
 
     /** For a failure message: the gateway's log lines of requests that did not end well, and of its own changes. */
@@ -74,32 +99,83 @@ describe("the dev stack's config on a real engine (stack e2e): graceful drain", 
         return `--- gateway log, requests that failed and everything else (last 80 lines) ---\n${lines.slice(-80).join("\n")}`;
     }
 
-    /** Replaces each hello-v1 container in turn under load; the next once all are in rotation again. */
-    async function rollingReplace(ignoreGrace: boolean): Promise<{ load: Load; stops: string[]; replacedMs: number[] }> {
+    /** The container names in Consul's catalog of hello-v1 (Registrator's IDs: <host>:<container>:<port>). */
+    async function registered(): Promise<string[]> {
+        return (await consulGet<any[]>(stack, "/v1/catalog/service/hello-v1")).map((s) => String(s.ServiceID).split(":")[1]).sort();
+    }
+
+    interface Rollout {
+        load: Load;
+        before: string[];
+        after: string[];
+        replacements: Replacement[];
+        report: string;
+    }
+
+    /**
+     * Under load: hello-v1 moved to `tag` by a second evaluation of the program, applied as the
+     * engine applies it; done once Consul has exactly the new containers and they answer.
+     */
+    async function rollout(tag: string, ignoreGrace: boolean): Promise<Rollout> {
+        const before_ = replicasOf(stack, "hello-v1");
+        const from = stack.applied.replacements.length;
         const load = startLoad(url);
-        const stops: string[] = [];
-        const replacedMs: number[] = [];
         try {
             await new Promise((r) => setTimeout(r, 2000));
-            for (const c of v1) {
-                const t0 = Date.now();
-                await stack.applied.replaceContainer(c, { ignoreGrace });
-                const replaced = Date.now() - t0;
-                replacedMs.push(replaced);
-                await stack.registratorSettled();
-                await rotationIs(
-                    stack,
-                    "/hello/v1/",
-                    v1.map((x) => hostnameOf(stack, x)),
-                    60_000,
-                );
-                stops.push(`${c}: stop sent ${new Date(t0).toISOString()}, replaced in ${replaced} ms, back in rotation after ${Date.now() - t0} ms`);
-            }
+            stack.applied.ignoreDestroyGrace = ignoreGrace;
+            const t0 = Date.now();
+            await stack.update({ services: servicesWith(tag) });
+            const applied = Date.now() - t0;
+            const after_ = replicasOf(stack, "hello-v1");
+            await stack.registratorSettled();
+            await eventually(
+                `Consul has exactly ${after_.join(", ")}`,
+                async () => ((await registered()).join(",") === after_.join(",") ? true : undefined),
+                60_000,
+            );
+            await rotationIs(stack, "/hello/v1/", hostnames, 60_000);
+            await new Promise((r) => setTimeout(r, 2000));
+            const replacements = stack.applied.replacements.slice(from);
+            const report = [
+                `applied in ${applied} ms`,
+                ...replacements.map(
+                    (r) => `${r.old} -> ${r.new} (${r.mode}): created +${r.created! - t0} ms, delete +${r.deleteStarted! - t0} ms to +${r.deleted! - t0} ms`,
+                ),
+            ].join("; ");
+            return { load: await load.stop(), before: before_, after: after_, replacements, report };
         } catch (e) {
             await load.stop().catch(() => undefined);
             throw e;
+        } finally {
+            stack.applied.ignoreDestroyGrace = false;
         }
-        return { load: await load.stop(), stops, replacedMs };
+    }
+
+    /** What the engine does for a new image of hello-v1: both replicas at once, create-before-delete, new names, same hostnames. */
+    async function assertRollingReplace(r: Rollout): Promise<void> {
+        assert.equal(r.after.length, 2);
+        assert.deepEqual(
+            r.after.map((c) => hostnameOf(stack, c)),
+            hostnames,
+            "the hostnames stay the replicas' names",
+        );
+        for (const c of r.after) assert.match(c, /^e2e-hello-v1-[12]-[0-9a-f]{8}$/);
+        for (const c of r.before) assert.ok(!r.after.includes(c), `${c}: a new generation`);
+        assert.deepEqual(
+            r.replacements.map((x) => [x.old, x.new, x.mode]),
+            r.before.map((c, i) => [c, r.after[i], "create-before-delete"]),
+            "both hello-v1 replicas replaced create-before-delete, nothing else",
+        );
+        const created = Math.max(...r.replacements.map((x) => x.created!));
+        const deleting = Math.min(...r.replacements.map((x) => x.deleteStarted!));
+        assert.ok(created <= deleting, `every new container runs before an old one is stopped: ${r.report}`);
+        assert.ok(
+            Math.max(...r.replacements.map((x) => x.deleteStarted!)) < Math.min(...r.replacements.map((x) => x.deleted!)),
+            `the old ones drain at the same time: ${r.report}`,
+        );
+        for (const c of r.before) {
+            await assert.rejects(stack.docker.inspectContainer(c), (e: unknown) => e instanceof DockerError && e.status === 404, `${c} is removed`);
+        }
     }
 
     test("each replica is declared with the drain: DRAIN_SECONDS, a stop timeout on the container, the provider's destroy grace", async () => {
@@ -114,19 +190,36 @@ describe("the dev stack's config on a real engine (stack e2e): graceful drain", 
         }
     });
 
-    test("a rolling replace of every hello-v1 container under load fails no request", { timeout: 300_000 }, async (t) => {
-        const { load, stops, replacedMs } = await rollingReplace(false);
-        t.diagnostic(`with drain: ${load.requests} requests, non-2xx ${load.non2xx}, socket errors ${load.socketErrors}; ${stops.join("; ")}`);
-        assert.ok(load.requests > 2000, `wrk made only ${load.requests} requests`);
-        assert.equal(load.failed, 0, `${stops.join("\n")}\n${load.raw}\n${await gatewayTrouble()}`);
-        // Each container served out its grace and then exited by itself, long before SIGKILL.
-        for (const ms of replacedMs) assert.ok(ms >= DEFAULT_DRAIN_SECONDS * 1000 && ms < (DEFAULT_DRAIN_SECONDS + 8) * 1000, stops.join("; "));
+    test("the harness replaces as the engine does: the resource option decides, else the provider's default (delete-first for containers)", () => {
+        const container = "docker:index/container:Container";
+        assert.equal(replacementMode(container, undefined), "delete-before-replace");
+        assert.equal(replacementMode(container, true), "delete-before-replace");
+        assert.equal(replacementMode(container, false), "create-before-delete");
+        assert.equal(replacementMode("docker:index/remoteImage:RemoteImage", undefined), "create-before-delete");
+        assert.equal(replacementMode("docker:index/remoteImage:RemoteImage", true), "delete-before-replace");
     });
 
-    test("control: the same rolling replace removing each container with force (no drain) fails requests", { timeout: 300_000 }, async (t) => {
-        const { load, stops } = await rollingReplace(true);
-        t.diagnostic(`without drain: ${load.requests} requests, non-2xx ${load.non2xx}, socket errors ${load.socketErrors}; ${stops.join("; ")}`);
-        assert.ok(load.requests > 2000, `wrk made only ${load.requests} requests`);
-        assert.ok(load.failed > 0, `no request failed without the drain:\n${load.raw}`);
+    test("a new image for hello-v1, applied under load (both replicas at once, create-before-delete), fails no request", { timeout: 300_000 }, async (t) => {
+        const v2 = replicasOf(stack, "hello-v2");
+        const r = await rollout(TAGS.b, false);
+        t.diagnostic(`with drain: ${r.load.requests} requests, non-2xx ${r.load.non2xx}, socket errors ${r.load.socketErrors}; ${r.report}`);
+        await assertRollingReplace(r);
+        assert.deepEqual(replicasOf(stack, "hello-v2"), v2, "hello-v2 is not replaced");
+        assert.ok(r.load.requests > 2000, `wrk made only ${r.load.requests} requests`);
+        assert.equal(r.load.failed, 0, `${r.report}\n${r.load.raw}\n${await gatewayTrouble()}`);
+        // Each old container served out its grace and then exited by itself, long before SIGKILL.
+        for (const x of r.replacements) {
+            const ms = x.deleted! - x.deleteStarted!;
+            assert.ok(ms >= DEFAULT_DRAIN_SECONDS * 1000 && ms < (DEFAULT_DRAIN_SECONDS + 8) * 1000, r.report);
+        }
+    });
+
+    test("control: the same rollout removing the old containers with force (no drain) fails requests", { timeout: 300_000 }, async (t) => {
+        const r = await rollout(TAGS.a, true);
+        t.diagnostic(`without drain: ${r.load.requests} requests, non-2xx ${r.load.non2xx}, socket errors ${r.load.socketErrors}; ${r.report}`);
+        await assertRollingReplace(r);
+        for (const x of r.replacements) assert.ok(x.deleted! - x.deleteStarted! < DEFAULT_DRAIN_SECONDS * 1000, `removed at once: ${r.report}`);
+        assert.ok(r.load.requests > 2000, `wrk made only ${r.load.requests} requests`);
+        assert.ok(r.load.failed > 0, `no request failed without the drain:\n${r.load.raw}`);
     });
 });

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LOG_LIMITS } from "../../components/container-defaults";
-import { PROJECT } from "../support/program";
+import { PROJECT, withoutGeneration } from "../support/program";
 import { skipReason } from "./harness/engine";
 import { consulGet, healthy, hello, hostnameOf, hostnames, kvValue, metric, processes, replicasOf, rotationIs, startedAt } from "./harness/scenario";
 import { DevLookalikes } from "./harness/lookalikes";
@@ -59,7 +59,15 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
 
     test("the containers that run are the program's declarations, inputs applied", async () => {
         const declared = stack.declaredContainers().filter((n) => !stack.applied.emulated.includes(n));
-        assert.deepEqual(declared.sort(), ["consul", "gateway", "hello-v1-1", "hello-v1-2", "hello-v2-1", "node-1-docker-socket-proxy"].map(e2eName));
+        assert.deepEqual(
+            declared.map(withoutGeneration).sort(),
+            ["consul", "gateway", "hello-v1-1", "hello-v1-2", "hello-v2-1", "node-1-docker-socket-proxy"].map(e2eName),
+        );
+        // The replicas' containers carry their generation (components/service.ts), their hostnames do not.
+        for (const name of [...replicasOf(stack, "hello-v1"), ...replicasOf(stack, "hello-v2")]) {
+            assert.match(name, /^e2e-hello-v[12]-[12]-[0-9a-f]{8}$/);
+            assert.equal(stack.applied.containers.get(name)!.hostname, withoutGeneration(name));
+        }
         for (const name of declared) {
             const want = stack.applied.containers.get(name)!;
             const c = await stack.docker.inspectContainer(name);
@@ -152,7 +160,7 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         }
         // A replica's main process writes ~3x what the limits keep: the engine keeps the newest
         // lines and drops the oldest, instead of filling the node's disk.
-        const replica = e2eName("hello-v2-1");
+        const [replica] = replicasOf(stack, "hello-v2");
         const marker = `log-rotation-check-${Date.now()}`;
         const written = 48_000_000;
         await stack.exec(replica, [

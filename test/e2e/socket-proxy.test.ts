@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { E2E_LABEL, log, skipReason } from "./harness/engine";
-import { healthy } from "./harness/scenario";
+import { healthy, replicasOf } from "./harness/scenario";
 import { e2eName, eventually, Stack, stackForSuite } from "./harness/stack";
 
 const PROXY = e2eName("node-1-docker-socket-proxy");
@@ -93,7 +93,7 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
 
         // A restart is seen only on the /events stream (the container keeps its id, so a resync
         // would not look at it again): Registrator inspects it again, through the proxy.
-        const v2 = e2eName("hello-v2-1");
+        const [v2] = replicasOf(stack, "hello-v2");
         const id = (await stack.docker.inspectContainer(v2)).Id as string;
         const inspections = async () => (await proxyLog()).filter((l) => l.includes(` GET "/containers/${id}/json" HTTP/1.1 200 `)).length;
         const before = await inspections();
@@ -112,7 +112,7 @@ describe("the Docker socket proxy on a real engine (stack e2e)", { skip: skipRea
     });
 
     test("from an ordinary service container, the proxy cannot be used to create a container", async () => {
-        const service = e2eName("hello-v1-1");
+        const [service] = replicasOf(stack, "hello-v1");
         const evil = `${e2eName("escape")}-${stack.runId}`;
         const proxyIp = (await stack.docker.inspectContainer(PROXY)).NetworkSettings.Networks[API_NETWORK].IPAddress as string;
         assert.ok(proxyIp, "the proxy has an address on its network");

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
                     parent: extra?.parent ?? "",
                     dependencies: extra?.dependencies ?? [],
                     provider: args.provider ?? "",
-                    deleteBeforeReplace: extra?.deleteBeforeReplace ?? false,
+                    deleteBeforeReplace: extra?.deleteBeforeReplaceDefined ? extra.deleteBeforeReplace : undefined,
                     urn: "",
                 });
                 return { id, state };

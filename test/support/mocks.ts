@@ -10,7 +10,10 @@ export interface Declared {
     parent: string;
     dependencies: string[];
     provider: string;
-    /** The deleteBeforeReplace resource option (a fixed name cannot exist twice). */
+    /**
+     * The deleteBeforeReplace resource option (a fixed name cannot exist twice); undefined when the
+     * program leaves it unset, and the provider's default decides.
+     */
     deleteBeforeReplace?: boolean;
     urn: string;
 }

@@ -91,6 +91,30 @@ export class Program {
         if (found.length !== 1) throw new Error(`expected one container named ${dockerName}, found ${found.map((c) => c.inputs.name).join(", ")}`);
         return found[0];
     }
+
+    /** The container of a service replica, by the replica's name: it is named `<replica>-<generation>`. */
+    replica(replicaName: string): Declared {
+        const found = this.containers().filter((c) => {
+            const name = String(c.inputs.name);
+            return GENERATION_SUFFIX.test(name) && withoutGeneration(name) === replicaName;
+        });
+        if (found.length !== 1) {
+            throw new Error(
+                `expected one container of replica ${replicaName}, found ${found.length}; containers: ${this.containers()
+                    .map((c) => c.inputs.name)
+                    .join(", ")}`,
+            );
+        }
+        return found[0];
+    }
+}
+
+/** The generation suffix of a service replica's container name (components/service.ts). */
+export const GENERATION_SUFFIX = /-[0-9a-f]{8}$/;
+
+/** A container's name without its generation suffix: a replica's name (e.g. dev-hello-v1-1). */
+export function withoutGeneration(dockerName: string): string {
+    return dockerName.replace(GENERATION_SUFFIX, "");
 }
 
 /** The value behind {"$secret": v}; throws if the value is not a secret. */

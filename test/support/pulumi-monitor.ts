@@ -16,10 +16,12 @@ export interface RegistrationExtras {
     /** URNs the resource depends on: dependsOn and the resources its inputs come from. */
     dependencies: string[];
     deleteBeforeReplace: boolean;
+    /** Whether the program set deleteBeforeReplace at all (unset: the provider's default decides). */
+    deleteBeforeReplaceDefined: boolean;
 }
 
 /** The getters of RegisterResourceRequest read here. */
-const GETTERS = ["getType", "getName", "getParent", "getDependenciesList", "getDeletebeforereplace"] as const;
+const GETTERS = ["getType", "getName", "getParent", "getDependenciesList", "getDeletebeforereplace", "getDeletebeforereplacedefined"] as const;
 type Request = Record<(typeof GETTERS)[number], () => unknown>;
 
 const WHERE = "test/support/pulumi-monitor.ts";
@@ -39,13 +41,15 @@ export function readRegistration(req: unknown): RegistrationExtras {
         parent: r.getParent(),
         dependencies: r.getDependenciesList(),
         deleteBeforeReplace: r.getDeletebeforereplace(),
+        deleteBeforeReplaceDefined: r.getDeletebeforereplacedefined(),
     };
     if (
         typeof extras.type !== "string" ||
         typeof extras.name !== "string" ||
         typeof extras.parent !== "string" ||
         !Array.isArray(extras.dependencies) ||
-        typeof extras.deleteBeforeReplace !== "boolean"
+        typeof extras.deleteBeforeReplace !== "boolean" ||
+        typeof extras.deleteBeforeReplaceDefined !== "boolean"
     ) {
         throw new Error(`${WHERE}: unexpected registration request fields ${JSON.stringify(extras)}: adapt ${WHERE}`);
     }

@@ -3,6 +3,7 @@
 #   consul           built from its Go module (test/tools/consul/go.mod, go.sum pin every dependency)
 #   consul-template  built from its Go module (test/tools/consul-template/go.mod)
 #   haproxy, wrk     distribution packages (on Debian bookworm HAProxy 2.6 LTS, the package the gateway image installs)
+#   postgresql       distribution packages (server and psql: the TCP service of the traffic tests)
 # Binaries are cached under ${XDG_CACHE_HOME:-~/.cache}/service-discovery/<tool>-<version>/ and
 # rebuilt only when the pinned version changes. Prints nothing but progress on stderr.
 set -euo pipefail
@@ -47,6 +48,10 @@ need_apt=()
 command -v haproxy >/dev/null || need_apt+=(haproxy)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v python3 >/dev/null || need_apt+=(python3)
+# PostgreSQL, the TCP service of the traffic tests: its server (initdb, postgres under
+# /usr/lib/postgresql/<major>/bin) and psql.
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && compgen -G "/usr/lib/postgresql/*/bin/psql" >/dev/null ||
+    need_apt+=(postgresql postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -177,12 +177,12 @@ describe("config: invalid values", () => {
         [
             "unknown service key",
             { services: [{ ...helloV1, replica: 2 }] },
-            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol",
+            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, weight, sticky, maintenance",
         ],
         [
             "protocol",
-            { services: [{ ...helloV1, protocol: "tcp" }] },
-            'service-discovery:services[0].protocol: "tcp" is not allowed; expected http (the only protocol routed so far)',
+            { services: [{ ...helloV1, protocol: "udp" }] },
+            'service-discovery:services[0].protocol: "udp" is not allowed; expected http (routed by URL path) or tcp (a gateway listener on listenPort)',
         ],
         [
             "health-check path",

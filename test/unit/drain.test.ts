@@ -10,7 +10,7 @@ import { devWith, envOf, evaluate, Program, ROOT, stackConfig } from "../support
 
 /** The service replicas of a program (the containers of VersionedService components). */
 function replicas(p: Program): ReturnType<Program["containers"]> {
-    return p.containers().filter((c) => /-hello-v[0-9]+-[0-9]+$/.test(String(c.inputs.name)));
+    return p.containers().filter((c) => /-hello-v[0-9]+-[0-9]+-[0-9a-f]{8}$/.test(String(c.inputs.name)));
 }
 
 describe("graceful drain: stop timings", () => {
@@ -47,7 +47,7 @@ describe("graceful drain: service containers", () => {
     it(`each replica gets DRAIN_SECONDS=${DEFAULT_DRAIN_SECONDS} and a stop timeout of ${DEFAULT_DRAIN_SECONDS + IN_FLIGHT_SECONDS} s, for docker stop and for the provider's deletions`, () => {
         const rs = replicas(dev);
         // Not vacuous: the dev stack runs hello v1 x2 and v2 x1.
-        assert.deepEqual(rs.map((c) => c.inputs.name).sort(), ["dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"]);
+        assert.deepEqual(rs.map((c) => c.inputs.hostname).sort(), ["dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"]);
         for (const c of rs) {
             const { env } = envOf(c);
             assert.equal(env.DRAIN_SECONDS, String(DEFAULT_DRAIN_SECONDS), `${c.inputs.name}: DRAIN_SECONDS`);

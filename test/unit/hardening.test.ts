@@ -52,7 +52,7 @@ for (const s of STACKS) {
         it("every container has log rotation (json-file, max-size, max-file)", () => {
             const containers = p.containers();
             // Not vacuous: the agents, Registrators, gateways and replicas are all there.
-            for (const kind of [/-consul$/, /-registrator$/, /-gateway$/, /-hello-v1-1$/]) {
+            for (const kind of [/-consul$/, /-registrator$/, /-gateway$/, /-hello-v1-1-[0-9a-f]{8}$/]) {
                 assert.ok(
                     containers.some((c) => kind.test(String(c.inputs.name))),
                     `a container matching ${kind}`,

@@ -12,7 +12,7 @@ function command(c: Declared): string[] {
     return (isSecret(c.inputs.command) ? secretValue(c.inputs.command) : c.inputs.command) as string[];
 }
 
-const serviceContainers = (p: Program): Declared[] => p.containers().filter((c) => /-hello-v[0-9]+-[0-9]+$/.test(String(c.inputs.name)));
+const serviceContainers = (p: Program): Declared[] => p.containers().filter((c) => /-hello-v[0-9]+-[0-9]+-[0-9a-f]{8}$/.test(String(c.inputs.name)));
 const registrators = (p: Program): Declared[] => p.containers().filter((c) => String(c.inputs.name).endsWith("-registrator"));
 
 function raw(overrides: Record<string, unknown>): RawConfig {
@@ -67,10 +67,14 @@ describe("local target: no host-owned address", () => {
     });
 
     // Upgrading a dev stack whose replicas still publish ports replaces them (ports are fixed at
-    // creation); with their fixed names the old one must go first, or Docker refuses the new one.
-    it("replicas are replaced delete-first: their names are fixed", () => {
-        for (const c of [...serviceContainers(local), ...serviceContainers(multi)]) {
-            assert.equal(c.deleteBeforeReplace, true, `${c.inputs.name}`);
+    // creation): a new generation, so a new name, created before the old container is removed.
+    it("replicas are replaced create-first: the ports are part of their generation", () => {
+        const all = [...serviceContainers(local), ...serviceContainers(multi)];
+        assert.equal(all.length, 6);
+        for (const c of all) assert.equal(c.deleteBeforeReplace, false, `${c.inputs.name}`);
+        for (const l of serviceContainers(local)) {
+            const m = multi.containers().find((c) => c.inputs.hostname === l.inputs.hostname)!;
+            assert.notEqual(m.inputs.name, l.inputs.name, `${l.inputs.hostname}: published ports, another generation`);
         }
     });
 });

@@ -221,6 +221,96 @@ describe("policy: only-gateway-port-public", () => {
     });
 });
 
+describe("policy: only-gateway-port-public and public tcp services (publicTcpPorts)", () => {
+    const ingress = (props: Props): Res => ({ type: INGRESS, name: "r", props: { securityGroupId: "sg", ...props } });
+    const world = (port: number, props: Props = {}) => ingress({ ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: "0.0.0.0/0", ...props });
+    const named = { gatewayPort: 80, publicTcpPorts: [5432, 1883] };
+
+    it("passes a tcp port open to the world once publicTcpPorts names it, in every rule form", () => {
+        assert.deepEqual(
+            violations(
+                "only-gateway-port-public",
+                [
+                    world(80),
+                    world(5432),
+                    world(1883, { cidrIpv4: undefined, cidrIpv6: "::/0" }),
+                    { type: SG_RULE, name: "r", props: { type: "ingress", protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] } },
+                    { type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 1883, toPort: 1883, cidrBlocks: ["0.0.0.0/0"] }] } },
+                ],
+                named,
+            ),
+            [],
+        );
+    });
+
+    it("fails the same port when the config does not name it (the default is none)", () => {
+        assert.deepEqual(violations("only-gateway-port-public", [world(5432)]), ["ingress tcp 5432-5432 is open to the world; only tcp 80 may be"]);
+        assert.deepEqual(violations("only-gateway-port-public", [world(5432)], { gatewayPort: 80, publicTcpPorts: [] }), [
+            "ingress tcp 5432-5432 is open to the world; only tcp 80 may be",
+        ]);
+    });
+
+    it("still fails anything else open to the world: another port, udp, a range, all protocols", () => {
+        const message = (what: string) => `${what} is open to the world; only tcp 80, 5432, 1883 may be (gatewayPort, publicTcpPorts)`;
+        assert.deepEqual(violations("only-gateway-port-public", [world(5433)], named), [message("ingress tcp 5433-5433")]);
+        assert.deepEqual(violations("only-gateway-port-public", [world(5432, { ipProtocol: "udp" })], named), [message("ingress udp 5432-5432")]);
+        assert.deepEqual(violations("only-gateway-port-public", [world(5432, { toPort: 5433 })], named), [message("ingress tcp 5432-5433")]);
+        assert.deepEqual(violations("only-gateway-port-public", [world(1882, { toPort: 1884 })], named), [message("ingress tcp 1882-1884")]);
+        assert.deepEqual(violations("only-gateway-port-public", [ingress({ ipProtocol: "-1", cidrIpv4: "0.0.0.0/0" })], named), [
+            message("ingress -1 all-all"),
+        ]);
+        assert.deepEqual(
+            violations(
+                "only-gateway-port-public",
+                [{ type: SG_RULE, name: "r", props: { type: "ingress", protocol: "udp", fromPort: 1883, toPort: 1883, cidrBlocks: ["0.0.0.0/0"] } }],
+                named,
+            ),
+            [message("ingress udp 1883-1883")],
+        );
+        assert.deepEqual(
+            violations(
+                "only-gateway-port-public",
+                [{ type: SG, name: "sg", props: { ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }] } }],
+                named,
+            ),
+            [message("inline ingress tcp 22-22")],
+        );
+    });
+
+    it("declares publicTcpPorts in its config schema, a list of ports defaulting to none", () => {
+        const policy: any = policies.find((p) => p.name === "only-gateway-port-public");
+        assert.deepEqual(policy.configSchema.properties.publicTcpPorts, { type: "array", items: { type: "integer", minimum: 1, maximum: 65535 }, default: [] });
+        assert.deepEqual(policy.configSchema.properties.gatewayPort, { type: "integer", default: 80 });
+    });
+
+    it("on the program's aws graph: a tcp service open to 0.0.0.0/0 is a violation until publicTcpPorts names its listenPort", async () => {
+        const p = await evaluate(
+            devWith({
+                target: "aws",
+                nodeCount: 3,
+                aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY },
+                services: [
+                    {
+                        name: "mqtt",
+                        image: "example/mqtt:2.0",
+                        protocol: "tcp",
+                        containerPort: 1883,
+                        listenPort: 1883,
+                        allowedCidrs: ["0.0.0.0/0", "10.9.0.0/16"],
+                    },
+                    { name: "pg", image: "example/postgres:16.4", protocol: "tcp", containerPort: 5432, listenPort: 5432, allowedCidrs: ["203.0.113.0/24"] },
+                ],
+            }),
+        );
+        assert.equal(p.error, null);
+        const resources = p.resources.map((r) => ({ type: r.type, name: r.name, props: r.inputs }));
+        assert.deepEqual(violations("only-gateway-port-public", resources), ["ingress tcp 1883-1883 is open to the world; only tcp 80 may be"]);
+        assert.deepEqual(violations("only-gateway-port-public", resources, { gatewayPort: 80, publicTcpPorts: [1883] }), []);
+        // Naming another port does not open this one.
+        assert.equal(violations("only-gateway-port-public", resources, { gatewayPort: 80, publicTcpPorts: [5432] }).length, 1);
+    });
+});
+
 describe("policy: ec2-imdsv2-encrypted-volumes", () => {
     const good = {
         metadataOptions: { httpTokens: "required" },

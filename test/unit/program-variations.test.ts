@@ -58,16 +58,16 @@ describe("program: config variations", () => {
         assert.deepEqual(
             p
                 .containers()
-                .map((c) => c.inputs.name)
+                .map((c) => c.inputs.hostname)
                 .filter((n) => String(n).includes("echo"))
                 .sort(),
             ["dev-echo-1", "dev-echo-2", "dev-echo-3"],
         );
-        const { env } = envOf(p.container("dev-echo-2"));
+        const { env } = envOf(p.replica("dev-echo-2"));
         assert.equal(env.SERVICE_NAME, "echo");
         assert.equal(env.IMAGE_DIGEST, undefined, "a pulled image is referenced by its ID already");
         assert.equal(env.SERVICE_TAGS, "rest,check=/ping");
-        assert.equal(p.container("dev-echo-1").inputs.ports, undefined, "nothing published on local");
+        assert.equal(p.replica("dev-echo-1").inputs.ports, undefined, "nothing published on local");
         assert.deepEqual(p.outputs.serviceUrls, { echo: "http://127.0.0.1:8080/echo/" });
         assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1:8080");
     });

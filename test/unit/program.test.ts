@@ -3,7 +3,7 @@
 // variations of that config: program-variations.test.ts.)
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { agentConfigOf, envOf, evaluate, Program, stackConfig, uploadsOf } from "../support/program";
+import { agentConfigOf, envOf, evaluate, GENERATION_SUFFIX, Program, stackConfig, uploadsOf, withoutGeneration } from "../support/program";
 import { BUILD, REMOTE_IMAGE } from "./program-support";
 
 describe("program: the dev stack as shipped", () => {
@@ -40,9 +40,18 @@ describe("program: the dev stack as shipped", () => {
         assert.deepEqual(
             p
                 .containers()
-                .map((c) => c.inputs.name)
+                .map((c) => withoutGeneration(String(c.inputs.name)))
                 .sort(),
             ["dev-consul", "dev-gateway", "dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1", "dev-node-1-docker-socket-proxy", "dev-node-1-registrator"],
+        );
+        // Replicas carry their generation (test/unit/rolling-replace.test.ts); nothing else does.
+        assert.deepEqual(
+            p
+                .containers()
+                .filter((c) => GENERATION_SUFFIX.test(String(c.inputs.name)))
+                .map((c) => c.inputs.hostname)
+                .sort(),
+            ["dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"],
         );
         // The Docker API network holds the socket proxy and Registrator, nothing else.
         const networks: Record<string, string[]> = {
@@ -241,7 +250,7 @@ describe("program: the dev stack as shipped", () => {
             ["dev-hello-v2-1", "hello-v2", "v2"],
         ];
         for (const [name, consulName, version] of expected) {
-            const c = p.container(name);
+            const c = p.replica(name);
             const { env, secret } = envOf(c);
             assert.equal(secret, false);
             assert.deepEqual(env, {

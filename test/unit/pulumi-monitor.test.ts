@@ -56,7 +56,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
 
         const parent = new Parent("parent");
         const first = new Thing("first", { value: "plain" }, { parent });
-        const other = new Thing("other", {});
+        const other = new Thing("other", {}, { deleteBeforeReplace: false });
         const provider = new TestProvider("prov");
         const second = new Thing(
             "second",
@@ -85,6 +85,12 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
         assert.equal(second.parent, urns.parent);
         assert.deepEqual([...second.dependencies].sort(), [urns.first, urns.other].sort());
         assert.equal(second.deleteBeforeReplace, true);
+        assert.equal(second.deleteBeforeReplaceDefined, true);
+    });
+
+    it("tells deleteBeforeReplace set to false from not set (the provider's default decides then)", () => {
+        assert.deepEqual([extras.get("other")!.deleteBeforeReplace, extras.get("other")!.deleteBeforeReplaceDefined], [false, true]);
+        assert.deepEqual([extras.get("first")!.deleteBeforeReplace, extras.get("first")!.deleteBeforeReplaceDefined], [false, false]);
     });
 
     it("reads none of them where the program set none", () => {
@@ -92,6 +98,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
         assert.equal(first.parent, urns.parent);
         assert.deepEqual(first.dependencies, []);
         assert.equal(first.deleteBeforeReplace, false);
+        assert.equal(first.deleteBeforeReplaceDefined, false);
         assert.equal(extras.get("other")!.parent, "");
     });
 
@@ -132,14 +139,22 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
     });
 
     it("fails by name when the registration request changes shape", () => {
-        assert.throws(() => readRegistration({}), /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace: @pulumi\/pulumi changed/);
+        assert.throws(
+            () => readRegistration({}),
+            /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace, getDeletebeforereplacedefined: @pulumi\/pulumi changed/,
+        );
         const wrong = {
             getType: () => "t",
             getName: () => "n",
             getParent: () => "",
             getDependenciesList: () => "not a list",
             getDeletebeforereplace: () => false,
+            getDeletebeforereplacedefined: () => false,
         };
+        assert.throws(
+            () => readRegistration({ ...wrong, getDependenciesList: () => [], getDeletebeforereplacedefined: () => "no" }),
+            /unexpected registration request fields/,
+        );
         assert.throws(() => readRegistration(wrong), /unexpected registration request fields/);
     });
 });

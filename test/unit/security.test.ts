@@ -78,9 +78,10 @@ describe("security: ACLs and TLS in the dev stack", () => {
             set.dependencies.some((d) => d.endsWith("::consul-dev-node-1")),
             "runs after the agent container",
         );
-        for (const name of ["dev-node-1-registrator", "dev-gateway", "dev-hello-v1-1"]) {
+        for (const c of [p.container("dev-node-1-registrator"), p.container("dev-gateway"), p.replica("dev-hello-v1-1")]) {
+            const name = c.inputs.name;
             assert.ok(
-                p.container(name).dependencies.some((d) => d.endsWith("::consul-acl-agent-dev-node-1-set")),
+                c.dependencies.some((d) => d.endsWith("::consul-acl-agent-dev-node-1-set")),
                 `${name} starts once the agent has its token`,
             );
         }

@@ -170,9 +170,15 @@ describe("trust rules: template and config agree", () => {
 
     it("reads the per-service check path where gateway-kv.ts writes it, with the config's path pattern", () => {
         assert.match(TEMPLATE, /range tree "service\/haproxy\/" \}\}\{\{ if ne \(trimPrefix "services\/" \.Key\) \.Key/);
-        assert.match(TEMPLATE, /\/check\$" \$rel/);
+        assert.match(TEMPLATE, /\/\(check\|listen\|weight\|maintenance\)\$" \$rel/);
         const pattern = new RegExp(/\$pathPattern := "([^"]+)"/.exec(TEMPLATE)![1]!);
         for (const ok of ["/", "/health", "/a/b-c_d.e~f"]) assert.ok(pattern.test(ok), ok);
         for (const bad of ["health", "/he alth", "/x\n    stats uri /pwn", "/#", `/${"a".repeat(101)}`]) assert.ok(!pattern.test(bad), JSON.stringify(bad));
+    });
+
+    it("accepts as a version's weight exactly the config's range, 0 to 256", () => {
+        const pattern = new RegExp(/\$weightPattern := "([^"]+)"/.exec(TEMPLATE)![1]!);
+        for (const ok of ["0", "1", "10", "90", "199", "249", "256"]) assert.ok(pattern.test(ok), ok);
+        for (const bad of ["257", "300", "-1", "01", "1.5", "", " 5", "5\n    stats uri /pwn"]) assert.ok(!pattern.test(bad), JSON.stringify(bad));
     });
 });

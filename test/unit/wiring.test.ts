@@ -85,9 +85,9 @@ describe("wiring: each node's components use that node's agent and Registrator",
     });
 
     it("each replica waits for its own node's agent token and Registrator, not every node's", () => {
-        const replicas = p.containers().filter((c) => /^dev-hello-v[0-9]+-[0-9]+$/.test(String(c.inputs.name)));
+        const replicas = p.containers().filter((c) => /^dev-hello-v[0-9]+-[0-9]+-[0-9a-f]{8}$/.test(String(c.inputs.name)));
         // hello-v1 has 2 replicas (nodes 1 and 2), hello-v2 one (node 1): nodes 3 and 4 run none.
-        assert.deepEqual(replicas.map((c) => `${c.inputs.name}@${nodeOf(c)}`).sort(), [
+        assert.deepEqual(replicas.map((c) => `${c.inputs.hostname}@${nodeOf(c)}`).sort(), [
             "dev-hello-v1-1@dev-node-1",
             "dev-hello-v1-2@dev-node-2",
             "dev-hello-v2-1@dev-node-1",

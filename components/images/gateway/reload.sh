@@ -104,7 +104,10 @@ wait_until() {
 reload() {
     wait_until master_ready || echo "gateway: haproxy master $pid does not catch SIGUSR2 yet; signalling anyway" >&2
     # The servers' health and maintenance states, for the new worker (server-state-file).
-    if cli "show servers state" > "$GATEWAY_RUN_DIR/server-state.tmp"; then
+    # Weights are the file's: runtime-apply.sh sets a new weight at runtime and installs it in the
+    # live file, so the saved weight is made the initial one (HAProxy restores a saved weight
+    # over the config's when their initial weights match, which would undo a later change).
+    if cli "show servers state" | awk 'NR > 2 && NF >= 9 { $8 = $9 } { print }' > "$GATEWAY_RUN_DIR/server-state.tmp"; then
         mv -f "$GATEWAY_RUN_DIR/server-state.tmp" "$GATEWAY_RUN_DIR/server-state"
     fi
     before="$(workers)"

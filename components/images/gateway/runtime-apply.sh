@@ -7,7 +7,9 @@
 # which makes the file authoritative again (whatever was applied up to there included).
 #
 # Servers are named <address>:<port> (haproxy.ctmpl), so a server line changes only when its
-# settings do, which is a reload. A removed server is put in maintenance (no new request) and
+# settings do: when only its weight changed (a version's weight, maintenance), that is
+# `set server ... weight N`; any other setting is a reload.
+# A removed server is put in maintenance (no new request) and
 # deleted; one that still has connections stays in maintenance, listed in runtime-pending, and its
 # deletion is retried on every later run (a reload drops it anyway).
 set -uo pipefail
@@ -37,8 +39,10 @@ plan="$(LC_ALL=C awk '
     FNR == 1 { f++ }
     /^[ \t]*(#|$)/ { next }
     /^[^ \t]/ { section = $1 " " $2 }
-    # The health-check path of each backend of the new render (for the probe of new servers).
+    # The health-check path of each backend of the new render (for the probe of new servers);
+    # "-" for a TCP backend: its probe only connects.
     f == 2 && section ~ /^backend / && $1 == "http-check" && $2 == "send" && $5 == "uri" { uri[substr(section, 9)] = $6 }
+    f == 2 && /^backend / && $4 == "tcp_services" { uri[$2] = "-" }
     section ~ /^backend / && $1 == "server" {
         key = substr(section, 9) "/" $2
         rest = $0
@@ -63,7 +67,14 @@ plan="$(LC_ALL=C awk '
                 b = k; sub(/\/.*/, "", b)
                 out = out "add " k " " (b in uri ? uri[b] : "/") " " srv[2, k] "\n"
             }
-            else if (srv[1, k] != srv[2, k]) { print "reload: settings of server " k " changed"; exit }
+            else if (srv[1, k] != srv[2, k]) {
+                # Only the weight differs (absent is 1, HAProxy'"'"'s default): set at runtime.
+                a = srv[1, k]; b = srv[2, k]; w = 1
+                if (match(b, / weight [0-9]+/)) w = substr(b, RSTART + 8, RLENGTH - 8)
+                gsub(/ weight [0-9]+/, "", a); gsub(/ weight [0-9]+/, "", b)
+                if (a != b) { print "reload: settings of server " k " changed"; exit }
+                out = out "weight " k " " w "\n"
+            }
         }
         printf "%s", out
     }' "$running" "$new")" || exit 1
@@ -85,6 +96,10 @@ run() {
 # shellcheck disable=SC2016 # the inner script expands its own arguments
 probe() { # address:port path
     local answer
+    if [ "$2" = "-" ]; then # a TCP service: it accepts connections
+        timeout 1 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}"' "$1" 2>/dev/null
+        return
+    fi
     answer="$(timeout 1 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}" && printf "GET %s HTTP/1.0\r\nConnection: close\r\n\r\n" "$1" >&3 && head -c 12 <&3' "$1" "$2" 2>/dev/null)"
     [[ "$answer" =~ ^HTTP/1\.[01]\ [23] ]]
 }
@@ -94,6 +109,7 @@ cmds=()
 declare -A want=()
 adds=0
 dels=0
+weights=0
 not_ready=0
 n_adds="$(grep -c '^add ' <<< "$plan")"
 # Deletions that waited for connections to end: try again (gone already is fine).
@@ -125,6 +141,10 @@ while read -r op key rest; do
                 not_ready=$((not_ready + 1))
             fi
             adds=$((adds + 1))
+            ;;
+        weight)
+            cmds+=("set server $key weight $rest") && want[${#cmds[@]}]="empty"
+            weights=$((weights + 1))
             ;;
         "") ;;
         *) exit 1 ;;
@@ -166,5 +186,5 @@ fi
 # A server added back is no longer pending deletion.
 LC_ALL=C sort -u "$pending.new" | while read -r s; do [ -n "${readded[$s]:-}" ] || echo "$s"; done > "$pending"
 rm -f "$pending.new"
-echo "gateway: runtime API: $adds server(s) added ($not_ready not answering their health path yet: in on their first passing check), $dels removed, no reload ($(( ($(date +%s%N) - started_ns) / 1000000 )) ms)" >&2
+echo "gateway: runtime API: $adds server(s) added ($not_ready not answering their health path yet: in on their first passing check), $dels removed, $weights weight(s) set, no reload ($(( ($(date +%s%N) - started_ns) / 1000000 )) ms)" >&2
 exit 0

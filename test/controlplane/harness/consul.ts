@@ -42,6 +42,8 @@ export async function freeConsulPorts(): Promise<ConsulPorts> {
 
 export interface Check {
     HTTP?: string;
+    /** host:port: a TCP connect check (Registrator's SERVICE_CHECK_TCP). */
+    TCP?: string;
     Interval?: string;
     Timeout?: string;
     Status?: "passing" | "warning" | "critical";

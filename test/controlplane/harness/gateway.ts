@@ -16,6 +16,16 @@ import { makeTempDir, Proc, removeTempDir } from "./processes";
 export const GATEWAY_CONF_DIR = path.join(ROOT, "components", "images", "gateway");
 
 /** Sends one command to an HAProxy CLI socket (admin or master) and returns the answer. */
+/** The rendered file's anonymous `defaults` section, the one HTTP proxies take (TCP services take
+ * the named `defaults tcp_services` before it). */
+export function httpDefaults(cfg: string): string {
+    const start = cfg.search(/^defaults$/m);
+    if (start < 0) throw new Error("the rendered file has no anonymous defaults section");
+    const rest = cfg.slice(start + "defaults".length);
+    const end = rest.search(/^\S/m);
+    return end < 0 ? rest : rest.slice(0, end);
+}
+
 export function unixSocketCommand(socketPath: string, command: string, timeoutMs = 3000): Promise<string> {
     return new Promise((resolve, reject) => {
         const sock = net.createConnection(socketPath);

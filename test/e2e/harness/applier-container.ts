@@ -1,5 +1,5 @@
 // The e2e applier's Docker containers: created, started and checked as the provider does, and
-// replaced as a delete-before-replace would.
+// deleted as it deletes them (stopped with destroyGraceSeconds first when declared).
 import { fatal, isFatal, waitFor } from "../../support/wait";
 import { ABSENT, clearLeftover, runLabels } from "./applier-docker";
 import { allow, durationNs, list, logOptions, strings } from "./applier-inputs";
@@ -156,15 +156,28 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     return { id: created.Id, outputs: {} };
 }
 
-/** Applier.replaceContainer (see there): removed as the provider deletes, then created again. */
-export async function replaceContainer(applier: ApplierScope, dockerName: string, options: { ignoreGrace?: boolean } = {}): Promise<string> {
-    const entry = [...applier.state.values()].find((r) => r.type === "docker:index/container:Container" && r.inputs.name === dockerName);
-    if (!entry) throw new Error(`no declared container named ${dockerName}`);
-    const grace = options.ignoreGrace ? undefined : entry.inputs.destroyGraceSeconds;
+/**
+ * Deletes a container as the provider does: stopped first with `destroyGraceSeconds` as the
+ * timeout when declared (`ignoreGrace`: as if it were not), then removed with force (named
+ * volumes stay). It is no longer among the applier's containers.
+ */
+export async function deleteContainer(applier: ApplierScope, inputs: Obj, options: { ignoreGrace?: boolean } = {}): Promise<void> {
+    const dockerName: string = inputs.name;
+    const grace = options.ignoreGrace ? undefined : inputs.destroyGraceSeconds;
     if (typeof grace === "number" && grace > 0) {
         await applier.docker.request("POST", `/containers/${encodeURIComponent(dockerName)}/stop?t=${grace}`, undefined, (grace + 30) * 1000);
     }
     await applier.docker.request("DELETE", `/containers/${encodeURIComponent(dockerName)}?force=true`);
+    applier.containers.delete(dockerName);
+    const i = applier.created.findIndex((c) => c.kind === "container" && c.name === dockerName);
+    if (i >= 0) applier.created.splice(i, 1);
+}
+
+/** Applier.replaceContainer (see there): removed as the provider deletes, then created again. */
+export async function replaceContainer(applier: ApplierScope, dockerName: string, options: { ignoreGrace?: boolean } = {}): Promise<string> {
+    const entry = [...applier.state.values()].find((r) => r.type === "docker:index/container:Container" && r.inputs.name === dockerName);
+    if (!entry) throw new Error(`no declared container named ${dockerName}`);
+    await deleteContainer(applier, entry.inputs, options);
     const result = await container(applier, `${entry.type} ${entry.name}`, entry.inputs);
     entry.id = result.id;
     return result.id;

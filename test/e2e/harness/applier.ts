@@ -10,11 +10,13 @@
 // outputs. Each resource type has an allow-list of input keys; an input this applier does not
 // apply fails the run loudly, so nothing the program sets is silently dropped.
 // A second evaluation works like a second `pulumi up`: unchanged resources are kept as they
-// are, changed consul.Keys are updated in place, any other change fails loudly.
+// are, changed consul.Keys are updated in place, a container whose inputs changed is replaced
+// as the engine replaces it (see replaceDeclared), a pulled image whose name changed is pulled
+// again; any other change fails loudly.
 // This file keeps the state and hands each resource type to its module (applier-*.ts beside it).
 import { randomUUID } from "node:crypto";
 import { ROOT } from "../../support/program";
-import { container, replaceContainer } from "./applier-container";
+import { container, deleteContainer, replaceContainer } from "./applier-container";
 import { consulKeys } from "./applier-consul";
 import { build, network, remoteImage, volume } from "./applier-docker";
 import { allow, canonical, unwrapSecrets } from "./applier-inputs";
@@ -26,6 +28,35 @@ import * as secure from "./secure-resources";
 
 export { durationNs, unwrapSecrets } from "./applier-inputs";
 export type { Applied, ApplierOptions } from "./applier-scope";
+
+const CONTAINER = "docker:index/container:Container";
+/**
+ * Types whose provider asks the engine for delete-before-replace when the program's resource
+ * options do not say: pulumi-docker declares it for docker_container (its resources.go). A
+ * `deleteBeforeReplace` option, true or false, overrides it, as in the engine's step generator.
+ */
+const PROVIDER_DELETE_BEFORE_REPLACE: ReadonlySet<string> = new Set([CONTAINER]);
+
+/** How the engine replaces a resource of `type` given its deleteBeforeReplace option (undefined: unset). */
+export function replacementMode(type: string, deleteBeforeReplace: boolean | undefined): Replacement["mode"] {
+    return (deleteBeforeReplace ?? PROVIDER_DELETE_BEFORE_REPLACE.has(type)) ? "delete-before-replace" : "create-before-delete";
+}
+/** Container inputs the provider updates in place (not ForceNew in its schema); any other change replaces. */
+const CONTAINER_UPDATED_IN_PLACE: ReadonlySet<string> = new Set(["restart", "destroyGraceSeconds"]);
+
+/** A container the applier replaced, and when each step ran (ms since the epoch). */
+export interface Replacement {
+    /** type::name of the declared resource. */
+    resource: string;
+    mode: "create-before-delete" | "delete-before-replace";
+    evaluation: number;
+    /** Docker names of the old container and its replacement. */
+    old: string;
+    new: string;
+    created?: number;
+    deleteStarted?: number;
+    deleted?: number;
+}
 
 export class Applier implements ApplierScope {
     /** Like a stack's state: what was applied, by type::name. */
@@ -41,6 +72,12 @@ export class Applier implements ApplierScope {
     readonly findings: string[] = [];
     /** Registrator containers emulated (their image was missing). */
     readonly emulated: string[] = [];
+    /** Every container replacement, in the order they began. */
+    readonly replacements: Replacement[] = [];
+    /** Deletions remove containers with force at once, as if destroyGraceSeconds were not declared (a control for the drain). */
+    ignoreDestroyGrace = false;
+    /** Old containers of create-before-delete replacements: deleted once the evaluation is done. */
+    private pendingDeletes: { inputs: Obj; replacement: Replacement }[] = [];
     private readonly providers = new Map<string, { type: string; inputs: Obj }>();
     private seen = new Set<string>();
     private evaluation = 0;
@@ -55,31 +92,62 @@ export class Applier implements ApplierScope {
         this.evaluation++;
     }
 
-    /** After an evaluation: a resource the program no longer declares would be deleted. */
-    endEvaluation(): void {
+    /**
+     * After an evaluation, as the engine ends an update: the containers replaced
+     * create-before-delete are deleted (its DeleteReplaced steps, all at once, each stopped with
+     * its destroy grace). A resource the program no longer declares would be deleted too.
+     */
+    async endEvaluation(): Promise<void> {
+        const pending = this.pendingDeletes.splice(0);
+        const results = await Promise.allSettled(
+            pending.map(async ({ inputs, replacement }) => {
+                replacement.deleteStarted = Date.now();
+                await deleteContainer(this, inputs, { ignoreGrace: this.ignoreDestroyGrace });
+                replacement.deleted = Date.now();
+            }),
+        );
+        const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`${pending[i].replacement.old}: ${(r.reason as Error).message}`] : []));
+        if (failed.length > 0) throw new Error(`deleting replaced containers failed: ${failed.join("; ")}`);
         const gone = [...this.state.keys()].filter((k) => !this.seen.has(k));
         if (gone.length > 0)
             throw new Error(`evaluation ${this.evaluation} no longer declares ${gone.join(", ")}; deleting resources is not implemented by the e2e applier`);
     }
 
-    async apply(type: string, name: string, rawInputs: Obj, providerRef: string): Promise<{ id: string; outputs: Obj }> {
+    async apply(
+        type: string,
+        name: string,
+        rawInputs: Obj,
+        providerRef: string,
+        options: { deleteBeforeReplace?: boolean } = {},
+    ): Promise<{ id: string; outputs: Obj }> {
         const key = `${type}::${name}`;
         if (this.seen.has(key)) throw new Error(`${key} declared twice`);
         this.seen.add(key);
         const inputs = unwrapSecrets(rawInputs) as Obj;
         const inputsKey = canonical(inputs);
         const previous = this.state.get(key);
+        const where = `${type} ${name}`;
+        let result: { id: string; outputs: Obj };
         if (previous) {
             if (previous.inputsKey === inputsKey) return { id: previous.id, outputs: previous.outputs };
-            if (type !== "consul:index/keys:Keys") {
-                const changed = [...new Set([...Object.keys(previous.inputs), ...Object.keys(inputs)])].filter(
-                    (k) => canonical(previous.inputs[k]) !== canonical(inputs[k]),
+            const changed = [...new Set([...Object.keys(previous.inputs), ...Object.keys(inputs)])].filter(
+                (k) => canonical(previous.inputs[k]) !== canonical(inputs[k]),
+            );
+            if (type === CONTAINER && changed.some((k) => !CONTAINER_UPDATED_IN_PLACE.has(k))) {
+                result = await this.replaceDeclared(key, where, inputs, providerRef, previous, options.deleteBeforeReplace);
+            } else if (type === "docker:index/remoteImage:RemoteImage" && changed.every((k) => k === "name") && inputs.keepLocally === true) {
+                // name is ForceNew: a new image resource; the old one's deletion keeps the image (keepLocally).
+                result = await this.create(type, name, where, inputs, providerRef);
+            } else if (type === "consul:index/keys:Keys") {
+                result = await this.create(type, name, where, inputs, providerRef, previous);
+            } else {
+                throw new Error(
+                    `${key}: inputs ${changed.join(", ")} changed between evaluations; the e2e applier updates only consul.Keys in place, replaces containers and pulls images again under a new name`,
                 );
-                throw new Error(`${key}: inputs ${changed.join(", ")} changed between evaluations; the e2e applier updates only consul.Keys in place`);
             }
+        } else {
+            result = await this.create(type, name, where, inputs, providerRef);
         }
-        const where = `${type} ${name}`;
-        const result = await this.create(type, name, where, inputs, providerRef, previous);
         this.state.set(key, { type, name, id: result.id, inputsKey, inputs, outputs: result.outputs });
         return result;
     }
@@ -168,6 +236,46 @@ export class Applier implements ApplierScope {
             default:
                 throw new Error(`${where}: resource type ${type} is not applied by the e2e applier (test/e2e/harness/applier.ts)`);
         }
+    }
+
+    /**
+     * A declared container whose inputs changed, replaced as the engine replaces it: with
+     * delete-before-replace (the resource option, else the provider's default) the old one is
+     * deleted first, then the new one created; otherwise the new one is created first and the old
+     * one deleted when the evaluation ends (endEvaluation). Either deletion stops the container
+     * with its destroyGraceSeconds before removing it.
+     */
+    private async replaceDeclared(
+        key: string,
+        where: string,
+        inputs: Obj,
+        providerRef: string,
+        previous: Applied,
+        deleteBeforeReplace: boolean | undefined,
+    ): Promise<{ id: string; outputs: Obj }> {
+        const mode = replacementMode(previous.type, deleteBeforeReplace);
+        const deleteFirst = mode === "delete-before-replace";
+        const replacement: Replacement = {
+            resource: key,
+            mode,
+            evaluation: this.evaluation,
+            old: previous.inputs.name,
+            new: inputs.name,
+        };
+        this.replacements.push(replacement);
+        if (deleteFirst) {
+            replacement.deleteStarted = Date.now();
+            await deleteContainer(this, previous.inputs, { ignoreGrace: this.ignoreDestroyGrace });
+            replacement.deleted = Date.now();
+        } else if (inputs.name === previous.inputs.name) {
+            throw new Error(
+                `${where}: replaced create-before-delete, but the new container has the old one's name ${inputs.name}: Docker refuses a second container of that name (so does the provider); give it a new name or set deleteBeforeReplace`,
+            );
+        }
+        const result = await this.create(previous.type, previous.name, where, inputs, providerRef);
+        replacement.created = Date.now();
+        if (!deleteFirst) this.pendingDeletes.push({ inputs: previous.inputs, replacement });
+        return result;
     }
 
     /** A Consul provider the applier created, with what its requests need (address, CA, token). */

@@ -6,6 +6,7 @@
 //   input (env): EVAL_CONFIG = JSON map of config key -> string value; EVAL_STACK = stack name
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
+import { recordRegistrations } from "../../support/pulumi-monitor";
 
 export interface ResourceRequest {
     /** newResource: create it; invoke: answer a provider function (type is its token). */
@@ -17,6 +18,8 @@ export interface ResourceRequest {
     provider: string;
     /** As Pulumi deserialized them: secrets are still in Pulumi's secret wrapper. */
     inputs: Record<string, unknown>;
+    /** The deleteBeforeReplace resource option; undefined when unset (the provider's default decides). */
+    deleteBeforeReplace?: boolean;
 }
 export interface ResourceAnswer {
     kind: "answer";
@@ -60,6 +63,8 @@ async function main(): Promise<void> {
     const failures: string[] = [];
     process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? e.message : String(e)));
 
+    // The resource options the mocks are not handed (test/support/pulumi-monitor.ts).
+    const dbr = new Map<string, boolean | undefined>();
     pulumi.runtime.setMocks(
         {
             async newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -69,6 +74,7 @@ async function main(): Promise<void> {
                     custom: args.custom ?? false,
                     provider: args.provider ?? "",
                     inputs: args.inputs,
+                    deleteBeforeReplace: dbr.get(`${args.type}::${args.name}`),
                 });
                 if (answer.error !== undefined) {
                     failures.push(answer.error);
@@ -89,6 +95,7 @@ async function main(): Promise<void> {
         stack,
         false,
     );
+    recordRegistrations((r) => dbr.set(`${r.type}::${r.name}`, r.deleteBeforeReplaceDefined ? r.deleteBeforeReplace : undefined));
     pulumi.runtime.setAllConfig(config);
 
     const outputs: Record<string, unknown> = {};

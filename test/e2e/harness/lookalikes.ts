@@ -1,5 +1,5 @@
 // A `dev` stack of `npm run up` on the same engine, as far as the engine can tell by names:
-// containers named like that stack's (dev-consul, dev-gateway, dev-hello-v1-1, ...), carrying
+// containers named like that stack's (dev-consul, dev-gateway, dev-hello-v1-1-<generation>, ...), carrying
 // the SERVICE_* settings its replicas carry, on its network, with its Consul volume and its
 // built gateway image tag. The suite runs next to them and must leave every one as it found it.
 // What already exists under such a name (a real dev stack) is used as it is and never removed;
@@ -15,14 +15,20 @@ const NETWORK = "service-discovery-dev";
 const VOLUME = "dev-consul-data";
 const IMAGE = { repo: "service-discovery/gateway", tag: "dev" };
 const HELLO = (consulName: string): string[] => [`SERVICE_NAME=${consulName}`, "SERVICE_TAGS=rest,check=/health", "SERVICE_CHECK_HTTP=/health", "PORT=8080"];
-const CONTAINERS: { name: string; env: string[]; expose: number[] }[] = [
+/**
+ * `replica`: a service replica, whose container is named `<name>-<generation>` (8 hex, from its
+ * inputs: components/service.ts) with hostname `<name>`; a dev stack's own is found by pattern,
+ * else one is made under GENERATION.
+ */
+const CONTAINERS: { name: string; env: string[]; expose: number[]; replica?: true }[] = [
     { name: "dev-consul", env: ["SERVICE_IGNORE=true"], expose: [8500] },
     { name: "dev-node-1-registrator", env: [], expose: [] },
     { name: "dev-gateway", env: ["SERVICE_80_NAME=gateway", "SERVICE_1936_NAME=gateway-stats"], expose: [80, 1936] },
-    { name: "dev-hello-v1-1", env: HELLO("hello-v1"), expose: [8080] },
-    { name: "dev-hello-v1-2", env: HELLO("hello-v1"), expose: [8080] },
-    { name: "dev-hello-v2-1", env: HELLO("hello-v2"), expose: [8080] },
+    { name: "dev-hello-v1-1", env: HELLO("hello-v1"), expose: [8080], replica: true },
+    { name: "dev-hello-v1-2", env: HELLO("hello-v1"), expose: [8080], replica: true },
+    { name: "dev-hello-v2-1", env: HELLO("hello-v2"), expose: [8080], replica: true },
 ];
+const GENERATION = "0d15ea5e";
 
 /** What one object looked like when the suite started. */
 interface Seen {
@@ -48,7 +54,7 @@ export class DevLookalikes {
 
     private constructor(private readonly docker: Docker) {}
 
-    /** The container names a dev stack uses. */
+    /** The container names a dev stack uses (for a replica: the name before its generation). */
     static readonly containerNames = CONTAINERS.map((c) => c.name);
 
     /** Makes (or finds) the dev stack's objects on the engine and records how they are. */
@@ -91,8 +97,14 @@ export class DevLookalikes {
 
         for (const c of CONTAINERS) {
             let created = false;
-            if (await absent(() => docker.inspectContainer(c.name))) {
-                const made: { Id: string } = await docker.request("POST", `/containers/create?name=${encodeURIComponent(c.name)}`, {
+            let name = c.name;
+            if (c.replica) {
+                const filters = encodeURIComponent(JSON.stringify({ name: [`^/${c.name}-[0-9a-f]{8}$`] }));
+                const existing: { Names: string[] }[] = await docker.request("GET", `/containers/json?all=true&filters=${filters}`);
+                name = existing[0]?.Names[0]?.slice(1) ?? `${c.name}-${GENERATION}`;
+            }
+            if (await absent(() => docker.inspectContainer(name))) {
+                const made: { Id: string } = await docker.request("POST", `/containers/create?name=${encodeURIComponent(name)}`, {
                     Hostname: c.name,
                     Image: BASE_IMAGE,
                     Cmd: ["sleep", "infinity"],
@@ -104,7 +116,7 @@ export class DevLookalikes {
                 await docker.request("POST", `/containers/${made.Id}/start`);
                 created = true;
             }
-            await self.record("container", c.name, created);
+            await self.record("container", name, created);
         }
         const made = self.seen.filter((s) => s.created).map((s) => s.name);
         log(

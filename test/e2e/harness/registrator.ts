@@ -17,8 +17,9 @@
 //               the last of NetworkSettings.Networks in Go's random map order: with several
 //               networks that is unpredictable, and the stand-in refuses it);  Port  the
 //               exposed container port.
-//       Check   HTTP http://<address>:<port><SERVICE_CHECK_HTTP>, SERVICE_CHECK_INTERVAL (10s
-//               default), SERVICE_CHECK_TIMEOUT; SERVICE_IGNORE skips a container/port;
+//       Check   HTTP http://<address>:<port><SERVICE_CHECK_HTTP>, else with SERVICE_CHECK_TCP
+//               TCP <address>:<port>; SERVICE_CHECK_INTERVAL (10s default), SERVICE_CHECK_TIMEOUT;
+//               SERVICE_IGNORE skips a container/port;
 //   - -deregister=always|on-success on "die"; -resync=<s> re-registers every <s> seconds and,
 //     with -cleanup, removes this host's services whose container is gone.
 // SERVICE_* settings come from the container's environment and labels, per-port ones first.
@@ -107,7 +108,7 @@ interface Service {
     Tags: string[];
     Address: string;
     Port: number;
-    Check?: { HTTP: string; Interval: string; Timeout?: string };
+    Check?: { HTTP?: string; TCP?: string; Interval: string; Timeout?: string };
     /** The container's name, for -cleanup. */
     containerName: string;
 }
@@ -272,11 +273,15 @@ export class RegistratorEmulator {
             if (meta.id) id = meta.id;
             const portNumber = Number(this.options.internal ? port.exposedPort : port.hostPort);
             const service: Service = { ID: id, Name: serviceName, Tags: tags, Address: ip, Port: portNumber, containerName: name };
-            for (const unsupported of ["check_https", "check_script", "check_cmd", "check_ttl", "check_tcp", "check_initial_status"]) {
+            for (const unsupported of ["check_https", "check_script", "check_cmd", "check_ttl", "check_initial_status"]) {
                 if (meta[unsupported]) throw new Error(`container ${name}: SERVICE_${unsupported.toUpperCase()} is not emulated by the e2e harness`);
             }
             if (meta.check_http) {
                 service.Check = { HTTP: `http://${ip}:${portNumber}${meta.check_http}`, Interval: meta.check_interval || "10s" };
+                if (meta.check_timeout) service.Check.Timeout = meta.check_timeout;
+            } else if (meta.check_tcp) {
+                // v7's buildCheck: any non-empty SERVICE_CHECK_TCP, when no HTTP check is set.
+                service.Check = { TCP: `${ip}:${portNumber}`, Interval: meta.check_interval || "10s" };
                 if (meta.check_timeout) service.Check.Timeout = meta.check_timeout;
             }
             out.push(service);

@@ -31,6 +31,8 @@ export const e2eName = (suffix: string): string => `${E2E_STACK}-${suffix}`;
 export interface UpOptions {
     /** Runs on the engine once the base images exist, before the stack is configured and applied. */
     beforeApply?: (docker: Docker) => Promise<void>;
+    /** Stack config keys set on top of the dev stack's (and the suite's own), e.g. `services`. */
+    config?: Record<string, unknown>;
 }
 
 /** IPv4 routes of this machine (/proc/net/route), to pick a subnet nothing else uses. */
@@ -154,6 +156,7 @@ export class Stack {
                 network: { subnet: await freeSubnet(docker) },
                 consul: { ...devValue("consul"), image: consulImage, httpsPort: consulHttp, dnsPort: consulDns },
                 gateway: { ...devValue("gateway"), bindAddress: "127.0.0.1", httpPort, statsPort, consulTemplateSource: "context" },
+                ...options.config,
             });
             stack = new Stack(engine, config, runId);
             await stack.apply(config);
@@ -209,7 +212,7 @@ export class Stack {
                 const work =
                     m.kind === "invoke"
                         ? applier.invoke(m.type, m.inputs, m.provider).then((outputs) => ({ id: "", outputs }))
-                        : applier.apply(m.type, m.name, m.inputs, m.provider);
+                        : applier.apply(m.type, m.name, m.inputs, m.provider, { deleteBeforeReplace: m.deleteBeforeReplace });
                 work.then(
                     (r) => child.send({ kind: "answer", seq: m.seq, id: r.id, outputs: r.outputs } satisfies ResourceAnswer),
                     (e: Error) => {
@@ -230,7 +233,7 @@ export class Stack {
         await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.on("exit", r)));
         if (failures.length > 0) throw new Error(`applying the program failed: ${failures[0]}`);
         if (done.error) throw new Error(`evaluating the program failed: ${done.error}`);
-        applier.endEvaluation();
+        await applier.endEvaluation();
         this.outputs = done.outputs as unknown as StackOutputs;
     }
 
