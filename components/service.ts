@@ -122,7 +122,7 @@ export class VersionedService extends pulumi.ComponentResource {
                 : [`SERVICE_TAGS=${["rest", `check=${s.healthCheckPath}`].join(",")}`, `SERVICE_CHECK_HTTP=${s.healthCheckPath}`];
         // Graceful drain (README): the container's stop signal starts DRAIN_SECONDS of failing
         // health checks while it still serves; SIGKILL only after the stop timeout.
-        const timings = stopTimings();
+        const timings = stopTimings(s.drainSeconds);
         this.containers = [];
         for (let i = 0; i < s.replicas; i++) {
             const node = placement[i];

@@ -1,6 +1,7 @@
 // The stack config schema: the one source of the keys, their defaults, the allowed values and
 // (through z.output) the types of the settings.
 import { z } from "zod";
+import { DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS } from "../drain";
 import {
     aligned,
     buildPath,
@@ -66,6 +67,9 @@ export const serviceSchema = section(
             })
             .max(20, { error: "at most 20 CIDR blocks (each is a security-group rule; a group holds 60 by default)" })
             .default([]),
+        /** Graceful drain: seconds a stopping replica fails its health check while it still serves
+         * (DRAIN_SECONDS); its stop timeout is this plus the time left for requests in flight. */
+        drainSeconds: intIn(0, MAX_DRAIN_SECONDS).default(DEFAULT_DRAIN_SECONDS),
         /** A versioned http service's share of its unversioned path /<name>/. */
         weight: intIn(0, 256).optional(),
         /** With weight: a client stays on the version it was first given (cookie). */

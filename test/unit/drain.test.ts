@@ -5,8 +5,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
+import { parseSettings } from "../../components/config";
 import { DEFAULT_DRAIN_SECONDS, IN_FLIGHT_SECONDS, MAX_DRAIN_SECONDS, stopTimings } from "../../components/drain";
 import { devWith, envOf, evaluate, Program, ROOT, stackConfig } from "../support/program";
+import { dev as devRaw, rejects } from "./config-support";
 
 /** The service replicas of a program (the containers of VersionedService components). */
 function replicas(p: Program): ReturnType<Program["containers"]> {
@@ -71,4 +73,43 @@ describe("graceful drain: service containers", () => {
             assert.deepEqual(c.inputs, before_.get(String(c.inputs.name).replace(/^dev-/, "")), `${c.inputs.name}: inputs unchanged`);
         }
     });
+});
+
+describe("graceful drain: services[i].drainSeconds", () => {
+    const hello = (drainSeconds: unknown) => ({
+        services: [
+            { name: "hello", version: "v1", build: "components/images/hello", replicas: 2, drainSeconds },
+            { name: "hello", version: "v2", build: "components/images/hello" },
+        ],
+    });
+    let tuned: Program;
+    before(async () => {
+        tuned = await evaluate(devWith(hello(120)));
+        assert.equal(tuned.error, null);
+    });
+
+    it("sets one service's grace and stop timeout, and leaves the others at the default", () => {
+        const rs = replicas(tuned);
+        assert.equal(rs.length, 3);
+        for (const c of rs) {
+            const expected = String(c.inputs.hostname).startsWith("dev-hello-v1-") ? 120 : DEFAULT_DRAIN_SECONDS;
+            assert.equal(envOf(c).env.DRAIN_SECONDS, String(expected), `${c.inputs.hostname}: DRAIN_SECONDS`);
+            assert.equal(c.inputs.stopTimeout, expected + IN_FLIGHT_SECONDS, `${c.inputs.hostname}: stopTimeout`);
+            assert.equal(c.inputs.destroyGraceSeconds, expected + IN_FLIGHT_SECONDS, `${c.inputs.hostname}: destroyGraceSeconds`);
+        }
+    });
+
+    it("takes 0 (no grace: the stop signal's own handling) and the maximum", () => {
+        for (const seconds of [0, MAX_DRAIN_SECONDS]) assert.equal(parseSettings(devRaw(hello(seconds)), "dev").services[0].drainSeconds, seconds);
+        assert.equal(parseSettings(devRaw(hello(undefined)), "dev").services[0].drainSeconds, DEFAULT_DRAIN_SECONDS);
+    });
+
+    for (const bad of [-1, MAX_DRAIN_SECONDS + 1, 1.5, "10", null, true]) {
+        it(`refuses ${JSON.stringify(bad)} with the key named`, () => {
+            rejects(
+                devRaw(hello(bad)),
+                `service-discovery:services[0].drainSeconds: ${JSON.stringify(bad)} is not allowed; expected an integer from 0 to ${MAX_DRAIN_SECONDS}`,
+            );
+        });
+    }
 });

@@ -387,7 +387,7 @@ describe("traffic config: invalid values", () => {
         [
             "an unknown service key",
             [{ ...v1, weights: 10 }],
-            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, weight, sticky, maintenance`,
+            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, drainSeconds, weight, sticky, maintenance`,
         ],
     ];
     for (const [title, services, message, overrides] of cases) {
