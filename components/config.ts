@@ -241,12 +241,7 @@ export function parseSettings(
     });
     checkTrafficAcrossServices(services);
 
-    const ports = [
-        ["gateway.httpPort", c.gateway.httpPort],
-        ["gateway.statsPort", c.gateway.statsPort],
-        ["consul.httpsPort", c.consul.httpsPort],
-        ["consul.dnsPort", c.consul.dnsPort],
-    ] as const;
+    const ports = stackHostPorts(c);
     ports.forEach(([key, value], i) => {
         const clash = ports.findIndex(([, other]) => other === value);
         if (clash !== i) {
@@ -324,6 +319,16 @@ type ParsedService = ParsedConfig["services"][number];
  * maintenance) against each other and the rest of the config, in that order. `set` tells a key
  * written in the stack from one the schema defaulted.
  */
+/** The host ports the stack publishes on its nodes, by key: none may be given twice. */
+function stackHostPorts(c: ParsedConfig): readonly (readonly [string, number])[] {
+    return [
+        ["gateway.httpPort", c.gateway.httpPort],
+        ["gateway.statsPort", c.gateway.statsPort],
+        ["consul.httpsPort", c.consul.httpsPort],
+        ["consul.dnsPort", c.consul.dnsPort],
+    ];
+}
+
 function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: keyof ParsedService) => boolean): void {
     const key = `${PROJECT}:services[${i}]`;
     const tcp = s.protocol === "tcp";
@@ -338,13 +343,7 @@ function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: k
         );
     }
     if (s.listenPort !== undefined) {
-        const configured = [
-            ["gateway.httpPort", c.gateway.httpPort],
-            ["gateway.statsPort", c.gateway.statsPort],
-            ["consul.httpsPort", c.consul.httpsPort],
-            ["consul.dnsPort", c.consul.dnsPort],
-        ] as const;
-        const clash = configured.find(([, value]) => value === s.listenPort);
+        const clash = stackHostPorts(c).find(([, value]) => value === s.listenPort);
         if (clash) throw new ConfigError(`${key}.listenPort: ${s.listenPort} is not allowed; expected a port not already used by ${clash[0]}`);
         const reserved = RESERVED_LISTEN_PORTS.find((r) => s.listenPort! >= r.from && s.listenPort! <= r.to);
         if (reserved) {

@@ -27,15 +27,7 @@ export async function setWeights(consul: ConsulAgent, name: string, weights: Rec
 
 /** The effective weight of every server of a backend in the running worker (`show stat`, column weight). */
 export async function serverWeights(gw: Gateway, backend: string): Promise<Record<string, number>> {
-    const rows = (await gw.admin("show stat")).split("\n");
-    const header = (rows[0] ?? "").replace(/^# /, "").split(",");
-    const col = header.indexOf("weight");
-    const out: Record<string, number> = {};
-    for (const row of rows.slice(1)) {
-        const f = row.split(",");
-        if (f[0] === backend && f[1] !== "BACKEND" && f[1] !== "FRONTEND") out[f[1]!] = Number(f[col]);
-    }
-    return out;
+    return Object.fromEntries(Object.entries(await gw.serverStat(backend, "weight")).map(([name, w]) => [name, Number(w)]));
 }
 
 /**

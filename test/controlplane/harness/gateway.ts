@@ -186,16 +186,22 @@ export class Gateway {
     }
 
     /** HAProxy's view of a backend's servers: name -> status (UP, DOWN, MAINT, no check...), from `show stat`. */
-    async serverStates(backend: string): Promise<Record<string, string>> {
+    serverStates(backend: string): Promise<Record<string, string>> {
+        return this.serverStat(backend, "status");
+    }
+
+    /** One `show stat` column for each server of a backend: server name -> value. */
+    async serverStat(backend: string, column: string): Promise<Record<string, string>> {
         const rows = (await this.admin("show stat")).split("\n");
         const header = (rows[0] ?? "").replace(/^# /, "").split(",");
-        const status = header.indexOf("status");
-        const states: Record<string, string> = {};
+        const col = header.indexOf(column);
+        if (col < 0) throw new Error(`show stat has no column ${column}`);
+        const out: Record<string, string> = {};
         for (const row of rows.slice(1)) {
             const f = row.split(",");
-            if (f[0] === backend && f[1] !== "BACKEND" && f[1] !== "FRONTEND") states[f[1]!] = f[status]!;
+            if (f[0] === backend && f[1] !== "BACKEND" && f[1] !== "FRONTEND") out[f[1]!] = f[col]!;
         }
-        return states;
+        return out;
     }
 
     /**
