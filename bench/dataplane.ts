@@ -21,15 +21,15 @@ import { ROOT } from "../test/support/paths";
 import { sleep, waitFor } from "../test/support/wait";
 
 /**
- * The gateway as it was before instance changes went through the runtime API: one blocking
- * query per routed service, a reload for every change. Taken from git history (the commit the
- * runtime API was built on), so both designs run in the same benchmark run; undefined outside a
- * git checkout.
+ * The gateway as it was before the controller: consul-template rendering a Go template, bash
+ * and awk applying instance changes through the runtime API and reloading for the rest. Taken
+ * from git history (the last commit of that design), so both designs run in the same benchmark
+ * run; undefined outside a git checkout.
  */
-export const PREVIOUS_DESIGN_COMMIT = "ac49630";
+export const PREVIOUS_DESIGN_COMMIT = "2a6c58f";
 export function previousDesignDir(): string | undefined {
     const dir = makeTempDir("gateway-previous");
-    for (const f of ["entrypoint.sh", "reload.sh", "haproxy.ctmpl", "consul-template.hcl", "bootstrap.cfg"]) {
+    for (const f of ["entrypoint.sh", "reload.sh", "runtime-apply.sh", "haproxy.ctmpl", "consul-template.hcl", "bootstrap.cfg"]) {
         const r = spawnSync("git", ["-C", ROOT, "show", `${PREVIOUS_DESIGN_COMMIT}:components/images/gateway/${f}`], { encoding: "utf8" });
         if (r.status !== 0) return undefined;
         fs.writeFileSync(path.join(dir, f), r.stdout, { mode: 0o755 });
@@ -76,9 +76,31 @@ export interface BigResult {
     registrationMs: number;
     addMs: number[];
     kvMs: number[];
+    /** A maintenance KV key (weight 0 on the service's servers) until HAProxy runs it. */
+    weightMs: number[];
     consulConnections: number;
     configBytes: number;
     reloadsDuringAdds: number;
+    /** Resident memory of the gateway's process (the controller; the previous design's entrypoint shell). */
+    rssMb: number;
+    /** CPU time of the gateway's process tree per instance change (add or removal), HAProxy excluded. */
+    cpuMsPerChange: number;
+}
+
+/** Resident set of a process, MB (/proc/<pid>/status VmRSS). */
+function rssMb(pid: number | undefined): number {
+    if (pid === undefined) return NaN;
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
+}
+
+/** CPU seconds (user + system) of a process and its children that exited, HAProxy aside: /proc/<pid>/stat. */
+function cpuMs(pid: number | undefined): number {
+    if (pid === undefined) return NaN;
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command.
+    const ticks = [11, 12, 13, 14].reduce((n, i) => n + Number(f[i]), 0);
+    return (ticks * 1000) / 100;
 }
 
 /** Registers BIG_SERVICES x BIG_INSTANCES (harness/catalog.ts: Consul transactions, one node per instance). */
@@ -101,12 +123,13 @@ export async function measureBig(
     gw: Gateway,
     extra: StaticBackend,
     opts: { trials: number; limitMs: number },
-): Promise<Pick<BigResult, "addMs" | "kvMs" | "consulConnections" | "configBytes" | "reloadsDuringAdds">> {
+): Promise<Pick<BigResult, "addMs" | "kvMs" | "weightMs" | "consulConnections" | "configBytes" | "reloadsDuringAdds" | "rssMb" | "cpuMsPerChange">> {
     const consul = consulConnections(gw);
     const addMs: number[] = [];
     const reg = { ...extra.registration("big0-v1"), ID: `${extra.id}:big0` };
     const server = `${NODE_ADDRESS}:${extra.port}`;
     const reloads0 = await gw.masterReloads();
+    const cpu0 = cpuMs(gw.proc?.pid);
     for (let i = 0; i < opts.trials; i++) {
         const t0 = performance.now();
         await h.consul.register(reg);
@@ -120,6 +143,28 @@ export async function measureBig(
         await sleep(300);
     }
     const reloadsDuringAdds = (await gw.masterReloads()) - reloads0;
+    // Trials x (add + removal), the 300 ms pauses included (idle CPU counts too: it is what a change costs in practice).
+    const cpuMsPerChange = Math.round(((cpuMs(gw.proc?.pid) - cpu0) / (2 * opts.trials)) * 10) / 10;
+    // Maintenance of a service (a KV key the runtime API applies: weight 0 on its servers), until HAProxy runs it.
+    const weightMs: number[] = [];
+    const weights = async (): Promise<string[]> =>
+        (await gw.admin("show servers state svc_big1-v1"))
+            .split("\n")
+            .filter((l) => /^\d+ svc_big1-v1 /.test(l))
+            .map((l) => l.split(" ")[7]!);
+    for (let i = 0; i < opts.trials; i++) {
+        const on = i % 2 === 0;
+        const t0 = performance.now();
+        if (on) await h.consul.kvPut("service/haproxy/services/big1-v1/maintenance", "all");
+        else await h.consul.kvDelete("service/haproxy/services/big1-v1/maintenance");
+        const ok = await waitFor(async () => (await weights()).every((w) => w === (on ? "0" : "1")), { timeoutMs: opts.limitMs, intervalMs: 2 }).then(
+            () => true,
+            () => false,
+        );
+        weightMs.push(ok ? performance.now() - t0 : Infinity);
+        await sleep(300);
+    }
+    await h.consul.kvDelete("service/haproxy/services/big1-v1/maintenance");
     const kvMs: number[] = [];
     for (let i = 0; i < Math.max(2, Math.round(opts.trials / 2)); i++) {
         const value = String(3000 + i);
@@ -136,7 +181,16 @@ export async function measureBig(
         await sleep(500);
     }
     await h.consul.kvDelete("service/haproxy/maxconn");
-    return { addMs, kvMs, consulConnections: consul, configBytes: fs.statSync(gw.liveConfigPath).size, reloadsDuringAdds };
+    return {
+        addMs,
+        kvMs,
+        weightMs,
+        consulConnections: consul,
+        configBytes: fs.statSync(gw.liveConfigPath).size,
+        reloadsDuringAdds,
+        rssMb: rssMb(gw.proc?.pid),
+        cpuMsPerChange,
+    };
 }
 
 export { BIG_TRIALS };

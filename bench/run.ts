@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Harness, Gateway, type StaticBackend } from "../test/controlplane/harness";
+import { readTool } from "../test/support/tools";
 import { convergence } from "./convergence";
 import {
     allBigLive,
@@ -157,7 +158,13 @@ async function main(): Promise<void> {
             try {
                 const startToLive = await allBigLive(gw, t0, 120_000).catch(() => Infinity);
                 const pm = await measureBig(h, gw, bigExtra, { trials: 3, limitMs: 20_000 });
-                previous.big = { startToAllLiveMs: startToLive, addMs: pm.addMs, kvMs: pm.kvMs, consulConnections: pm.consulConnections };
+                previous.big = {
+                    startToAllLiveMs: startToLive,
+                    addMs: pm.addMs,
+                    kvMs: pm.kvMs,
+                    weightMs: pm.weightMs,
+                    consulConnections: pm.consulConnections,
+                };
                 log(
                     `previous design at ${BIG_SERVICES} x ${BIG_INSTANCES}: add p50 ${stats(pm.addMs).p50} ms, KV p50 ${stats(pm.kvMs).p50} ms, ${pm.consulConnections} Consul connections`,
                 );
@@ -178,7 +185,7 @@ async function main(): Promise<void> {
     const tools = h.tools;
     const versions = {
         consul: versionOf(tools.CONSUL_BIN, ["version"], /Consul v(\S+)/),
-        consulTemplate: versionOf(tools.CONSUL_TEMPLATE_BIN, ["-version"], /consul-template v(\S+)/),
+        consulTemplate: versionOf(readTool("CONSUL_TEMPLATE_BIN"), ["-version"], /consul-template v(\S+)/),
         haproxy: versionOf(tools.HAPROXY_BIN, ["-v"], /HAProxy version (\S+)/),
         wrk: versionOf(tools.WRK_BIN, ["-v"], /wrk (\S+)/),
     };
@@ -206,9 +213,13 @@ async function main(): Promise<void> {
             add_p50_ms: stats(big.addMs).p50,
             add_p99_ms: stats(big.addMs).p99,
             kv_p50_ms: stats(big.kvMs).p50,
+            weight_p50_ms: stats(big.weightMs).p50,
+            weight_p99_ms: stats(big.weightMs).p99,
             consul_connections: big.consulConnections,
             config_bytes: big.configBytes,
             reloads_during_adds: big.reloadsDuringAdds,
+            controller_rss_mb: big.rssMb,
+            cpu_ms_per_change: big.cpuMsPerChange,
         },
         overload: { runs: overload.length, requests: overload.reduce((a, o) => a + o.wrk.requests, 0), failed: overload.reduce((a, o) => a + o.wrk.failed, 0) },
         previous_design: previous
@@ -224,6 +235,7 @@ async function main(): Promise<void> {
                             start_to_all_live_ms: Math.round(previous.big.startToAllLiveMs),
                             add_p50_ms: stats(previous.big.addMs).p50,
                             kv_p50_ms: stats(previous.big.kvMs).p50,
+                            weight_p50_ms: stats(previous.big.weightMs).p50,
                             consul_connections: previous.big.consulConnections,
                         }
                       : null,

@@ -34,7 +34,7 @@ export type ServiceSettings = Frozen<ParsedConfig["services"][number]> & {
     readonly containerNames: readonly string[];
     /**
      * What `maintenance` puts at weight 0 at the gateway: "all" (the whole service) or the
-     * names of the replicas listed, which the template matches in Registrator's service IDs (the
+     * names of the replicas listed, which the gateway matches in Registrator's service IDs (the
      * container name, with or without its generation suffix); undefined when none is in maintenance.
      */
     readonly maintenanceInstances?: "all" | readonly string[];
@@ -45,7 +45,7 @@ export const EPHEMERAL_PORTS = { from: 32768, to: 60999 } as const;
 
 /**
  * Ports a tcp service's listenPort may never take, whatever the config says, and why: the
- * gateway container's own listeners, SSH, the Docker API, Consul's ports (the template refuses
+ * gateway container's own listeners, SSH, the Docker API, Consul's ports (the gateway refuses
  * the last two on every address too) and the host ports replicas are published on.
  */
 export const RESERVED_LISTEN_PORTS: readonly { readonly from: number; readonly to: number; readonly why: string }[] = [

@@ -28,7 +28,7 @@ export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
     },
     gateway: {
         name: "gateway",
-        description: "Gateway (consul-template): reads the catalog, health and its own KV settings; writes nothing",
+        description: "Gateway controller: reads the catalog, health and its own KV settings; writes nothing",
         rules: ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }', `key_prefix "${KV_PREFIX}/" { policy = "read" }`].join("\n"),
     },
     kvWriter: {

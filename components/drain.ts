@@ -1,4 +1,4 @@
-// Graceful drain (README, "Graceful drain"): how long a stopping service container keeps serving
+// Graceful drain (docs/services.md, "Graceful drain"): how long a stopping service container keeps serving
 // while the gateways take it out of rotation, and how long Docker waits for it before SIGKILL.
 // Plain numbers: the control-plane tests and the bench use the same ones.
 

@@ -1,17 +1,19 @@
 // The gateway's keys in Consul's KV store (service/haproxy/), managed by Pulumi: `pulumi up`
-// changes them and consul-template reloads the gateway. The template has a default for every
+// changes them and the gateway's controller applies them. The gateway has a default for every
 // key, so deleting one restores the default. The keys: HAProxy's maxconn and timeouts, the caps
 // of the trust rules (limits/*), where servers may lie (networks/*), each declared http service's
 // health-check path (services/<consul name>/check), which no instance's check= tag can override,
-// and the traffic settings (README, "Traffic control"): a tcp service's listener
+// and the traffic settings (docs/traffic-control.md): a tcp service's listener
 // (services/<consul name>/listen), a version's weight in the split of its unversioned path
 // (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance)
 // and a sticky split (routes/<name>/sticky).
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { HaproxySettings, ServiceSettings } from "./config";
+import { KV_KEYS, KV_PREFIX } from "./images/gateway/controller/rules";
 
-export const KV_PREFIX = "service/haproxy";
+// The prefix and the key names are the gateway's (controller/rules.ts): one home for both sides.
+export { KV_PREFIX };
 
 export interface GatewayKvArgs {
     readonly haproxy: HaproxySettings;
@@ -22,9 +24,9 @@ export interface GatewayKvArgs {
     readonly provider: consul.Provider;
 }
 
-/** KV key of a service's health-check path, read by the gateway's template. */
+/** KV key of a service's health-check path, read by the gateway's controller. */
 export function serviceCheckKey(consulName: string): string {
-    return `${KV_PREFIX}/services/${consulName}/check`;
+    return `${KV_PREFIX}/${KV_KEYS.service(consulName, "check")}`;
 }
 
 /** The per-service and per-route keys the stack's services declare, in the order of the services. */
@@ -32,16 +34,16 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
     const key = (path: string, value: string) => ({ path: `${KV_PREFIX}/${path}`, value, delete: true as const });
     const keys = services.flatMap((s) => [
         s.protocol === "tcp"
-            ? key(`services/${s.consulName}/listen`, String(s.listenPort))
+            ? key(KV_KEYS.service(s.consulName, "listen"), String(s.listenPort))
             : { path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true as const },
-        ...(s.weight !== undefined ? [key(`services/${s.consulName}/weight`, String(s.weight))] : []),
+        ...(s.weight !== undefined ? [key(KV_KEYS.service(s.consulName, "weight"), String(s.weight))] : []),
         ...(s.maintenanceInstances === undefined
             ? []
-            : [key(`services/${s.consulName}/maintenance`, s.maintenanceInstances === "all" ? "all" : s.maintenanceInstances.join(" "))]),
+            : [key(KV_KEYS.service(s.consulName, "maintenance"), s.maintenanceInstances === "all" ? "all" : s.maintenanceInstances.join(" "))]),
     ]);
     // Config validation makes every weighted version of a name agree: one key per split.
     const sticky = [...new Set(services.filter((s) => s.weight !== undefined && s.sticky).map((s) => s.name))];
-    return [...keys, ...sticky.map((name) => key(`routes/${name}/sticky`, "true"))];
+    return [...keys, ...sticky.map((name) => key(KV_KEYS.sticky(name), "true"))];
 }
 
 /** The type this component had as GatewaySettings (components/settings.ts): kept as an alias. */
@@ -59,16 +61,16 @@ export class GatewayKv extends pulumi.ComponentResource {
             name,
             {
                 keys: [
-                    { path: `${KV_PREFIX}/maxconn`, value: String(h.maxconn), delete: true },
-                    { path: `${KV_PREFIX}/timeouts/connect`, value: h.timeouts.connect, delete: true },
-                    { path: `${KV_PREFIX}/timeouts/client`, value: h.timeouts.client, delete: true },
-                    { path: `${KV_PREFIX}/timeouts/server`, value: h.timeouts.server, delete: true },
-                    { path: `${KV_PREFIX}/limits/services`, value: String(h.maxServices), delete: true },
-                    { path: `${KV_PREFIX}/limits/instances`, value: String(h.maxInstancesPerService), delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.maxconn}`, value: String(h.maxconn), delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutConnect}`, value: h.timeouts.connect, delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutClient}`, value: h.timeouts.client, delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutServer}`, value: h.timeouts.server, delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.limitServices}`, value: String(h.maxServices), delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.limitInstances}`, value: String(h.maxInstancesPerService), delete: true },
                     ...serviceKeys(args.services),
                     // Adding a node updates these in place: the gateways re-render, none is replaced.
-                    { path: `${KV_PREFIX}/networks/backends`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
-                    { path: `${KV_PREFIX}/networks/nodes`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.networkBackends}`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
+                    { path: `${KV_PREFIX}/${KV_KEYS.networkNodes}`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },
                 ],
             },
             { parent: this, provider: args.provider },

@@ -1,5 +1,6 @@
-// A gateway on one edge node: the HAProxy + consul-template image, built by the program from
-// components/images/gateway into the node's engine, and its container on the node's network.
+// A gateway on one edge node: the HAProxy image with its controller (a Node.js program that
+// follows Consul and drives HAProxy), built by the program from components/images/gateway into
+// the node's engine, and its container on the node's network.
 // It publishes the HTTP port, the stats port and each tcp service's listenPort, follows the whole
 // cluster through the node's Consul agent, and registers itself in Consul through Registrator.
 import * as docker from "@pulumi/docker";
@@ -10,6 +11,7 @@ import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./hosts";
 import { buildImage, withImageDigest } from "./image";
+import { bundleController } from "./images/gateway/bundle";
 
 /** Build context of the gateway image, relative to the project (Pulumi runs programs there). */
 export const GATEWAY_IMAGE_CONTEXT = "components/images/gateway";
@@ -21,8 +23,8 @@ export const GATEWAY_CONSUL_CA_FILE = "/etc/gateway/consul-ca.pem";
 export const GATEWAY_CONTAINER_HTTP_PORT = 80;
 
 /**
- * Where servers may lie, for the template's trust rules (components/images/gateway/haproxy.ctmpl,
- * README "Trust rules"). They change when nodes are added, so they are Pulumi-managed KV keys
+ * Where servers may lie, for the gateway's trust rules (components/images/gateway/controller/model.ts,
+ * docs/security.md, "Trust rules"). They change when nodes are added, so they are Pulumi-managed KV keys
  * (components/gateway-kv.ts: service/haproxy/networks/*, writable by Pulumi's token only), not
  * the gateway's environment: adding a node updates a key, it never replaces a gateway.
  *   backends  the Docker network's subnet where instances are registered with their container
@@ -45,7 +47,7 @@ export function backendNetworks(settings: Settings, nodes: readonly Node[]): pul
  * gateway's environment:
  *   GATEWAY_NODE_PORTS        what the stack publishes on a node: the gateway, its stats, Consul's
  *                             HTTPS API and DNS; and SSH. (Consul's and the Docker API's own ports
- *                             are refused on every address by the template itself.)
+ *                             are refused on every address by the gateway itself.)
  *   GATEWAY_TRUSTED_PROXIES   gateway.trustedProxies: whose X-Forwarded-* headers are kept.
  * The gateway's own addresses are read by its entrypoint from the container's interfaces.
  */
@@ -92,6 +94,8 @@ export class Gateway extends pulumi.ComponentResource {
         const { settings, node } = args;
         const g = settings.gateway;
 
+        // The image copies the controller's bundle from its folder: made (or found up to date) first.
+        bundleController();
         this.image = buildImage(
             `${name}-image`,
             {
@@ -99,7 +103,7 @@ export class Gateway extends pulumi.ComponentResource {
                 node,
                 context: GATEWAY_IMAGE_CONTEXT,
                 tag: `service-discovery/gateway:${settings.stack}`,
-                buildArgs: { CONSUL_TEMPLATE_SOURCE: g.consulTemplateSource },
+                buildArgs: { NODE_SOURCE: g.nodeSource },
                 dependsOn: [node.network],
             },
             { parent: this },
@@ -114,7 +118,7 @@ export class Gateway extends pulumi.ComponentResource {
                 envs: withImageDigest(
                     this.image,
                     pulumi.all([args.consul.address, args.consul.token, args.statsPassword]).apply(([consul, token, password]) => [
-                        // consul-template: HTTPS verified against the cluster's CA, its own ACL token.
+                        // The controller: HTTPS verified against the cluster's CA, its own ACL token.
                         `CONSUL_HTTP_ADDR=${consul}`,
                         "CONSUL_HTTP_SSL=true",
                         `CONSUL_CACERT=${GATEWAY_CONSUL_CA_FILE}`,
@@ -148,6 +152,9 @@ export class Gateway extends pulumi.ComponentResource {
                 ],
                 networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
                 restart: "unless-stopped",
+                // The controller (Node.js) is the container's main process and HAProxy its child: a
+                // minimal init as process 1 reaps whatever the master leaves if it dies.
+                init: true,
                 ...LOG_LIMITS,
                 healthcheck: {
                     // bash, not sh: the image's /bin/sh (dash) has no /dev/tcp.

@@ -4,7 +4,7 @@
 // the gateway serves it at /<name>/<version>/ with the prefix stripped.
 // Replica i is named <stack>-<consulName>-<i> (its hostname, the maintenance key's name for it);
 // its container is that name plus "-<generation>", so a replacement is a rolling one: the new
-// container runs beside the old until the old one has drained (README, "Graceful drain").
+// container runs beside the old until the old one has drained (docs/services.md, "Graceful drain").
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
@@ -114,13 +114,13 @@ export class VersionedService extends pulumi.ComponentResource {
         }
         this.imageRef = images.get(placement[0].name)!;
 
-        // http: routed by path, checked on its health path. tcp (README, "Traffic control"): a
+        // http: routed by path, checked on its health path. tcp (docs/traffic-control.md, "TCP services"): a
         // gateway listener of its own, checked by connecting; no check= tag, no HTTP check.
         const registration =
             s.protocol === "tcp"
                 ? ["SERVICE_TAGS=tcp", "SERVICE_CHECK_TCP=true"]
                 : [`SERVICE_TAGS=${["rest", `check=${s.healthCheckPath}`].join(",")}`, `SERVICE_CHECK_HTTP=${s.healthCheckPath}`];
-        // Graceful drain (README): the container's stop signal starts DRAIN_SECONDS of failing
+        // Graceful drain (docs/services.md): the container's stop signal starts DRAIN_SECONDS of failing
         // health checks while it still serves; SIGKILL only after the stop timeout.
         const timings = stopTimings(s.drainSeconds);
         this.containers = [];
@@ -166,7 +166,7 @@ export class VersionedService extends pulumi.ComponentResource {
                         parent: this,
                         provider: node.provider,
                         dependsOn: [...node.ready, ...(args.dependsOnNode?.(node) ?? [])],
-                        // A rolling replacement (README, "Graceful drain"): the new container (a new
+                        // A rolling replacement (docs/services.md, "Graceful drain"): the new container (a new
                         // generation, a new name) is created first, the old one drained and removed
                         // after. Said explicitly: the provider's own default for containers is
                         // delete-before-replace, which would leave the replica's route without it.

@@ -2,12 +2,16 @@
 // Preflight for `npm run up` / `preview` / `destroy`: before anything is installed or created,
 // checks what the stack needs on this machine and names each missing piece with how to fix it:
 // Node.js (the version package.json's engines asks for), the Pulumi CLI, a Docker engine that
-// answers (where Pulumi will look for it), and a passphrase for the stack's secrets when there
-// is no terminal to ask for one. Exits 1 on any problem, within seconds.
-//   node scripts/preflight.mjs [--stack <name>]     (default: $STACK, else dev)
+// answers (where Pulumi will look for it), a passphrase for the stack's secrets when there
+// is no terminal to ask for one, and, on the local target, that the host ports the stack will
+// publish are free (else what holds each: a container, or a process). Exits 1 on any problem,
+// within seconds.
+//   node scripts/preflight.mjs [--stack <name>] [--no-ports]     (default: $STACK, else dev)
 // Written for any Node.js still in use, so that an old one is reported rather than crashing.
 import { spawnSync } from "node:child_process";
+import * as dgram from "node:dgram";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +23,8 @@ const DEFAULT_SOCKET = "unix:///var/run/docker.sock";
 const MIN_PULUMI = [3, 100, 0];
 
 const problems = [];
+/** The Docker engine that answered: how to reach it with the CLI, and where it is. */
+let engine;
 const notes = [];
 const found = [];
 
@@ -89,7 +95,7 @@ function checkPulumi() {
     if (!pulumi) {
         problem(
             "Pulumi CLI: `pulumi` is not on PATH",
-            "install it (https://www.pulumi.com/docs/install/; macOS: brew install pulumi/tap/pulumi, Windows: winget install pulumi), open a new shell, check with `pulumi version`",
+            "install it (https://www.pulumi.com/docs/install/; Linux, WSL 2: curl -fsSL https://get.pulumi.com | sh, macOS: brew install pulumi/tap/pulumi, Windows: winget install pulumi), open a new shell, check with `pulumi version`",
         );
         return;
     }
@@ -172,6 +178,7 @@ function checkDocker(stack) {
         return;
     }
     found.push(`Docker ${r.out} at ${host}`);
+    engine = { docker, args, host };
     const info = run(docker, [...args, "info", "--format", "{{json .SecurityOptions}}"], DOCKER_TIMEOUT_MS);
     if (/rootless/.test(info.out)) {
         notes.push(
@@ -221,11 +228,306 @@ function checkPassphrase(stack) {
     );
 }
 
+/** A line of a stack file without its comment (a `#` after a space, outside quotes). */
+function uncommented(line) {
+    let quote = "";
+    for (let i = 0; i < line.length; i++) {
+        const ch = line[i];
+        if (quote) {
+            if (ch === "\\" && quote === '"') i++;
+            else if (ch === quote) quote = "";
+        } else if ((ch === '"' || ch === "'") && (i === 0 || /[\s,[{:]/.test(line[i - 1]))) quote = ch;
+        else if (ch === "#" && (i === 0 || /\s/.test(line[i - 1]))) return line.slice(0, i);
+    }
+    return line;
+}
+
+function scalar(text) {
+    const t = text.trim();
+    if (t.startsWith('"')) return JSON.parse(t);
+    if (t.startsWith("'")) return t.slice(1, -1).replace(/''/g, "'");
+    if (/^[-+]?[0-9]+(\.[0-9]+)?$/.test(t)) return Number(t);
+    if (t === "true" || t === "false") return t === "true";
+    if (t === "" || t === "~" || t === "null") return null;
+    return t;
+}
+
+/** A one-line flow collection: `{ name: pg, listenPort: 15432, maintenance: [1] }`. */
+function flow(text) {
+    let i = 0;
+    const space = () => {
+        while (i < text.length && /\s/.test(text[i])) i++;
+    };
+    const token = (stops) => {
+        space();
+        const start = i;
+        if (text[i] === '"' || text[i] === "'") {
+            const q = text[i++];
+            while (i < text.length && text[i] !== q) i += text[i] === "\\" && q === '"' ? 2 : 1;
+            i++;
+        } else {
+            while (i < text.length && !stops.includes(text[i])) i++;
+        }
+        return text.slice(start, i).trim();
+    };
+    const value = () => {
+        space();
+        const open = text[i];
+        if (open !== "{" && open !== "[") return scalar(token(",]}"));
+        i++;
+        const out = open === "{" ? {} : [];
+        for (;;) {
+            space();
+            if (text[i] === (open === "{" ? "}" : "]")) {
+                i++;
+                return out;
+            }
+            if (open === "{") {
+                const key = String(scalar(token(":,}")));
+                space();
+                if (text[i] !== ":") throw new Error(`no ':' after ${key} in ${text}`);
+                i++;
+                out[key] = value();
+            } else out.push(value());
+            space();
+            if (text[i] === ",") i++;
+            else if (text[i] !== (open === "{" ? "}" : "]")) throw new Error(`cannot read ${text}`);
+        }
+    };
+    const v = value();
+    space();
+    if (i < text.length) throw new Error(`cannot read ${text}`);
+    return v;
+}
+
+/** `key: rest` (the key may hold colons, as in `service-discovery:gateway:`), or undefined. */
+function keyed(text) {
+    const m = /^("(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'{[][^]*?):(?:\s+(.*))?$/.exec(text);
+    return m ? [String(scalar(m[1])), (m[2] || "").trim()] : undefined;
+}
+
+const isItem = (text) => text === "-" || text.startsWith("- ");
+
+/**
+ * The YAML of a stack file as Pulumi and people write it: block maps and lists, flow maps and
+ * lists, plain and quoted scalars, block scalars, comments. Throws on what it cannot read.
+ */
+function readYaml(source) {
+    const lines = [];
+    source.split(/\r?\n/).forEach((raw, n) => {
+        const text = uncommented(raw).trimEnd();
+        if (text.trim() === "" || text === "---") return;
+        lines.push({ no: n + 1, indent: text.length - text.trimStart().length, text: text.trim() });
+    });
+    let i = 0;
+    const balanced = (t) => [...t].filter((c) => c === "{" || c === "[").length === [...t].filter((c) => c === "}" || c === "]").length;
+    const node = () => (isItem(lines[i].text) ? list(lines[i].indent) : map(lines[i].indent));
+    const after = (rest, indent) => {
+        if (rest === "") {
+            const next = lines[i];
+            return next && (next.indent > indent || (next.indent === indent && isItem(next.text))) ? node() : null;
+        }
+        if (/^[|>][-+0-9]*$/.test(rest)) {
+            const parts = [];
+            while (i < lines.length && lines[i].indent > indent) parts.push(lines[i++].text);
+            return parts.join(rest[0] === "|" ? "\n" : " ");
+        }
+        if (rest[0] === "{" || rest[0] === "[") {
+            let t = rest;
+            while (!balanced(t) && i < lines.length) t += ` ${lines[i++].text}`;
+            return flow(t);
+        }
+        return scalar(rest);
+    };
+    const map = (indent) => {
+        const out = {};
+        while (i < lines.length && lines[i].indent === indent && !isItem(lines[i].text)) {
+            const kv = keyed(lines[i].text);
+            if (!kv) throw new Error(`line ${lines[i].no}: not a key: value line`);
+            i++;
+            out[kv[0]] = after(kv[1], indent);
+        }
+        if (i < lines.length && lines[i].indent > indent) throw new Error(`line ${lines[i].no}: unexpected indentation`);
+        return out;
+    };
+    const list = (indent) => {
+        const out = [];
+        while (i < lines.length && lines[i].indent === indent && isItem(lines[i].text)) {
+            const rest = lines[i].text.slice(1).trimStart();
+            if (rest !== "" && !/^[{["']/.test(rest) && keyed(rest)) {
+                const inner = indent + lines[i].text.length - rest.length;
+                lines[i] = { ...lines[i], indent: inner, text: rest };
+                out.push(map(inner));
+            } else {
+                i++;
+                out.push(after(rest, indent));
+            }
+        }
+        return out;
+    };
+    const doc = lines.length > 0 ? node() : {};
+    if (i < lines.length) throw new Error(`line ${lines[i].no}: unexpected`);
+    return doc;
+}
+
+/** The host ports the local target publishes, with the config key each comes from and its
+ *  bind address: the stack file's values, else the program's defaults (components/config/schema.ts). */
+function hostPorts(stack) {
+    const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+    const doc = fs.existsSync(file) ? readYaml(fs.readFileSync(file, "utf8")) : {};
+    const config = (doc && typeof doc === "object" && doc.config) || {};
+    const section = (key) => {
+        const v = config[`service-discovery:${key}`];
+        return v && typeof v === "object" && !Array.isArray(v) ? v : {};
+    };
+    const port = (v, fallback) => (v === undefined || v === null ? fallback : /^[0-9]{1,5}$/.test(String(v)) ? Number(v) : undefined);
+    const gateway = section("gateway");
+    const consul = section("consul");
+    const gatewayAddress = typeof gateway.bindAddress === "string" ? gateway.bindAddress : "0.0.0.0";
+    const consulAddress = typeof consul.bindAddress === "string" ? consul.bindAddress : "127.0.0.1";
+    const services = Array.isArray(config["service-discovery:services"]) ? config["service-discovery:services"] : [];
+    const ports = [
+        { key: "gateway.httpPort", port: port(gateway.httpPort, 80), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" },
+        { key: "gateway.statsPort", port: port(gateway.statsPort, 1936), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" },
+        { key: "consul.httpsPort", port: port(consul.httpsPort, 8501), proto: "tcp", address: consulAddress, bindKey: "consul.bindAddress" },
+        { key: "consul.dnsPort", port: port(consul.dnsPort, 8600), proto: "udp", address: consulAddress, bindKey: "consul.bindAddress" },
+        ...services.flatMap((s, i) =>
+            s && s.protocol === "tcp" && s.listenPort !== undefined
+                ? [
+                      {
+                          key: `services[${i}].listenPort`,
+                          port: port(s.listenPort, undefined),
+                          proto: "tcp",
+                          address: gatewayAddress,
+                          bindKey: "gateway.bindAddress",
+                      },
+                  ]
+                : [],
+        ),
+    ];
+    // A value the program refuses is reported by the program, with its rules.
+    return ports.filter((p) => p.port !== undefined && p.port >= 1 && p.port <= 65535);
+}
+
+/** Host ports published by containers of the engine: [{ name, address, from, to, proto }]. */
+function publishedPorts() {
+    const r = run(engine.docker, [...engine.args, "ps", "--format", "{{.Names}}\t{{.Ports}}"], DOCKER_TIMEOUT_MS);
+    if (r.code !== 0) return [];
+    const out = [];
+    for (const line of r.out.split("\n")) {
+        const [name, ports] = line.split("\t");
+        for (const spec of (ports || "").split(", ")) {
+            const m = /^(.*):([0-9]+)(?:-([0-9]+))?->[0-9]+(?:-[0-9]+)?\/(tcp|udp)$/.exec(spec.trim());
+            if (m) out.push({ name, address: m[1].replace(/^\[|\]$/g, ""), from: Number(m[2]), to: Number(m[3] || m[2]), proto: m[4] });
+        }
+    }
+    return out;
+}
+
+const ANY = new Set(["", "0.0.0.0", "::", ":"]);
+const overlaps = (a, b) => ANY.has(a) || ANY.has(b) || a === b;
+
+/** Tries to take the port as Docker will: "free", or the error code (EADDRINUSE, EACCES, …). */
+function tryBind(proto, address, port) {
+    return new Promise((resolve) => {
+        if (proto === "udp") {
+            const socket = dgram.createSocket(address.includes(":") ? "udp6" : "udp4");
+            socket.once("error", (e) => {
+                try {
+                    socket.close();
+                } catch {
+                    /* not bound */
+                }
+                resolve(e.code || String(e));
+            });
+            socket.bind({ port, address, exclusive: true }, () => socket.close(() => resolve("free")));
+        } else {
+            const server = net.createServer();
+            server.once("error", (e) => resolve(e.code || String(e)));
+            server.listen({ port, host: address, exclusive: true }, () => server.close(() => resolve("free")));
+        }
+    });
+}
+
+/** Who listens on a port of this machine, by `ss` (Linux) or `lsof` (macOS): a phrase, or undefined. */
+function listenerOf(proto, port) {
+    const ss = which("ss");
+    if (ss) {
+        const r = run(ss, ["-H", "-l", "-n", proto === "udp" ? "-u" : "-t", "-p", "sport", "=", `:${port}`], 5000);
+        const lines = r.out.split("\n").filter((l) => l.trim() !== "");
+        if (r.code === 0 && lines.length === 0) return undefined;
+        const users = [...new Set([...r.out.matchAll(/\("([^"]+)",pid=([0-9]+)/g)].map((m) => `${m[1]} (pid ${m[2]})`))];
+        if (users.length > 0) return users.join(", ");
+        if (r.code === 0) return `a process this user cannot see (sudo ss -lnp${proto === "udp" ? "u" : "t"} 'sport = :${port}')`;
+    }
+    const lsof = which("lsof");
+    if (lsof) {
+        const r = run(lsof, ["-nP", proto === "udp" ? `-iUDP:${port}` : `-iTCP:${port}`, ...(proto === "udp" ? [] : ["-sTCP:LISTEN"]), "-Fpc"], 5000);
+        const users = [...new Set([...r.out.matchAll(/^p([0-9]+)\nc(.+)$/gm)].map((m) => `${m[2]} (pid ${m[1]})`))];
+        if (users.length > 0) return users.join(", ");
+    }
+    return undefined;
+}
+
+/**
+ * On the local target: every host port the stack publishes is free, or held by this stack's
+ * own containers (it is up already). Else names what holds it: a container, or a process.
+ */
+async function checkPorts(stack) {
+    if (targetOf(stack) !== "local" || engine === undefined) return;
+    let ports;
+    try {
+        ports = hostPorts(stack);
+    } catch (e) {
+        notes.push(`host ports not checked: cannot read Pulumi.${stack}.yaml (${e.message})`);
+        return;
+    }
+    const own = new Set([`${stack}-gateway`, `${stack}-consul`]);
+    const published = publishedPorts();
+    // The engine publishes on this machine (its socket is here, Docker Desktop's included).
+    const here = /^(unix|npipe):\/\//.test(engine.host);
+    const free = [];
+    const ours = [];
+    for (const p of ports) {
+        const what = `host port ${p.port}/${p.proto} (${p.key}, on ${p.address})`;
+        const fix = `stop it, or give the stack another port: pulumi config set --path '${p.key}' <free port> --stack ${stack}`;
+        const holders = published.filter((h) => h.proto === p.proto && h.from <= p.port && p.port <= h.to && overlaps(h.address, p.address));
+        const others = [...new Set(holders.map((h) => h.name).filter((n) => !own.has(n)))];
+        if (others.length > 0) {
+            problem(`${what} is published by container ${others.join(", ")}`, fix);
+            continue;
+        }
+        if (holders.length > 0) {
+            ours.push(`${p.port}/${p.proto}`);
+            continue;
+        }
+        if (!here) {
+            free.push(`${p.port}/${p.proto}`);
+            continue;
+        }
+        const result = await tryBind(p.proto, p.address, p.port);
+        if (result === "EADDRNOTAVAIL") {
+            notes.push(
+                `${p.bindKey} ${p.address} is not an address of this machine (yet): publishing ${p.port} there fails unless it is by then (Docker Desktop takes 0.0.0.0 or 127.0.0.1)`,
+            );
+            continue;
+        }
+        // Ports below 1024 cannot be tried without root: ask who listens instead.
+        const holder = result === "free" ? undefined : listenerOf(p.proto, p.port);
+        if (result === "EADDRINUSE" || holder !== undefined) {
+            problem(`${what} is in use by ${holder ?? "another process (ss or lsof would say which)"}`, fix);
+        } else free.push(`${p.port}/${p.proto}`);
+    }
+    if (free.length > 0) found.push(`host ports ${free.join(" ")} free`);
+    if (ours.length > 0) found.push(`host ports ${ours.join(" ")} held by the stack itself`);
+}
+
 const stack = stackName();
 checkNode();
 checkPulumi();
 checkDocker(stack);
 checkPassphrase(stack);
+if (!process.argv.includes("--no-ports")) await checkPorts(stack);
 const backend = backendUrl();
 
 for (const n of notes) console.error(`preflight: note: ${n}`);

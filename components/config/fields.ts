@@ -1,13 +1,15 @@
 // Validators of single config values. Each carries the "expected ..." text its error shows.
 import { z } from "zod";
+import { DURATION } from "../images/gateway/controller/rules";
 
-/** A DNS label: the only service names Consul DNS, HAProxy and consul-template all accept. */
+/** A DNS label: the only service names Consul DNS and HAProxy both accept (the gateway's DNS_LABEL, at most 32 characters here). */
 export const SERVICE_NAME_PATTERN = /^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/;
 /** Versions are `v` and a number, so `hello-v1` is always service `hello`, version `v1`. */
 export const VERSION_PATTERN = /^v[0-9]{1,4}$/;
-/** The HAProxy time format the template accepts for the timeout keys: non-zero, and below
- * HAProxy's limit of 2^31 ms (~24.8 days), so `haproxy -c` never rejects a valid setting. */
-export const DURATION_PATTERN = /^([1-9][0-9]{0,5}(us|ms|s)?|[1-9][0-9]{0,3}m|[1-9][0-9]?h|([1-9]|1[0-9]|2[0-4])d)$/;
+/** The HAProxy time format the gateway accepts for the timeout keys (one pattern, the gateway's:
+ * controller/rules.ts): non-zero, and below HAProxy's limit of 2^31 ms, so `haproxy -c` never
+ * rejects a valid setting. */
+export const DURATION_PATTERN = DURATION;
 const IPV4_PATTERN = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
 
 export const intIn = (min: number, max: number) => {

@@ -90,6 +90,22 @@ export const serviceSchema = section(
     "an object with name and image or build",
 );
 
+/**
+ * A section that answers a key it used to have with what replaces it (`removed`: key -> the
+ * "expected ..." text), where a stack written for an older release would otherwise be told
+ * only "an unknown key".
+ */
+function withoutRemovedKeys<T extends z.ZodType>(schema: T, removed: Readonly<Record<string, string>>) {
+    return z.preprocess((value, ctx) => {
+        if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+            for (const [key, expected] of Object.entries(removed)) {
+                if (Object.hasOwn(value, key)) ctx.addIssue({ code: "custom", message: expected, path: [key], input: (value as Record<string, unknown>)[key] });
+            }
+        }
+        return value;
+    }, schema);
+}
+
 // Sections use prefault({}): a missing section is parsed as an empty one, so each field's own
 // default is the only one written.
 export const haproxySchema = section({
@@ -169,27 +185,34 @@ const shape = {
             "/var/run/docker.sock",
         ),
     }).prefault({}),
-    gateway: section({
-        httpPort: port.default(80),
-        statsPort: port.default(1936),
-        bindAddress: ipv4.default("0.0.0.0"),
-        consulTemplateSource: z
-            .enum(["release", "context"], {
-                error: "release (download the pinned release, checksum verified) or context (a binary placed in the image folder)",
-            })
-            .default("release"),
-        /** IPv4 CIDR blocks of proxies in front of the gateway whose X-Forwarded-For/-Prefix are
-         * kept; from anyone else they are dropped. */
-        trustedProxies: z
-            .array(
-                cidr.refine((v) => parseCidr(v)?.prefix !== 0, {
-                    error: "a CIDR block narrower than /0 (trusting every client would keep spoofed X-Forwarded-For)",
-                }),
-                { error: 'a list of IPv4 CIDR blocks of proxies in front of the gateway, such as ["10.0.0.0/8"]' },
-            )
-            .max(64, { error: "at most 64 CIDR blocks" })
-            .default([]),
-    }).prefault({}),
+    gateway: withoutRemovedKeys(
+        section({
+            httpPort: port.default(80),
+            statsPort: port.default(1936),
+            bindAddress: ipv4.default("0.0.0.0"),
+            /** Where the image's Node.js comes from (the Dockerfile's NODE_SOURCE). */
+            nodeSource: z
+                .enum(["release", "context"], {
+                    error: "release (download the pinned Node.js release from nodejs.org, checksum verified) or context (a Linux node binary placed in the image folder as node)",
+                })
+                .default("release"),
+            /** IPv4 CIDR blocks of proxies in front of the gateway whose X-Forwarded-For/-Prefix are
+             * kept; from anyone else they are dropped. */
+            trustedProxies: z
+                .array(
+                    cidr.refine((v) => parseCidr(v)?.prefix !== 0, {
+                        error: "a CIDR block narrower than /0 (trusting every client would keep spoofed X-Forwarded-For)",
+                    }),
+                    { error: 'a list of IPv4 CIDR blocks of proxies in front of the gateway, such as ["10.0.0.0/8"]' },
+                )
+                .max(64, { error: "at most 64 CIDR blocks" })
+                .default([]),
+        }),
+        {
+            consulTemplateSource:
+                "gateway.nodeSource instead (gateway.consulTemplateSource was removed: the gateway runs no consul-template any more; for offline builds use gateway.nodeSource: context)",
+        },
+    ).prefault({}),
     haproxy: haproxySchema,
     statsUser: matching(/^[A-Za-z][A-Za-z0-9_.-]{0,31}$/, "a user name: a letter, then letters, digits, _ . -, at most 32 characters").default("stats"),
     statsPassword: secret(z.string()),

@@ -1,4 +1,4 @@
-// Graceful drain (README, "Graceful drain") on real processes: hello.py instances behind the
+// Graceful drain (docs/services.md, "Graceful drain") on real processes: hello.py instances behind the
 // gateway under wrk load, replaced one after the other as `pulumi up` replaces a container
 // (delete before replace): the old one stopped as `docker stop` stops it (SIGTERM, SIGKILL after
 // the stack's stop timeout, then Registrator deregisters it on `die`), a new one started and

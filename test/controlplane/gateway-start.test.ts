@@ -1,9 +1,8 @@
-// Start-up: the gateway starts on its bootstrap config and must then apply the first render,
-// even when Consul answers at once and consul-template renders within milliseconds of HAProxy
+// Start-up: the gateway starts on its bootstrap config and must then apply the first model,
+// even when Consul answers at once and the controller reloads within milliseconds of HAProxy
 // starting (a reload signal the master receives while it starts is lost). Started repeatedly
 // because the race is a matter of milliseconds.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,16 +11,15 @@ import {
     ConsulAgent,
     freePort,
     Gateway,
-    GATEWAY_CONF_DIR,
     httpRequest,
     makeTempDir,
-    Proc,
     PRODUCTION_CONSUL_LIMITS,
     readTools,
     removeTempDir,
     waitFor,
     type Tools,
 } from "./harness";
+import { HaproxyMaster } from "../../components/images/gateway/controller/haproxy";
 
 function minimalConfig(port: number, body: string): string {
     return [
@@ -62,34 +60,31 @@ describe("gateway start-up", { timeout: 120_000 }, () => {
         await consul?.destroy();
     });
 
-    it(`reload.sh applies a render that arrives while the master is starting (${EARLY_RELOADS} times)`, async () => {
-        // The master ignores SIGUSR2 until it is up: reload.sh run at once must still get the new
-        // config running (the entrypoint starts consul-template right after HAProxy).
+    it(`a reload right after the master started applies the new config (${EARLY_RELOADS} times)`, async () => {
+        // The master ignores SIGUSR2 until it is up: the controller's first reload, which comes
+        // as soon as Consul answers, must still get the new config running.
         const failures: string[] = [];
         for (let i = 0; i < EARLY_RELOADS; i++) {
             const dir = makeTempDir("early");
             const port = await freePort();
-            const env = { ...process.env, GATEWAY_RUN_DIR: dir, HAPROXY_BIN: tools.HAPROXY_BIN };
-            fs.writeFileSync(path.join(dir, "haproxy.cfg"), minimalConfig(port, "bootstrap"));
-            fs.writeFileSync(path.join(dir, "haproxy.cfg.new"), minimalConfig(port, "rendered"));
+            const env = { ...process.env, GATEWAY_RUN_DIR: dir };
             const live = path.join(dir, "haproxy.cfg");
-            const master = new Proc(
-                "haproxy",
-                tools.HAPROXY_BIN,
-                ["-W", "-db", "-f", live, "-p", path.join(dir, "haproxy.pid"), "-S", path.join(dir, "master.sock")],
-                { env, stdout: "ignore" },
-            );
+            fs.writeFileSync(live, minimalConfig(port, "bootstrap"));
+            let master: HaproxyMaster | undefined;
+            const log: string[] = [];
             try {
-                const reload = spawn("bash", [path.join(GATEWAY_CONF_DIR, "reload.sh")], { env, stdio: "ignore" });
-                await new Promise((r) => reload.once("exit", r));
+                master = await HaproxyMaster.start({ bin: tools.HAPROXY_BIN, configFile: live, runDir: dir, env, log: (l) => log.push(l) });
+                fs.writeFileSync(live, minimalConfig(port, "rendered"));
+                const result = await master.reload();
+                assert.deepEqual(result, { ok: true });
                 await waitFor(async () => (await httpRequest(`http://127.0.0.1:${port}/`, { timeoutMs: 500 })).body === "rendered", {
                     timeoutMs: 3000,
                     message: "the rendered config to run",
                 });
             } catch (err) {
-                failures.push(`run ${i}: ${(err as Error).message}\n${master.stderr}`);
+                failures.push(`run ${i}: ${(err as Error).message}\n${log.join("\n")}`);
             } finally {
-                await master.stop();
+                await master?.stop();
                 removeTempDir(dir);
             }
         }

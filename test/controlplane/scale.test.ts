@@ -28,17 +28,29 @@ describe(`scale: ${SERVICES} services x ${INSTANCES} instances`, { timeout: 300_
         await h?.stop();
     });
 
-    it("routes every service, with 2 + one Consul connection per node", async () => {
+    it("routes every service, with at most 5 Consul connections", async () => {
         const r = await registerCatalog(h.consul, statics, SERVICES, "sc");
         await allRoutesLive(h.gateway, SERVICES, "sc", r.lastAt, 120_000);
-        // The gateway's own node and the INSTANCES catalog nodes: 2 + 6 blocking queries.
+        // The gateway's own node and the INSTANCES catalog nodes: 2 + 6 blocking queries, over one
+        // HTTP/2 connection (the controller's bound is 5, whatever the number of nodes).
         const connections = consulConnections(h.gateway);
-        assert.ok(connections > 0 && connections <= 2 + INSTANCES + 1, `${connections} Consul connections`);
+        assert.ok(connections > 0 && connections <= 5, `${connections} Consul connections`);
         // Routes first (the first node's transactions), then the other nodes' instances.
         await h.waitForConfig((cfg) => (cfg.match(/^ {4}server \d/gm) ?? []).length === SERVICES * INSTANCES, "every instance a server", 120_000);
-        const running = (await h.gateway.admin("show servers state")).split("\n").filter((l) => / svc_sc\d+-v1 \d+ \S/.test(l)).length;
-        // Each instance and its panic twin, in the running worker.
-        assert.equal(running, 2 * SERVICES * INSTANCES);
+        // Each instance and its panic twin, in the running worker (the live file is written as a
+        // reload starts: the new worker may still be starting).
+        const running = async (): Promise<number> =>
+            (await h.gateway.admin("show servers state").catch(() => "")).split("\n").filter((l) => / svc_sc\d+-v1 \d+ \S/.test(l)).length;
+        await waitFor(async () => (await running()) === 2 * SERVICES * INSTANCES, { timeoutMs: 30_000, message: "every instance and its twin running" }).catch(
+            async (err: Error) => {
+                const log = h.gateway
+                    .proc!.output()
+                    .split("\n")
+                    .filter((l) => /gateway: (config reloaded|runtime API)/.test(l))
+                    .slice(-12);
+                throw new Error(`${err.message}: ${await running()} of ${2 * SERVICES * INSTANCES}\n${log.join("\n")}`);
+            },
+        );
     });
 
     it("adds an instance of an existing service without a reload", async () => {
@@ -46,7 +58,16 @@ describe(`scale: ${SERVICES} services x ${INSTANCES} instances`, { timeout: 300_
         const reloads0 = await h.gateway.masterReloads();
         await h.consul.register({ ...extra.registration("sc0-v1"), ID: `${extra.id}:sc0` });
         await h.waitForRoute("/sc0/v1/", { instance: "scale-extra", timeoutMs: 30_000 });
-        assert.equal(await h.gateway.masterReloads(), reloads0);
+        assert.equal(
+            await h.gateway.masterReloads(),
+            reloads0,
+            h.gateway
+                .proc!.output()
+                .split("\n")
+                .filter((l) => /gateway: config reloaded/.test(l))
+                .slice(-3)
+                .join("\n"),
+        );
     });
 
     it("runs a KV change within the file descriptor budget, and says so", async () => {
@@ -58,7 +79,7 @@ describe(`scale: ${SERVICES} services x ${INSTANCES} instances`, { timeout: 300_
         await waitFor(async () => (await h.gateway.showInfo()).Maxconn === capped, { timeoutMs: 60_000, message: `maxconn ${capped} running` });
         assert.ok(2 * Number(capped) + SERVICES * INSTANCES < FD_LIMIT);
         assert.equal((await h.gateway.serverStates("gateway_config"))["latest-render-running"], "no check", "the latest render runs");
-        // The live file is the latest render once reload.sh is done with it.
+        // The live file is the latest render once the controller is done with it.
         await waitFor(() => h.gateway.readRenderedConfig("live") === h.gateway.readRenderedConfig("new"), { timeoutMs: 30_000, message: "live file = render" });
         await h.consul.kvDelete("service/haproxy/maxconn");
     });

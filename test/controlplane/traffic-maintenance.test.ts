@@ -1,4 +1,4 @@
-// Maintenance (README, "Traffic control"): the Pulumi-managed KV key
+// Maintenance (docs/traffic-control.md): the Pulumi-managed KV key
 // services/<consulName>/maintenance takes a whole version ("all") or single instances (their
 // container names, the middle field of Registrator's ID <node>:<container>:<port>, as it is or
 // without its -<8 hex> generation suffix) out of rotation by draining them: weight 0, no new

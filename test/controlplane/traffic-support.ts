@@ -1,4 +1,4 @@
-// Traffic control (README, "Traffic control") on real processes: the Pulumi-managed KV keys the
+// Traffic control (docs/traffic-control.md) on real processes: the Pulumi-managed KV keys the
 // gateway reads (weights, maintenance, sticky, TCP listeners), what the running HAProxy holds
 // of them, and samples of many requests counted by the version or instance that answered. For
 // the traffic tests and the benchmark.

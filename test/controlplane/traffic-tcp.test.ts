@@ -1,4 +1,4 @@
-// TCP services (README, "Traffic control"): a service declared by the KV key
+// TCP services (docs/traffic-control.md): a service declared by the KV key
 // services/<name>/listen gets a gateway listener on that port that balances TCP connections over
 // the instances registered under <name> with the tag tcp. Proved with real PostgreSQL servers
 // and psql through the gateway: new connections reach both instances; an instance that leaves
@@ -196,7 +196,7 @@ describe("TCP services: PostgreSQL through the gateway", { timeout: 300_000 }, (
     });
 
     it("skips hostile tcp registrations (loopback, Consul's port, a node's control ports, the gateway itself); the others serve on", async () => {
-        // Each with the reason the trust rules give (README, "Trust rules").
+        // Each with the reason the trust rules give (docs/security.md, "Trust rules").
         const hostile: Array<{ reg: Registration; why: RegExp }> = [
             // Consul's HTTPS API really listens on loopback: a connection would reach it.
             { reg: { ID: "hostile:loopback-consul:1", Name: NAME, Tags: ["tcp"], Address: "127.0.0.1", Port: h.consul.ports.https }, why: /loopback/ },

@@ -1,4 +1,4 @@
-// Versions and weights (README, "Traffic control"): the unversioned path /hello/ split between
+// Versions and weights (docs/traffic-control.md): the unversioned path /hello/ split between
 // hello-v1 and hello-v2 by the Pulumi-managed KV keys services/<name>-v<N>/weight, counted by
 // the version the example service (hello.py) names in each answer. 10,000 requests land within
 // 2 points of 90/10; sticky clients (cookie sd-hello) never switch version; weights change under

@@ -1,4 +1,4 @@
-// Trust rules of the gateway's template (README, "Trust rules"): the addresses an instance may
+// Trust rules of the gateway's template (docs/security.md, "Trust rules"): the addresses an instance may
 // register, used as an attacker would (the other rules are in trust-rules.test.ts). Each test
 // registers the attack with the harness's helpers (the tokens the stack gives Registrator and
 // Pulumi), waits until the gateway has rendered it, and asserts that the attack never becomes a

@@ -1,4 +1,4 @@
-// Trust rules of the gateway's template (README, "Trust rules"): well-formed values used as an
+// Trust rules of the gateway's template (docs/security.md, "Trust rules"): well-formed values used as an
 // attacker would, here the check path, the caps, the forwarding headers and the gateway's own
 // configuration (the server addresses are in trust-rules-addresses.test.ts). Each test registers
 // the attack with the harness's helpers (the tokens the stack gives Registrator and Pulumi), waits

@@ -1,4 +1,4 @@
-// Graceful drain on a real engine (README, "Graceful drain"): a new image for hello-v1 of the dev
+// Graceful drain on a real engine (docs/services.md, "Graceful drain"): a new image for hello-v1 of the dev
 // stack's config, applied under wrk load as `pulumi up` applies it: the program declares both
 // replicas anew (a new generation, so new container names) and the engine replaces them at once,
 // create-before-delete (the resource option): the new containers are created first, then the old

@@ -1,6 +1,6 @@
 // The gateway's container and trust rules on a real engine, as `pulumi up` leaves them: it runs
 // as a non-root user with no-new-privileges and no capability, yet serves on port 80; its
-// entrypoint finds the container's own addresses, so a registration pointing back at the gateway
+// controller finds the container's own addresses, so a registration pointing back at the gateway
 // (or at Consul, or at the node's published gateway port) is skipped and logged while the routes
 // keep answering; and a client's X-Forwarded-For is replaced.
 import assert from "node:assert/strict";
@@ -48,7 +48,7 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
         assert.deepEqual(inspect.HostConfig.CapDrop, ["ALL"]);
         assert.deepEqual(inspect.HostConfig.Sysctls, { "net.ipv4.ip_unprivileged_port_start": "80" });
         assert.equal((await stack.exec(GATEWAY, ["id", "-u"])).trim(), "10080");
-        // Every process of the container: HAProxy's master and worker, consul-template, the entrypoint.
+        // Every process of the container: the init, the controller (node), HAProxy's master and worker.
         const status = await stack.exec(GATEWAY, [
             "bash",
             "-c",
@@ -58,7 +58,7 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
             .trim()
             .split("\n")
             .filter((l) => /Name:/.test(l));
-        assert.ok(procs.some((l) => /Name:\s+haproxy/.test(l)) && procs.some((l) => /Name:\s+consul-template/.test(l)), status);
+        assert.ok(procs.some((l) => /Name:\s+haproxy/.test(l)) && procs.some((l) => /Name:\s+node/.test(l)), status);
         for (const p of procs) {
             assert.match(p, /Uid:\s+10080\s/, p);
             assert.match(p, /NoNewPrivs:\s+1/, p);

@@ -194,7 +194,8 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         assert.equal(c.Config.Image, build.outputs.ref, "the container runs the build's ref");
         assert.equal(c.Image, build.outputs.digest, "…which is the image just built");
         const procs = await processes(stack, GATEWAY);
-        assert.ok(procs.includes("haproxy") && procs.includes("consul-template"), `haproxy and consul-template run: ${procs.join(" ")}`);
+        assert.ok(procs.includes("haproxy") && procs.includes("node"), `haproxy and the controller (node) run: ${procs.join(" ")}`);
+        assert.ok(!procs.includes("consul-template"), procs.join(" "));
 
         const health = await eventually("gateway /-/health", async () => {
             const r = await get(`${stack.outputs.gatewayUrl}/-/health`);
@@ -202,7 +203,7 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         });
         assert.equal(health.status, 200);
 
-        // The live config is consul-template's rendering of what Consul holds right now.
+        // The live config is the controller's rendering of what Consul holds right now.
         const instances = await eventually("two hello-v1 instances registered and passing in Consul", async () => {
             const passing = await consulGet<any[]>(stack, "/v1/health/service/hello-v1?passing");
             return passing.length === 2 ? passing : undefined;
@@ -211,7 +212,7 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
             const text = await stack.exec(GATEWAY, ["cat", "/run/gateway/haproxy.cfg"]);
             return instances.every((i) => text.includes(`server ${i.Service.Address}:${i.Service.Port} `)) ? text : undefined;
         });
-        assert.match(cfg, /^# Rendered by consul-template/m);
+        assert.match(cfg, /^# Written by the gateway controller/m);
         assert.match(cfg, /^backend svc_hello-v1$/m);
         assert.match(cfg, /^backend svc_hello-v2$/m);
 
@@ -285,6 +286,22 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         );
         const gatewayStart = await startedAt(stack, GATEWAY);
         const gatewayId = stack.containerResource(GATEWAY).id;
+        /** The HAProxy master's own reload count (`show proc` on its CLI; the image has Node.js, no socat). */
+        const reloads = async (): Promise<number> => {
+            const r = await stack.exec(GATEWAY, [
+                "node",
+                "-e",
+                'const s = require("net").connect("/run/gateway/master.sock"); s.end("show proc\\n"); s.pipe(process.stdout);',
+            ]);
+            return Number(
+                r
+                    .split("\n")
+                    .find((l) => /\bmaster\b/.test(l))
+                    ?.trim()
+                    .split(/\s+/)[2],
+            );
+        };
+        const reloadsBefore = await reloads();
 
         // `pulumi config set haproxy …` then `pulumi up`: the program evaluated again, the diff applied.
         await stack.update({ haproxy: { ...haproxy, maxconn: 2345, timeouts: { ...haproxy.timeouts, server: "31s" } } });
@@ -292,11 +309,15 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         assert.equal(await kvValue(stack, "service/haproxy/maxconn"), "2345");
         assert.equal(await kvValue(stack, "service/haproxy/timeouts/server"), "31s");
 
-        const cfg = await eventually("haproxy.cfg rendered with the new settings", async () => {
+        // Both settings, as the test asserts them: the keys of one apply land in one reload.
+        const cfg = await eventually("haproxy.cfg rendered with both new settings", async () => {
             const text = await stack.exec(GATEWAY, ["cat", "/run/gateway/haproxy.cfg"]);
-            return /^\s+maxconn 2345$/m.test(text) ? text : undefined;
+            return /^\s+maxconn 2345$/m.test(text) && /^\s+timeout server 31s$/m.test(text) ? text : undefined;
         });
         assert.match(cfg, /^\s+timeout server 31s$/m);
+        assert.equal(await reloads(), reloadsBefore + 1, "one apply, one reload");
+        // The controller's own metrics answer behind the same credentials.
+        assert.equal(await metric(stack, "gateway_controller_latest_render_running", "/metrics/controller"), 1);
         // The running HAProxy (not just the file) uses it: reloaded in place.
         await eventually("HAProxy runs with maxconn 2345", async () => ((await metric(stack, "haproxy_process_max_connections")) === 2345 ? true : undefined));
         assert.equal(await startedAt(stack, GATEWAY), gatewayStart, "no gateway restart");

@@ -1,4 +1,4 @@
-// TCP services on a real Docker engine (README, "Traffic control"): the dev stack's hello v1 and a
+// TCP services on a real Docker engine (docs/traffic-control.md): the dev stack's hello v1 and a
 // tcp service `pg`, two PostgreSQL containers built from components/images/postgres, applied as
 // stack `e2e` (see routing.test.ts). Driven from outside as a user would: psql through the
 // gateway's published listenPort. Each answer names the replica that served the connection
@@ -104,7 +104,12 @@ describe("the dev stack's hello v1 and a tcp service on a real engine (stack e2e
 
     /** The HAProxy master's reload count (`show proc` on its CLI: the master's line ends with it). */
     async function masterReloads(): Promise<number> {
-        const out = await stack.exec(GATEWAY, ["sh", "-c", "echo 'show proc' | socat - /run/gateway/master.sock"]);
+        // The image carries Node.js (the controller) and no socat: Node speaks to the master's socket.
+        const out = await stack.exec(GATEWAY, [
+            "node",
+            "-e",
+            'const s = require("net").connect("/run/gateway/master.sock"); s.end("show proc\\n"); s.pipe(process.stdout);',
+        ]);
         const n = Number(
             out
                 .split("\n")

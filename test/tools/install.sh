@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests run, pinned to the versions the stack ships:
 #   consul           built from its Go module (test/tools/consul/go.mod, go.sum pin every dependency)
-#   consul-template  built from its Go module (test/tools/consul-template/go.mod)
+#   consul-template  built from its Go module (test/tools/consul-template/go.mod), with --bench only:
+#                    the benchmark runs the previous design of the gateway beside the controller
 #   haproxy, wrk     distribution packages (on Debian bookworm HAProxy 2.6 LTS, the package the gateway image installs)
 #   postgresql       distribution packages (server and psql: the TCP service of the traffic tests)
 # Binaries are cached under ${XDG_CACHE_HOME:-~/.cache}/service-discovery/<tool>-<version>/ and
@@ -14,8 +15,10 @@ mkdir -p "$cache"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
-# The single sources of truth: the gateway Dockerfile and the config module.
-ct_version="$(sed -n 's/^ARG CONSUL_TEMPLATE_VERSION=//p' "$root/components/images/gateway/Dockerfile")"
+bench=""
+[ "${1:-}" = "--bench" ] && bench=1
+# The single sources of truth: the config module, and the benchmark's previous design for consul-template.
+ct_version="$(sed -n 's/^\tgithub.com\/hashicorp\/consul-template v\([0-9.]*\).*/\1/p' "$root/test/tools/consul-template/go.mod" | head -1)"
 consul_version="$(sed -n 's/^export const CONSUL_VERSION = "\(.*\)";$/\1/p' "$root/components/config/schema.ts")"
 [ -n "$ct_version" ] && [ -n "$consul_version" ] || { echo "cannot read pinned versions" >&2; exit 1; }
 
@@ -26,7 +29,6 @@ check_pin() { # module file, module path, version
     fi
 }
 check_pin "$root/test/tools/consul/go.mod" github.com/hashicorp/consul "$consul_version"
-check_pin "$root/test/tools/consul-template/go.mod" github.com/hashicorp/consul-template "$ct_version"
 
 build_go_tool() { # name, version, module dir, package
     local name="$1" version="$2" dir="$3" pkg="$4" out="$cache/$1-$2"
@@ -42,7 +44,7 @@ build_go_tool() { # name, version, module dir, package
     rm -rf "$out" && mv "$out.tmp" "$out"
 }
 build_go_tool consul "$consul_version" "$root/test/tools/consul" github.com/hashicorp/consul
-build_go_tool consul-template "$ct_version" "$root/test/tools/consul-template" github.com/hashicorp/consul-template
+[ -z "$bench" ] || build_go_tool consul-template "$ct_version" "$root/test/tools/consul-template" github.com/hashicorp/consul-template
 
 need_apt=()
 command -v haproxy >/dev/null || need_apt+=(haproxy)
@@ -78,8 +80,8 @@ done
 # The harness reads this file to find the binaries.
 cat > "$cache/tools.env" <<EOF
 CONSUL_BIN=$cache/consul-$consul_version/consul
-CONSUL_TEMPLATE_BIN=$cache/consul-template-$ct_version/consul-template
+$([ -z "$bench" ] && [ ! -x "$cache/consul-template-$ct_version/consul-template" ] || echo "CONSUL_TEMPLATE_BIN=$cache/consul-template-$ct_version/consul-template")
 HAPROXY_BIN=$(command -v haproxy)
 WRK_BIN=$(command -v wrk)
 EOF
-log "ready: consul $consul_version, consul-template $ct_version, $(haproxy -v | head -1 | cut -d' ' -f1-3)"
+log "ready: consul $consul_version${bench:+, consul-template $ct_version (benchmark)}, $(haproxy -v | head -1 | cut -d' ' -f1-3)"

@@ -1,7 +1,7 @@
 // One backend and one stack for every command a user is given: `npm run up` and every `pulumi`
-// command in the README run against the backend Pulumi.yaml names (PULUMI_BACKEND_URL being the
-// only override), and every stack they name exists as a Pulumi.<stack>.yaml, or is created by
-// that very command.
+// command in README.md and docs/*.md run against the backend Pulumi.yaml names (PULUMI_BACKEND_URL
+// being the only override), every stack they name exists as a Pulumi.<stack>.yaml, or is created
+// by that very command, and the npm scripts take their stack from STACK (default dev).
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,6 +10,14 @@ import { parse as parseYaml } from "yaml";
 import { ROOT } from "../support/program";
 
 const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+/** README.md and every page of docs/: where a user is given commands. */
+const DOCS = [
+    README,
+    ...fs
+        .readdirSync(path.join(ROOT, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => fs.readFileSync(path.join(ROOT, "docs", f), "utf8")),
+];
 const PROJECT = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; backend?: { url?: string } };
 const SCRIPTS: Record<string, string> = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts;
 const stackFile = (stack: string): boolean => fs.existsSync(path.join(ROOT, `Pulumi.${stack}.yaml`));
@@ -49,7 +57,7 @@ function stackOf(command: string): { stack?: string; creates: boolean } {
 }
 
 describe("one backend for every command", () => {
-    const readmeCommands = codeOf(README).flatMap(pulumiCommands);
+    const readmeCommands = DOCS.flatMap(codeOf).flatMap(pulumiCommands);
 
     it("Pulumi.yaml names the backend: local file state by default", () => {
         assert.equal(PROJECT.name, "service-discovery");
@@ -61,15 +69,34 @@ describe("one backend for every command", () => {
         assert.match(README, /`PULUMI_BACKEND_URL`\s+overrides it for all of them/);
     });
 
-    it("npm run up: preflight first, then install, then creates or selects the dev stack and deploys it", () => {
+    it("npm run up: preflight first, then the dependencies, then creates or selects the stack (STACK, default dev) and deploys it", () => {
         const steps = SCRIPTS.up.split("&&").map((s) => s.trim());
         assert.deepEqual(steps, [
-            "node scripts/preflight.mjs --stack dev",
-            "npm install --no-audit --no-fund",
-            "pulumi stack select --create dev",
-            "pulumi up --stack dev",
+            'node scripts/preflight.mjs --stack "${STACK:-dev}"',
+            "npm run deps",
+            'pulumi stack select --create "${STACK:-dev}"',
+            'pulumi up --stack "${STACK:-dev}"',
         ]);
         assert.ok(stackFile("dev"));
+    });
+
+    it("the dependencies leave the tree as it was: npm ci (which never writes package-lock.json), only when node_modules is missing or older", () => {
+        assert.equal(
+            SCRIPTS.deps,
+            "[ node_modules/.package-lock.json -nt package-lock.json ] && [ node_modules/.package-lock.json -nt package.json ] || npm ci --no-audit --no-fund",
+        );
+        for (const [name, script] of Object.entries(SCRIPTS)) assert.doesNotMatch(script, /npm (install|i)\b/, `npm run ${name} may rewrite package-lock.json`);
+    });
+
+    it("every script that works on a stack takes it from STACK (default dev), the preflight included", () => {
+        for (const name of ["up", "preview", "destroy", "operator"]) {
+            const script = SCRIPTS[name];
+            assert.ok(script, `npm run ${name}`);
+            assert.doesNotMatch(script, /--stack (dev|aws)\b|--create (dev|aws)\b/, `npm run ${name}: ${script}`);
+            for (const m of script.matchAll(/--stack (\S+)/g)) assert.equal(m[1], '"${STACK:-dev}"', `npm run ${name}: ${script}`);
+        }
+        assert.match(SCRIPTS.destroy, /--no-ports/, "destroy binds no port: the preflight does not check them");
+        assert.match(SCRIPTS.operator, /^node scripts\/operator\.mjs --stack "\$\{STACK:-dev\}"$/);
     });
 
     it("no npm script sets a backend of its own or logs in, and every stack it names has its file", () => {
@@ -84,7 +111,7 @@ describe("one backend for every command", () => {
             assert.match(SCRIPTS[name], /^node scripts\/preflight\.mjs\b/, `npm run ${name} starts with the preflight`);
     });
 
-    it("finds the README's pulumi commands (the check below has something to check)", () => {
+    it("finds the pulumi commands of README.md and docs/ (the check below has something to check)", () => {
         assert.ok(readmeCommands.length >= 15, readmeCommands.join("\n"));
         for (const expected of ["pulumi stack output statsPassword --show-secrets", "pulumi stack init aws", "pulumi config set nodeCount 5"]) {
             assert.ok(
@@ -94,14 +121,14 @@ describe("one backend for every command", () => {
         }
     });
 
-    it("no README command picks another backend: no login, no --cloud-url, no PULUMI_BACKEND_URL of its own, no other project folder", () => {
+    it("no documented command picks another backend: no login, no --cloud-url, no PULUMI_BACKEND_URL of its own, no other project folder", () => {
         for (const command of readmeCommands) {
             assert.doesNotMatch(command, /pulumi\s+log(in|out)\b|--cloud-url|PULUMI_BACKEND_URL=|\s(-C|--cwd)\s/, command);
         }
-        for (const line of codeOf(README)) assert.doesNotMatch(line, /export\s+PULUMI_BACKEND_URL=|pulumi\s+login/, line);
+        for (const line of DOCS.flatMap(codeOf)) assert.doesNotMatch(line, /export\s+PULUMI_BACKEND_URL=|pulumi\s+login/, line);
     });
 
-    it("every stack a README command uses exists as a stack file, or the command creates it", () => {
+    it("every stack a documented command uses exists as a stack file, or the command creates it", () => {
         const named: string[] = [];
         for (const command of readmeCommands) {
             const { stack, creates } = stackOf(command);
@@ -112,15 +139,15 @@ describe("one backend for every command", () => {
         assert.ok(named.includes("dev") && named.includes("aws"), named.join(", "));
     });
 
-    it("removing a stack in the README keeps its tracked Pulumi.<stack>.yaml", () => {
+    it("removing a stack in the docs keeps its tracked Pulumi.<stack>.yaml", () => {
         const removals = readmeCommands.filter((c) => /pulumi\s+stack\s+rm\b/.test(c));
         assert.ok(removals.length >= 1);
         for (const command of removals) assert.match(command, /--preserve-config/, command);
     });
 
-    it("every `npm run` the README mentions exists", () => {
-        const mentioned = new Set([...README.matchAll(/npm run ([a-z][a-z0-9:-]*)/g)].map((m) => m[1]));
-        assert.ok(mentioned.has("up") && mentioned.has("destroy"));
+    it("every `npm run` README.md and docs/ mention exists", () => {
+        const mentioned = new Set(DOCS.flatMap((text) => [...text.matchAll(/npm run (?:-s )?([a-z][a-z0-9:-]*)/g)].map((m) => m[1])));
+        assert.ok(mentioned.has("up") && mentioned.has("destroy") && mentioned.has("operator"));
         for (const name of mentioned) assert.ok(name in SCRIPTS, `npm run ${name} is not a script`);
     });
 });

@@ -233,9 +233,14 @@ describe("config: invalid values", () => {
             'service-discovery:gateway.bindAddress: "localhost" is not allowed; expected an IPv4 address such as 127.0.0.1 or 0.0.0.0',
         ],
         [
-            "consul-template source",
-            { gateway: { consulTemplateSource: "latest" } },
-            'service-discovery:gateway.consulTemplateSource: "latest" is not allowed; expected release (download the pinned release, checksum verified) or context (a binary placed in the image folder)',
+            "Node.js source",
+            { gateway: { nodeSource: "latest" } },
+            'service-discovery:gateway.nodeSource: "latest" is not allowed; expected release (download the pinned Node.js release from nodejs.org, checksum verified) or context (a Linux node binary placed in the image folder as node)',
+        ],
+        [
+            "the removed consul-template source",
+            { gateway: { consulTemplateSource: "context" } },
+            'service-discovery:gateway.consulTemplateSource: "context" is not allowed; expected gateway.nodeSource instead (gateway.consulTemplateSource was removed: the gateway runs no consul-template any more; for offline builds use gateway.nodeSource: context)',
         ],
         [
             "consul image",

@@ -20,9 +20,11 @@ function messageOf(raw: Record<string, unknown>): string {
     assert.fail(`accepted ${JSON.stringify(raw)}`);
 }
 
-/** The keys of an object schema, through its default/prefault/optional wrappers. */
+/** The keys of an object schema, through its default/prefault/optional wrappers and the
+ * preprocessing that answers removed keys. */
 function keysOf(schema: z.ZodType): string[] {
     if (schema instanceof z.ZodObject) return Object.keys(schema.shape);
+    if (schema instanceof z.ZodPipe) return keysOf(schema.out as z.ZodType);
     assert.ok("unwrap" in schema && typeof schema.unwrap === "function", `no object inside ${schema.constructor.name}`);
     return keysOf(schema.unwrap() as z.ZodType);
 }

@@ -33,7 +33,7 @@ describe("config: the shipped stacks", () => {
         const s = parseSettings({}, "dev");
         assert.equal(s.gateway.httpPort, 80);
         assert.equal(s.gateway.statsPort, 1936);
-        assert.equal(s.gateway.consulTemplateSource, "release");
+        assert.equal(s.gateway.nodeSource, "release");
         assert.equal(s.consul.image, "hashicorp/consul:1.16.3");
         assert.equal(s.registrator.resyncSeconds, 30);
         assert.equal(s.stats.user, "stats");

@@ -1,4 +1,4 @@
-// Graceful drain on the stack side (README, "Graceful drain"): every service container is told
+// Graceful drain on the stack side (docs/services.md, "Graceful drain"): every service container is told
 // its grace period (DRAIN_SECONDS) and gets a stop timeout, for `docker stop` and for the
 // provider's own deletions, that outlasts the grace plus time for the requests in flight.
 import assert from "node:assert/strict";

@@ -1,10 +1,13 @@
 // The preflight `npm run up` runs first (scripts/preflight.mjs): on a machine without the
-// Pulumi CLI, without Docker, with a Docker socket it may not use, with an engine that hangs, or
-// without a passphrase and no terminal, it stops within seconds and names what is missing and how
-// to fix it. Tools are stand-ins on a PATH made for each case; the real preflight script runs.
+// Pulumi CLI, without Docker, with a Docker socket it may not use, with an engine that hangs,
+// without a passphrase and no terminal, or with a host port the stack publishes already taken, it
+// stops within seconds and names what is missing (or what holds the port) and how to fix it.
+// Tools are stand-ins on a PATH made for each case; the real preflight script runs.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as dgram from "node:dgram";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
@@ -38,10 +41,11 @@ interface Result {
     ms: number;
 }
 
-function preflight(dir: string, env: Record<string, string> = {}, args: string[] = []): Result {
+/** Runs the preflight; the host ports of this machine are left out unless `script` is a project's copy. */
+function preflight(dir: string, env: Record<string, string> = {}, args: string[] = [], script = SCRIPT): Result {
     const started = Date.now();
     // stdin is a pipe, never a terminal: as in CI, or `npm run up` piped.
-    const r = spawnSync(process.execPath, [SCRIPT, ...args], {
+    const r = spawnSync(process.execPath, [script, ...args, ...(script === SCRIPT ? ["--no-ports"] : [])], {
         encoding: "utf8",
         timeout: 30_000,
         stdio: ["pipe", "pipe", "pipe"],
@@ -65,6 +69,7 @@ describe("preflight: names what is missing, within seconds", () => {
         assert.equal(r.code, 1, r.text);
         assert.deepEqual(problems(r), ["Pulumi CLI: `pulumi` is not on PATH"], r.text);
         assert.match(r.text, /fix: install it \(https:\/\/www\.pulumi\.com\/docs\/install\/;.*brew install pulumi\/tap\/pulumi/);
+        assert.match(r.text, /Linux, WSL 2: curl -fsSL https:\/\/get\.pulumi\.com \| sh/);
         assert.ok(r.ms < 5000, `${r.ms} ms`);
     });
 
@@ -182,6 +187,157 @@ describe("preflight: names what is missing, within seconds", () => {
     it("a stack on another target does not need this machine's Docker", () => {
         const r = preflight(bin({ pulumi: PULUMI_OK }), { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "aws"]);
         assert.deepEqual(problems(r), [], r.text);
+    });
+});
+
+/** A project folder with the preflight and a stack file of the local target holding `config`. */
+function project(stack: string, config: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sd-ports-"));
+    temps.push(dir);
+    for (const f of ["package.json", "Pulumi.yaml", "scripts/preflight.mjs"]) {
+        fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+        fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+    }
+    fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), `config:\n  service-discovery:target: local\n${config}`);
+    return path.join(dir, "scripts/preflight.mjs");
+}
+
+/** A TCP port held open on every address until the tests end. */
+async function holdTcp(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen({ port: 0, host: "0.0.0.0" }, resolve));
+    after(() => server.close());
+    return (server.address() as net.AddressInfo).port;
+}
+
+/** A UDP port held on every address until the tests end. */
+async function holdUdp(): Promise<number> {
+    const socket = dgram.createSocket("udp4");
+    await new Promise<void>((resolve) => socket.bind({ port: 0, address: "0.0.0.0" }, resolve));
+    after(() => socket.close());
+    return socket.address().port;
+}
+
+/** Port numbers free for TCP and UDP right now (taken, then let go). */
+async function freePorts(n: number): Promise<number[]> {
+    const out: number[] = [];
+    while (out.length < n) {
+        const server = net.createServer();
+        await new Promise<void>((resolve) => server.listen({ port: 0, host: "0.0.0.0" }, resolve));
+        const port = (server.address() as net.AddressInfo).port;
+        await new Promise((resolve) => server.close(resolve));
+        const socket = dgram.createSocket("udp4");
+        const udpFree = await new Promise<boolean>((resolve) => {
+            socket.once("error", () => resolve(false));
+            socket.bind({ port, address: "0.0.0.0" }, () => resolve(true));
+        });
+        await new Promise<void>((resolve) => (udpFree ? socket.close(() => resolve()) : resolve()));
+        if (udpFree && !out.includes(port)) out.push(port);
+    }
+    return out;
+}
+
+/** The gateway's and Consul's ports of a stack file. */
+const portsConfig = (http: number, stats: number, https: number, dns: number, extra = "") =>
+    `  service-discovery:gateway:\n    httpPort: ${http}\n    statsPort: ${stats}\n    bindAddress: 0.0.0.0\n  service-discovery:consul:\n    httpsPort: ${https}\n    dnsPort: ${dns}\n${extra}`;
+
+/** A Docker CLI whose engine answers, its containers publishing `published` (`docker ps` lines). */
+const dockerPublishing = (published: string[]) =>
+    `case "$*" in *version*) echo 27.3.1 ;; *info*) echo '[]' ;; *" ps "*) printf '%s\\n' ${published.map((l) => `'${l}'`).join(" ")} ;; esac`;
+
+/** `ss` from this machine, when it has one, so that the preflight can name a port's process. */
+function withSs(dir: string): boolean {
+    const ss = spawnSync("sh", ["-c", "command -v ss"], { encoding: "utf8" }).stdout.trim();
+    if (ss) fs.symlinkSync(ss, path.join(dir, "ss"));
+    return ss !== "";
+}
+
+describe("preflight: the host ports the local stack publishes", () => {
+    it("a port in use on this machine: names the port, its config key and the process holding it", async () => {
+        const held = await holdTcp();
+        const [stats, https, dns] = await freePorts(3);
+        const script = project("ports", portsConfig(held, stats, https, dns));
+        const dir = bin({ pulumi: PULUMI_OK, docker: dockerPublishing([]) });
+        const named = withSs(dir);
+        const r = preflight(dir, { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "ports"], script);
+        assert.equal(r.code, 1, r.text);
+        const [only, ...rest] = problems(r);
+        assert.deepEqual(rest, [], r.text);
+        assert.ok(only.startsWith(`host port ${held}/tcp (gateway.httpPort, on 0.0.0.0) is in use by `), r.text);
+        if (named) assert.ok(only.endsWith(`node (pid ${process.pid})`), r.text);
+        assert.ok(
+            r.text.includes(`fix: stop it, or give the stack another port: pulumi config set --path 'gateway.httpPort' <free port> --stack ports`),
+            r.text,
+        );
+        assert.ok(r.ms < 5000, `${r.ms} ms`);
+    });
+
+    it("Consul's DNS port (udp) and a tcp service's listenPort are checked too", async () => {
+        const udp = await holdUdp();
+        const tcp = await holdTcp();
+        const [http, stats, https] = await freePorts(3);
+        const services = `  service-discovery:services:\n    - { name: hello, version: v1, build: components/images/hello }\n    - { name: pg, build: components/images/postgres, protocol: tcp, containerPort: 5432, listenPort: ${tcp} }  # a listener\n`;
+        const script = project("ports", portsConfig(http, stats, https, udp, services));
+        const r = preflight(bin({ pulumi: PULUMI_OK, docker: dockerPublishing([]) }), { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "ports"], script);
+        assert.equal(r.code, 1, r.text);
+        const found = problems(r);
+        assert.equal(found.length, 2, r.text);
+        assert.ok(found[0].startsWith(`host port ${udp}/udp (consul.dnsPort, on 127.0.0.1) is in use by `), r.text);
+        assert.ok(found[1].startsWith(`host port ${tcp}/tcp (services[1].listenPort, on 0.0.0.0) is in use by `), r.text);
+    });
+
+    it("a port another container publishes: names the container", async () => {
+        const [http, stats, https, dns] = await freePorts(4);
+        const script = project("ports", portsConfig(http, stats, https, dns));
+        const docker = dockerPublishing([`web\t0.0.0.0:${http}->8080/tcp, [::]:${http}->8080/tcp`, `db\t127.0.0.1:5432->5432/tcp`]);
+        const r = preflight(bin({ pulumi: PULUMI_OK, docker }), { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "ports"], script);
+        assert.equal(r.code, 1, r.text);
+        assert.deepEqual(problems(r), [`host port ${http}/tcp (gateway.httpPort, on 0.0.0.0) is published by container web`], r.text);
+    });
+
+    it("the stack's own containers holding its ports (it is up already): passes", async () => {
+        const [http, stats, https, dns] = await freePorts(4);
+        const script = project("ports", portsConfig(http, stats, https, dns));
+        const docker = dockerPublishing([
+            `ports-gateway\t0.0.0.0:${http}->80/tcp, 0.0.0.0:${stats}->1936/tcp`,
+            `ports-consul\t127.0.0.1:${https}->8501/tcp, 127.0.0.1:${dns}->8600/udp`,
+        ]);
+        const r = preflight(bin({ pulumi: PULUMI_OK, docker }), { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "ports"], script);
+        assert.deepEqual(problems(r), [], r.text);
+        if (NODE_OK) assert.match(r.text, new RegExp(`host ports ${http}/tcp ${stats}/tcp ${https}/tcp ${dns}/udp held by the stack itself`));
+    });
+
+    it("free ports: listed in the ok line; --no-ports (npm run destroy) does not look", async () => {
+        const [http, stats, https, dns] = await freePorts(4);
+        const script = project("ports", portsConfig(http, stats, https, dns));
+        const dir = bin({ pulumi: PULUMI_OK, docker: dockerPublishing([]) });
+        const r = preflight(dir, { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "ports"], script);
+        assert.deepEqual(problems(r), [], r.text);
+        if (NODE_OK) assert.match(r.text, new RegExp(`^preflight: ok: .*host ports ${http}/tcp ${stats}/tcp ${https}/tcp ${dns}/udp free; `, "m"));
+        const held = await holdTcp();
+        const skipped = preflight(
+            dir,
+            { PULUMI_CONFIG_PASSPHRASE: "x" },
+            ["--stack", "ports", "--no-ports"],
+            project("ports", portsConfig(held, stats, https, dns)),
+        );
+        assert.deepEqual(problems(skipped), [], skipped.text);
+        assert.doesNotMatch(skipped.text, /host ports/);
+    });
+
+    it("a stack file without port keys: the program's defaults (80, 1936, 8501, 8600/udp) are the ones checked", () => {
+        const script = project("defaults", "");
+        const docker = dockerPublishing([`other\t0.0.0.0:80->80/tcp`, `other-dns\t0.0.0.0:8600->53/udp`]);
+        const r = preflight(bin({ pulumi: PULUMI_OK, docker }), { PULUMI_CONFIG_PASSPHRASE: "x" }, ["--stack", "defaults"], script);
+        const found = problems(r).filter((p) => / is published by /.test(p));
+        assert.deepEqual(
+            found,
+            [
+                "host port 80/tcp (gateway.httpPort, on 0.0.0.0) is published by container other",
+                "host port 8600/udp (consul.dnsPort, on 127.0.0.1) is published by container other-dns",
+            ],
+            r.text,
+        );
     });
 });
 

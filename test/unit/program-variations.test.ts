@@ -72,10 +72,10 @@ describe("program: config variations", () => {
         assert.equal(p.outputs.gatewayUrl, "http://127.0.0.1:8080");
     });
 
-    it("builds consul-template into the gateway from the build context when configured", async () => {
-        const p = await evaluate(devWith({ gateway: { consulTemplateSource: "context" }, buildNetwork: "host" }));
+    it("builds Node.js into the gateway from the build context when configured", async () => {
+        const p = await evaluate(devWith({ gateway: { nodeSource: "context" }, buildNetwork: "host" }));
         const image = p.one(BUILD, "gateway-dev-node-1-image");
-        assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "context" });
+        assert.deepEqual(image.inputs.buildArgs, { NODE_SOURCE: "context" });
         assert.equal(image.inputs.network, "host");
     });
 

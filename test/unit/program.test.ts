@@ -210,7 +210,7 @@ describe("program: the dev stack as shipped", () => {
         const image = p.one(BUILD, "gateway-dev-node-1-image");
         assert.deepEqual(image.inputs.context, { location: "components/images/gateway" });
         assert.deepEqual(image.inputs.dockerfile, { location: "components/images/gateway/Dockerfile" });
-        assert.deepEqual(image.inputs.buildArgs, { CONSUL_TEMPLATE_SOURCE: "release" });
+        assert.deepEqual(image.inputs.buildArgs, { NODE_SOURCE: "release" });
         assert.deepEqual(image.inputs.tags, ["service-discovery/gateway:dev"]);
         assert.equal(image.inputs.push, false);
         assert.equal(image.inputs.load, true, "the image must land in the local engine the containers run on");

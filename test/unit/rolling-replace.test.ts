@@ -1,4 +1,4 @@
-// A rolling replace of service replicas (README, "Graceful drain"): each replica's container is
+// A rolling replace of service replicas (docs/services.md, "Graceful drain"): each replica's container is
 // named after its replica plus a generation, the hash of the inputs that make the Docker provider
 // replace it, and is replaced create-before-delete: the new container (a new name) runs beside
 // the old one, which is then stopped with its destroy grace (drained) and removed. The one-per-node

@@ -1,14 +1,11 @@
-// Traffic control in the stack config (README, "Traffic control"): each services[i] key of tcp
+// Traffic control in the stack config (docs/traffic-control.md): each services[i] key of tcp
 // services, weighted and sticky versions and maintenance, what it resolves to, and every invalid
 // value with its exact message, in a fixed order.
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, it } from "node:test";
-import { parseSettings, RESERVED_LISTEN_PORTS, ServiceSettings } from "../../components/config";
+import { parseSettings, ServiceSettings } from "../../components/config";
 import { serviceKeys } from "../../components/gateway-kv";
 import { tcpListenPorts, trustRuleEnv, unprivilegedPortStart } from "../../components/gateway";
-import { ROOT } from "../support/program";
 import { dev, rejects } from "./config-support";
 
 const P = "service-discovery";
@@ -488,21 +485,5 @@ describe("traffic config: what the components take from it", () => {
             "GATEWAY_NODE_PORTS=80 1936 8501 8600 22 5432 25",
             "GATEWAY_TRUSTED_PROXIES=",
         ]);
-    });
-});
-
-describe("traffic config: agrees with the gateway's template", () => {
-    it("every port the template refuses on every address (Consul's, the Docker API's) is refused as a listenPort", () => {
-        const template = fs.readFileSync(path.join(ROOT, "components/images/gateway/haproxy.ctmpl"), "utf8");
-        const m = /range split " " "([0-9 ]+)" \}\}\{\{ scratch\.Set \(printf "port\/%s" \.\) "c" \}\}/.exec(template);
-        assert.ok(m, "the template lists its control-plane ports");
-        const ports = m[1].split(" ").map(Number);
-        assert.ok(ports.length >= 10, m[1]);
-        for (const port of ports) {
-            assert.ok(
-                RESERVED_LISTEN_PORTS.some((r) => port >= r.from && port <= r.to),
-                `${port} is reserved`,
-            );
-        }
     });
 });

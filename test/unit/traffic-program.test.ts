@@ -1,4 +1,4 @@
-// Traffic control as the program declares it under mocks (README, "Traffic control"): the KV keys
+// Traffic control as the program declares it under mocks (docs/traffic-control.md): the KV keys
 // the gateways read, a tcp service's registration, the gateway's tcp listeners and the security
 // group rules that open them on AWS.
 import assert from "node:assert/strict";

@@ -5,7 +5,7 @@ so routing and round robin are visible with curl. Standard library only.
   GET /health  -> 200 "ok" (the health check Consul and HAProxy run); 503 "draining" once stopping
   GET /<any>   -> 200 JSON {service, version, hostname, path, forwarded_for, forwarded_prefix}
 
-Graceful drain (README, "Graceful drain"), on SIGTERM (`docker stop`) or SIGINT:
+Graceful drain (docs/services.md, "Graceful drain"), on SIGTERM (`docker stop`) or SIGINT:
   1. /health answers 503, so the gateway's checks and Consul's take the instance out of rotation;
      every other request is still served, for DRAIN_SECONDS (default 10, 0 to 3600);
   2. then it stops accepting connections, closes idle keep-alive connections, lets the requests

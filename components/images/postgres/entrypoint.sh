@@ -5,7 +5,7 @@
 # `instance` with this container's hostname, and role `demo`, which may log in without a password
 # from any address but can only read that table:
 #   - the stack has no per-service secret to hand a password to the container, and the image must
-#     not carry one: what a client can reach is made harmless instead (README, "Traffic control");
+#     not carry one: what a client can reach is made harmless instead (docs/traffic-control.md, "TCP services");
 #   - no CREATE or TEMP anywhere, SELECT on `instance` only, no large objects, at most 20 sessions,
 #     statement and idle-transaction timeouts as session defaults (PostgreSQL lets every role
 #     change its own defaults and password: with a password-less login that gives it nothing);

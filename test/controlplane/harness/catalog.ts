@@ -69,12 +69,14 @@ export async function allRoutesLive(gw: Gateway, services: number, prefix: strin
     return performance.now() - since;
 }
 
-/** Established TCP connections from the gateway's consul-template to Consul's HTTPS port (`ss`). */
+/** Established TCP connections from the gateway (or the previous design's consul-template) to Consul's HTTPS port (`ss`). */
 export function consulConnections(gw: Gateway): number {
     const port = String(gw.env.CONSUL_HTTP_ADDR ?? "")
         .split(":")
         .pop();
     const r = spawnSync("ss", ["-Htnp", "state", "established", `( dport = :${port} )`], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`ss failed: ${r.stderr}`);
-    return r.stdout.split("\n").filter((l) => l.includes('"consul-template"')).length;
+    // The controller is the gateway's process itself; the previous design's client was consul-template.
+    const pid = `pid=${gw.proc?.pid},`;
+    return r.stdout.split("\n").filter((l) => l.includes(pid) || l.includes('"consul-template"')).length;
 }

@@ -1,13 +1,16 @@
-// The gateway as the image runs it: entrypoint.sh (HAProxy master-worker + consul-template) with
-// the image's own config dir, on free loopback ports, with the trust-rule variables the stack sets.
+// The gateway as the image runs it: the bundled controller (dist/controller.js, which supervises
+// HAProxy master-worker and follows Consul) with the image's own config dir, on free loopback
+// ports, with the trust-rule variables the stack sets. The benchmark's previous design (an older
+// checkout of the image folder with entrypoint.sh and consul-template) runs through `confDir`.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { httpRequest, type HttpOptions, type HttpResult } from "../../support/http";
+import { bundleController } from "../../../components/images/gateway/bundle";
 import { ROOT } from "../../support/paths";
 import { freePort } from "../../support/ports";
-import type { Tools } from "../../support/tools";
+import { readTool, type Tools } from "../../support/tools";
 import { waitFor } from "../../support/wait";
 import { ConsulAgent, type ConsulClientEnv } from "./consul";
 import { ensureTestAddresses, GATEWAY_OWN_ADDRESS, NODE_ADDRESS, TEST_NETWORK } from "./network";
@@ -69,7 +72,6 @@ export class Gateway {
             GATEWAY_BIND: "127.0.0.1",
             ...consul,
             HAPROXY_BIN: tools.HAPROXY_BIN,
-            CONSUL_TEMPLATE_BIN: tools.CONSUL_TEMPLATE_BIN,
             STATS_USER: "stats",
             STATS_PASSWORD: `pw-${process.pid}-${Date.now()}`,
             // Trust rules: the test network is the node network (as on target hosts); Consul's
@@ -84,23 +86,36 @@ export class Gateway {
     }
 
     /**
-     * Runs entrypoint.sh with bash, as the image does, and waits for the first rendered config.
+     * Runs the controller bundle with Node.js, as the image does, and waits for the first rendered config.
      * `consul`: an agent (the gateway gets its token, as the stack gives it) or explicit client
      * variables (another token, a wrong CA...). `waitForRender: false` returns once it serves the bootstrap config.
      */
     static async start(
         tools: Tools,
         consul: ConsulAgent | ConsulClientEnv,
-        opts: { readyTimeoutMs?: number; waitForRender?: boolean; env?: NodeJS.ProcessEnv; confDir?: string; nofile?: number } = {},
+        opts: {
+            readyTimeoutMs?: number;
+            waitForRender?: boolean;
+            env?: NodeJS.ProcessEnv;
+            /** An older checkout of the image folder (entrypoint.sh + consul-template: the benchmark's previous design). */
+            confDir?: string;
+            /** consul-template for that previous design. */
+            consulTemplateBin?: string;
+            nofile?: number;
+        } = {},
     ): Promise<Gateway> {
         const env = consul instanceof ConsulAgent ? consul.clientEnv("gateway") : consul;
         ensureTestAddresses();
         // confDir: another version of the image's folder (the benchmark's previous design).
         const confDir = opts.confDir ?? GATEWAY_CONF_DIR;
-        const gw = new Gateway(tools, await freePort(), await freePort(), env, { ...opts.env, GATEWAY_CONF_DIR: confDir });
+        const legacy = fs.existsSync(path.join(confDir, "entrypoint.sh"));
+        const extra = legacy ? { CONSUL_TEMPLATE_BIN: opts.consulTemplateBin ?? readTool("CONSUL_TEMPLATE_BIN") } : {};
+        const gw = new Gateway(tools, await freePort(), await freePort(), env, { ...opts.env, ...extra, GATEWAY_CONF_DIR: confDir });
+        // The image's entry point: Node.js with source maps (stack traces name the TypeScript).
+        const program = legacy ? ["bash", path.join(confDir, "entrypoint.sh")] : [process.execPath, "--enable-source-maps", bundleController()];
         // nofile: the container's file descriptor limit (soft and hard), as `docker run --ulimit` sets it.
-        const command = opts.nofile ? ["prlimit", `--nofile=${opts.nofile}:${opts.nofile}`, "bash"] : ["bash"];
-        const proc = new Proc("gateway", command[0]!, [...command.slice(1), path.join(confDir, "entrypoint.sh")], {
+        const command = opts.nofile ? ["prlimit", `--nofile=${opts.nofile}:${opts.nofile}`, ...program] : program;
+        const proc = new Proc("gateway", command[0]!, command.slice(1), {
             env: gw.env,
             stdout: "ignore",
         });

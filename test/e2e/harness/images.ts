@@ -1,14 +1,17 @@
 // Images the stack needs that cannot be pulled here, made locally:
 //   debian:bookworm-slim  from `debootstrap --variant=minbase` (tarball cached) + docker import
 //   the Consul image      built from the pinned, locally built consul binary (test/e2e/consul)
-// and the cached consul-template binary placed in the gateway's build context, for
-// gateway.consulTemplateSource=context. The shipped Dockerfiles are built unchanged.
+// and, in the gateway's build context, a Linux Node.js 22 binary as `node` (for
+// gateway.nodeSource=context) and the controller's bundle. The shipped Dockerfiles are built
+// unchanged.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CONSUL_VERSION } from "../../../components/config";
 import { GATEWAY_IMAGE_CONTEXT } from "../../../components/gateway";
+import { bundleController } from "../../../components/images/gateway/bundle";
 import { cacheDir, ROOT } from "../../support/paths";
 import { readTool } from "../../support/tools";
 import { Docker, run } from "./docker";
@@ -20,12 +23,11 @@ const CONSUL_HASH_LABEL = "io.service-discovery.e2e.consul-sha256";
 
 export interface Tools {
     consul: string;
-    consulTemplate: string;
 }
 
 /** The binaries test/tools/install.sh built, that the images are made from. */
 export function readTools(): Tools {
-    return { consul: readTool("CONSUL_BIN"), consulTemplate: readTool("CONSUL_TEMPLATE_BIN") };
+    return { consul: readTool("CONSUL_BIN") };
 }
 
 /**
@@ -140,11 +142,50 @@ export async function ensureConsulImage(docker: Docker, consulBin: string): Prom
     return CONSUL_TEST_IMAGE;
 }
 
-/** Puts the cached consul-template where the gateway Dockerfile's `context` source takes it. */
-export function placeConsulTemplate(consulTemplateBin: string): void {
-    const target = path.join(ROOT, GATEWAY_IMAGE_CONTEXT, "consul-template");
-    if (fs.existsSync(target) && sha256(target) === sha256(consulTemplateBin)) return;
-    fs.copyFileSync(consulTemplateBin, `${target}.tmp`);
-    fs.chmodSync(`${target}.tmp`, 0o755);
-    fs.renameSync(`${target}.tmp`, target);
+/** The major version of Node.js the gateway image runs (the bundle's target). */
+const GATEWAY_NODE_MAJOR = 22;
+
+/** A Node.js binary's major version, by running it; undefined when it does not run here. */
+function nodeMajor(binary: string): number | undefined {
+    try {
+        return Number(execFileSync(binary, ["-p", "process.versions.node.split('.')[0]"], { encoding: "utf8", timeout: 30_000 }).trim());
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * A Linux Node.js binary of at least the gateway's major version for this machine's
+ * architecture (the test engine's): the one running the tests, else the npm build of Node.js 22
+ * that CI caches when the machine's own Node.js is older (.ci/run).
+ */
+export function gatewayNodeBinary(): string {
+    const major = Number(process.versions.node.split(".")[0]);
+    if (process.platform === "linux" && major >= GATEWAY_NODE_MAJOR) return process.execPath;
+    const pkg = `node-linux-${process.arch}`;
+    const prefix = path.join(cacheDir(), `node-${GATEWAY_NODE_MAJOR}`);
+    const cached = path.join(prefix, "node_modules", pkg, "bin", "node");
+    const cachedMajor = fs.existsSync(cached) ? nodeMajor(cached) : undefined;
+    if (cachedMajor !== undefined && cachedMajor >= GATEWAY_NODE_MAJOR) return cached;
+    throw new Error(
+        `the gateway image (gateway.nodeSource=context) needs a Linux Node.js ${GATEWAY_NODE_MAJOR} binary for ${process.arch}: ` +
+            `this is Node.js ${process.versions.node} on ${process.platform}, and ${cached} ${!fs.existsSync(cached) ? "does not exist" : cachedMajor === undefined ? "does not run here" : `is Node.js ${cachedMajor}`}; ` +
+            `run the tests with Node.js ${GATEWAY_NODE_MAJOR} or later on Linux, or install it there: npm install --prefix ${prefix} ${pkg}@${GATEWAY_NODE_MAJOR}`,
+    );
+}
+
+/**
+ * Readies the gateway's build context the way an offline user does: a Node.js binary as `node`
+ * (where the Dockerfile's `context` source takes it) and the controller's bundle.
+ */
+export function prepareGatewayContext(): void {
+    const binary = gatewayNodeBinary();
+    const target = path.join(ROOT, GATEWAY_IMAGE_CONTEXT, "node");
+    if (!(fs.existsSync(target) && sha256(target) === sha256(binary))) {
+        fs.copyFileSync(binary, `${target}.tmp`);
+        fs.chmodSync(`${target}.tmp`, 0o755);
+        fs.renameSync(`${target}.tmp`, target);
+        log(`placed ${binary} in the gateway's build context as node`);
+    }
+    bundleController();
 }

@@ -77,8 +77,8 @@ export async function startedAt(stack: Stack, container: string): Promise<string
 }
 
 /** The gateway's metrics (Prometheus text) through the published stats port. */
-export async function metric(stack: Stack, name: string): Promise<number | undefined> {
-    const r = await get(`${stack.outputs.statsUrl.replace(/\/$/, "")}/metrics`, { user: stack.outputs.statsUser, password: stack.outputs.statsPassword });
+export async function metric(stack: Stack, name: string, path = "/metrics"): Promise<number | undefined> {
+    const r = await get(`${stack.outputs.statsUrl.replace(/\/$/, "")}${path}`, { user: stack.outputs.statsUser, password: stack.outputs.statsPassword });
     assert.equal(r.status, 200, `metrics: ${r.status}`);
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(r.body);
     return m ? Number(m[1]) : undefined;

@@ -17,7 +17,7 @@ import type { Done, ResourceAnswer, ResourceRequest } from "./apply-child";
 import { type Applied, Applier } from "./applier";
 import { Docker } from "./docker";
 import { acquireEngine, E2E_LABEL, type Engine, log } from "./engine";
-import { ensureBaseImage, ensureConsulImage, placeConsulTemplate, readTools } from "./images";
+import { ensureBaseImage, ensureConsulImage, prepareGatewayContext, readTools } from "./images";
 
 /**
  * The suite's stack name. Everything the program names after its stack (containers e2e-consul,
@@ -143,7 +143,7 @@ export class Stack {
             const t1 = Date.now();
             await ensureBaseImage(docker);
             const consulImage = await ensureConsulImage(docker, tools.consul);
-            placeConsulTemplate(tools.consulTemplate);
+            prepareGatewayContext();
             if (options.beforeApply) await options.beforeApply(docker);
             const t2 = Date.now();
             const dev = stackConfig("dev");
@@ -155,7 +155,7 @@ export class Stack {
                 buildNetwork: "host",
                 network: { subnet: await freeSubnet(docker) },
                 consul: { ...devValue("consul"), image: consulImage, httpsPort: consulHttp, dnsPort: consulDns },
-                gateway: { ...devValue("gateway"), bindAddress: "127.0.0.1", httpPort, statsPort, consulTemplateSource: "context" },
+                gateway: { ...devValue("gateway"), bindAddress: "127.0.0.1", httpPort, statsPort, nodeSource: "context" },
                 ...options.config,
             });
             stack = new Stack(engine, config, runId);

@@ -1,0 +1,647 @@
+// The gateway's decisions, as pure functions: from what Consul holds (the catalog and the KV
+// settings under service/haproxy/) and the stack's settings (the environment) to a typed routing
+// model — routes, backends, servers, weights, maintenance, TCP listeners, caps, the file
+// descriptor budget — and the list of what was skipped or rejected, and why.
+//
+// Routing: a Consul service tagged `rest` named `<name>-v<N>` is served at /<name>/v<N>/..., any
+// other name at /<name>/...; the prefix is stripped. Versioned prefixes are matched first, so
+// /hello/v1 wins over /hello; matching is segment-exact (/hello never captures /hello-world).
+// Traffic control (docs/traffic-control.md): a service with a listen key is a TCP service (its own
+// listener); versions with a weight key share the unversioned path /<name>/ (backend svc_<name>),
+// optionally sticky by cookie; a maintenance key drains instances (weight 0).
+//
+// Everything that comes from Consul is untrusted (docs/security.md, "Trust rules"). Each value is checked
+// before it is used; what fails is skipped (an instance, a service) or replaced (a setting): by
+// its last good value when the gateway ran one for that service (quarantine: the service keeps
+// its routes), else by the default. A well-formed value is not trusted either:
+// - the health-check path belongs to the service: its KV check key, else the check= tag only
+//   when every instance carries the same one, else "/";
+// - a server lies in a network the stack declares and is never loopback, unspecified,
+//   link-local (cloud metadata), multicast/reserved, nor an address of the gateway itself;
+// - never a port of the control plane on any address, nor on node addresses the ports the
+//   stack publishes there;
+// - at most limits/services routed services (those the stack declares first) and
+//   limits/instances servers per service.
+import { createHash } from "node:crypto";
+import { CHECK_PATH, CIDR, CONTAINER_NAMES, CONTROL_PORTS, DEFAULTS, DNS_LABEL, DURATION, IPV4, KV_PREFIX, NODE_NAME, VERSIONED_NAME, WEIGHT } from "./rules";
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+export interface CatalogService {
+    readonly id: string;
+    readonly service: string;
+    readonly address: string;
+    readonly port: number;
+    readonly tags: readonly string[];
+}
+
+export interface CatalogNode {
+    readonly node: string;
+    readonly address: string;
+    readonly services: readonly CatalogService[];
+}
+
+/** What the stack sets through the gateway's environment (components/gateway.ts). */
+export interface StackSettings {
+    readonly httpPort: string;
+    readonly statsPort: string;
+    /** Space- or comma-separated CIDR blocks; the KV keys networks/* win over the first two. */
+    readonly backendNetworks: string;
+    readonly nodeNetworks: string;
+    readonly trustedProxies: string;
+    /** The gateway's own addresses: no server may point back at it. */
+    readonly ownAddresses: string;
+    /** Ports the stack publishes on nodes (the gateway's, Consul's, SSH). */
+    readonly nodePorts: string;
+    /** The file descriptors HAProxy may use (`ulimit -Hn` of the container). */
+    readonly fdLimit: string;
+    /** An operator's further cap on maxconn, or "". */
+    readonly maxconnLimit: string;
+}
+
+export interface ModelInput {
+    /** KV pairs under service/haproxy/, full keys. */
+    readonly kv: ReadonlyMap<string, string>;
+    readonly nodes: Iterable<CatalogNode>;
+    readonly settings: StackSettings;
+    /** The model running now: a service whose new value is rejected keeps this one's. */
+    readonly previous?: Model;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+export interface Server {
+    /** `<address>:<port>`, `panic-<address>:<port>`, `<version>_<address>:<port>`... unique in its backend. */
+    readonly name: string;
+    /** `<address>:<port>` */
+    readonly addr: string;
+    /** Health-checked by HAProxy (the panic twins are not: they serve when no checked one passes). */
+    readonly check: boolean;
+    readonly backup: boolean;
+    /** Written when not HAProxy's default of 1. */
+    readonly weight?: number;
+}
+
+export interface Backend {
+    /** svc_<consul name> (a version or an unversioned service), svc_<name> for a split. */
+    readonly name: string;
+    readonly kind: "http" | "tcp" | "split";
+    /** The path prefix stripped (http, split): "hello/v1", "hello". */
+    readonly path?: string;
+    /** The HTTP health-check path (http, split). */
+    readonly checkPath?: string;
+    /** Sticky split: the cookie sd-<name> names the version that answered. */
+    readonly sticky?: boolean;
+    /** The TCP listener's port (tcp). */
+    readonly listen?: number;
+    readonly servers: readonly Server[];
+}
+
+export interface HttpRoute {
+    /** Matched as `path /<path>` or `path_beg /<path>/`. */
+    readonly path: string;
+    readonly backend: string;
+}
+
+/** A sticky split's rule: a request for /<base>/ whose cookie names <version> goes to it. */
+export interface StickyRule {
+    readonly base: string;
+    readonly versions: readonly { readonly version: string; readonly backend: string }[];
+}
+
+export interface Model {
+    readonly maxconn: number;
+    readonly timeouts: { readonly connect: string; readonly client: string; readonly server: string };
+    /** 1h while a TCP service exists (a reload must not cut its sessions), else 30s. */
+    readonly hardStopAfter: string;
+    /** Whose forwarding headers are kept, "" for nobody. */
+    readonly trustedProxies: string;
+    readonly stickyRules: readonly StickyRule[];
+    /** In matching order: versioned, then unversioned, then splits. */
+    readonly routes: readonly HttpRoute[];
+    readonly tcpListeners: readonly { readonly name: string; readonly port: number; readonly backend: string }[];
+    readonly backends: readonly Backend[];
+    /** What was skipped or rejected ("skipped: ...", "rejected: ..."), sorted, each once. */
+    readonly notes: readonly string[];
+    /** Services running on a last good value because a new one was rejected. */
+    readonly quarantined: readonly string[];
+    /** The per-service KV values in force (for the next model's quarantine). */
+    readonly accepted: ReadonlyMap<string, string>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** The first 8 hex digits of a value's SHA-256: how an untrusted value is named in logs. */
+export function sha8(value: string): string {
+    return createHash("sha256").update(value, "utf8").digest("hex").slice(0, 8);
+}
+
+const words = (text: string): string[] => text.split(/[\s,]+/).filter((w) => w !== "");
+
+/** `a.b.c.d` as an integer; only for a value that matched IPV4. */
+function ipv4ToInt(address: string): number {
+    return address.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+/** "hello-v1" -> "hello/v1"; "hello" -> "hello". */
+export function routePath(consulName: string): string {
+    const m = VERSIONED_NAME.exec(consulName);
+    return m ? `${m[1]}/${m[3]}` : consulName;
+}
+
+/** Byte order, as Go sorts strings. */
+const byBytes = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+interface Networks {
+    blocks: { backends: [number, number][]; nodes: [number, number][] };
+    /** Single addresses (/32 entries and the gateway's own), with the lists they are in. */
+    single: Map<string, Set<"backends" | "nodes" | "own">>;
+    anyBackend: boolean;
+    trustedProxies: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+export function buildModel(input: ModelInput): Model {
+    const { settings, previous } = input;
+    const notes = new Set<string>();
+    const note = (line: string): void => {
+        notes.add(line);
+    };
+    // KV keys relative to the prefix; an empty value is no value (as a deleted key).
+    const kv = new Map<string, string>();
+    for (const [key, value] of input.kv) {
+        if (!key.startsWith(`${KV_PREFIX}/`) || key.endsWith("/") || value === "") continue;
+        kv.set(key.slice(KV_PREFIX.length + 1), value);
+    }
+    const sortedKeys = [...kv.keys()].sort(byBytes);
+
+    // Settings: each value checked where it is used; a rejected one runs the default.
+    const setting = (key: string, def: string, ok: (v: string) => boolean, what: string): string => {
+        const v = kv.get(key);
+        if (v === undefined) return def;
+        if (ok(v)) return v;
+        note(`rejected: KV ${KV_PREFIX}/${key}: value (sha256 ${sha8(v)}) ${what}; running ${def}`);
+        return def;
+    };
+    const isDuration = (v: string): boolean => DURATION.test(v);
+    const timeouts = {
+        connect: setting("timeouts/connect", DEFAULTS.timeoutConnect, isDuration, "is not a duration HAProxy runs with"),
+        client: setting("timeouts/client", DEFAULTS.timeoutClient, isDuration, "is not a duration HAProxy runs with"),
+        server: setting("timeouts/server", DEFAULTS.timeoutServer, isDuration, "is not a duration HAProxy runs with"),
+    };
+    // Caps: a flood of registrations cannot grow the config (and HAProxy's file descriptors) without bound.
+    const serviceCap = Number(
+        setting("limits/services", String(DEFAULTS.maxServices), (v) => /^([1-9][0-9]{0,4}|100000)$/.test(v), "is not an integer from 1 to 100000"),
+    );
+    const instanceCap = Number(
+        setting("limits/instances", String(DEFAULTS.maxInstances), (v) => /^([1-9][0-9]{0,3}|10000)$/.test(v), "is not an integer from 1 to 10000"),
+    );
+
+    const networks = readNetworks(settings, kv, note);
+
+    // Ports: "n" refused on node addresses, "c" (control plane) refused on every address.
+    const portClass = new Map<number, "n" | "c">();
+    for (const p of words(`${settings.nodePorts} ${settings.httpPort} ${settings.statsPort}`)) if (/^[0-9]+$/.test(p)) portClass.set(Number(p), "n");
+    for (const p of CONTROL_PORTS) portClass.set(p, "c");
+
+    // Per-service and per-route settings the stack declares, in key order (a listener goes to the
+    // first service, by name, that asks for it).
+    const declared = new Set<string>();
+    const kvCheck = new Map<string, string>();
+    const listen = new Map<string, number>();
+    const listener = new Map<number, string>();
+    const weight = new Map<string, number>();
+    const split = new Map<string, Set<string>>();
+    const maint = new Map<string, "all" | Set<string>>();
+    const sticky = new Set<string>();
+    const accepted = new Map<string, string>();
+    const quarantined = new Set<string>();
+    /** The value this service ran before, when the new one is rejected. */
+    const lastGood = (rel: string, svc: string): string | undefined => {
+        const v = previous?.accepted.get(rel);
+        if (v !== undefined) quarantined.add(svc);
+        return v;
+    };
+    const keeping = (v: string | undefined, otherwise: string): string => (v === undefined ? otherwise : `keeping its last good value (${svc8(v)})`);
+    const svc8 = (v: string): string => (/^[a-z0-9 _./-]{1,40}$/.test(v) ? v : `sha256 ${sha8(v)}`);
+
+    const acceptListen = (svc: string, rel: string, value: string): string | undefined => {
+        let why = "";
+        const port = Number(value);
+        if (!/^[1-9][0-9]{0,4}$/.test(value) || port > 65535) why = "is not a port number";
+        else if (value === settings.httpPort || value === settings.statsPort) why = "is a port of the gateway's HTTP or stats listener";
+        else if (portClass.get(port) === "c") why = "is Consul's or the Docker API's";
+        else if (listener.has(port)) why = `is already the listener of ${listener.get(port)}`;
+        if (why === "") {
+            listener.set(port, svc);
+            listen.set(svc, port);
+            accepted.set(rel, value);
+        }
+        return why === "" ? undefined : why;
+    };
+    const acceptMaintenance = (svc: string, rel: string, value: string): boolean => {
+        const names = value.replace(/\s+/g, " ").trim();
+        if (names === "all") maint.set(svc, "all");
+        else if (names.length <= 26000 && CONTAINER_NAMES.test(names) && names.split(" ").length <= 200) {
+            maint.set(svc, new Set(names.split(" ").filter((n) => n.length <= 128)));
+        } else return false;
+        accepted.set(rel, value);
+        return true;
+    };
+    const acceptWeight = (svc: string, rel: string, value: string): boolean => {
+        if (!WEIGHT.test(value)) return false;
+        const base = VERSIONED_NAME.exec(svc)![1]!;
+        weight.set(svc, Number(value));
+        if (!split.has(base)) split.set(base, new Set());
+        split.get(base)!.add(svc);
+        accepted.set(rel, value);
+        return true;
+    };
+
+    for (const key of sortedKeys) {
+        const value = kv.get(key)!;
+        if (key.startsWith("services/")) {
+            const rel = key.slice("services/".length);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance)$/.exec(rel);
+            if (rel.length > 76 || !m) {
+                note(`rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight or /maintenance; ignored`);
+                continue;
+            }
+            const svc = m[1]!;
+            const field = m[3]!;
+            declared.add(svc);
+            const prefix = `rejected: KV ${KV_PREFIX}/services/${svc}/${field}: value (sha256 ${sha8(value)})`;
+            if (field === "check") {
+                if (CHECK_PATH.test(value)) {
+                    kvCheck.set(svc, value);
+                    accepted.set(key, value);
+                } else {
+                    const last = lastGood(key, svc);
+                    if (last !== undefined) {
+                        kvCheck.set(svc, last);
+                        accepted.set(key, last);
+                    }
+                    note(`${prefix} is not a path (/ then letters, digits . _ ~ / -); ${keeping(last, "checking what every instance agrees on, else /")}`);
+                }
+            } else if (field === "listen") {
+                const why = acceptListen(svc, key, value);
+                if (why !== undefined) {
+                    const last = lastGood(key, svc);
+                    const kept = last !== undefined && acceptListen(svc, key, last) === undefined;
+                    if (!kept) quarantined.delete(svc);
+                    note(`${prefix} ${why}; ${kept ? keeping(last, "") : `${svc} is not listened for`}`);
+                }
+            } else if (field === "weight") {
+                if (!VERSIONED_NAME.test(svc)) {
+                    note(`rejected: KV ${KV_PREFIX}/services/${svc}/weight: only a versioned service (<name>-v<N>) has a weight; ignored`);
+                } else if (!acceptWeight(svc, key, value)) {
+                    const last = lastGood(key, svc);
+                    if (last !== undefined) acceptWeight(svc, key, last);
+                    note(`${prefix} is not an integer from 0 to 256; ${keeping(last, `${svc} is not in the split of its unversioned path`)}`);
+                }
+            } else if (!acceptMaintenance(svc, key, value)) {
+                const last = lastGood(key, svc);
+                if (last !== undefined) acceptMaintenance(svc, key, last);
+                note(`${prefix} is neither all nor container names separated by spaces; ${keeping(last, `no instance of ${svc} is in maintenance`)}`);
+            }
+        } else if (key.startsWith("routes/")) {
+            const rel = key.slice("routes/".length);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/sticky$/.exec(rel);
+            if (rel.length > 70 || !m) {
+                note(`rejected: KV key under ${KV_PREFIX}/routes/ (sha256 ${sha8(rel)}) is not <name>/sticky; ignored`);
+            } else if (value === "true" || value === "false") {
+                if (value === "true") sticky.add(m[1]!);
+                accepted.set(key, value);
+            } else {
+                const last = lastGood(key, m[1]!);
+                if (last === "true") sticky.add(m[1]!);
+                if (last !== undefined) accepted.set(key, last);
+                note(`rejected: KV ${KV_PREFIX}/routes/${rel}: value (sha256 ${sha8(value)}) is neither true nor false; ${keeping(last, "not sticky")}`);
+            }
+        }
+    }
+
+    // Instances: tagged rest (http) or tcp (a service with a listener), with a safe name; keyed
+    // by node and service ID, the order of the caps.
+    const instances = new Map<string, { key: string; inst: CatalogService }[]>();
+    const httpNames = new Set<string>();
+    let registered = 0;
+    for (const node of input.nodes) {
+        if (!NODE_NAME.test(node.node)) {
+            note(`skipped: node (name sha256 ${sha8(node.node)}): the name is not one the gateway follows`);
+            continue;
+        }
+        for (const s of node.services) {
+            const tcp = listen.has(s.service);
+            if (!s.tags.includes(tcp ? "tcp" : "rest")) continue;
+            if (s.service.length > 63 || !DNS_LABEL.test(s.service)) {
+                note(`skipped: service (name sha256 ${sha8(s.service)}): the name is not a DNS label`);
+                continue;
+            }
+            const inst = s.address === "" ? { ...s, address: node.address } : s;
+            if (!instances.has(s.service)) instances.set(s.service, []);
+            instances.get(s.service)!.push({ key: `${node.node}/${s.id}`, inst });
+            if (!tcp) httpNames.add(s.service);
+            registered++;
+        }
+    }
+    for (const list of instances.values()) list.sort((a, b) => byBytes(a.key, b.key));
+
+    // Routed services: at most serviceCap, those the stack declares first. Versioned ones are
+    // matched first (longest prefix).
+    const versionedRoutes: string[] = [];
+    let plainRoutes: string[] = [];
+    let routed = 0;
+    const names = [...httpNames].sort(byBytes);
+    for (const pass of [true, false]) {
+        for (const name of names) {
+            if (declared.has(name) !== pass) continue;
+            if (routed >= serviceCap) {
+                note(`skipped: service ${name}: over the cap of ${serviceCap} routed services (KV ${KV_PREFIX}/limits/services)`);
+                continue;
+            }
+            routed++;
+            (VERSIONED_NAME.test(name) ? versionedRoutes : plainRoutes).push(name);
+        }
+    }
+    // Splits: /<name>/ of a name whose versions have weights; an unversioned service of that name is then not routed.
+    const splitRoutes: string[] = [];
+    for (const base of [...split.keys()].sort(byBytes)) {
+        if (listen.has(base)) {
+            note(
+                `rejected: KV ${KV_PREFIX}/services/${base}-v<N>/weight: ${base} is a TCP service (KV ${KV_PREFIX}/services/${base}/listen); /${base}/ is not split`,
+            );
+            continue;
+        }
+        splitRoutes.push(base);
+        if (plainRoutes.includes(base)) {
+            note(`skipped: service ${base}: /${base}/ is split between its versions by their weights (KV ${KV_PREFIX}/services/${base}-v<N>/weight)`);
+            plainRoutes = plainRoutes.filter((r) => r !== base);
+        }
+    }
+    const routes = [...versionedRoutes, ...plainRoutes];
+    const tcpRoutes = [...listen.keys()].sort(byBytes);
+
+    // File descriptors: two per connection, one per health-checked server; HAProxy refuses to
+    // start above its limit (`haproxy -c` does not see it). maxconn is capped so that 2 x maxconn
+    // + the instances rounded up to the next thousand + 1000 added at runtime + 1024 (listeners,
+    // logs, CLI) fit; rounding keeps maxconn steady while instances come and go.
+    const fdLimit = /^[1-9][0-9]{0,8}$/.test(settings.fdLimit) ? Number(settings.fdLimit) : 1048576;
+    const serverBudget = (Math.floor(registered / 1000) + 1) * 1000;
+    let maxconnLimit = Math.trunc((fdLimit - (2024 + serverBudget)) / 2);
+    if (/^[1-9][0-9]{0,6}$/.test(settings.maxconnLimit) && Number(settings.maxconnLimit) < maxconnLimit) maxconnLimit = Number(settings.maxconnLimit);
+    if (maxconnLimit < 256) maxconnLimit = 256;
+    const defaultMaxconn = Math.min(DEFAULTS.maxconn, maxconnLimit);
+    let maxconn = defaultMaxconn;
+    const kvMaxconn = kv.get("maxconn");
+    if (kvMaxconn !== undefined) {
+        if (!/^[1-9][0-9]{0,6}$/.test(kvMaxconn)) {
+            note(`rejected: KV ${KV_PREFIX}/maxconn: value (sha256 ${sha8(kvMaxconn)}) is not an integer from 1 to ${maxconnLimit}; running ${defaultMaxconn}`);
+        } else if (Number(kvMaxconn) > maxconnLimit) {
+            note(
+                `rejected: KV ${KV_PREFIX}/maxconn: ${kvMaxconn} is above what the file descriptor limit of this gateway (${fdLimit}) leaves beside up to ${serverBudget} instances; running ${defaultMaxconn}`,
+            );
+        } else maxconn = Number(kvMaxconn);
+    } else if (maxconnLimit < DEFAULTS.maxconn) {
+        note(
+            `rejected: maxconn ${DEFAULTS.maxconn} is above what the file descriptor limit of this gateway (${fdLimit}) leaves beside up to ${serverBudget} instances; running ${defaultMaxconn}`,
+        );
+    }
+
+    // Backends of the routes and TCP services.
+    const verdicts = new Map<string, string>();
+    const judge = (address: string): string => {
+        let v = verdicts.get(address);
+        if (v === undefined) {
+            v = addressVerdict(address, networks);
+            verdicts.set(address, v);
+        }
+        return v;
+    };
+    const backends: Backend[] = [];
+    /** Per routed version: its written servers, how many are not drained, its check path, which are drained. */
+    const versionInfo = new Map<string, { servers: string[]; live: number; check: string; drained: Set<string> }>();
+    for (const name of [...routes, ...tcpRoutes]) {
+        const isTcp = listen.has(name);
+        const m = maint.get(name);
+        const servers: Server[] = [];
+        const twins: Server[] = [];
+        const written = new Set<string>();
+        const drained = new Set<string>();
+        let agreed = "?";
+        for (const { inst } of instances.get(name) ?? []) {
+            const v = judge(inst.address);
+            if (v === "-") {
+                note(`skipped: ${name} instance at an address (sha256 ${sha8(inst.address)}) that is not IPv4`);
+                continue;
+            }
+            if (v !== "+" && v !== "N") {
+                note(`skipped: ${name} instance ${inst.address}:${inst.port}: ${v}`);
+                continue;
+            }
+            const addr = `${inst.address}:${inst.port}`;
+            const p = portClass.get(inst.port) ?? (Number.isInteger(inst.port) && inst.port > 0 && inst.port < 65536 ? "+" : "x");
+            let skip = "";
+            if (p === "x") skip = "not a TCP port";
+            else if (p === "c") skip = `port ${inst.port} is Consul's or the Docker API's`;
+            else if (p === "n" && v === "N") skip = `port ${inst.port} of a node is the gateway's, Consul's or SSH (GATEWAY_NODE_PORTS)`;
+            if (skip !== "") {
+                note(`skipped: ${name} instance ${addr}: ${skip}`);
+                continue;
+            }
+            if (written.has(addr)) continue; // the same server registered twice: written once
+            if (written.size >= instanceCap) {
+                note(`skipped: ${name} instance ${addr}: over the cap of ${instanceCap} instances per service (KV ${KV_PREFIX}/limits/instances)`);
+                continue;
+            }
+            // In maintenance: weight 0 (drained: no new request, in-flight ones finish). An instance
+            // is named by the container field of its ID (Registrator: <node>:<container>:<port>[:udp]),
+            // as it is or without its generation suffix "-<8 hex>" (a replaced replica's container is
+            // a new one, so the key names the replica).
+            let drain = m === "all";
+            if (m !== undefined && m !== "all") {
+                const f = inst.id.split(":");
+                if (f.length >= 3) drain = m.has(f[1]!) || m.has(f[1]!.replace(/-[0-9a-f]{8}$/, ""));
+            }
+            if (drain) drained.add(addr);
+            written.add(addr);
+            servers.push({ name: addr, addr, check: true, backup: false, ...(drain ? { weight: 0 } : {}) });
+            twins.push({ name: `panic-${addr}`, addr, check: false, backup: true, ...(drain ? { weight: 0 } : {}) });
+            if (!kvCheck.has(name)) agreed = agree(agreed, tagCheck(inst.tags));
+        }
+        let check = "/";
+        const declaredCheck = kvCheck.get(name);
+        if (declaredCheck !== undefined) check = declaredCheck;
+        else if (agreed.startsWith("/")) check = agreed;
+        else if (agreed === "!")
+            note(`rejected: check= tags of ${name}: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)`);
+        const all = [...servers, ...twins];
+        if (isTcp) backends.push({ name: `svc_${name}`, kind: "tcp", listen: listen.get(name)!, servers: all });
+        else backends.push({ name: `svc_${name}`, kind: "http", path: routePath(name), checkPath: check, servers: all });
+        versionInfo.set(name, { servers: [...written], live: written.size - drained.size, check, drained });
+    }
+
+    // Splits: /<name>/ over the versions with a weight. A server's weight is its version's weight
+    // spread over the version's instances in rotation, scaled so the largest is 256 (HAProxy's
+    // maximum) and at least 1 when the version's weight is not 0: the versions' shares are their
+    // weights whatever their numbers of instances. Each server is checked here too (a dynamic
+    // server cannot track another).
+    const stickyRules: StickyRule[] = [];
+    for (const base of splitRoutes) {
+        const versions = [...split.get(base)!].sort(byBytes);
+        const perServer = (svc: string): number => {
+            const info = versionInfo.get(svc);
+            const w = weight.get(svc)!;
+            return info && info.live > 0 && w > 0 ? Math.trunc((1000000 * w) / info.live) : 0;
+        };
+        const top = Math.max(0, ...versions.map(perServer));
+        const servers: Server[] = [];
+        const twins: Server[] = [];
+        let check = "";
+        for (const svc of versions) {
+            const info = versionInfo.get(svc);
+            if (!info) continue;
+            const version = VERSIONED_NAME.exec(svc)![3]!;
+            const x = perServer(svc);
+            const sw = x > 0 ? Math.max(1, Math.trunc((x * 256) / top)) : 0;
+            if (check === "") check = info.check;
+            else if (check !== info.check)
+                note(`rejected: check path of ${svc} differs from the other versions of /${base}/; its servers in the split are checked on ${check}`);
+            for (const addr of info.servers) {
+                const w = info.drained.has(addr) ? 0 : sw;
+                servers.push({ name: `${version}_${addr}`, addr, check: true, backup: false, weight: w });
+                twins.push({ name: `panic-${version}_${addr}`, addr, check: false, backup: true, weight: w });
+            }
+        }
+        backends.push({ name: `svc_${base}`, kind: "split", path: base, checkPath: check || "/", sticky: sticky.has(base), servers: [...servers, ...twins] });
+        if (sticky.has(base)) {
+            const routedVersions = versions.filter((svc) => routes.includes(svc));
+            stickyRules.push({ base, versions: routedVersions.map((svc) => ({ version: VERSIONED_NAME.exec(svc)![3]!, backend: `svc_${svc}` })) });
+        }
+    }
+
+    return {
+        maxconn,
+        timeouts,
+        hardStopAfter: tcpRoutes.length > 0 ? "1h" : "30s",
+        trustedProxies: networks.trustedProxies,
+        stickyRules,
+        routes: [...routes, ...splitRoutes].map((name) => ({ path: routePath(name), backend: `svc_${name}` })),
+        tcpListeners: tcpRoutes.map((name) => ({ name, port: listen.get(name)!, backend: `svc_${name}` })),
+        backends,
+        notes: [...notes].sort(byBytes),
+        quarantined: [...quarantined].sort(byBytes),
+        accepted,
+    };
+}
+
+/** The check path an instance's check= tags ask for: the path, "!" (invalid or several), or "none". */
+function tagCheck(tags: readonly string[]): string {
+    let ic = "";
+    for (const t of tags) {
+        if (!t.startsWith("check=")) continue;
+        const path = t.slice("check=".length);
+        const v = CHECK_PATH.test(path) ? path : "!";
+        if (ic === "") ic = v;
+        else if (ic !== v) ic = "!";
+    }
+    return ic === "" ? "none" : ic;
+}
+
+/** What the instances agree on so far ("?" before the first). */
+function agree(agreed: string, next: string): string {
+    if (agreed === "?") return next;
+    return agreed === next ? agreed : "!";
+}
+
+/** The networks the stack declares, each entry checked. */
+function readNetworks(settings: StackSettings, kv: ReadonlyMap<string, string>, note: (line: string) => void): Networks {
+    const single = new Map<string, Set<"backends" | "nodes" | "own">>();
+    const add = (address: string, list: "backends" | "nodes" | "own"): void => {
+        if (!single.has(address)) single.set(address, new Set());
+        single.get(address)!.add(list);
+    };
+    const blocks = { backends: [] as [number, number][], nodes: [] as [number, number][] };
+    let exactBackend = false;
+    let trusted: string[] = [];
+    const sources: [string, string, "backends" | "nodes" | "trusted"][] = [
+        ["GATEWAY_BACKEND_NETWORKS", kv.get("networks/backends") ?? settings.backendNetworks, "backends"],
+        ["GATEWAY_NODE_NETWORKS", kv.get("networks/nodes") ?? settings.nodeNetworks, "nodes"],
+        ["GATEWAY_TRUSTED_PROXIES", settings.trustedProxies, "trusted"],
+    ];
+    for (const [variable, text, list] of sources) {
+        const cidrs: string[] = [];
+        for (const entry of words(text)) {
+            if (!CIDR.test(entry)) {
+                note(`rejected: ${variable} entry (sha256 ${sha8(entry)}) is not an IPv4 CIDR block such as 10.0.0.0/16; ignored`);
+                continue;
+            }
+            cidrs.push(entry);
+            if (list === "trusted") continue;
+            const [base, prefix] = entry.split("/") as [string, string];
+            const size = 2 ** (32 - Number(prefix));
+            if (size === 1) {
+                add(base, list);
+                if (list === "backends") exactBackend = true;
+            } else {
+                const start = Math.floor(ipv4ToInt(base) / size) * size;
+                blocks[list].push([start, start + size]);
+            }
+        }
+        if (list === "trusted") trusted = cidrs;
+    }
+    if (blocks.backends.length === 0 && !exactBackend) note("rejected: GATEWAY_BACKEND_NETWORKS declares no network: no instance is routed");
+    for (const a of words(settings.ownAddresses)) add(a, "own");
+    return { blocks, single, anyBackend: blocks.backends.length > 0 || exactBackend, trustedProxies: trusted.join(" ") };
+}
+
+/**
+ * "+" a server, "N" a server on a node address, "-" not IPv4, else why the address is refused.
+ */
+export function addressVerdict(address: string, networks: Networks): string {
+    if (!IPV4.test(address)) return "-";
+    const o = address.split(".").map(Number);
+    let n: string;
+    if (o[0] === 0) n = "unspecified address (0.0.0.0/8)";
+    else if (o[0] === 127) n = "loopback address (127.0.0.0/8)";
+    else if (o[0] === 169 && o[1] === 254) n = "link-local address (169.254.0.0/16, cloud metadata)";
+    else if (o[0]! >= 224) n = "multicast or reserved address (224.0.0.0/3)";
+    else {
+        n = "o";
+        const a = ipv4ToInt(address);
+        const inside = (blocks: [number, number][]): boolean => blocks.some(([s, e]) => a >= s && a < e);
+        if (inside(networks.blocks.backends)) n = "B";
+        if (inside(networks.blocks.nodes)) n = n === "o" || n === "N" ? "N" : "BN";
+    }
+    const one = networks.single.get(address);
+    if (one) {
+        if (n.length > 2) return n;
+        if (one.has("own")) return "an address of the gateway itself (GATEWAY_OWN_ADDRESSES)";
+        if (one.has("backends")) n = n === "o" ? "B" : n === "N" ? "BN" : n;
+        if (one.has("nodes") && n === "B") n = "BN";
+    }
+    if (n === "B") return "+";
+    if (n === "BN") return "N";
+    if (n === "o" || n === "N") return "address outside the networks the stack declares (GATEWAY_BACKEND_NETWORKS)";
+    return n;
+}
+
+/** The model without its servers: two models whose structures are equal differ only in servers,
+ * which the runtime API changes without a reload. */
+export function structureOf(model: Model): string {
+    return JSON.stringify({
+        maxconn: model.maxconn,
+        timeouts: model.timeouts,
+        hardStopAfter: model.hardStopAfter,
+        trustedProxies: model.trustedProxies,
+        stickyRules: model.stickyRules,
+        routes: model.routes,
+        tcpListeners: model.tcpListeners,
+        backends: model.backends.map((b) => ({ ...b, servers: undefined })),
+    });
+}

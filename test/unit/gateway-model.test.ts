@@ -1,0 +1,410 @@
+// The gateway's decisions (components/images/gateway/controller/model.ts), table-driven, with the
+// hostile inputs the control-plane tests register against the real gateway; and the plans
+// (diff.ts) that turn two models into runtime API operations or a reload.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+    buildModel,
+    sha8,
+    type Backend,
+    type CatalogNode,
+    type CatalogService,
+    type Model,
+    type StackSettings,
+} from "../../components/images/gateway/controller/model";
+import { addCommand, planChange, type Plan } from "../../components/images/gateway/controller/diff";
+import { renderConfig } from "../../components/images/gateway/controller/render";
+
+const SETTINGS: StackSettings = {
+    httpPort: "8080",
+    statsPort: "8936",
+    backendNetworks: "10.1.0.0/16",
+    nodeNetworks: "10.1.0.1/32",
+    trustedProxies: "",
+    ownAddresses: "10.1.0.99",
+    nodePorts: "22 8501",
+    fdLimit: "1048576",
+    maxconnLimit: "",
+};
+
+let ids = 0;
+function inst(service: string, address: string, port: number, tags: string[] = ["rest"], id?: string): CatalogService {
+    return { id: id ?? `node1:${service}-${++ids}:${port}`, service, address, port, tags };
+}
+function model(services: CatalogService[], kv: Record<string, string> = {}, settings: Partial<StackSettings> = {}, previous?: Model): Model {
+    const nodes: CatalogNode[] = [{ node: "node1", address: "10.1.0.1", services }];
+    const map = new Map(Object.entries(kv).map(([k, v]) => [`service/haproxy/${k}`, v]));
+    return buildModel({ kv: map, nodes, settings: { ...SETTINGS, ...settings }, ...(previous ? { previous } : {}) });
+}
+const backend = (m: Model, name: string): Backend => {
+    const b = m.backends.find((x) => x.name === name);
+    assert.ok(b, `backend ${name} in ${m.backends.map((x) => x.name).join(", ")}`);
+    return b;
+};
+const checked = (b: Backend): string[] => b.servers.filter((s) => s.check).map((s) => s.name);
+
+describe("routes", () => {
+    it("serves <name>-v<N> at /<name>/v<N> before unversioned names, only instances tagged rest", () => {
+        const m = model([inst("hello", "10.1.0.5", 80), inst("hello-v1", "10.1.0.6", 80), inst("untagged", "10.1.0.7", 80, [])]);
+        assert.deepEqual(
+            m.routes.map((r) => `${r.path}->${r.backend}`),
+            ["hello/v1->svc_hello-v1", "hello->svc_hello"],
+        );
+        assert.equal(backend(m, "svc_hello-v1").path, "hello/v1");
+    });
+
+    for (const name of ["Hello", "hello_world", "a".repeat(64), "hello world", "héllo", "-x", "x-"]) {
+        it(`skips a service named ${JSON.stringify(name)} (not a DNS label), naming it by hash`, () => {
+            const m = model([inst(name, "10.1.0.5", 80), inst("safe", "10.1.0.6", 80)]);
+            assert.deepEqual(
+                m.backends.map((b) => b.name),
+                ["svc_safe"],
+            );
+            assert.ok(m.notes.includes(`skipped: service (name sha256 ${sha8(name)}): the name is not a DNS label`), m.notes.join("\n"));
+        });
+    }
+
+    it("caps routed services, those the stack declares first", () => {
+        const m = model(
+            ["a", "b", "c", "z"].map((n, i) => inst(n, `10.1.0.${10 + i}`, 80)),
+            { "limits/services": "2", "services/z/check": "/" },
+        );
+        assert.deepEqual(
+            m.routes.map((r) => r.path),
+            ["z", "a"],
+        );
+        assert.ok(m.notes.includes("skipped: service b: over the cap of 2 routed services (KV service/haproxy/limits/services)"));
+    });
+
+    it("caps instances per service in node/ID order and writes a server registered twice once", () => {
+        const m = model(
+            [
+                inst("s", "10.1.0.5", 80, ["rest"], "a"),
+                inst("s", "10.1.0.5", 80, ["rest"], "b"),
+                inst("s", "10.1.0.6", 80, ["rest"], "c"),
+                inst("s", "10.1.0.7", 80, ["rest"], "d"),
+            ],
+            { "limits/instances": "2" },
+        );
+        assert.deepEqual(checked(backend(m, "svc_s")), ["10.1.0.5:80", "10.1.0.6:80"]);
+        assert.ok(m.notes.includes("skipped: s instance 10.1.0.7:80: over the cap of 2 instances per service (KV service/haproxy/limits/instances)"));
+    });
+
+    it("gives every instance an unchecked backup twin (panic routing)", () => {
+        const b = backend(model([inst("s", "10.1.0.5", 80)]), "svc_s");
+        assert.deepEqual(
+            b.servers.map((s) => [s.name, s.check, s.backup]),
+            [
+                ["10.1.0.5:80", true, false],
+                ["panic-10.1.0.5:80", false, true],
+            ],
+        );
+    });
+});
+
+describe("trust rules: addresses and ports", () => {
+    const cases: [string, number, string][] = [
+        ["127.0.0.1", 80, "loopback address (127.0.0.0/8)"],
+        ["0.0.0.0", 80, "unspecified address (0.0.0.0/8)"],
+        ["169.254.169.254", 80, "link-local address (169.254.0.0/16, cloud metadata)"],
+        ["224.0.0.1", 80, "multicast or reserved address (224.0.0.0/3)"],
+        ["10.2.0.5", 80, "address outside the networks the stack declares (GATEWAY_BACKEND_NETWORKS)"],
+        ["10.1.0.99", 80, "an address of the gateway itself (GATEWAY_OWN_ADDRESSES)"],
+        ["10.1.0.5", 8500, "port 8500 is Consul's or the Docker API's"],
+        ["10.1.0.5", 2375, "port 2375 is Consul's or the Docker API's"],
+        ["10.1.0.1", 22, "port 22 of a node is the gateway's, Consul's or SSH (GATEWAY_NODE_PORTS)"],
+        ["10.1.0.1", 8080, "port 8080 of a node is the gateway's, Consul's or SSH (GATEWAY_NODE_PORTS)"],
+        ["10.1.0.5", 0, "not a TCP port"],
+        ["10.1.0.5", 70000, "not a TCP port"],
+    ];
+    for (const [address, port, why] of cases) {
+        it(`skips ${address}:${port}: ${why}; the other instance keeps serving`, () => {
+            const m = model([inst("s", address, port), inst("s", "10.1.0.5", 81)]);
+            assert.deepEqual(checked(backend(m, "svc_s")), ["10.1.0.5:81"]);
+            assert.ok(m.notes.includes(`skipped: s instance ${address}:${port}: ${why}`), m.notes.join("\n"));
+        });
+    }
+    it("a node's own port 22 is refused but 22 in a container is fine", () => {
+        assert.deepEqual(checked(backend(model([inst("s", "10.1.0.5", 22)]), "svc_s")), ["10.1.0.5:22"]);
+    });
+    for (const address of ["10.1.0.256", "example.com", "10.1.0.5\n    bind :1", "010.1.0.5", ""]) {
+        it(`skips an address that is not IPv4 (${JSON.stringify(address)}), naming it by hash`, () => {
+            const m = model([{ ...inst("s", address, 80), address }, inst("s", "10.1.0.5", 81)]);
+            const expected = address === "" ? [] : [`skipped: s instance at an address (sha256 ${sha8(address)}) that is not IPv4`];
+            // An empty address is the node's (10.1.0.1, a node address: port 80 is fine there).
+            for (const n of expected) assert.ok(m.notes.includes(n), m.notes.join("\n"));
+            assert.ok(!renderConfig(m).includes("bind :1"));
+        });
+    }
+    it("rejects network entries that are not CIDR blocks and routes nothing without a backend network", () => {
+        const m = model([inst("s", "10.1.0.5", 80)], {}, { backendNetworks: "10.1.0.0/33 bad" });
+        assert.deepEqual(checked(backend(m, "svc_s")), []);
+        assert.ok(
+            m.notes.includes(`rejected: GATEWAY_BACKEND_NETWORKS entry (sha256 ${sha8("10.1.0.0/33")}) is not an IPv4 CIDR block such as 10.0.0.0/16; ignored`),
+        );
+        assert.ok(m.notes.includes("rejected: GATEWAY_BACKEND_NETWORKS declares no network: no instance is routed"));
+    });
+    it("the KV key networks/backends wins over the environment", () => {
+        const m = model([inst("s", "10.9.0.5", 80)], { "networks/backends": "10.9.0.0/24" });
+        assert.deepEqual(checked(backend(m, "svc_s")), ["10.9.0.5:80"]);
+    });
+});
+
+describe("health-check path", () => {
+    it("the stack's KV key wins over any check= tag", () => {
+        const b = backend(model([inst("s", "10.1.0.5", 80, ["rest", "check=/evil"])], { "services/s/check": "/health" }), "svc_s");
+        assert.equal(b.checkPath, "/health");
+    });
+    it("a check= tag counts only when every instance carries the same valid one", () => {
+        assert.equal(
+            backend(model([inst("s", "10.1.0.5", 80, ["rest", "check=/h"]), inst("s", "10.1.0.6", 80, ["rest", "check=/h"])]), "svc_s").checkPath,
+            "/h",
+        );
+        const m = model([inst("s", "10.1.0.5", 80, ["rest", "check=/h"]), inst("s", "10.1.0.6", 80, ["rest"])]);
+        assert.equal(backend(m, "svc_s").checkPath, "/");
+        assert.ok(
+            m.notes.includes(
+                "rejected: check= tags of s: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)",
+            ),
+        );
+    });
+    it("an invalid KV check path is rejected by hash", () => {
+        const v = "/ok\n    stats uri /pwn";
+        const m = model([inst("s", "10.1.0.5", 80)], { "services/s/check": v });
+        assert.equal(backend(m, "svc_s").checkPath, "/");
+        assert.ok(m.notes.some((n) => n.startsWith(`rejected: KV service/haproxy/services/s/check: value (sha256 ${sha8(v)}) is not a path`)));
+        assert.ok(!renderConfig(m).includes("pwn"));
+    });
+});
+
+describe("settings", () => {
+    const hostile = ["100\n    stats uri /x", "5s # x", "5s;x", "0", "0s", "25d", "999999h", "-1", "1e3", "5S", " 5s"];
+    for (const [key, re, def] of [
+        ["timeouts/connect", /timeout connect (\S+)/, "5s"],
+        ["timeouts/client", /timeout client (\S+)/, "30s"],
+        ["timeouts/server", /timeout server (\S+)/, "30s"],
+    ] as const) {
+        it(`${key}: hostile values run the default ${def}`, () => {
+            for (const v of hostile) {
+                const m = model([], { [key]: v });
+                const cfg = renderConfig(m);
+                assert.equal(re.exec(cfg.slice(cfg.indexOf("\ndefaults\n")))?.[1], def, JSON.stringify(v));
+                assert.ok(
+                    m.notes.includes(`rejected: KV service/haproxy/${key}: value (sha256 ${sha8(v)}) is not a duration HAProxy runs with; running ${def}`),
+                );
+                assert.ok(!cfg.includes("stats uri /x"));
+            }
+            assert.equal(model([], { [key]: "7s" }).timeouts[key.split("/")[1] as "connect"], "7s");
+        });
+    }
+    it("maxconn: within the file-descriptor budget, else the default", () => {
+        assert.equal(model([], { maxconn: "2345" }).maxconn, 2345);
+        const m = model([], { maxconn: "5000" }, { fdLimit: "20000" });
+        // 20000 - (2024 + 1000) = 16976 / 2 = 8488: 5000 fits.
+        assert.equal(m.maxconn, 5000);
+        const tight = model([], { maxconn: "9000" }, { fdLimit: "20000" });
+        assert.equal(tight.maxconn, 4096);
+        assert.ok(
+            tight.notes.includes(
+                "rejected: KV service/haproxy/maxconn: 9000 is above what the file descriptor limit of this gateway (20000) leaves beside up to 1000 instances; running 4096",
+            ),
+        );
+        const tiny = model([], {}, { fdLimit: "4000" });
+        assert.equal(tiny.maxconn, 488);
+        assert.ok(tiny.notes.some((n) => n.startsWith("rejected: maxconn 4096 is above what the file descriptor limit of this gateway (4000)")));
+    });
+    it("GATEWAY_MAXCONN_LIMIT caps maxconn further", () => {
+        assert.equal(model([], {}, { maxconnLimit: "300" }).maxconn, 300);
+    });
+    it("limits: hostile values run the defaults", () => {
+        const m = model([], { "limits/services": "0", "limits/instances": "x" });
+        assert.ok(
+            m.notes.includes(`rejected: KV service/haproxy/limits/services: value (sha256 ${sha8("0")}) is not an integer from 1 to 100000; running 5000`),
+        );
+        assert.ok(
+            m.notes.includes(`rejected: KV service/haproxy/limits/instances: value (sha256 ${sha8("x")}) is not an integer from 1 to 10000; running 100`),
+        );
+    });
+    it("unknown keys under services/ and routes/ are rejected by hash", () => {
+        const m = model([], { "services/a/evil": "1", "routes/a/other": "1" });
+        assert.ok(
+            m.notes.includes(
+                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight or /maintenance; ignored`,
+            ),
+        );
+        assert.ok(m.notes.includes(`rejected: KV key under service/haproxy/routes/ (sha256 ${sha8("a/other")}) is not <name>/sticky; ignored`));
+    });
+});
+
+describe("traffic control", () => {
+    const v1 = [inst("hello-v1", "10.1.0.5", 80), inst("hello-v1", "10.1.0.6", 80)];
+    const v2 = [inst("hello-v2", "10.1.0.7", 80)];
+
+    it("splits /<name>/ by weight whatever the number of instances (90/10 over 2 + 1: 256/256/56)", () => {
+        const m = model([...v1, ...v2], { "services/hello-v1/weight": "90", "services/hello-v2/weight": "10" });
+        const split = backend(m, "svc_hello");
+        assert.equal(split.kind, "split");
+        assert.deepEqual(
+            split.servers.filter((s) => s.check).map((s) => `${s.name}=${s.weight}`),
+            ["v1_10.1.0.5:80=256", "v1_10.1.0.6:80=256", "v2_10.1.0.7:80=56"],
+        );
+        assert.deepEqual(
+            m.routes.map((r) => r.path),
+            ["hello/v1", "hello/v2", "hello"],
+        );
+    });
+    it("weight 0 sends nothing; a weight on an unversioned service or a hostile one is rejected", () => {
+        const m = model([...v1, ...v2, inst("plain", "10.1.0.8", 80)], {
+            "services/hello-v1/weight": "0",
+            "services/hello-v2/weight": "257",
+            "services/plain/weight": "5",
+        });
+        assert.deepEqual(
+            backend(m, "svc_hello")
+                .servers.filter((s) => s.check)
+                .map((s) => s.weight),
+            [0, 0],
+        );
+        assert.ok(m.notes.includes("rejected: KV service/haproxy/services/plain/weight: only a versioned service (<name>-v<N>) has a weight; ignored"));
+        assert.ok(
+            m.notes.some((n) =>
+                n.startsWith(`rejected: KV service/haproxy/services/hello-v2/weight: value (sha256 ${sha8("257")}) is not an integer from 0 to 256`),
+            ),
+        );
+    });
+    it("an unversioned service of a split name is not routed", () => {
+        const m = model([...v1, inst("hello", "10.1.0.9", 80)], { "services/hello-v1/weight": "1" });
+        assert.equal(backend(m, "svc_hello").kind, "split");
+        assert.ok(
+            m.notes.includes("skipped: service hello: /hello/ is split between its versions by their weights (KV service/haproxy/services/hello-v<N>/weight)"),
+        );
+    });
+    it("sticky: one rule per routed version, Set-Cookie added (the application's own cookies kept)", () => {
+        const m = model([...v1, ...v2], { "services/hello-v1/weight": "50", "services/hello-v2/weight": "50", "routes/hello/sticky": "true" });
+        assert.deepEqual(m.stickyRules, [
+            {
+                base: "hello",
+                versions: [
+                    { version: "v1", backend: "svc_hello-v1" },
+                    { version: "v2", backend: "svc_hello-v2" },
+                ],
+            },
+        ]);
+        const cfg = renderConfig(m);
+        assert.match(cfg, /http-response add-header Set-Cookie "sd-hello=/);
+        assert.doesNotMatch(cfg, /set-header Set-Cookie/);
+    });
+    it("maintenance: all, or by container name with or without its generation suffix; other ID fields never match", () => {
+        const services = [
+            inst("s", "10.1.0.5", 80, ["rest"], "node1:app-s-1-0123abcd:80"),
+            inst("s", "10.1.0.6", 80, ["rest"], "node1:app-s-2:80"),
+            inst("s", "10.1.0.7", 80, ["rest"], "app-s-1:80"),
+            inst("s", "10.1.0.8", 80, ["rest"], "app-s-1:x:80"),
+        ];
+        const weights = (m: Model): string[] =>
+            checked(backend(m, "svc_s"))
+                .map((n) => `${n}=${backend(m, "svc_s").servers.find((s) => s.name === n)!.weight ?? 1}`)
+                .sort();
+        assert.deepEqual(weights(model(services, { "services/s/maintenance": "app-s-1" })), [
+            "10.1.0.5:80=0",
+            "10.1.0.6:80=1",
+            "10.1.0.7:80=1",
+            "10.1.0.8:80=1",
+        ]);
+        assert.deepEqual(weights(model(services, { "services/s/maintenance": "all" })), ["10.1.0.5:80=0", "10.1.0.6:80=0", "10.1.0.7:80=0", "10.1.0.8:80=0"]);
+        const bad = "all;x#";
+        const m = model(services, { "services/s/maintenance": bad });
+        assert.deepEqual(weights(m), ["10.1.0.5:80=1", "10.1.0.6:80=1", "10.1.0.7:80=1", "10.1.0.8:80=1"]);
+        assert.ok(
+            m.notes.some((n) =>
+                n.startsWith(`rejected: KV service/haproxy/services/s/maintenance: value (sha256 ${sha8(bad)}) is neither all nor container names`),
+            ),
+        );
+    });
+    it("listen: a TCP service with its own listener; refused ports and conflicts by name order", () => {
+        const services = [inst("pg", "10.1.0.5", 5432, ["tcp"]), inst("pg2", "10.1.0.6", 5432, ["tcp"]), inst("x", "10.1.0.7", 1, ["tcp"])];
+        const m = model(services, { "services/pg/listen": "15432", "services/pg2/listen": "15432", "services/x/listen": "8500", "services/y/listen": "8080" });
+        assert.deepEqual(m.tcpListeners, [{ name: "pg", port: 15432, backend: "svc_pg" }]);
+        assert.equal(backend(m, "svc_pg").kind, "tcp");
+        assert.equal(m.hardStopAfter, "1h");
+        assert.ok(m.notes.some((n) => n.includes("services/pg2/listen") && n.includes("is already the listener of pg")));
+        assert.ok(m.notes.some((n) => n.includes("services/x/listen") && n.includes("is Consul's or the Docker API's")));
+        assert.ok(m.notes.some((n) => n.includes("services/y/listen") && n.includes("is a port of the gateway's HTTP or stats listener")));
+        // An instance without the tcp tag, or tagged rest, is not part of a TCP service.
+        assert.deepEqual(checked(backend(model([inst("pg", "10.1.0.5", 5432, ["rest"])], { "services/pg/listen": "15432" }), "svc_pg")), []);
+    });
+});
+
+describe("quarantine: a rejected value leaves its service on its last good one", () => {
+    it("a hostile weight keeps the version's last good weight; other services unaffected", () => {
+        const services = [inst("hello-v1", "10.1.0.5", 80), inst("hello-v2", "10.1.0.6", 80), inst("other", "10.1.0.7", 80)];
+        const good = model(services, { "services/hello-v1/weight": "30", "services/hello-v2/weight": "70" });
+        const bad = "70\n    bind :1";
+        const next = model(services, { "services/hello-v1/weight": "30", "services/hello-v2/weight": bad }, {}, good);
+        assert.deepEqual(next.quarantined, ["hello-v2"]);
+        assert.deepEqual(
+            backend(next, "svc_hello").servers.map((s) => s.weight),
+            backend(good, "svc_hello").servers.map((s) => s.weight),
+        );
+        assert.ok(next.notes.some((n) => n.includes(`value (sha256 ${sha8(bad)}) is not an integer from 0 to 256; keeping its last good value (70)`)));
+        // Without a previous model, the version leaves the split.
+        const cold = model(services, { "services/hello-v1/weight": "30", "services/hello-v2/weight": bad });
+        assert.deepEqual(cold.quarantined, []);
+        assert.equal(backend(cold, "svc_hello").servers.filter((s) => s.name.includes("v2_")).length, 0);
+        // The quarantine holds over several bad values in a row, and ends with a good one.
+        const again = model(services, { "services/hello-v1/weight": "30", "services/hello-v2/weight": "x" }, {}, next);
+        assert.deepEqual(again.quarantined, ["hello-v2"]);
+        const healed = model(services, { "services/hello-v1/weight": "30", "services/hello-v2/weight": "10" }, {}, again);
+        assert.deepEqual(healed.quarantined, []);
+    });
+});
+
+describe("render", () => {
+    it("writes every server with its settings and nothing from Consul unchecked", () => {
+        const m = model([inst("s", "10.1.0.5", 80, ["rest", "check=/h"])], { "services/s/maintenance": "all" });
+        const cfg = renderConfig(m);
+        assert.match(cfg, /^ {4}server 10\.1\.0\.5:80 10\.1\.0\.5:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2 weight 0$/m);
+        assert.match(cfg, /^ {4}server panic-10\.1\.0\.5:80 10\.1\.0\.5:80 backup weight 0$/m);
+        assert.match(cfg, /backend svc_s\n(.*\n)*? {4}http-check send meth GET uri \/h\n/);
+        assert.match(cfg, /use_backend svc_s if \{ path \/s \} \|\| \{ path_beg \/s\/ \}/);
+    });
+    it("keeps forwarding headers only from trusted proxies", () => {
+        assert.match(renderConfig(model([], {}, { trustedProxies: "10.0.0.0/8" })), /acl trusted_proxy src 10\.0\.0\.0\/8/);
+        assert.match(renderConfig(model([])), /^ {4}http-request del-header X-Forwarded-For$/m);
+    });
+});
+
+describe("diff: runtime API or reload", () => {
+    const a = inst("s", "10.1.0.5", 80, ["rest"], "node1:s-a:80");
+    const b = inst("s", "10.1.0.6", 80, ["rest"], "node1:s-b:80");
+    const ops = (p: Plan): string[] =>
+        p.kind === "runtime"
+            ? p.ops.map((o) =>
+                  o.op === "add" ? addCommand(o) : o.op === "del" ? `del ${o.backend}/${o.server}` : `weight ${o.backend}/${o.server} ${o.weight}`,
+              )
+            : [p.kind];
+
+    it("the same model: nothing to do", () => {
+        assert.deepEqual(planChange(model([a]), model([a])), { kind: "none" });
+    });
+    it("an instance added or removed: runtime operations, the checked server probed on its health path", () => {
+        const added = planChange(model([a], { "services/s/check": "/h" }), model([a, b], { "services/s/check": "/h" }));
+        assert.deepEqual(ops(added), [
+            "add server svc_s/10.1.0.6:80 10.1.0.6:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2",
+            "add server svc_s/panic-10.1.0.6:80 10.1.0.6:80 backup",
+        ]);
+        assert.ok(added.kind === "runtime" && added.ops[0]!.op === "add" && JSON.stringify(added.ops[0]!.probe) === '{"kind":"http","path":"/h"}');
+        assert.deepEqual(ops(planChange(model([a, b]), model([a]))), ["del svc_s/10.1.0.6:80", "del svc_s/panic-10.1.0.6:80"]);
+    });
+    it("maintenance and weights: weight operations", () => {
+        assert.deepEqual(ops(planChange(model([a, b]), model([a, b], { "services/s/maintenance": "s-b" }))), [
+            "weight svc_s/10.1.0.6:80 0",
+            "weight svc_s/panic-10.1.0.6:80 0",
+        ]);
+    });
+    it("a new route or a setting: a reload, with the reason", () => {
+        assert.deepEqual(planChange(model([a]), model([a, inst("t", "10.1.0.7", 80)])), { kind: "reload", why: "routes changed" });
+        assert.deepEqual(planChange(model([a]), model([a], { "timeouts/connect": "7s" })), { kind: "reload", why: "timeout connect 5s -> 7s" });
+        assert.deepEqual(planChange(model([a]), model([a], { "services/s/check": "/h" })), { kind: "reload", why: "svc_s: health-check path changed" });
+    });
+});
