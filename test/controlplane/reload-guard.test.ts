@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Applier } from "../../components/images/gateway/controller/apply";
 import { HaproxyMaster, RuntimeApi } from "../../components/images/gateway/controller/haproxy";
-import { renderMetrics, type ControllerMetrics } from "../../components/images/gateway/controller/metrics";
+import { newMetrics, renderMetrics, type ControllerMetrics } from "../../components/images/gateway/controller/metrics";
 import { buildModel, type CatalogService, type Model } from "../../components/images/gateway/controller/model";
 import {
     Backend,
@@ -88,20 +88,7 @@ describe("reload guard", { timeout: 90_000 }, () => {
                 log: (l) => log.push(l),
             });
             api = new RuntimeApi(path.join(dir, "admin.sock"));
-            metrics = {
-                watches: () => [],
-                consulConnections: () => 0,
-                changes: { runtime: 0, reload: 0 },
-                reloadFailures: 0,
-                rejectedRenders: 0,
-                latestRenderRunning: false,
-                quarantined: 0,
-                skipped: 0,
-                rejected: 0,
-                lastApplySeconds: { runtime: 0, reload: 0 },
-                servers: 0,
-                backends: 0,
-            };
+            metrics = newMetrics();
             applier = new Applier({ runDir: dir, haproxyBin: tools.HAPROXY_BIN, haproxyEnv: env, master, api, metrics, log: (l) => log.push(l) });
             backends.push(await Backend.start(tools, { service: "guard", version: "v1", instance: "guard-a" }));
             backends.push(await Backend.start(tools, { service: "guard", version: "v1", instance: "guard-b" }));

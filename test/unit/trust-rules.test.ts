@@ -134,6 +134,8 @@ describe("trust rules: the gateway container", () => {
         const gw = dev.container("dev-gateway");
         assert.deepEqual(gw.inputs.securityOpts, ["no-new-privileges:true"]);
         assert.deepEqual(gw.inputs.capabilities, { drops: ["ALL"] });
+        // The controller is the main process and HAProxy its child: a minimal init reaps what a dead master leaves.
+        assert.equal(gw.inputs.init, true);
         const internal = (gw.inputs.ports as { internal: number; external: number }[]).find((p) => p.external === 80)!.internal;
         assert.equal(internal, 80);
         // Unprivileged ports start at the one it binds: no capability is needed for it.

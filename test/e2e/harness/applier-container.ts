@@ -32,6 +32,7 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
             "capabilities",
             "readOnly",
             "sysctls",
+            "init",
             "stopTimeout",
             "destroyGraceSeconds",
         ],
@@ -67,7 +68,9 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     const caps = p.capabilities === undefined ? undefined : allow(`${where}.capabilities`, p.capabilities, [], ["adds", "drops"]);
     // Namespaced kernel settings of the container (a map of strings, as the engine takes them).
     const sysctls = logOptions(`${where}.sysctls`, p.sysctls);
-    if (p.readOnly !== undefined && typeof p.readOnly !== "boolean") throw new Error(`${where}: readOnly ${JSON.stringify(p.readOnly)}`);
+    for (const k of ["readOnly", "init"]) {
+        if (p[k] !== undefined && typeof p[k] !== "boolean") throw new Error(`${where}: ${k} ${JSON.stringify(p[k])}`);
+    }
     for (const k of ["stopTimeout", "destroyGraceSeconds"]) {
         if (p[k] !== undefined && !(Number.isInteger(p[k]) && p[k] >= 0)) throw new Error(`${where}: ${k} ${JSON.stringify(p[k])}`);
     }
@@ -121,6 +124,8 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
             CapAdd: caps ? strings(`${where}.capabilities.adds`, caps.adds) : undefined,
             CapDrop: caps ? strings(`${where}.capabilities.drops`, caps.drops) : undefined,
             ReadonlyRootfs: p.readOnly === true,
+            // The engine's minimal init (docker-init) as process 1, as `docker run --init`.
+            Init: p.init === true,
             ...(sysctls === undefined ? {} : { Sysctls: sysctls }),
             // Unset, the engine's default driver and options apply, as with the provider.
             ...(p.logDriver === undefined && logOpts === undefined ? {} : { LogConfig: { Type: p.logDriver ?? "", Config: logOpts ?? {} } }),

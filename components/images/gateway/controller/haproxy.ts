@@ -130,8 +130,10 @@ export class HaproxyMaster {
         return { reloads: Number(m[1]), failed: Number(m[2]) };
     }
 
-    /** Soft stop: SIGUSR1 (workers finish in-flight requests, then the master exits), SIGKILL after graceMs. */
-    // The default grace ends before Docker's default stop timeout (10 s), so we exit on our own terms.
+    /**
+     * Soft stop: SIGUSR1 (workers finish in-flight requests, then the master exits), SIGKILL after
+     * graceMs. The default ends before Docker's default stop timeout (10 s): we exit on our own terms.
+     */
     async stop(graceMs = 8000): Promise<void> {
         this.stopping = true;
         if (this.hasExited) return;
@@ -169,9 +171,11 @@ export class HaproxyMaster {
         const newWorker = () => this.workers().some((w) => !before.has(w));
         let failedSeen = false;
         let asking = false;
+        let askedAt = 0;
         const failed = () => {
-            if (!asking && failedBefore !== null) {
+            if (!asking && failedBefore !== null && Date.now() - askedAt >= 100) {
                 asking = true;
+                askedAt = Date.now();
                 this.reloadCounts()
                     .then((c) => (failedSeen ||= c.failed > failedBefore))
                     .catch(() => undefined) // refused while the master re-executes
@@ -276,9 +280,9 @@ class CliConnection {
             let timer: NodeJS.Timeout | undefined;
             const fail = (err: Error) => {
                 clearTimeout(timer);
-                const command = commands[answers.length];
-                if (answers.length === 0 && this.bytes === bytesAtWrite && this.closed) reject(new ClosedUnanswered(err.message));
-                else reject(new Error(`runtime API: "${command}" (${answers.length + 1} of ${commands.length}): ${err.message}`));
+                const message = `runtime API: "${commands[answers.length]}" (${answers.length + 1} of ${commands.length}): ${err.message}`;
+                const unanswered = answers.length === 0 && this.bytes === bytesAtWrite && this.closed;
+                reject(unanswered ? new ClosedUnanswered(message) : new Error(message));
             };
             const arm = () => {
                 clearTimeout(timer);
@@ -338,7 +342,10 @@ export class RuntimeApi {
         return result;
     }
 
-    /** Drops the connection; the next run() connects to whichever worker owns the socket now. */
+    /**
+     * Drops the connection; the next run() connects to whichever worker owns the socket now. Call it
+     * after every reload: an old worker keeps our connection, and runs on for as long as it is open.
+     */
     reconnect(): void {
         this.conn?.destroy();
         this.conn = null;

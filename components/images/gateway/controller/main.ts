@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { Applier } from "./apply";
 import { EnvError, readEnv } from "./env";
 import { HaproxyMaster, RuntimeApi, checkConfig } from "./haproxy";
-import { serveMetrics, type ControllerMetrics } from "./metrics";
+import { newMetrics, serveMetrics } from "./metrics";
 import { planChange } from "./diff";
 import { buildModel, type Model } from "./model";
 import { KV_PREFIX } from "./rules";
@@ -63,20 +63,10 @@ async function main(): Promise<void> {
     const api = new RuntimeApi(path.join(runDir, "admin.sock"));
     const watch = new ConsulWatch(conn, { kvPrefix: `${KV_PREFIX}/`, log });
     const applied = new Map<string, number>();
-    const metrics: ControllerMetrics = {
-        watches: () => watch.statuses().map((s) => ({ ...s, applied: applied.get(s.name) ?? 0 })),
-        consulConnections: () => watch.connections(),
-        changes: { runtime: 0, reload: 0 },
-        reloadFailures: 0,
-        rejectedRenders: 0,
-        latestRenderRunning: false,
-        quarantined: 0,
-        skipped: 0,
-        rejected: 0,
-        lastApplySeconds: { runtime: 0, reload: 0 },
-        servers: 0,
-        backends: 0,
-    };
+    const metrics = newMetrics(
+        () => watch.statuses().map((s) => ({ ...s, applied: applied.get(s.name) ?? 0 })),
+        () => watch.connections(),
+    );
     const metricsServer = await serveMetrics(path.join(runDir, "controller.sock"), metrics);
     const applier = new Applier({ runDir, haproxyBin: env.haproxyBin, haproxyEnv: env.haproxyEnv, master, api, metrics, log });
 

@@ -33,6 +33,24 @@ export interface ControllerMetrics {
     backends: number;
 }
 
+/** Fresh counters; `watches` and `consulConnections` are read at each scrape. */
+export function newMetrics(watches: ControllerMetrics["watches"] = () => [], consulConnections: () => number = () => 0): ControllerMetrics {
+    return {
+        watches,
+        consulConnections,
+        changes: { runtime: 0, reload: 0 },
+        reloadFailures: 0,
+        rejectedRenders: 0,
+        latestRenderRunning: false,
+        quarantined: 0,
+        skipped: 0,
+        rejected: 0,
+        lastApplySeconds: { runtime: 0, reload: 0 },
+        servers: 0,
+        backends: 0,
+    };
+}
+
 const esc = (v: string): string => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
 export function renderMetrics(m: ControllerMetrics, nowMs = Date.now()): string {
