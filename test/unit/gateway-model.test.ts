@@ -64,14 +64,14 @@ describe("routes", () => {
         });
     }
 
-    it("caps routed services, those the stack declares first", () => {
+    it("caps routed services, keeping those the stack declares first; routes stay in name order", () => {
         const m = model(
             ["a", "b", "c", "z"].map((n, i) => inst(n, `10.1.0.${10 + i}`, 80)),
             { "limits/services": "2", "services/z/check": "/" },
         );
         assert.deepEqual(
             m.routes.map((r) => r.path),
-            ["z", "a"],
+            ["a", "z"],
         );
         assert.ok(m.notes.includes("skipped: service b: over the cap of 2 routed services (KV service/haproxy/limits/services)"));
     });
@@ -401,6 +401,10 @@ describe("diff: runtime API or reload", () => {
             "weight svc_s/10.1.0.6:80 0",
             "weight svc_s/panic-10.1.0.6:80 0",
         ]);
+    });
+    it("a KV key that makes one of many services declared moves no route: no reload", () => {
+        const many = ["a-v1", "b-v1", "c-v1"].map((n, i) => inst(n, `10.1.0.${20 + i}`, 80, ["rest"], `node1:${n}:80`));
+        assert.equal(planChange(model(many), model(many, { "services/c-v1/maintenance": "all" })).kind, "runtime");
     });
     it("a new route or a setting: a reload, with the reason", () => {
         assert.deepEqual(planChange(model([a]), model([a, inst("t", "10.1.0.7", 80)])), { kind: "reload", why: "routes changed" });

@@ -7,11 +7,19 @@ import { buildSync } from "esbuild";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+/** The project: the nearest folder above this file with a package.json (this file may run from a tsc build under bin/). */
+function projectRoot(): string {
+    for (let dir = __dirname; ; dir = path.dirname(dir)) {
+        if (fs.existsSync(path.join(dir, "package.json"))) return dir;
+        if (path.dirname(dir) === dir) throw new Error(`no package.json above ${__dirname}`);
+    }
+}
+const IMAGE_DIR = path.join(projectRoot(), "components", "images", "gateway");
 /** The controller's sources. */
-export const CONTROLLER_DIR = path.join(__dirname, "controller");
+export const CONTROLLER_DIR = path.join(IMAGE_DIR, "controller");
 export const CONTROLLER_ENTRY = path.join(CONTROLLER_DIR, "main.ts");
 /** The bundle, where the Dockerfile copies it from (dist/ is not committed). */
-export const CONTROLLER_BUNDLE = path.join(__dirname, "dist", "controller.js");
+export const CONTROLLER_BUNDLE = path.join(IMAGE_DIR, "dist", "controller.js");
 
 /** Newest modification time (ms) of the files under `dir`, recursively; 0 when there are none. */
 function newestUnder(dir: string): number {
@@ -33,8 +41,8 @@ export function bundleController(): string {
     if (!fs.existsSync(CONTROLLER_ENTRY)) {
         throw new Error(`the gateway controller's entry point ${path.relative(process.cwd(), CONTROLLER_ENTRY)} is missing: nothing to bundle`);
     }
-    const lockFile = path.join(__dirname, "..", "..", "..", "package-lock.json");
-    const inputs = Math.max(newestUnder(CONTROLLER_DIR), fs.statSync(__filename).mtimeMs, fs.existsSync(lockFile) ? fs.statSync(lockFile).mtimeMs : 0);
+    const lockFile = path.join(IMAGE_DIR, "..", "..", "..", "package-lock.json");
+    const inputs = Math.max(newestUnder(CONTROLLER_DIR), fs.statSync(path.join(IMAGE_DIR, "bundle.ts")).mtimeMs, fs.existsSync(lockFile) ? fs.statSync(lockFile).mtimeMs : 0);
     if (fs.existsSync(CONTROLLER_BUNDLE) && fs.statSync(CONTROLLER_BUNDLE).mtimeMs > inputs) return CONTROLLER_BUNDLE;
 
     const result = buildSync({

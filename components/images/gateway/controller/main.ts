@@ -17,14 +17,14 @@ import { KV_PREFIX } from "./rules";
 import { ConsulWatch, connectionFromEnv, type ChangeEvent } from "./watch";
 
 /** Coalesce bursts (a deploy of many containers): wait this long without a change, at most MAX. */
-const QUIET_MS = 5;
+const QUIET_MS = 2;
 const QUIET_MAX_MS = 200;
 /**
  * Settings arrive as several KV writes (`pulumi up` writes one key after another): a change that
  * needs a reload waits until KV has been quiet this long, so one apply is one reload. Changes the
  * runtime API applies (weights, maintenance, instances) do not wait.
  */
-const KV_SETTLE_MS = 200;
+const KV_SETTLE_MS = 100;
 const KV_SETTLE_MAX_MS = 2000;
 
 const log = (line: string): void => {

@@ -384,6 +384,11 @@ export function buildModel(input: ModelInput): Model {
             plainRoutes = plainRoutes.filter((r) => r !== base);
         }
     }
+    // In name order within each group: which services the cap keeps depends on what the stack
+    // declares, where they are matched does not (matching is segment-exact, versions first), so a
+    // KV key that makes a service declared changes no route's place and needs no reload.
+    versionedRoutes.sort(byBytes);
+    plainRoutes.sort(byBytes);
     const routes = [...versionedRoutes, ...plainRoutes];
     const tcpRoutes = [...listen.keys()].sort(byBytes);
 
