@@ -7,12 +7,15 @@ import { buildSync } from "esbuild";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-/** The project: the nearest folder above this file with a package.json (this file may run from a tsc build under bin/). */
+/**
+ * The project: the nearest folder above this file that holds the controller's sources, else the
+ * working directory (Pulumi runs a program in its project folder; the benchmark evaluates a tsc
+ * build of it from elsewhere).
+ */
 function projectRoot(): string {
-    for (let dir = __dirname; ; dir = path.dirname(dir)) {
-        if (fs.existsSync(path.join(dir, "package.json"))) return dir;
-        if (path.dirname(dir) === dir) throw new Error(`no package.json above ${__dirname}`);
-    }
+    const has = (dir: string): boolean => fs.existsSync(path.join(dir, "components", "images", "gateway", "controller", "main.ts"));
+    for (let dir = __dirname; path.dirname(dir) !== dir; dir = path.dirname(dir)) if (has(dir)) return dir;
+    return process.cwd();
 }
 const IMAGE_DIR = path.join(projectRoot(), "components", "images", "gateway");
 /** The controller's sources. */
@@ -42,7 +45,11 @@ export function bundleController(): string {
         throw new Error(`the gateway controller's entry point ${path.relative(process.cwd(), CONTROLLER_ENTRY)} is missing: nothing to bundle`);
     }
     const lockFile = path.join(IMAGE_DIR, "..", "..", "..", "package-lock.json");
-    const inputs = Math.max(newestUnder(CONTROLLER_DIR), fs.statSync(path.join(IMAGE_DIR, "bundle.ts")).mtimeMs, fs.existsSync(lockFile) ? fs.statSync(lockFile).mtimeMs : 0);
+    const inputs = Math.max(
+        newestUnder(CONTROLLER_DIR),
+        fs.statSync(path.join(IMAGE_DIR, "bundle.ts")).mtimeMs,
+        fs.existsSync(lockFile) ? fs.statSync(lockFile).mtimeMs : 0,
+    );
     if (fs.existsSync(CONTROLLER_BUNDLE) && fs.statSync(CONTROLLER_BUNDLE).mtimeMs > inputs) return CONTROLLER_BUNDLE;
 
     const result = buildSync({

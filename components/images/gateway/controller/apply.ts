@@ -79,20 +79,15 @@ export class Applier {
 
     private async applyModel(next: Model): Promise<Outcome> {
         const started = performance.now();
-        const text = renderConfig(next);
-        this.write(this.file("haproxy.cfg.new"), text);
         const plan = this.running === undefined ? ({ kind: "reload", why: "first configuration from Consul" } as const) : planChange(this.running, next);
-        if (plan.kind === "none") {
-            // Only comments changed (the list of what was skipped): nothing to apply.
-            this.install(next, text);
-            this.running = next;
-            await this.renderRunning();
-            return "none";
-        }
+        // Servers only: HAProxy first, the files after (rendering 10,000 servers is not on the way
+        // of a new instance's first request).
         if (plan.kind === "runtime") {
             const failed = await this.runtime(plan.ops, started);
             if (failed === undefined) {
                 // The live file is what runs: written once HAProxy has taken every command.
+                const text = renderConfig(next);
+                this.write(this.file("haproxy.cfg.new"), text);
                 this.install(next, text);
                 this.running = next;
                 this.o.metrics.changes.runtime++;
@@ -102,6 +97,15 @@ export class Applier {
                 return "runtime";
             }
             this.o.log(`gateway: runtime API did not apply the change (${failed}); reloading instead`);
+        }
+        const text = renderConfig(next);
+        this.write(this.file("haproxy.cfg.new"), text);
+        if (plan.kind === "none") {
+            // Only comments changed (the list of what was skipped): nothing to apply.
+            this.install(next, text);
+            this.running = next;
+            await this.renderRunning();
+            return "none";
         }
         return this.reload(next, text, started, plan.kind === "reload" ? plan.why : "runtime API failed");
     }
