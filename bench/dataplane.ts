@@ -124,6 +124,14 @@ export async function measureBig(
     extra: StaticBackend,
     opts: { trials: number; limitMs: number },
 ): Promise<Pick<BigResult, "addMs" | "kvMs" | "weightMs" | "consulConnections" | "configBytes" | "reloadsDuringAdds" | "rssMb" | "cpuMsPerChange">> {
+    // Every instance running first (the routes go live before the last nodes' instances): the
+    // trials measure changes, not the end of the initial load.
+    const expected = 2 * BIG_SERVICES * BIG_INSTANCES;
+    await waitFor(
+        async () => (await gw.admin("show servers state").catch(() => "")).split("\n").filter((l) => / svc_big\d+-v1 \d+ \S/.test(l)).length >= expected,
+        { timeoutMs: 120_000, intervalMs: 200, message: `${expected} servers running` },
+    ).catch(() => undefined);
+    await sleep(1000);
     const consul = consulConnections(gw);
     const addMs: number[] = [];
     const reg = { ...extra.registration("big0-v1"), ID: `${extra.id}:big0` };

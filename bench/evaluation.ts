@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { bundleController } from "../components/images/gateway/bundle";
 import { devWith, evaluate, TEST_SSH_KEY as SSH_KEY } from "../test/support/program";
 
 const COUNTS = [1, 10, 50, 100];
@@ -21,6 +22,11 @@ function compile(): string {
     const root = path.resolve(__dirname, "..");
     execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json"), "--outDir", out], { stdio: "inherit" });
     fs.symlinkSync(path.join(root, "node_modules"), path.join(out, "node_modules"), "dir");
+    // The gateway's controller is bundled from its TypeScript sources, which tsc does not copy:
+    // the build gets the bundle itself.
+    const bundle = path.join(out, "components", "images", "gateway", "dist", "controller.js");
+    fs.mkdirSync(path.dirname(bundle), { recursive: true });
+    fs.copyFileSync(bundleController(), bundle);
     return out;
 }
 

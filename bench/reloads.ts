@@ -1,4 +1,4 @@
-// Reloads under load: ours (Consul change -> consul-template -> reload.sh -> master-worker)
+// Reloads under load: ours (Consul change -> the controller -> haproxy -c -> master-worker reload)
 // and the 2015 way (a new `haproxy -f cfg -p pid -sf <old pids>` process per reload)
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -2,7 +2,7 @@
 // reloads under load (our master-worker reload next to the 2015 `-sf` reload), and the reload
 // time with 200 services x 5 instances, and requests failed during a rolling replace with and
 // without the graceful drain, and the accuracy of a weighted split of versions. Uses the test
-// harness: real Consul, the real gateway entrypoint, hello.py backends. Writes bench/results.json
+// harness: real Consul, the real gateway (the controller bundle the image ships), hello.py backends. Writes bench/results.json
 // and bench/results.md.
 // BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json;
 // BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field.
@@ -255,8 +255,8 @@ async function main(): Promise<void> {
         "# Control-plane benchmark",
         "",
         `Run ${started.toISOString()} with \`npm run bench\` on ${results.machine}.`,
-        `Real Consul ${versions.consul} (one server with ACLs and TLS, as the stack configures it), the gateway image's entrypoint (HAProxy ${versions.haproxy} master-worker +`,
-        `consul-template ${versions.consulTemplate}), hello.py backends, wrk ${versions.wrk}; all on loopback.`,
+        `Real Consul ${versions.consul} (one server with ACLs and TLS, as the stack configures it), the gateway controller the image runs (HAProxy ${versions.haproxy}`,
+        `master-worker; the previous design with consul-template ${versions.consulTemplate}), hello.py backends, wrk ${versions.wrk}; all on loopback.`,
         "",
         "| Measure | p50 | p99 | Trials | Goal |",
         "|---|---|---|---|---|",
@@ -268,14 +268,14 @@ async function main(): Promise<void> {
         `(20 at a time) to all routes live; rendered config ${Math.round(sc.configBytes / 1024)} KiB. The reload time is measured from`,
         "the KV PUT (service/haproxy/maxconn) until `show info` on the admin socket reports the new maxconn",
         `(render + \`haproxy -c\` + master-worker reload + new worker answering). Of that, the render (KV PUT → file`,
-        `written by consul-template) took p50 ${stats(sc.renderMs).p50} ms; one \`haproxy -c\` of this config takes ${Math.round(sc.checkMs)} ms.`,
+        `written by the controller) took p50 ${stats(sc.renderMs).p50} ms; one \`haproxy -c\` of this config takes ${Math.round(sc.checkMs)} ms.`,
         "",
         `## Requests failed during ${RELOADS} reloads under load`,
         "",
         `wrk, 2 threads × 64 connections, ${LOAD_SEC} s per run, ${RELOADS} reloads per run ~500 ms apart, against a route with`,
         "two instances: hello.py (the example service, ~1.5k req/s here) or a static backend (an HAProxy answering",
         "by itself, ~20× faster: more requests in flight at each reload). Ours: each reload is a Consul change (a",
-        "route registered or deregistered) → consul-template → reload.sh → SIGUSR2 to the master. 2015 style:",
+        "route registered or deregistered) → the controller → haproxy -c → SIGUSR2 to the master. 2015 style:",
         "the same config file, started with `haproxy -f cfg -p pid -D` and reloaded with",
         "`haproxy -f cfg -p pid -D -sf $(cat pid)`. Failed = non-2xx + wrk socket errors; wrk reconnects at once after",
         "an error, so while nothing accepts, one connection can count many errors.",

@@ -20,6 +20,7 @@ export function planChange(running: Model, next: Model): Plan {
     const ops: RuntimeOp[] = [];
     running.backends.forEach((before, i) => {
         const after = next.backends[i]!;
+        if (sameServers(before.servers, after.servers)) return; // most backends, at scale
         const old = new Map(before.servers.map((s) => [s.name, s]));
         const now = new Map(after.servers.map((s) => [s.name, s]));
         for (const name of old.keys()) if (!now.has(name)) ops.push({ op: "del", backend: after.name, server: name });
@@ -36,6 +37,17 @@ export function planChange(running: Model, next: Model): Plan {
         }
     });
     return ops.length === 0 ? { kind: "none" } : { kind: "runtime", ops };
+}
+
+/** The same servers in the same order with the same settings. */
+function sameServers(a: readonly Server[], b: readonly Server[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) {
+        const x = a[i]!;
+        const y = b[i]!;
+        if (x.name !== y.name || x.addr !== y.addr || x.weight !== y.weight || x.check !== y.check || x.backup !== y.backup) return false;
+    }
+    return true;
 }
 
 function probeOf(b: Backend): ProbeTarget {

@@ -639,6 +639,17 @@ export function addressVerdict(address: string, networks: Networks): string {
 /** The model without its servers: two models whose structures are equal differ only in servers,
  * which the runtime API changes without a reload. */
 export function structureOf(model: Model): string {
+    let s = structures.get(model);
+    if (s === undefined) {
+        s = structureText(model);
+        structures.set(model, s);
+    }
+    return s;
+}
+/** A model is compared again and again while it runs: its structure is computed once. */
+const structures = new WeakMap<Model, string>();
+
+function structureText(model: Model): string {
     return JSON.stringify({
         maxconn: model.maxconn,
         timeouts: model.timeouts,
