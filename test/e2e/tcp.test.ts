@@ -20,7 +20,7 @@ const PG_IMAGE_CONTEXT = "components/images/postgres";
 
 /**
  * A listenPort free on 127.0.0.1: from 15432 up, below Docker's ephemeral host ports, which
- * the config refuses for a listener (freePort() hands those out).
+ * the config refuses for a listener (and apart from the 20000-32767 freePort() hands out).
  */
 async function freeListenPort(): Promise<number> {
     const free = (port: number): Promise<boolean> =>

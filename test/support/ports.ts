@@ -24,14 +24,29 @@ function udpFree(port: number): Promise<boolean> {
     });
 }
 
-/** A free port on 127.0.0.1 (bound to port 0 and released), distinct from every one handed out before; `udp` also checks the UDP port. */
+/**
+ * Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default) and above the fixed
+ * ports some tests take (15432 up: a tcp listenPort): a port the kernel
+ * hands out for port 0 is also one it may give the next outgoing connection — the tests open
+ * thousands (health checks, wrk) — before the process it was meant for binds it.
+ */
+const RANGE = { from: 20000, to: 32767 } as const;
+
+/** A free port on 127.0.0.1, outside the ephemeral range, distinct from every one handed out before; `udp` also checks the UDP port. */
 export async function freePort(udp = false): Promise<number> {
-    for (let i = 0; i < 50; i++) {
-        const p = await tcpFree(0);
+    for (let i = 0; i < 200; i++) {
+        const p = RANGE.from + Math.floor(Math.random() * (RANGE.to - RANGE.from + 1));
         if (handedOut.has(p)) continue;
+        if (
+            !(await tcpFree(p).then(
+                () => true,
+                () => false,
+            ))
+        )
+            continue;
         if (udp && !(await udpFree(p))) continue;
         handedOut.add(p);
         return p;
     }
-    throw new Error("no free port found");
+    throw new Error(`no free port found between ${RANGE.from} and ${RANGE.to}`);
 }
