@@ -11,7 +11,20 @@ import { after, before, describe, test } from "node:test";
 import { LOG_LIMITS } from "../../components/container-defaults";
 import { PROJECT, withoutGeneration } from "../support/program";
 import { skipReason } from "./harness/engine";
-import { consulGet, healthy, hello, hostnameOf, hostnames, kvValue, metric, processes, replicasOf, rotationIs, startedAt } from "./harness/scenario";
+import {
+    consulGet,
+    healthy,
+    hello,
+    hostnameOf,
+    hostnames,
+    kvValue,
+    masterReloads,
+    metric,
+    processes,
+    replicasOf,
+    rotationIs,
+    startedAt,
+} from "./harness/scenario";
 import { DevLookalikes } from "./harness/lookalikes";
 import { E2E_STACK, e2eName, eventually, get, Stack } from "./harness/stack";
 
@@ -286,21 +299,7 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
         );
         const gatewayStart = await startedAt(stack, GATEWAY);
         const gatewayId = stack.containerResource(GATEWAY).id;
-        /** The HAProxy master's own reload count (`show proc` on its CLI; the image has Node.js, no socat). */
-        const reloads = async (): Promise<number> => {
-            const r = await stack.exec(GATEWAY, [
-                "node",
-                "-e",
-                'const s = require("net").connect("/run/gateway/master.sock"); s.end("show proc\\n"); s.pipe(process.stdout);',
-            ]);
-            return Number(
-                r
-                    .split("\n")
-                    .find((l) => /\bmaster\b/.test(l))
-                    ?.trim()
-                    .split(/\s+/)[2],
-            );
-        };
+        const reloads = (): Promise<number> => masterReloads(stack, GATEWAY);
         const reloadsBefore = await reloads();
 
         // `pulumi config set haproxy …` then `pulumi up`: the program evaluated again, the diff applied.

@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { withoutGeneration } from "../support/program";
 import { run } from "./harness/docker";
 import { skipReason } from "./harness/engine";
-import { consulGet, hello, hostnameOf, kvValue, replicasOf, startedAt } from "./harness/scenario";
+import { consulGet, hello, hostnameOf, kvValue, masterReloads as masterReloadsOf, replicasOf, startedAt } from "./harness/scenario";
 import { E2E_STACK, e2eName, eventually, get, Stack } from "./harness/stack";
 
 const GATEWAY = e2eName("gateway");
@@ -102,24 +102,7 @@ describe("the dev stack's hello v1 and a tcp service on a real engine (stack e2e
         return `host=${gatewayHost} port=${listenPort} user=demo dbname=demo sslmode=disable connect_timeout=5`;
     }
 
-    /** The HAProxy master's reload count (`show proc` on its CLI: the master's line ends with it). */
-    async function masterReloads(): Promise<number> {
-        // The image carries Node.js (the controller) and no socat: Node speaks to the master's socket.
-        const out = await stack.exec(GATEWAY, [
-            "node",
-            "-e",
-            'const s = require("net").connect("/run/gateway/master.sock"); s.end("show proc\\n"); s.pipe(process.stdout);',
-        ]);
-        const n = Number(
-            out
-                .split("\n")
-                .find((l) => /\bmaster\b/.test(l))
-                ?.trim()
-                .split(/\s+/)[2],
-        );
-        if (!Number.isInteger(n)) throw new Error(`no reload count in the master's "show proc": ${out}`);
-        return n;
-    }
+    const masterReloads = (): Promise<number> => masterReloadsOf(stack, GATEWAY);
 
     /** The replica (hostname) that answered one new connection; throws when the session failed. */
     async function answeredBy(): Promise<string> {

@@ -77,6 +77,27 @@ export async function startedAt(stack: Stack, container: string): Promise<string
 }
 
 /** The gateway's metrics (Prometheus text) through the published stats port. */
+/**
+ * How many times a gateway's HAProxy master reloaded: `show proc` on its CLI (the master's line
+ * carries the count). The image has Node.js (the controller) and no socat: Node speaks to the socket.
+ */
+export async function masterReloads(stack: Stack, gateway: string): Promise<number> {
+    const out = await stack.exec(gateway, [
+        "node",
+        "-e",
+        'const s = require("net").connect("/run/gateway/master.sock"); s.end("show proc\\n"); s.pipe(process.stdout);',
+    ]);
+    const n = Number(
+        out
+            .split("\n")
+            .find((l) => /\bmaster\b/.test(l))
+            ?.trim()
+            .split(/\s+/)[2],
+    );
+    if (!Number.isInteger(n)) throw new Error(`no reload count in the master's "show proc": ${out}`);
+    return n;
+}
+
 export async function metric(stack: Stack, name: string, path = "/metrics"): Promise<number | undefined> {
     const r = await get(`${stack.outputs.statsUrl.replace(/\/$/, "")}${path}`, { user: stack.outputs.statsUser, password: stack.outputs.statsPassword });
     assert.equal(r.status, 200, `metrics: ${r.status}`);
