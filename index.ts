@@ -6,7 +6,7 @@ import { ConsulAcl } from "./components/consul-acl";
 import { ConsulTls } from "./components/consul-tls";
 import { backendNetworks, Gateway } from "./components/gateway";
 import { GatewayKv } from "./components/gateway-kv";
-import { Hosts } from "./components/hosts";
+import { Nodes } from "./components/nodes";
 import { PerNode } from "./components/per-node";
 import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
@@ -19,24 +19,25 @@ const secrets = new StackSecrets("secrets", {
     consulEncryptKey: settings.consul.encryptKey,
     consulManagementToken: settings.consul.managementToken,
 });
-const hosts = new Hosts("hosts", { settings });
+// Named "hosts" for the URNs and resource names of existing stacks (its children are named after it).
+const targetNodes = new Nodes("hosts", { settings });
 
-const tls = new ConsulTls("consul-tls", { settings, nodes: hosts.nodes, servers: settings.consul.servers });
+const tls = new ConsulTls("consul-tls", { settings, nodes: targetNodes.nodes, servers: settings.consul.servers });
 const consul = new ConsulCluster("consul", {
     settings,
-    nodes: hosts.nodes,
+    nodes: targetNodes.nodes,
     tls,
     encryptKey: secrets.consulEncryptKey,
     managementToken: secrets.consulManagementToken,
 });
-const acl = new ConsulAcl("consul-acl", { settings, nodes: hosts.nodes, cluster: consul, managementToken: secrets.consulManagementToken });
+const acl = new ConsulAcl("consul-acl", { settings, nodes: targetNodes.nodes, cluster: consul, managementToken: secrets.consulManagementToken });
 
 // Whatever runs on a node is found by the node (consul.agentOn(node), registrators.on(node)),
 // never by position: gateways and replicas run on some nodes only.
 // One Registrator per node, talking to that node's Consul agent once the agent has its token.
 const registrators = PerNode.of(
     "Registrator",
-    hosts.nodes,
+    targetNodes.nodes,
     (node) =>
         new Registrator(`registrator-${node.name}`, {
             settings,
@@ -49,12 +50,12 @@ const registrators = PerNode.of(
 const gatewayKv = new GatewayKv("haproxy-settings", {
     haproxy: settings.haproxy,
     services: settings.services,
-    networks: backendNetworks(settings, hosts.nodes),
+    networks: backendNetworks(settings, targetNodes.nodes),
     provider: acl.kvProvider,
 });
 
 const gateways = settings.edgeNodes
-    .map((n) => hosts.numbered(n))
+    .map((n) => targetNodes.numbered(n))
     .map(
         (node) =>
             new Gateway(`gateway-${node.name}`, {
@@ -72,13 +73,13 @@ const services = settings.services.map(
         new VersionedService(`service-${service.consulName}`, {
             settings,
             service,
-            nodes: hosts.nodes,
+            nodes: targetNodes.nodes,
             dependsOnNode: (node) => [acl.agentTokenSetOn(node), registrators.on(node).container],
         }),
 );
 
 /** The entry point: the load balancer on AWS, else the first edge node's gateway. */
-export const gatewayUrl = hosts.loadBalancerDns ? pulumi.interpolate`http://${hosts.loadBalancerDns}` : gateways[0].url;
+export const gatewayUrl = targetNodes.loadBalancerDns ? pulumi.interpolate`http://${targetNodes.loadBalancerDns}` : gateways[0].url;
 export const gatewayUrls = pulumi.all(gateways.map((g) => g.url));
 /** URL of each http service version through the gateway, by Consul service name. */
 export const serviceUrls = pulumi.all(
@@ -98,7 +99,7 @@ export const statsUrl = gateways[0].statsUrl;
 export const statsUser = settings.stats.user;
 export const statsPassword = secrets.statsPassword;
 export const consulUiUrl = consul.uiUrl;
-export const nodes = pulumi.all(hosts.nodes.map((n) => pulumi.all({ name: n.name, address: n.address, consulServer: n.index <= consul.servers })));
+export const nodes = pulumi.all(targetNodes.nodes.map((n) => pulumi.all({ name: n.name, address: n.address, consulServer: n.index <= consul.servers })));
 /** The CA of the Consul cluster: `curl --cacert`, or import it to open the UI without a warning. */
 export const consulCaPem = consul.caPem;
 /** Consul's management token (secret): the UI's login, and `consul` CLI as an operator. */

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Harness } from "../test/controlplane/harness";
 import { stopTimings } from "../components/drain";
-import { describeRun, rollingReplace, type RollingRun } from "../test/controlplane/drain-backend";
+import { describeRun, rollingReplace, type RollingRun } from "../test/controlplane/harness/draining-backend";
 import { log, machine } from "./report";
 import { DRAIN_INSTANCES } from "./settings";
 

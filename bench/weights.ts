@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Harness } from "../test/controlplane/harness";
-import { helloVersion, sample, setWeights, waitForSplit } from "../test/controlplane/traffic-support";
+import { helloVersion, sample, setWeights, waitForSplit } from "../test/controlplane/harness/traffic";
 import { log, machine } from "./report";
 import { WEIGHT_REQUESTS } from "./settings";
 

@@ -1,7 +1,7 @@
 // Consul's ACL policies and tokens, managed by Pulumi with the management token: one token per
 // role, each least privilege (rules in components/consul-policies.ts), each a secret.
 //   agents       a token per node with Consul's node identity (node write for that node only),
-//                set on the agent through its API once it runs (scripts/consul-agent-token.mjs)
+//                set on the agent through its API once it runs (components/local-commands/consul-agent-token.mjs)
 //   registrator  registers/deregisters services through its node's agent; no KV, no catalog writes
 //   gateway      reads the catalog, health and service/haproxy/; writes nothing
 //   kvWriter     what Pulumi itself uses to manage service/haproxy/
@@ -13,7 +13,7 @@ import { ConsulCluster } from "./consul";
 import { AGENT_TOKEN_SCRIPT } from "./consul-agent-config";
 import { ANONYMOUS_TOKEN_ACCESSOR_ID, POLICIES, Role } from "./consul-policies";
 import { Settings } from "./config";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { PerNode } from "./per-node";
 
 export { AGENT_TOKEN_SCRIPT } from "./consul-agent-config";

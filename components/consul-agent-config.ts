@@ -10,7 +10,7 @@
 export const CONSUL_HOST = "consul";
 
 /** The script that sets an agent's token, relative to the project (Pulumi runs programs there). */
-export const AGENT_TOKEN_SCRIPT = "components/scripts/consul-agent-token.mjs";
+export const AGENT_TOKEN_SCRIPT = "components/local-commands/consul-agent-token.mjs";
 
 /** Where the container keeps what this module refers to (the official image's layout). */
 export const CONSUL_PATHS = {

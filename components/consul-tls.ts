@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { clientTlsName, CONSUL_HOST, serverTlsName } from "./consul-agent-config";
 import { Settings } from "./config";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 
 const KEY = { algorithm: "ECDSA", ecdsaCurve: "P256" } as const;
 const CA_VALIDITY_HOURS = 10 * 365 * 24;

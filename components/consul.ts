@@ -14,7 +14,7 @@ import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS
 import { ConsulTls } from "./consul-tls";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { PerNode } from "./per-node";
 
 export { CONSUL_HOST } from "./consul-agent-config";

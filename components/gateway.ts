@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConsulClient } from "./consul-client";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 import { bundleController } from "./images/gateway/bundle";
 

@@ -6,7 +6,7 @@
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 
 export interface ImageBuildArgs {
     readonly settings: Settings;

@@ -52,7 +52,7 @@ export function registersContainerAddresses(target: Target): boolean {
     return target === "local";
 }
 
-export interface HostsArgs {
+export interface NodesArgs {
     readonly settings: Settings;
 }
 
@@ -65,13 +65,19 @@ interface Engine {
     readonly ready: pulumi.Resource[];
 }
 
-export class Hosts extends pulumi.ComponentResource {
+/**
+ * The nodes of every target (one of which is `hosts`, a list of existing Docker hosts).
+ * Formerly the `Hosts` component: the alias keeps the URNs of stacks created before the rename
+ * (its children's names are built from the instance's name, which the program keeps), so the
+ * rename replaces nothing.
+ */
+export class Nodes extends pulumi.ComponentResource {
     public readonly nodes: Node[];
     /** AWS only: the load balancer in front of the gateways. */
     public readonly loadBalancerDns?: pulumi.Output<string>;
 
-    constructor(name: string, args: HostsArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("service-discovery:hosts:Hosts", name, {}, opts);
+    constructor(name: string, args: NodesArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("service-discovery:nodes:Nodes", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: "service-discovery:hosts:Hosts" }] });
         const { settings } = args;
         const names = Array.from({ length: settings.nodeCount }, (_, i) => `${settings.stack}-node-${i + 1}`);
 

@@ -1,7 +1,7 @@
 // What runs on each node, found by the node itself, never by a position in some array: a
 // component placed on some nodes only (gateways on the edge nodes, replicas round robin) then
 // cannot pick up another node's agent or Registrator because two lists stopped lining up.
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 
 export class PerNode<T> {
     private readonly byName = new Map<string, T>();

@@ -8,7 +8,7 @@ import { CONSUL_PATHS } from "./consul-agent-config";
 import { ConsulSocketClient } from "./consul-client";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { DockerSocketProxy } from "./socket-proxy";
 
 export interface RegistratorArgs {

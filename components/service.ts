@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { ServiceSettings, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
 import { stopTimings } from "./drain";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 
 /**

@@ -10,7 +10,7 @@ import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./hosts";
+import { Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 
 /** Build context of the proxy image, relative to the project (Pulumi runs programs there). */

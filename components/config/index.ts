@@ -1,15 +1,15 @@
 // Stack configuration: read once, validated once, turned into a typed object the
 // rest of the program trusts. Every error names the key, the value and what is allowed.
-// The keys, defaults and allowed values are the schema's (config/schema.ts); the types below
+// The keys, defaults and allowed values are the schema's (schema.ts); the types below
 // are derived from it, adding only what parseSettings resolves.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "node:fs";
-import { formatIpv4, parseCidr } from "./config/fields";
-import { CONFIG_KEYS, configSchema, ParsedConfig, SECRET_KEYS } from "./config/schema";
+import { formatIpv4, parseCidr } from "./fields";
+import { CONFIG_KEYS, configSchema, ParsedConfig, SECRET_KEYS } from "./schema";
 
-export { DURATION_PATTERN, formatIpv4, parseCidr, SERVICE_NAME_PATTERN, VERSION_PATTERN } from "./config/fields";
-export type { Cidr } from "./config/fields";
-export { CONFIG_KEYS, CONSUL_VERSION, DEFAULT_CONSUL_IMAGE, DEFAULT_REGISTRATOR_IMAGE } from "./config/schema";
+export { DURATION_PATTERN, formatIpv4, parseCidr, SERVICE_NAME_PATTERN, VERSION_PATTERN } from "./fields";
+export type { Cidr } from "./fields";
+export { CONFIG_KEYS, CONSUL_VERSION, DEFAULT_CONSUL_IMAGE, DEFAULT_REGISTRATOR_IMAGE } from "./schema";
 
 export const PROJECT = "service-discovery";
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { DEFAULT_DRAIN_SECONDS, stopTimings } from "../../components/drain";
-import { DrainingBackend, describeRun, rollingReplace } from "./drain-backend";
+import { DrainingBackend, describeRun, rollingReplace } from "./harness/draining-backend";
 import { Harness, httpRequest, sleep, waitFor } from "./harness";
 
 /** As the stack sets them: grace 10 s, stop timeout 40 s. */

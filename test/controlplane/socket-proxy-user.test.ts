@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { freePort, makeTempDir, Proc } from "./harness";
-import { CFG, ENTRYPOINT, FakeEngine, startProxy, tools } from "./socket-proxy-support";
+import { CFG, ENTRYPOINT, FakeEngine, startProxy, tools } from "./harness/socket-proxy";
 
 describe(
     "Docker socket proxy: the entrypoint runs HAProxy without privileges",

@@ -9,7 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { makeTempDir, Proc, sleep, waitFor } from "./harness";
-import { FakeEngine, raw, req, startProxy, type Raw } from "./socket-proxy-support";
+import { FakeEngine, raw, req, startProxy, type Raw } from "./harness/socket-proxy";
 
 describe("Docker socket proxy: the shipped haproxy.cfg in front of an engine socket", () => {
     let dir: string;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as os from "node:os";
 import { after, before, describe, it } from "node:test";
 import { Harness, httpRequest, sleep, startProgrammableBackend, waitFor, type HttpResult, type ProgrammableBackend } from "./harness";
-import { helloInstance, sample, serverWeights, serviceKey, setWeights, share, stickyKey, waitForSplit } from "./traffic-support";
+import { helloInstance, sample, serverWeights, serviceKey, setWeights, share, stickyKey, waitForSplit } from "./harness/traffic";
 
 const NAME = "hello";
 

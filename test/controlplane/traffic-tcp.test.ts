@@ -24,7 +24,7 @@ import {
     type PsqlTarget,
     type Registration,
 } from "./harness";
-import { serviceKey, sha8 } from "./traffic-support";
+import { serviceKey, sha8 } from "./harness/traffic";
 
 /** The section of a rendered config that starts with `header` (up to the next section). */
 function section(cfg: string, header: string): string | undefined {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Harness, httpRequest, sleep, waitFor, type Backend, type HttpResult } from "./harness";
-import { helloVersion, runningShares, sample, setWeights, share, startWrk, stickyKey, waitForSplit } from "./traffic-support";
+import { helloVersion, runningShares, sample, setWeights, share, startWrk, stickyKey, waitForSplit } from "./harness/traffic";
 
 const NAME = "hello";
 

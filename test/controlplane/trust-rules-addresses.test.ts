@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { GATEWAY_OWN_ADDRESS, Harness, NODE_ADDRESS, OUTSIDE_ADDRESS, waitFor, type Backend } from "./harness";
-import { servers, startServer, TrustRig } from "./trust-rules-support";
+import { servers, startServer, TrustRig } from "./harness/trust-rules";
 
 describe("trust rules", { timeout: 300_000 }, () => {
     let rig: TrustRig;

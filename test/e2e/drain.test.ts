@@ -13,7 +13,7 @@ import { before, describe, test } from "node:test";
 import { DEFAULT_DRAIN_SECONDS, stopTimings } from "../../components/drain";
 import { PROJECT, ROOT, stackConfig } from "../support/program";
 import { readTool } from "../support/tools";
-import { type Replacement, replacementMode } from "./harness/applier";
+import { type Replacement, replacementMode } from "./applier";
 import { DockerError } from "./harness/docker";
 import { skipReason } from "./harness/engine";
 import { consulGet, hostnameOf, replicasOf, rotationIs } from "./harness/scenario";

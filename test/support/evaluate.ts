@@ -41,6 +41,7 @@ async function main(): Promise<void> {
                     dependencies: extra?.dependencies ?? [],
                     provider: args.provider ?? "",
                     deleteBeforeReplace: extra?.deleteBeforeReplaceDefined ? extra.deleteBeforeReplace : undefined,
+                    aliases: extra?.aliases ?? [],
                     urn: "",
                 });
                 return { id, state };

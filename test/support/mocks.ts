@@ -15,6 +15,8 @@ export interface Declared {
      * program leaves it unset, and the provider's default decides.
      */
     deleteBeforeReplace?: boolean;
+    /** Former names and types whose URNs the resource keeps (the aliases resource option). */
+    aliases: { name: string; type: string }[];
     urn: string;
 }
 

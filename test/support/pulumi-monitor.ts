@@ -18,10 +18,20 @@ export interface RegistrationExtras {
     deleteBeforeReplace: boolean;
     /** Whether the program set deleteBeforeReplace at all (unset: the provider's default decides). */
     deleteBeforeReplaceDefined: boolean;
+    /** The aliases the resource was declared with: the former names and types it keeps the URNs of. */
+    aliases: { name: string; type: string }[];
 }
 
 /** The getters of RegisterResourceRequest read here. */
-const GETTERS = ["getType", "getName", "getParent", "getDependenciesList", "getDeletebeforereplace", "getDeletebeforereplacedefined"] as const;
+const GETTERS = [
+    "getType",
+    "getName",
+    "getParent",
+    "getDependenciesList",
+    "getDeletebeforereplace",
+    "getDeletebeforereplacedefined",
+    "getAliasesList",
+] as const;
 type Request = Record<(typeof GETTERS)[number], () => unknown>;
 
 const WHERE = "test/support/pulumi-monitor.ts";
@@ -42,6 +52,10 @@ export function readRegistration(req: unknown): RegistrationExtras {
         dependencies: r.getDependenciesList(),
         deleteBeforeReplace: r.getDeletebeforereplace(),
         deleteBeforeReplaceDefined: r.getDeletebeforereplacedefined(),
+        aliases: (r.getAliasesList() as { toObject(): { spec?: { name?: string; type?: string } } }[]).map((a) => ({
+            name: a.toObject().spec?.name ?? "",
+            type: a.toObject().spec?.type ?? "",
+        })),
     };
     if (
         typeof extras.type !== "string" ||

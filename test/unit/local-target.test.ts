@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { ConfigError, dockerfileExposes, parseSettings, RawConfig } from "../../components/config";
-import { registersContainerAddresses } from "../../components/hosts";
+import { registersContainerAddresses } from "../../components/nodes";
 import { Declared } from "../support/mocks";
 import { devWith, evaluate, isSecret, Program, secretValue, stackConfig } from "../support/program";
 

@@ -24,7 +24,7 @@ describe("program: the dev stack as shipped", () => {
             "service-discovery:consul:ConsulTls/consul-tls",
             "service-discovery:gateway:Gateway/gateway-dev-node-1",
             "service-discovery:gateway:GatewayKv/haproxy-settings",
-            "service-discovery:hosts:Hosts/hosts",
+            "service-discovery:nodes:Nodes/hosts",
             "service-discovery:registrator:DockerSocketProxy/registrator-dev-node-1-docker-socket-proxy",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
             "service-discovery:secrets:StackSecrets/secrets",
@@ -32,8 +32,14 @@ describe("program: the dev stack as shipped", () => {
             "service-discovery:service:VersionedService/service-hello-v2",
         ]);
         for (const r of p.resources.filter((x) => x.custom)) {
-            assert.match(r.parent, /service-discovery:(hosts|consul|registrator|gateway|service|secrets):/, `${r.type}/${r.name} has no component parent`);
+            assert.match(r.parent, /service-discovery:(nodes|consul|registrator|gateway|service|secrets):/, `${r.type}/${r.name} has no component parent`);
         }
+    });
+
+    it("keeps the URNs of stacks created before the nodes component was renamed (Hosts → Nodes)", () => {
+        const nodes = p.resources.find((r) => r.type === "service-discovery:nodes:Nodes")!;
+        assert.deepEqual(nodes.aliases, [{ name: "", type: "service-discovery:hosts:Hosts" }]);
+        assert.equal(nodes.name, "hosts", "its children are named after it: a new name would replace them");
     });
 
     it("runs exactly the expected containers", () => {

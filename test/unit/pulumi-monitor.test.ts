@@ -65,7 +65,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
                 secret: pulumi.secret("s3cret"),
                 nested: [{ deep: pulumi.secret("d") }],
             },
-            { parent, dependsOn: [other], provider, deleteBeforeReplace: true },
+            { parent, dependsOn: [other], provider, deleteBeforeReplace: true, aliases: [{ name: "former", type: "test:index:Former" }] },
         );
         // Drains the registrations, as evaluate.ts does before it reports.
         await pulumi.runtime.disconnect();
@@ -86,6 +86,11 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
         assert.deepEqual([...second.dependencies].sort(), [urns.first, urns.other].sort());
         assert.equal(second.deleteBeforeReplace, true);
         assert.equal(second.deleteBeforeReplaceDefined, true);
+    });
+
+    it("reads the aliases a resource keeps the URNs of, and none where none were set", () => {
+        assert.deepEqual(extras.get("second")!.aliases, [{ name: "former", type: "test:index:Former" }]);
+        assert.deepEqual(extras.get("first")!.aliases, []);
     });
 
     it("tells deleteBeforeReplace set to false from not set (the provider's default decides then)", () => {
@@ -141,7 +146,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
     it("fails by name when the registration request changes shape", () => {
         assert.throws(
             () => readRegistration({}),
-            /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace, getDeletebeforereplacedefined: @pulumi\/pulumi changed/,
+            /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace, getDeletebeforereplacedefined, getAliasesList: @pulumi\/pulumi changed/,
         );
         const wrong = {
             getType: () => "t",
@@ -150,6 +155,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
             getDependenciesList: () => "not a list",
             getDeletebeforereplace: () => false,
             getDeletebeforereplacedefined: () => false,
+            getAliasesList: () => [],
         };
         assert.throws(
             () => readRegistration({ ...wrong, getDependenciesList: () => [], getDeletebeforereplacedefined: () => "no" }),

@@ -66,7 +66,7 @@ describe("security: ACLs and TLS in the dev stack", () => {
         assert.deepEqual(agentToken.inputs.nodeIdentities, [{ nodeName: "dev-consul", datacenter: "dc1" }]);
         assert.equal(agentToken.inputs.policies, undefined, "a node identity only: node write for that node, nothing else");
         const set = p.one("command:local:Command", "consul-acl-agent-dev-node-1-set");
-        assert.equal(set.inputs.create, "node components/scripts/consul-agent-token.mjs");
+        assert.equal(set.inputs.create, "node components/local-commands/consul-agent-token.mjs");
         const env = set.inputs.environment as Record<string, unknown>;
         for (const key of ["CONSUL_HTTP_TOKEN", "CONSUL_AGENT_TOKEN"]) assert.ok(isSecret(env[key]) || isSecret(set.inputs.environment), `${key} is a secret`);
         const plain = (isSecret(set.inputs.environment) ? secretValue(set.inputs.environment) : env) as Record<string, unknown>;

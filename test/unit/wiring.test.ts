@@ -4,7 +4,7 @@
 // in some list instead of by node would show up here as a dependency on the wrong node.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { Hosts, Node } from "../../components/hosts";
+import { Node, Nodes } from "../../components/nodes";
 import { PerNode } from "../../components/per-node";
 import { Declared } from "../support/mocks";
 import { devWith, evaluate, Program } from "../support/program";
@@ -115,8 +115,8 @@ describe("PerNode: lookup by node, not by position", () => {
     });
 
     it("finds a node by its config number, not its place in the list", () => {
-        const hosts = { nodes: [node(2), node(3), node(1)] } as unknown as Hosts;
-        const numbered = Hosts.prototype.numbered.bind(hosts);
+        const hosts = { nodes: [node(2), node(3), node(1)] } as unknown as Nodes;
+        const numbered = Nodes.prototype.numbered.bind(hosts);
         assert.equal(numbered(1).name, "dev-node-1");
         assert.equal(numbered(3).name, "dev-node-3");
         assert.throws(() => numbered(4), /^Error: no node number 4; the stack has nodes 1 to 3$/);

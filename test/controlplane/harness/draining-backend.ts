@@ -20,7 +20,7 @@ import {
     type Registration,
     type Tools,
     type WrkResult,
-} from "./harness";
+} from "./index";
 
 /** What components/service.ts gives Registrator: SERVICE_CHECK_INTERVAL / SERVICE_CHECK_TIMEOUT. */
 export const STACK_CHECK_INTERVAL = "5s";

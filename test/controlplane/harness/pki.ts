@@ -1,11 +1,12 @@
-// TLS material for the tests: a CA and a server certificate made with openssl, once per process.
-import { spawnSync } from "node:child_process";
+// TLS material for the tests: a CA and a server certificate, once per process (openssl through
+// test/support/pki.ts, the tests' one way to make certificates).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CONSUL_HOST, serverTlsName } from "../../../components/consul-agent-config";
+import { certificateRequest, newKey, selfSign, signRequest } from "../../support/pki";
 import { makeTempDir } from "./processes";
 
-/** A test CA made with openssl, issuing certificates the way components/consul-tls.ts does. */
+/** A test CA, issuing certificates the way components/consul-tls.ts does. */
 export class TestCa {
     readonly caFile: string;
     readonly caPem: string;
@@ -15,66 +16,37 @@ export class TestCa {
         readonly dir: string,
         name: string,
     ) {
-        this.run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca-key.pem"]);
-        this.run([
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca-key.pem",
-            "-sha256",
-            "-days",
-            "2",
-            "-subj",
-            `/CN=${name}`,
-            "-out",
-            "ca.pem",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-        ]);
+        newKey(dir, "ca-key.pem");
+        selfSign(dir, {
+            keyFile: "ca-key.pem",
+            subject: `/CN=${name}`,
+            days: 2,
+            extensions: { ca: true, keyUsage: ["keyCertSign", "cRLSign", "digitalSignature"] },
+            out: "ca.pem",
+        });
         this.caFile = path.join(dir, "ca.pem");
         this.caPem = fs.readFileSync(this.caFile, "utf8");
-    }
-
-    private run(args: string[]): void {
-        const r = spawnSync("openssl", args, { cwd: this.dir, encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
     }
 
     /** A key and certificate for `dnsNames` (the first is the CN) and 127.0.0.1; file paths. */
     issue(dnsNames: string[]): { cert: string; key: string } {
         const n = ++this.serial;
-        this.run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `agent-${n}-key.pem`]);
-        this.run(["req", "-new", "-key", `agent-${n}-key.pem`, "-subj", `/CN=${dnsNames[0]}`, "-out", `agent-${n}.csr`]);
-        fs.writeFileSync(
-            path.join(this.dir, `agent-${n}.cnf`),
-            [
-                `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(",")},IP:127.0.0.1`,
-                "keyUsage=critical,digitalSignature,keyEncipherment",
-                "extendedKeyUsage=serverAuth,clientAuth",
-            ].join("\n"),
-        );
-        this.run([
-            "x509",
-            "-req",
-            "-in",
-            `agent-${n}.csr`,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            `agent-${n}.cnf`,
-            "-out",
-            `agent-${n}.pem`,
-        ]);
-        fs.chmodSync(path.join(this.dir, `agent-${n}-key.pem`), 0o600);
+        const names = [...dnsNames.map((d) => `DNS:${d}`), "IP:127.0.0.1"];
+        newKey(this.dir, `agent-${n}-key.pem`);
+        certificateRequest(this.dir, { keyFile: `agent-${n}-key.pem`, subject: `/CN=${dnsNames[0]}`, out: `agent-${n}.csr` });
+        signRequest(this.dir, {
+            requestFile: `agent-${n}.csr`,
+            caFile: "ca.pem",
+            caKeyFile: "ca-key.pem",
+            days: 2,
+            extensions: {
+                ca: false,
+                keyUsage: ["digitalSignature", "keyEncipherment"],
+                extendedKeyUsage: ["serverAuth", "clientAuth"],
+                subjectAltNames: names,
+            },
+            out: `agent-${n}.pem`,
+        });
         return { cert: path.join(this.dir, `agent-${n}.pem`), key: path.join(this.dir, `agent-${n}-key.pem`) };
     }
 }

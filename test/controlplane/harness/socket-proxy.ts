@@ -6,7 +6,7 @@
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
-import { freePort, Proc, readTools, REPO_ROOT, waitFor } from "./harness";
+import { freePort, Proc, readTools, REPO_ROOT, waitFor } from "./index";
 
 const IMAGE_DIR = path.join(REPO_ROOT, "components", "images", "socket-proxy");
 export const CFG = path.join(IMAGE_DIR, "haproxy.cfg");

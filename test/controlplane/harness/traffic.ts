@@ -4,9 +4,9 @@
 // the traffic tests and the benchmark.
 import { createHash } from "node:crypto";
 import * as http from "node:http";
-import { httpRequest, type HttpResult } from "../support/http";
-import { waitFor } from "../support/wait";
-import { parseWrk, Proc, type ConsulAgent, type Gateway, type Tools, type WrkResult } from "./harness";
+import { httpRequest, type HttpResult } from "../../support/http";
+import { waitFor } from "../../support/wait";
+import { parseWrk, Proc, type ConsulAgent, type Gateway, type Tools, type WrkResult } from "./index";
 
 /** A key under service/haproxy/ (components/gateway-kv.ts writes them the same way). */
 export const serviceKey = (consulName: string, field: "check" | "listen" | "weight" | "maintenance"): string =>

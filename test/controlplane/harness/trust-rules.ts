@@ -3,7 +3,7 @@
 // test node, and the reads of the gateway's log and rendered config the assertions are made on.
 import assert from "node:assert/strict";
 import * as http from "node:http";
-import { Gateway, Harness, hello, listenOnTestNode, waitFor, type Backend } from "./harness";
+import { Gateway, Harness, hello, listenOnTestNode, waitFor, type Backend } from "./index";
 
 /** An HTTP server on the test node: /health 200, `fail` paths 404, else `answer(req)` as JSON. */
 export async function startServer(

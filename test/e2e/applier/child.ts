@@ -57,7 +57,7 @@ process.on("message", (m: ResourceAnswer) => {
 });
 
 async function main(): Promise<void> {
-    if (!process.send) throw new Error("apply-child.ts runs as a child of the e2e harness (IPC channel needed)");
+    if (!process.send) throw new Error("test/e2e/applier/child.ts runs as a child of the e2e harness (IPC channel needed)");
     const stack = process.env.EVAL_STACK ?? "dev";
     const config: Record<string, string> = JSON.parse(process.env.EVAL_CONFIG ?? "{}");
     const failures: string[] = [];

@@ -1,9 +1,9 @@
 // The e2e applier's consul.Keys, written through Consul's KV API with the provider's settings,
 // updated in place on a later evaluation.
 import { waitFor } from "../../support/wait";
-import { allow, list } from "./applier-inputs";
-import { type Applied, type ApplierScope, type Obj } from "./applier-scope";
-import { log } from "./engine";
+import { allow, list } from "./inputs";
+import { type Applied, type ApplierScope, type Obj } from "./scope";
+import { log } from "../harness/engine";
 import * as secure from "./secure-resources";
 
 export async function consulKeys(applier: ApplierScope, where: string, inputs: Obj, provider: Obj, previous?: Applied): Promise<{ id: string; outputs: Obj }> {

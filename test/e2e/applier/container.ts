@@ -1,12 +1,12 @@
 // The e2e applier's Docker containers: created, started and checked as the provider does, and
 // deleted as it deletes them (stopped with destroyGraceSeconds first when declared).
 import { fatal, isFatal, waitFor } from "../../support/wait";
-import { ABSENT, clearLeftover, runLabels } from "./applier-docker";
-import { allow, durationNs, list, logOptions, strings } from "./applier-inputs";
-import { emulateRegistrator } from "./applier-registrator";
-import { type ApplierScope, type Obj } from "./applier-scope";
-import { DockerError } from "./docker";
-import { log } from "./engine";
+import { ABSENT, clearLeftover, runLabels } from "./docker-resources";
+import { allow, durationNs, list, logOptions, strings } from "./inputs";
+import { emulateRegistrator } from "./registrator-emulation";
+import { type ApplierScope, type Obj } from "./scope";
+import { DockerError } from "../harness/docker";
+import { log } from "../harness/engine";
 import * as secure from "./secure-resources";
 
 export async function container(applier: ApplierScope, where: string, inputs: Obj): Promise<{ id: string; outputs: Obj }> {

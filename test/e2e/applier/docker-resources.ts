@@ -4,10 +4,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT } from "../../support/program";
-import { allow, list, strings } from "./applier-inputs";
-import { type ApplierScope, type Obj } from "./applier-scope";
-import { DockerError } from "./docker";
-import { E2E_LABEL, log } from "./engine";
+import { allow, list, strings } from "./inputs";
+import { type ApplierScope, type Obj } from "./scope";
+import { DockerError } from "../harness/docker";
+import { E2E_LABEL, log } from "../harness/engine";
 
 /** Image id of the Registrator image when it is not on the engine: its container is emulated. */
 export const ABSENT = "e2e-image-not-on-engine:";

@@ -6,7 +6,7 @@
 // how the real providers diff, update and replace resources stays outside what it can show.
 //
 // Applies the resources the program declares, for real, on the test engine: what the mock's
-// newResource hands over (see apply-child.ts) is created here and answered with real ids and
+// newResource hands over (see child.ts) is created here and answered with real ids and
 // outputs. Each resource type has an allow-list of input keys; an input this applier does not
 // apply fails the run loudly, so nothing the program sets is silently dropped.
 // A second evaluation works like a second `pulumi up`: unchanged resources are kept as they
@@ -16,18 +16,18 @@
 // This file keeps the state and hands each resource type to its module (applier-*.ts beside it).
 import { randomUUID } from "node:crypto";
 import { ROOT } from "../../support/program";
-import { container, deleteContainer, replaceContainer } from "./applier-container";
-import { consulKeys } from "./applier-consul";
-import { build, network, remoteImage, volume } from "./applier-docker";
-import { allow, canonical, unwrapSecrets } from "./applier-inputs";
-import { randomId, randomPassword } from "./applier-random";
-import { type Applied, type ApplierOptions, type ApplierScope, type Obj } from "./applier-scope";
-import { type Docker } from "./docker";
-import { type RegistratorEmulator } from "./registrator";
+import { container, deleteContainer, replaceContainer } from "./container";
+import { consulKeys } from "./consul";
+import { build, network, remoteImage, volume } from "./docker-resources";
+import { allow, canonical, unwrapSecrets } from "./inputs";
+import { randomId, randomPassword } from "./random";
+import { type Applied, type ApplierOptions, type ApplierScope, type Obj } from "./scope";
+import { type Docker } from "../harness/docker";
+import { type RegistratorEmulator } from "../harness/registrator";
 import * as secure from "./secure-resources";
 
-export { durationNs, unwrapSecrets } from "./applier-inputs";
-export type { Applied, ApplierOptions } from "./applier-scope";
+export { durationNs, unwrapSecrets } from "./inputs";
+export type { Applied, ApplierOptions } from "./scope";
 
 const CONTAINER = "docker:index/container:Container";
 /**
@@ -234,7 +234,7 @@ export class Applier implements ApplierScope {
             case "consul:index/keys:Keys":
                 return consulKeys(this, where, inputs, this.provider(where, providerRef, "consul")!, previous);
             default:
-                throw new Error(`${where}: resource type ${type} is not applied by the e2e applier (test/e2e/harness/applier.ts)`);
+                throw new Error(`${where}: resource type ${type} is not applied by the e2e applier (test/e2e/applier/index.ts)`);
         }
     }
 
@@ -290,7 +290,7 @@ export class Applier implements ApplierScope {
             case "consul:index/getAclTokenSecretId:getAclTokenSecretId":
                 return secure.aclTokenSecretId(this.consulProvider(where, providerRef), allow(where, unwrapSecrets(inputs), ["accessorId"]));
             default:
-                throw new Error(`${where}: not implemented by the e2e applier (test/e2e/harness/applier.ts)`);
+                throw new Error(`${where}: not implemented by the e2e applier (test/e2e/applier/index.ts)`);
         }
     }
 

@@ -1,7 +1,7 @@
 // The e2e applier's input checks: each resource type's allow-list of input keys (an input it does
 // not apply fails the run loudly), and the value parsers its appliers share.
 import { mapSecrets } from "../../support/secrets";
-import { type Obj } from "./applier-scope";
+import { type Obj } from "./scope";
 
 /** Pulumi's wire form of a secret, {sig, value}, replaced by the value, recursively. */
 export function unwrapSecrets(value: unknown): unknown {
@@ -29,7 +29,7 @@ export function allow(where: string, value: unknown, required: readonly string[]
     const unknown = Object.keys(obj).filter((k) => obj[k] !== undefined && !required.includes(k) && !optional.includes(k));
     if (unknown.length > 0) {
         throw new Error(
-            `${where}: input ${unknown.map((k) => `${k}=${JSON.stringify(obj[k])}`).join(", ")} is not applied by the e2e applier (test/e2e/harness/applier.ts); teach it, or the test engine would silently differ from the program`,
+            `${where}: input ${unknown.map((k) => `${k}=${JSON.stringify(obj[k])}`).join(", ")} is not applied by the e2e applier (test/e2e/applier/index.ts); teach it, or the test engine would silently differ from the program`,
         );
     }
     const missing = required.filter((k) => obj[k] === undefined);

@@ -1,7 +1,7 @@
 // The e2e applier's @pulumi/random resources: generated here, as the provider would.
 import { randomBytes, randomInt } from "node:crypto";
-import { allow } from "./applier-inputs";
-import { type Obj } from "./applier-scope";
+import { allow } from "./inputs";
+import { type Obj } from "./scope";
 
 export function randomPassword(where: string, inputs: Obj): { id: string; outputs: Obj } {
     const p = allow(where, inputs, ["length"], ["special", "upper", "lower", "numeric"]);

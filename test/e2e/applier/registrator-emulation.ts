@@ -1,11 +1,11 @@
 // The e2e applier's stand-in for a Registrator container whose image is not on the engine: the
 // emulator (registrator.ts) run here, reaching Consul and the engine as the container would.
 import * as path from "node:path";
-import { waitForHttp } from "./applier-consul";
-import { type ApplierScope, type Obj } from "./applier-scope";
-import { Docker } from "./docker";
-import { log } from "./engine";
-import { parseRegistratorCommand, RegistratorEmulator } from "./registrator";
+import { waitForHttp } from "./consul";
+import { type ApplierScope, type Obj } from "./scope";
+import { Docker } from "../harness/docker";
+import { log } from "../harness/engine";
+import { parseRegistratorCommand, RegistratorEmulator } from "../harness/registrator";
 
 export async function emulateRegistrator(
     applier: ApplierScope,

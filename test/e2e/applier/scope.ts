@@ -1,6 +1,6 @@
 // Types shared by the e2e applier (applier.ts) and its per-type modules.
-import { type Docker } from "./docker";
-import { type RegistratorEmulator } from "./registrator";
+import { type Docker } from "../harness/docker";
+import { type RegistratorEmulator } from "../harness/registrator";
 
 export type Obj = Record<string, any>;
 

@@ -2,12 +2,13 @@
 // ACL resources and data source, @pulumi/command's local.Command and the Docker provider's
 // `uploads` do, done for real: certificates by openssl, ACLs through Consul's HTTPS API with
 // the provider's token and CA, commands run as processes, files put into containers as a tar.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as pki from "../../support/pki";
 
 type Obj = Record<string, any>;
 
@@ -93,13 +94,7 @@ export async function aclTokenSecretId(p: ConsulProviderInputs, inputs: Obj): Pr
     return { id: inputs.accessorId, accessorId: inputs.accessorId, secretId: token.SecretID, encryptedSecretId: "" };
 }
 
-// --- @pulumi/tls with openssl ---------------------------------------------------------------
-
-function openssl(dir: string, args: string[]): string {
-    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-    return r.stdout;
-}
+// --- @pulumi/tls with openssl (test/support/pki.ts) -------------------------------------------
 
 function inTempDir<T>(fn: (dir: string) => T): T {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-tls-"));
@@ -115,14 +110,14 @@ export function privateKey(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         if (inputs.algorithm === "ECDSA") {
             if ((inputs.ecdsaCurve ?? "P224") !== "P256") throw new Error(`tls.PrivateKey: curve ${inputs.ecdsaCurve} is not applied by the e2e applier`);
-            openssl(dir, ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "key.pem"]);
+            pki.newKey(dir, "key.pem", { algorithm: "ECDSA" });
         } else if (inputs.algorithm === "RSA") {
-            openssl(dir, ["genrsa", "-out", "key.pem", String(inputs.rsaBits ?? 2048)]);
+            pki.newKey(dir, "key.pem", { algorithm: "RSA", bits: Number(inputs.rsaBits ?? 2048) });
         } else {
             throw new Error(`tls.PrivateKey: algorithm ${inputs.algorithm} is not applied by the e2e applier`);
         }
         const privateKeyPem = fs.readFileSync(path.join(dir, "key.pem"), "utf8");
-        const publicKeyPem = openssl(dir, ["pkey", "-in", "key.pem", "-pubout"]);
+        const publicKeyPem = pki.openssl(dir, ["pkey", "-in", "key.pem", "-pubout"]);
         return { id: `key-${Date.now()}`, outputs: { privateKeyPem, publicKeyPem, algorithm: inputs.algorithm } };
     });
 }
@@ -143,46 +138,33 @@ const USES: Record<string, { key?: string; ext?: string }> = {
     client_auth: { ext: "clientAuth" },
 };
 
-function extensions(inputs: Obj, sans: string[]): string {
+/** The provider's allowedUses and isCaCertificate as certificate extensions. */
+function extensions(inputs: Obj, subjectAltNames: string[]): pki.Extensions {
     const uses = (inputs.allowedUses ?? []) as string[];
     for (const u of uses) if (!USES[u]) throw new Error(`tls: allowed use ${u} is not applied by the e2e applier`);
-    const key = uses.map((u) => USES[u]!.key).filter(Boolean);
-    const ext = uses.map((u) => USES[u]!.ext).filter(Boolean);
-    return [
-        inputs.isCaCertificate ? "basicConstraints=critical,CA:TRUE" : "basicConstraints=critical,CA:FALSE",
-        ...(key.length ? [`keyUsage=critical,${key.join(",")}`] : []),
-        ...(ext.length ? [`extendedKeyUsage=${ext.join(",")}`] : []),
-        ...(sans.length ? [`subjectAltName=${sans.join(",")}`] : []),
-    ].join("\n");
+    return {
+        ca: inputs.isCaCertificate === true,
+        keyUsage: uses.map((u) => USES[u]!.key).filter((x): x is string => !!x),
+        extendedKeyUsage: uses.map((u) => USES[u]!.ext).filter((x): x is string => !!x),
+        subjectAltNames,
+    };
 }
 
-function days(hours: unknown): string {
-    return String(Math.max(1, Math.ceil(Number(hours) / 24)));
+function days(hours: unknown): number {
+    return Math.max(1, Math.ceil(Number(hours) / 24));
 }
 
 /** tls.SelfSignedCert. */
 export function selfSignedCert(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         fs.writeFileSync(path.join(dir, "key.pem"), inputs.privateKeyPem, { mode: 0o600 });
-        fs.writeFileSync(path.join(dir, "req.cnf"), `[req]\ndistinguished_name=dn\n[dn]\n[v3]\n${extensions(inputs, [])}\nsubjectKeyIdentifier=hash\n`);
-        openssl(dir, [
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "key.pem",
-            "-sha256",
-            "-days",
-            days(inputs.validityPeriodHours),
-            "-subj",
-            subjectOf(inputs.subject),
-            "-extensions",
-            "v3",
-            "-config",
-            "req.cnf",
-            "-out",
-            "cert.pem",
-        ]);
+        pki.selfSign(dir, {
+            keyFile: "key.pem",
+            subject: subjectOf(inputs.subject),
+            days: days(inputs.validityPeriodHours),
+            extensions: extensions(inputs, []),
+            out: "cert.pem",
+        });
         return { id: `ca-${Date.now()}`, outputs: { certPem: fs.readFileSync(path.join(dir, "cert.pem"), "utf8") } };
     });
 }
@@ -192,44 +174,25 @@ export function certRequest(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         fs.writeFileSync(path.join(dir, "key.pem"), inputs.privateKeyPem, { mode: 0o600 });
         const sans = [...((inputs.dnsNames ?? []) as string[]).map((d) => `DNS:${d}`), ...((inputs.ipAddresses ?? []) as string[]).map((i) => `IP:${i}`)];
-        fs.writeFileSync(
-            path.join(dir, "req.cnf"),
-            `[req]\ndistinguished_name=dn\nreq_extensions=v3\n[dn]\n[v3]\n${sans.length ? `subjectAltName=${sans.join(",")}` : ""}\n`,
-        );
-        openssl(dir, ["req", "-new", "-key", "key.pem", "-subj", subjectOf(inputs.subject), "-config", "req.cnf", "-out", "req.pem"]);
+        pki.certificateRequest(dir, { keyFile: "key.pem", subject: subjectOf(inputs.subject), subjectAltNames: sans, out: "req.pem" });
         return { id: `csr-${Date.now()}`, outputs: { certRequestPem: fs.readFileSync(path.join(dir, "req.pem"), "utf8") } };
     });
 }
 
-/** tls.LocallySignedCert. */
+/** tls.LocallySignedCert: the request's names copied into the certificate, as the provider does. */
 export function locallySignedCert(inputs: Obj): { id: string; outputs: Obj } {
     return inTempDir((dir) => {
         fs.writeFileSync(path.join(dir, "req.pem"), inputs.certRequestPem);
         fs.writeFileSync(path.join(dir, "ca.pem"), inputs.caCertPem);
         fs.writeFileSync(path.join(dir, "ca-key.pem"), inputs.caPrivateKeyPem, { mode: 0o600 });
-        // The SANs of the request, as the provider copies them into the certificate.
-        const text = openssl(dir, ["req", "-in", "req.pem", "-noout", "-text"]);
-        const m = /X509v3 Subject Alternative Name:\s*\n\s*(.+)\n/.exec(text);
-        const sans = m ? m[1]!.split(",").map((x) => x.trim().replace(/^IP Address:/, "IP:")) : [];
-        fs.writeFileSync(path.join(dir, "ext.cnf"), extensions(inputs, sans));
-        openssl(dir, [
-            "x509",
-            "-req",
-            "-in",
-            "req.pem",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            days(inputs.validityPeriodHours),
-            "-sha256",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "cert.pem",
-        ]);
+        pki.signRequest(dir, {
+            requestFile: "req.pem",
+            caFile: "ca.pem",
+            caKeyFile: "ca-key.pem",
+            days: days(inputs.validityPeriodHours),
+            extensions: extensions(inputs, pki.requestedNames(dir, "req.pem")),
+            out: "cert.pem",
+        });
         return { id: `cert-${Date.now()}`, outputs: { certPem: fs.readFileSync(path.join(dir, "cert.pem"), "utf8") } };
     });
 }

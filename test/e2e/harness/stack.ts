@@ -13,8 +13,8 @@ import { httpRequest, type HttpResult } from "../../support/http";
 import { freePort } from "../../support/ports";
 import { devWith, PROJECT, ROOT, stackConfig } from "../../support/program";
 import { waitFor } from "../../support/wait";
-import type { Done, ResourceAnswer, ResourceRequest } from "./apply-child";
-import { type Applied, Applier } from "./applier";
+import type { Done, ResourceAnswer, ResourceRequest } from "../applier/child";
+import { type Applied, Applier } from "../applier";
 import { Docker } from "./docker";
 import { acquireEngine, E2E_LABEL, type Engine, log } from "./engine";
 import { ensureBaseImage, ensureConsulImage, prepareGatewayContext, readTools } from "./images";
@@ -193,7 +193,7 @@ export class Stack {
         const applier = this.applier;
         applier.beginEvaluation();
         const env: NodeJS.ProcessEnv = { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: E2E_STACK, DOCKER_HOST: this.docker.host };
-        const child = fork(path.join(__dirname, "apply-child.ts"), [], {
+        const child = fork(path.join(__dirname, "..", "applier", "child.ts"), [], {
             cwd: ROOT,
             env,
             execArgv: ["--import", "tsx"],
