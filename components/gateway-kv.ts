@@ -49,6 +49,30 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
 /** The type this component had as GatewaySettings (components/settings.ts): kept as an alias. */
 export const GATEWAY_KV_FORMER_TYPE = "service-discovery:settings:GatewaySettings";
 
+/**
+ * Every key the stack writes, in order: the global settings, the services' keys, and where
+ * servers may lie. Pure, so `npm run plan` computes the route table from exactly these keys.
+ */
+export function gatewayKeys<N>(
+    haproxy: HaproxySettings,
+    services: readonly ServiceSettings[],
+    networks: { backends: N; nodes: N },
+): { path: string; value: string | N; delete: true }[] {
+    const key = <V>(path: string, value: V) => ({ path: `${KV_PREFIX}/${path}`, value, delete: true as const });
+    return [
+        key(KV_KEYS.maxconn, String(haproxy.maxconn)),
+        key(KV_KEYS.timeoutConnect, haproxy.timeouts.connect),
+        key(KV_KEYS.timeoutClient, haproxy.timeouts.client),
+        key(KV_KEYS.timeoutServer, haproxy.timeouts.server),
+        key(KV_KEYS.limitServices, String(haproxy.maxServices)),
+        key(KV_KEYS.limitInstances, String(haproxy.maxInstancesPerService)),
+        ...serviceKeys(services),
+        // Adding a node updates these in place: the gateways re-render, none is replaced.
+        key(KV_KEYS.networkBackends, networks.backends),
+        key(KV_KEYS.networkNodes, networks.nodes),
+    ];
+}
+
 export class GatewayKv extends pulumi.ComponentResource {
     public readonly keys: consul.Keys;
 
@@ -56,23 +80,10 @@ export class GatewayKv extends pulumi.ComponentResource {
         // The alias keeps the URNs of stacks created before the rename (this component's and,
         // through it, its keys'), so `pulumi up` neither deletes nor recreates the KV keys.
         super("service-discovery:gateway:GatewayKv", name, {}, pulumi.mergeOptions(opts, { aliases: [{ type: GATEWAY_KV_FORMER_TYPE }] }));
-        const h = args.haproxy;
+        const networks = pulumi.output(args.networks);
         this.keys = new consul.Keys(
             name,
-            {
-                keys: [
-                    { path: `${KV_PREFIX}/${KV_KEYS.maxconn}`, value: String(h.maxconn), delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutConnect}`, value: h.timeouts.connect, delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutClient}`, value: h.timeouts.client, delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.timeoutServer}`, value: h.timeouts.server, delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.limitServices}`, value: String(h.maxServices), delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.limitInstances}`, value: String(h.maxInstancesPerService), delete: true },
-                    ...serviceKeys(args.services),
-                    // Adding a node updates these in place: the gateways re-render, none is replaced.
-                    { path: `${KV_PREFIX}/${KV_KEYS.networkBackends}`, value: pulumi.output(args.networks).apply((n) => n.backends), delete: true },
-                    { path: `${KV_PREFIX}/${KV_KEYS.networkNodes}`, value: pulumi.output(args.networks).apply((n) => n.nodes), delete: true },
-                ],
-            },
+            { keys: gatewayKeys(args.haproxy, args.services, { backends: networks.apply((n) => n.backends), nodes: networks.apply((n) => n.nodes) }) },
             { parent: this, provider: args.provider },
         );
         this.registerOutputs({});
