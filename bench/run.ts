@@ -3,7 +3,7 @@
 // time with 200 services x 5 instances, and requests failed during a rolling replace with and
 // without the graceful drain, and the accuracy of a weighted split of versions. Uses the test
 // harness: real Consul, the real gateway (the controller bundle the image ships), hello.py backends. Writes bench/results.json
-// and bench/results.md.
+// and bench/results.md, and the charts of docs/performance.md into docs/images/ (bench/charts.ts).
 // BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json;
 // BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field.
 // This file runs the measures and writes the results; the measures are in the modules beside it,
@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Harness, Gateway, type StaticBackend } from "../test/controlplane/harness";
 import { readTool } from "../test/support/tools";
+import { CHARTS_DIR, writeCharts } from "./charts";
 import { convergence } from "./convergence";
 import {
     allBigLive,
@@ -293,6 +294,8 @@ async function main(): Promise<void> {
         ...weightsMarkdown(wt),
     ].join("\n");
     fs.writeFileSync(path.join(here, "results.md"), md);
+    // The charts of docs/performance.md (`npm run bench:charts` redraws them from results.json alone).
+    for (const file of writeCharts(results, CHARTS_DIR)) log(`wrote ${path.relative(process.cwd(), file)}`);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n\n${md}`);
 }
 

@@ -15,12 +15,44 @@ mkdir -p "$cache"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
+# Minutes and seconds since a $SECONDS value: "45s", "3m07s".
+since() { local s=$((SECONDS - $1)); if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi; }
+
+# Progress of a long Go command: reads its output on stdin and counts the lines that match
+# <counted> (an extended regex), reporting "<what>: <n>/<total> <unit> (<time>)" on stderr at most
+# every $progress_seconds, also while no line comes (a long package, the link). Lines that do not
+# match (errors) go through to stderr; the last line says how many there were in how long.
+progress_seconds=10
+progress() { # what, unit, total (empty when unknown), counted
+    local what="$1" unit="$2" total="$3" counted="$4" n=0 start=$SECONDS last=$SECONDS line pending="" rc note
+    while :; do
+        rc=0
+        IFS= read -r -t "$progress_seconds" line || rc=$?
+        if [ "$rc" -gt 128 ]; then
+            # Nothing for $progress_seconds (a partial line waits for its end).
+            pending+="$line"
+        else
+            line="$pending$line" pending=""
+            [ "$rc" -eq 0 ] || [ -n "$line" ] || break
+            if [[ "$line" =~ $counted ]]; then n=$((n + 1)); else printf '%s\n' "$line" >&2; fi
+        fi
+        if [ $((SECONDS - last)) -ge "$progress_seconds" ]; then
+            note=""
+            [ -z "$total" ] || [ "$n" -lt "$total" ] || note=", linking"
+            log "$what: $n${total:+/$total} $unit$note ($(since "$start"))"
+            last=$SECONDS
+        fi
+        [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ] || break
+    done
+    log "$what: $n $unit in $(since "$start")"
+}
+
 bench=""
 [ "${1:-}" = "--bench" ] && bench=1
 # The single sources of truth: the config module, and the benchmark's previous design for consul-template.
 ct_version="$(sed -n 's/^\tgithub.com\/hashicorp\/consul-template v\([0-9.]*\).*/\1/p' "$root/test/tools/consul-template/go.mod" | head -1)"
 consul_version="$(sed -n 's/^export const CONSUL_VERSION = "\(.*\)";$/\1/p' "$root/components/config/schema.ts")"
-[ -n "$ct_version" ] && [ -n "$consul_version" ] || { echo "cannot read pinned versions" >&2; exit 1; }
+if [ -z "$ct_version" ] || [ -z "$consul_version" ]; then echo "cannot read pinned versions" >&2; exit 1; fi
 
 check_pin() { # module file, module path, version
     if ! grep -q "$2 v$3\b" "$1"; then
@@ -31,17 +63,30 @@ check_pin() { # module file, module path, version
 check_pin "$root/test/tools/consul/go.mod" github.com/hashicorp/consul "$consul_version"
 
 build_go_tool() { # name, version, module dir, package
-    local name="$1" version="$2" dir="$3" pkg="$4" out="$cache/$1-$2"
+    local name="$1" version="$2" dir="$3" pkg="$4" out="$cache/$1-$2" start=$SECONDS todo status=0
     if [ -x "$out/$name" ]; then return; fi
     command -v go >/dev/null || { echo "go is required to build $name (install Go >= 1.26)" >&2; exit 1; }
     log "building $name $version from its Go module (first run only; Consul takes ~3-4 min on 2 cores)"
     mkdir -p "$out.tmp"
     # Three modules Consul needs are served by the module proxy but unknown to the checksum
     # database; go.sum (committed) pins their hashes, so the build stays verified.
-    (cd "$dir" && GOFLAGS=-mod=readonly \
-        GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/consul/troubleshoot,github.com/hashicorp/hcp-sdk-go \
-        go build -trimpath -o "$out.tmp/$name" "$pkg")
+    local goenv=(GOFLAGS=-mod=readonly
+        "GONOSUMDB=github.com/hashicorp/consul/envoyextensions,github.com/hashicorp/consul/troubleshoot,github.com/hashicorp/hcp-sdk-go")
+    # First the packages left to compile (Go's build cache holds the others): listing them
+    # downloads the modules missing from the module cache, each announced "go: downloading ...".
+    log "$name: downloading the modules it needs (if any) and listing its packages"
+    (cd "$dir" && env "${goenv[@]}" go list -trimpath -deps -f '{{.Stale}}' "$pkg" >"$out.tmp/stale") 2>&1 |
+        progress "$name" "modules downloaded" "" '^go: downloading ' || status=$?
+    [ "$status" -eq 0 ] || { log "$name: listing its packages failed (exit $status)"; exit "$status"; }
+    todo="$(grep -c '^true$' "$out.tmp/stale" || true)"
+    # `go build -v` names each package as it compiles it (a bare import path on stderr).
+    log "$name: compiling $todo packages"
+    (cd "$dir" && env "${goenv[@]}" go build -v -trimpath -o "$out.tmp/$name" "$pkg") 2>&1 |
+        progress "$name" "packages compiled" "$todo" '^[^[:space:]:#]+$' || status=$?
+    [ "$status" -eq 0 ] || { log "$name: go build failed (exit $status)"; exit "$status"; }
+    rm -f "$out.tmp/stale"
     rm -rf "$out" && mv "$out.tmp" "$out"
+    log "built $name $version in $(since "$start")"
 }
 build_go_tool consul "$consul_version" "$root/test/tools/consul" github.com/hashicorp/consul
 [ -z "$bench" ] || build_go_tool consul-template "$ct_version" "$root/test/tools/consul-template" github.com/hashicorp/consul-template
@@ -61,7 +106,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# The control-plane tests' node network (test/controlplane/harness.ts): the gateway never routes
+# The control-plane tests' node network (test/controlplane/harness/network.ts): the gateway never routes
 # to loopback, so test backends listen on addresses of the benchmarking range 198.18.0.0/15,
 # put on the loopback interface (reachable from this machine only).
 # (The list is read whole, not piped into `grep -q`: under pipefail, grep leaving early can kill

@@ -110,6 +110,8 @@ export async function build(applier: ApplierScope, where: string, inputs: Obj): 
     const iidFile = path.join(iidDir, "iid");
     args.push("--iidfile", iidFile, path.resolve(ROOT, context.location));
     const started = Date.now();
+    // A first build downloads and installs packages for minutes: say what runs before it does.
+    log(`building ${tags.join(", ") || "an image"} from ${context.location}${dockerfile ? ` (${dockerfile.location})` : ""} (cached layers make it seconds)`);
     try {
         await applier.docker.cli(args, { timeoutMs: 900_000 });
         const digest = fs.readFileSync(iidFile, "utf8").trim();

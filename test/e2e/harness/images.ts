@@ -110,10 +110,17 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
             fs.rmSync(rootfs, { recursive: true, force: true });
             fs.rmSync(`${tarball}.tmp`, { force: true });
         }
-        log(`root file system ready in ${((Date.now() - started) / 1000).toFixed(0)} s (${tarball})`);
+        log(`root file system ready in ${since(started)} (${tarball})`);
     }
+    const importStarted = Date.now();
+    log(`making ${BASE_IMAGE}: docker import of the cached root file system ${tarball}`);
     await docker.cli(["import", tarball, BASE_IMAGE], { timeoutMs: 300_000 });
-    log(`imported ${BASE_IMAGE}`);
+    log(`imported ${BASE_IMAGE} in ${since(importStarted)}`);
+}
+
+/** Seconds since a Date.now() value, for the progress lines: "12.3 s". */
+function since(started: number): string {
+    return `${((Date.now() - started) / 1000).toFixed(1)} s`;
 }
 
 function sha256(file: string): string {
@@ -127,6 +134,10 @@ export async function ensureConsulImage(docker: Docker, consulBin: string): Prom
     const hash = [consulBin, path.join(standIn, "Dockerfile"), path.join(standIn, "docker-entrypoint.sh")].map(sha256).join("-").slice(0, 200);
     const existing = await docker.imageExists(CONSUL_TEST_IMAGE);
     if (existing?.Config?.Labels?.[CONSUL_HASH_LABEL] === hash) return CONSUL_TEST_IMAGE;
+    const started = Date.now();
+    log(
+        `building ${CONSUL_TEST_IMAGE} (${existing ? "its binary or files changed" : "not on the engine"}): docker build of test/e2e/consul with ${consulBin} on ${BASE_IMAGE}`,
+    );
     const context = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-consul-"));
     try {
         fs.copyFileSync(path.join(standIn, "Dockerfile"), path.join(context, "Dockerfile"));
@@ -138,7 +149,7 @@ export async function ensureConsulImage(docker: Docker, consulBin: string): Prom
     } finally {
         fs.rmSync(context, { recursive: true, force: true });
     }
-    log(`built ${CONSUL_TEST_IMAGE} from ${consulBin}`);
+    log(`built ${CONSUL_TEST_IMAGE} in ${since(started)}`);
     return CONSUL_TEST_IMAGE;
 }
 
