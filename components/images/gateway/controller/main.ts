@@ -11,6 +11,7 @@ import { Applier } from "./apply";
 import { EnvError, readEnv } from "./env";
 import { HaproxyMaster, RuntimeApi, checkConfig } from "./haproxy";
 import { newMetrics, serveMetrics } from "./metrics";
+import { routeTable } from "./routes";
 import { planChange } from "./diff";
 import { buildModel, type Model } from "./model";
 import { KV_PREFIX } from "./rules";
@@ -67,8 +68,9 @@ async function main(): Promise<void> {
         () => watch.statuses().map((s) => ({ ...s, applied: applied.get(s.name) ?? 0 })),
         () => watch.connections(),
     );
-    const metricsServer = await serveMetrics(path.join(runDir, "controller.sock"), metrics);
     const applier = new Applier({ runDir, haproxyBin: env.haproxyBin, haproxyEnv: env.haproxyEnv, master, api, metrics, log });
+    // The route table HAProxy runs (undefined while it runs the bootstrap config): /routes on the stats port.
+    const metricsServer = await serveMetrics(path.join(runDir, "controller.sock"), metrics, () => (applier.running ? routeTable(applier.running) : undefined));
 
     // ---- Scheduling: one apply at a time; changes that arrive meanwhile are applied together after it.
     let kvChangedAt = 0;

@@ -3,6 +3,7 @@
 // credentials (render.ts). A handful of gauges and counters needs no client library.
 import * as fs from "node:fs";
 import * as http from "node:http";
+import type { RouteTable } from "./routes";
 
 export interface WatchMetric {
     readonly name: string;
@@ -122,12 +123,19 @@ export function renderMetrics(m: ControllerMetrics, nowMs = Date.now()): string 
 }
 
 /** Serves the metrics on a UNIX socket (HAProxy passes /metrics/controller to it). */
-export function serveMetrics(socketPath: string, metrics: ControllerMetrics): Promise<http.Server> {
+export function serveMetrics(socketPath: string, metrics: ControllerMetrics, routes: () => RouteTable | undefined = () => undefined): Promise<http.Server> {
     fs.rmSync(socketPath, { force: true });
     const server = http.createServer((req, res) => {
+        req.resume();
+        if (req.url === "/routes") {
+            // What users are routed to now (routes.ts); 503 until the first configuration from Consul runs.
+            const table = routes();
+            res.writeHead(table ? 200 : 503, { "content-type": "application/json; charset=utf-8" });
+            res.end(JSON.stringify(table ?? { error: "the gateway runs its bootstrap configuration: no route from Consul yet" }));
+            return;
+        }
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
         res.end(renderMetrics(metrics));
-        req.resume();
     });
     return new Promise((resolve, reject) => {
         server.once("error", reject);
