@@ -11,8 +11,12 @@ import { PerNode } from "./components/per-node";
 import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
 import { VersionedService } from "./components/service";
+import { suspendStackTraces } from "./components/stack-traces";
 
 const settings = readSettings();
+// The SDK captures a stack trace per promise of every resource declared below, over half of the
+// evaluation's time at 100 nodes: off while the resources are declared (components/stack-traces.ts).
+const resumeStackTraces = suspendStackTraces();
 
 const secrets = new StackSecrets("secrets", {
     statsPassword: settings.stats.password,
@@ -77,6 +81,7 @@ const services = settings.services.map(
             dependsOnNode: (node) => [acl.agentTokenSetOn(node), registrators.on(node).container],
         }),
 );
+resumeStackTraces();
 
 /** The entry point: the load balancer on AWS, else the first edge node's gateway. */
 export const gatewayUrl = targetNodes.loadBalancerDns ? pulumi.interpolate`http://${targetNodes.loadBalancerDns}` : gateways[0].url;
