@@ -10,7 +10,8 @@ started=$SECONDS
 timings=()
 summary() {
     local status=$?
-    [ -z "${tools_pid:-}" ] || kill "$tools_pid" 2>/dev/null || true
+    # The tools build is its own process group (setsid): a failed phase stops it and its go processes.
+    [ -z "${tools_pid:-}" ] || kill -- -"$tools_pid" 2>/dev/null || true
     echo "[test] phases:"
     for t in "${timings[@]}"; do echo "[test]   $t"; done
     echo "[test] $([ "$status" -eq 0 ] && echo passed || echo "FAILED (exit $status)") in $((SECONDS - started)) s"
@@ -30,7 +31,7 @@ phase() { # name, command...
 }
 
 tools_t0=$SECONDS
-bash test/tools/install.sh &
+setsid bash test/tools/install.sh &
 tools_pid=$!
 
 phase "types" npm run -s typecheck
