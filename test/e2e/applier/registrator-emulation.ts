@@ -106,7 +106,7 @@ async function registratorDocker(
     if (!via) throw new Error(`${where}: DOCKER_HOST ${host}: no declared container answers to ${target} on ${[...onNetwork].join(", ")}`);
     const ip = (await applier.docker.inspectContainer(via.container)).NetworkSettings?.Networks?.[via.network]?.IPAddress;
     if (!ip) throw new Error(`${where}: ${via.container} has no address on ${via.network}`);
-    const engine = new Docker(`tcp://${ip}:${port}`);
+    const engine = new Docker(applier.options.reachContainer ? await applier.options.reachContainer(ip, Number(port)) : `tcp://${ip}:${port}`);
     if (!(await engine.ping(5000))) throw new Error(`${where}: DOCKER_HOST ${host} (${via.container} at ${ip} on ${via.network}) does not answer /_ping`);
     applier.registratorEngine = { dockerHost: host, container: via.container, endpoint: engine.host };
     log(`${name}: reading the engine at ${host} (${via.container}, ${ip} on ${via.network}), as Registrator does`);

@@ -21,6 +21,12 @@ export interface ApplierOptions {
     runId: string;
     /** Where the engine's socket is on this machine, when it is a unix socket. */
     engineSocket?: string;
+    /**
+     * How this machine reaches a container's address on one of the engine's networks, as a
+     * DOCKER_HOST-style endpoint. Unset: directly (tcp://address:port), the engine's networks being
+     * routed here; an engine in a network namespace of its own needs a way in (test/cluster).
+     */
+    reachContainer?: (address: string, port: number) => Promise<string>;
 }
 
 /** What the per-type appliers read and record: the Applier's engine, options and state. */

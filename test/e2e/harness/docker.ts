@@ -1,8 +1,11 @@
-// A small client for the Docker Engine API (unix:// or plain tcp://), plus the docker CLI for
-// what the API makes awkward (BuildKit builds, imports, exec). Every call targets one engine.
+// A small client for the Docker Engine API (unix://, plain tcp://, or tcp:// with TLS client
+// certificates as the Docker provider's certPath), plus the docker CLI for what the API makes
+// awkward (BuildKit builds, imports, exec). Every call targets one engine.
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
+import * as path from "node:path";
 
 export class DockerError extends Error {
     constructor(
@@ -59,11 +62,34 @@ export function run(
     });
 }
 
+/**
+ * An engine that requires TLS client certificates (dockerd --tlsverify): the folder holding
+ * ca.pem, cert.pem and key.pem, as the Docker CLI's DOCKER_CERT_PATH and the provider's certPath.
+ */
+export interface DockerTls {
+    certPath: string;
+}
+
 export class Docker {
     private readonly endpoint: { socketPath: string } | { host: string; port: number };
+    /** With `tls`: the client's certificate, its key and the CA that signed the engine's. */
+    private readonly tlsOptions: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
 
-    constructor(readonly host: string) {
+    constructor(
+        readonly host: string,
+        readonly tls?: DockerTls,
+    ) {
         this.endpoint = endpointOf(host);
+        if (tls) {
+            if (!("port" in this.endpoint)) throw new DockerError(`${host}: TLS client certificates are for tcp:// engines`);
+            const read = (file: string): Buffer => fs.readFileSync(path.join(tls.certPath, file));
+            this.tlsOptions = { ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem") };
+        }
+    }
+
+    /** http.request, or https.request with the client certificate when the engine requires TLS. */
+    private send(options: http.RequestOptions, callback: (res: http.IncomingMessage) => void): http.ClientRequest {
+        return this.tlsOptions ? https.request({ ...options, ...this.tlsOptions }, callback) : http.request(options, callback);
     }
 
     /** One API call; JSON in (a Buffer goes as a tar archive) and out. Throws DockerError with the engine's message on >= 400. */
@@ -71,7 +97,7 @@ export class Docker {
         return new Promise((resolve, reject) => {
             const raw = Buffer.isBuffer(body);
             const payload = body === undefined ? undefined : raw ? body : Buffer.from(JSON.stringify(body));
-            const req = http.request(
+            const req = this.send(
                 {
                     ...this.endpoint,
                     method,
@@ -127,7 +153,7 @@ export class Docker {
     /** A stream of newline-delimited JSON objects (events); returns a function that closes it. */
     stream(path: string, onObject: (o: any) => void, onEnd: (e?: Error) => void): Promise<() => void> {
         return new Promise((resolve, reject) => {
-            const req = http.request({ ...this.endpoint, method: "GET", path }, (res) => {
+            const req = this.send({ ...this.endpoint, method: "GET", path }, (res) => {
                 if ((res.statusCode ?? 0) >= 400) {
                     reject(new DockerError(`GET ${path}: ${res.statusCode}`, res.statusCode));
                     res.resume();
@@ -157,6 +183,7 @@ export class Docker {
     cliEnv(): NodeJS.ProcessEnv {
         const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, DOCKER_BUILDKIT: "1" };
         delete env.DOCKER_CONTEXT;
+        if (this.tls) Object.assign(env, { DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: this.tls.certPath });
         return env;
     }
 
