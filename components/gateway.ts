@@ -34,12 +34,23 @@ export const GATEWAY_CONTAINER_HTTP_PORT = 80;
  *             host's address on the Docker network (local), else the same.
  */
 export function backendNetworks(settings: Settings, nodes: readonly Node[]): pulumi.Output<{ backends: string; nodes: string }> {
-    return pulumi.all(nodes.map((n) => n.address)).apply((addresses) => {
-        const containerAddresses = nodes.some((n) => n.registersContainerAddresses);
-        const nodeNetworks = settings.target === "aws" ? [settings.aws.vpcCidr] : [...new Set(addresses)].map((a) => `${a}/32`);
-        const backends = containerAddresses ? [...new Set(nodes.map((n) => n.subnet))] : nodeNetworks;
-        return { backends: backends.join(" "), nodes: nodeNetworks.join(" ") };
-    });
+    return pulumi.all(nodes.map((n) => n.address)).apply((addresses) =>
+        networksOf(
+            settings,
+            nodes.map((n, i) => ({ address: addresses[i]!, subnet: n.subnet, registersContainerAddresses: n.registersContainerAddresses })),
+        ),
+    );
+}
+
+/** backendNetworks once the nodes' addresses are known (pure: `npm run plan` uses it with the addresses it assumes). */
+export function networksOf(
+    settings: Pick<Settings, "target" | "aws">,
+    nodes: readonly { address: string; subnet: string; registersContainerAddresses: boolean }[],
+): { backends: string; nodes: string } {
+    const containerAddresses = nodes.some((n) => n.registersContainerAddresses);
+    const nodeNetworks = settings.target === "aws" ? [settings.aws.vpcCidr] : [...new Set(nodes.map((n) => n.address))].map((a) => `${a}/32`);
+    const backends = containerAddresses ? [...new Set(nodes.map((n) => n.subnet))] : nodeNetworks;
+    return { backends: backends.join(" "), nodes: nodeNetworks.join(" ") };
 }
 
 /**
