@@ -179,8 +179,9 @@ export function renderConfig(model: Model): string {
 }
 
 /**
- * The stats page, HAProxy's metrics (/metrics) and the controller's (/metrics/controller, served
- * by the controller on a socket in the run directory), behind the stats credentials.
+ * The stats page, HAProxy's metrics (/metrics) and the controller's (/metrics/controller, and the
+ * route table HAProxy runs at /routes, served by the controller on a socket in the run
+ * directory), behind the stats credentials.
  */
 export const STATS_SECTIONS: readonly string[] = [
     "userlist stats_users",
@@ -190,7 +191,7 @@ export const STATS_SECTIONS: readonly string[] = [
     '    bind "${GATEWAY_BIND}:${GATEWAY_STATS_PORT}"',
     "    http-request auth realm gateway-stats unless { http_auth(stats_users) }",
     "    http-request use-service prometheus-exporter if { path /metrics }",
-    "    use_backend controller_metrics if { path /metrics/controller }",
+    "    use_backend controller_metrics if { path /metrics/controller } || { path /routes }",
     "    default_backend stats_page",
     "",
     "backend stats_page",
