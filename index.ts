@@ -6,6 +6,7 @@ import { ConsulAcl } from "./components/consul-acl";
 import { ConsulTls } from "./components/consul-tls";
 import { backendNetworks, Gateway } from "./components/gateway";
 import { GatewayKv } from "./components/gateway-kv";
+import { GatewayTls } from "./components/gateway-tls";
 import { Nodes } from "./components/nodes";
 import { PerNode } from "./components/per-node";
 import { Registrator } from "./components/registrator";
@@ -22,6 +23,7 @@ const secrets = new StackSecrets("secrets", {
     statsPassword: settings.stats.password,
     consulEncryptKey: settings.consul.encryptKey,
     consulManagementToken: settings.consul.managementToken,
+    sealing: settings.gateway.tls.source !== "none",
 });
 // Named "hosts" for the URNs and resource names of existing stacks (its children are named after it).
 const targetNodes = new Nodes("hosts", { settings });
@@ -58,6 +60,13 @@ const gatewayKv = new GatewayKv("haproxy-settings", {
     provider: acl.kvProvider,
 });
 
+// The certificates of the HTTPS listeners (gateway.tls), in KV for every gateway: the stack's own
+// CA (self-signed) or the operator's certificate (provided); with acme the gateways order their own.
+const gatewayTls =
+    settings.gateway.tls.source !== "none"
+        ? new GatewayTls("gateway-tls", { settings, sealingKey: secrets.gatewaySealingKey!, provider: acl.kvProvider })
+        : undefined;
+
 const gateways = settings.edgeNodes
     .map((n) => targetNodes.numbered(n))
     .map(
@@ -66,8 +75,15 @@ const gateways = settings.edgeNodes
                 settings,
                 node,
                 statsPassword: secrets.statsPassword,
+                ...(secrets.gatewaySealingKey ? { sealingKey: secrets.gatewaySealingKey } : {}),
                 consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
-                dependsOn: [consul.agentOn(node), acl.agentTokenSetOn(node), registrators.on(node).container, gatewayKv.keys],
+                dependsOn: [
+                    consul.agentOn(node),
+                    acl.agentTokenSetOn(node),
+                    registrators.on(node).container,
+                    gatewayKv.keys,
+                    ...(gatewayTls?.keys ? [gatewayTls.keys] : []),
+                ],
             }),
     );
 
@@ -83,8 +99,14 @@ const services = settings.services.map(
 );
 resumeStackTraces();
 
-/** The entry point: the load balancer on AWS, else the first edge node's gateway. */
-export const gatewayUrl = targetNodes.loadBalancerDns ? pulumi.interpolate`http://${targetNodes.loadBalancerDns}` : gateways[0].url;
+/** The entry point: the load balancer on AWS (HTTPS), else the first edge node's gateway. */
+export const gatewayUrl = targetNodes.loadBalancerDns
+    ? pulumi.interpolate`${settings.gateway.tls.source !== "none" ? "https" : "http"}://${targetNodes.loadBalancerDns}`
+    : gateways[0].url;
+/** With a TLS source: HTTPS through the first edge node's gateway (or the load balancer). */
+export const gatewayHttpsUrl = targetNodes.loadBalancerDns ? gatewayUrl : gateways[0].httpsUrl;
+/** The stack's gateway CA when gateway.tls.source is self-signed: `curl --cacert` (docs/security.md). */
+export const gatewayCaPem = gatewayTls?.caPem;
 export const gatewayUrls = pulumi.all(gateways.map((g) => g.url));
 /** URL of each http service version through the gateway, by Consul service name. */
 export const serviceUrls = pulumi.all(

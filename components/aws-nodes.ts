@@ -127,6 +127,10 @@ export class AwsNodes extends pulumi.ComponentResource {
                 o,
             );
         rule("gateway-http", "gateway HTTP from anywhere", "tcp", settings.gateway.httpPort, settings.gateway.httpPort, { cidrIpv4: "0.0.0.0/0" });
+        const tlsOn = settings.gateway.tls.source !== "none";
+        if (tlsOn) {
+            rule("gateway-https", "gateway HTTPS from anywhere", "tcp", settings.gateway.httpsPort, settings.gateway.httpsPort, { cidrIpv4: "0.0.0.0/0" });
+        }
         rule("stats", "gateway stats from the admin network", "tcp", settings.gateway.statsPort, settings.gateway.statsPort, { cidrIpv4: a.adminCidr });
         rule("consul-ui", "Consul UI and HTTPS API from the admin network", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, {
             cidrIpv4: a.adminCidr,
@@ -300,6 +304,38 @@ export class AwsNodes extends pulumi.ComponentResource {
                     o,
                 ),
         );
+        // HTTPS: the load balancer passes TCP 443 through to the gateways' HTTPS port, which
+        // terminate TLS; PROXY protocol v2 tells them the client's address (their HTTPS listener
+        // takes it: GATEWAY_ACCEPT_PROXY=https, components/gateway.ts). Health: a TCP connect there
+        // (the HTTP target group checks /-/health).
+        if (tlsOn) {
+            const https = new aws.lb.TargetGroup(
+                `${name}-gateway-https`,
+                {
+                    port: settings.gateway.httpsPort,
+                    protocol: "TCP",
+                    vpcId: this.vpc.id,
+                    targetType: "instance",
+                    proxyProtocolV2: true,
+                    healthCheck: { protocol: "TCP", port: "traffic-port", interval: 10 },
+                    tags,
+                },
+                o,
+            );
+            new aws.lb.Listener(
+                `${name}-gateway-https`,
+                { loadBalancerArn: lb.arn, port: 443, protocol: "TCP", defaultActions: [{ type: "forward", targetGroupArn: https.arn }] },
+                o,
+            );
+            edges.forEach(
+                (instance, i) =>
+                    new aws.lb.TargetGroupAttachment(
+                        `${name}-gateway-https-${settings.edgeNodes[i]}`,
+                        { targetGroupArn: https.arn, targetId: instance.id, port: settings.gateway.httpsPort },
+                        o,
+                    ),
+            );
+        }
         this.loadBalancerDns = lb.dnsName;
 
         this.registerOutputs({ vpcId: this.vpc.id, loadBalancerDns: this.loadBalancerDns });

@@ -3,7 +3,8 @@
 //   agents       a token per node with Consul's node identity (node write for that node only),
 //                set on the agent through its API once it runs (components/local-commands/consul-agent-token.mjs)
 //   registrator  registers/deregisters services through its node's agent; no KV, no catalog writes
-//   gateway      reads the catalog, health and service/haproxy/; writes nothing
+//   gateway      reads the catalog, health and service/haproxy/; writes nothing (with ACME: its
+//                ACME keys and certificate, and a session for the ACME lock)
 //   kvWriter     what Pulumi itself uses to manage service/haproxy/
 //   anonymous    no token: catalog reads for DNS, nothing else
 import * as command from "@pulumi/command";
@@ -11,7 +12,7 @@ import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { ConsulCluster } from "./consul";
 import { AGENT_TOKEN_SCRIPT } from "./consul-agent-config";
-import { ANONYMOUS_TOKEN_ACCESSOR_ID, POLICIES, Role } from "./consul-policies";
+import { ANONYMOUS_TOKEN_ACCESSOR_ID, gatewayPolicy, POLICIES, Role, type RolePolicy } from "./consul-policies";
 import { Settings } from "./config";
 import { Node } from "./nodes";
 import { PerNode } from "./per-node";
@@ -38,6 +39,8 @@ export class ConsulAcl extends pulumi.ComponentResource {
         super("service-discovery:consul:ConsulAcl", name, {}, opts);
         const { settings, cluster } = args;
         const o = { parent: this, provider: cluster.provider };
+        // The gateway's rules depend on the stack: ACME adds its own keys and a session (consul-policies.ts).
+        const policyOf = (role: Role): RolePolicy => (role === "gateway" ? gatewayPolicy(settings.gateway.tls.source === "acme") : POLICIES[role]);
 
         const policies = Object.fromEntries(
             (Object.keys(POLICIES) as Role[]).map((role) => [
@@ -46,8 +49,8 @@ export class ConsulAcl extends pulumi.ComponentResource {
                     `${name}-${POLICIES[role].name}`,
                     {
                         name: POLICIES[role].name,
-                        description: POLICIES[role].description,
-                        rules: POLICIES[role].rules,
+                        description: policyOf(role).description,
+                        rules: policyOf(role).rules,
                         datacenters: [settings.consul.datacenter],
                     },
                     o,

@@ -3,6 +3,7 @@
 // ACLs default to deny: a request without a token, or with a token whose policies do not grant
 // it, is refused with 403.
 import { KV_PREFIX } from "./gateway-kv";
+import { TLS_KV } from "./images/gateway/controller/rules";
 
 /** Consul's fixed accessor ID of the anonymous token (requests without a token). */
 export const ANONYMOUS_TOKEN_ACCESSOR_ID = "00000000-0000-0000-0000-000000000002";
@@ -42,3 +43,23 @@ export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
         rules: ['service_prefix "" { policy = "read" }', 'node_prefix "" { policy = "read" }'].join("\n"),
     },
 };
+
+/**
+ * The gateway's policy for a stack: with gateway.tls.source acme the gateways order certificates
+ * themselves (controller/acme.ts), so they also write their ACME keys (tls/acme/: the lock, the
+ * challenges, the account key) and the certificate they order (tls/certificates/acme/), and hold
+ * a session for the lock. Nothing more: not the certificates Pulumi writes, not the settings.
+ */
+export function gatewayPolicy(acme: boolean): RolePolicy {
+    if (!acme) return POLICIES.gateway;
+    return {
+        name: POLICIES.gateway.name,
+        description: "Gateway controller: reads the catalog, health and its KV settings; writes only its ACME keys and certificate, and holds the ACME lock",
+        rules: [
+            POLICIES.gateway.rules,
+            `key_prefix "${KV_PREFIX}/${TLS_KV.acme}" { policy = "write" }`,
+            `key_prefix "${KV_PREFIX}/${TLS_KV.certificates}${TLS_KV.acmeCertificate}/" { policy = "write" }`,
+            'session_prefix "" { policy = "write" }',
+        ].join("\n"),
+    };
+}

@@ -1,12 +1,14 @@
 // The gateway's keys in Consul's KV store (service/haproxy/), managed by Pulumi: `pulumi up`
 // changes them and the gateway's controller applies them. The gateway has a default for every
 // key, so deleting one restores the default. The keys: HAProxy's maxconn and timeouts, the caps
-// of the trust rules (limits/*), where servers may lie (networks/*), each declared http service's
+// of the trust rules and the budgets of clients and servers (limits/*), where servers may lie
+// (networks/*), each declared http service's
 // health-check path (services/<consul name>/check), which no instance's check= tag can override,
 // and the traffic settings (docs/traffic-control.md): a tcp service's listener
 // (services/<consul name>/listen), a version's weight in the split of its unversioned path
-// (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance)
-// and a sticky split (routes/<name>/sticky).
+// (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance),
+// a sticky split (routes/<name>/sticky), and a service's own budgets (services/<consul name>/maxconn,
+// /rate, /idle-timeout).
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { HaproxySettings, ServiceSettings } from "./config";
@@ -40,6 +42,9 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
         ...(s.maintenanceInstances === undefined
             ? []
             : [key(KV_KEYS.service(s.consulName, "maintenance"), s.maintenanceInstances === "all" ? "all" : s.maintenanceInstances.join(" "))]),
+        ...(s.connectionsPerInstance !== undefined ? [key(KV_KEYS.service(s.consulName, "maxconn"), String(s.connectionsPerInstance))] : []),
+        ...(s.requestsPerClient !== undefined ? [key(KV_KEYS.service(s.consulName, "rate"), String(s.requestsPerClient))] : []),
+        ...(s.idleTimeout !== undefined ? [key(KV_KEYS.service(s.consulName, "idle-timeout"), s.idleTimeout)] : []),
     ]);
     // Config validation makes every weighted version of a name agree: one key per split.
     const sticky = [...new Set(services.filter((s) => s.weight !== undefined && s.sticky).map((s) => s.name))];
@@ -64,8 +69,15 @@ export function gatewayKeys<N>(
         key(KV_KEYS.timeoutConnect, haproxy.timeouts.connect),
         key(KV_KEYS.timeoutClient, haproxy.timeouts.client),
         key(KV_KEYS.timeoutServer, haproxy.timeouts.server),
+        key(KV_KEYS.timeoutHttpRequest, haproxy.timeouts.httpRequest),
+        key(KV_KEYS.timeoutHttpKeepAlive, haproxy.timeouts.httpKeepAlive),
+        key(KV_KEYS.timeoutTcpIdle, haproxy.timeouts.tcpIdle),
         key(KV_KEYS.limitServices, String(haproxy.maxServices)),
         key(KV_KEYS.limitInstances, String(haproxy.maxInstancesPerService)),
+        key(KV_KEYS.limitClientConnections, String(haproxy.connectionsPerClient)),
+        key(KV_KEYS.limitClientRate, String(haproxy.requestsPerClient)),
+        key(KV_KEYS.limitBodySize, String(haproxy.maxBodyBytes)),
+        key(KV_KEYS.limitServerMaxconn, String(haproxy.connectionsPerInstance)),
         ...serviceKeys(services),
         // Adding a node updates these in place: the gateways re-render, none is replaced.
         key(KV_KEYS.networkBackends, networks.backends),

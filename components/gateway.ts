@@ -1,7 +1,7 @@
 // A gateway on one edge node: the HAProxy image with its controller (a Node.js program that
 // follows Consul and drives HAProxy), built by the program from components/images/gateway into
 // the node's engine, and its container on the node's network.
-// It publishes the HTTP port, the stats port and each tcp service's listenPort, follows the whole
+// It publishes the HTTP port, the HTTPS port (gateway.tls), the stats port and each tcp service's listenPort, follows the whole
 // cluster through the node's Consul agent, and registers itself in Consul through Registrator.
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
@@ -12,6 +12,8 @@ import { LOG_LIMITS } from "./container-defaults";
 import { Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 import { bundleController } from "./images/gateway/bundle";
+import { DEFAULT_SEALING_KEY_FILE } from "./images/gateway/controller/env";
+import { CONTAINER_HTTPS_PORT } from "./images/gateway/controller/rules";
 
 /** Build context of the gateway image, relative to the project (Pulumi runs programs there). */
 export const GATEWAY_IMAGE_CONTEXT = "components/images/gateway";
@@ -21,6 +23,12 @@ export const GATEWAY_CONSUL_CA_FILE = "/etc/gateway/consul-ca.pem";
 
 /** The port HAProxy listens on in the container (published as gateway.httpPort). */
 export const GATEWAY_CONTAINER_HTTP_PORT = 80;
+/** HTTPS in the container (published as gateway.httpsPort) when gateway.tls has a source. */
+export const GATEWAY_CONTAINER_HTTPS_PORT = CONTAINER_HTTPS_PORT;
+/** The sealing key's file in the gateway's container: readable by its user (10080) only. */
+export const GATEWAY_SEALING_KEY_FILE = DEFAULT_SEALING_KEY_FILE;
+/** The gateway image's user and group (its Dockerfile). */
+export const GATEWAY_UID = 10080;
 
 /**
  * Where servers may lie, for the gateway's trust rules (components/images/gateway/controller/model.ts,
@@ -66,7 +74,8 @@ export function trustRuleEnv(settings: Settings): string[] {
     const g = settings.gateway;
     // The tcp services' listeners are published on the node too: an instance registered there
     // would be the gateway itself.
-    const ports = [...new Set([g.httpPort, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22, ...tcpListenPorts(settings)])];
+    const https = g.tls.source !== "none" ? [g.httpsPort] : [];
+    const ports = [...new Set([g.httpPort, ...https, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22, ...tcpListenPorts(settings)])];
     return [`GATEWAY_NODE_PORTS=${ports.join(" ")}`, `GATEWAY_TRUSTED_PROXIES=${g.trustedProxies.join(" ")}`];
 }
 
@@ -89,7 +98,39 @@ export interface GatewayArgs {
     /** The node's Consul agent (HTTPS) and the gateway's read-only ACL token. */
     readonly consul: ConsulClient;
     readonly statsPassword: pulumi.Input<string>;
+    /** The stack's sealing key (secret), with a TLS source: uploaded as a file the gateway's user alone reads. */
+    readonly sealingKey?: pulumi.Input<string>;
     readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * The gateway's TLS variables (controller/env.ts): the source, HTTPS's ports, redirect and HSTS,
+ * the listeners a load balancer reaches with the PROXY protocol (aws: HTTPS), and what ACME orders.
+ */
+export function tlsEnv(settings: Settings): string[] {
+    const t = settings.gateway.tls;
+    if (t.source === "none") return ["GATEWAY_TLS_SOURCE=none"];
+    const aws = settings.target === "aws";
+    return [
+        `GATEWAY_TLS_SOURCE=${t.source}`,
+        `GATEWAY_HTTPS_PORT=${GATEWAY_CONTAINER_HTTPS_PORT}`,
+        // The port users reach HTTPS on (the redirect's, X-Forwarded-Port): the load balancer's 443 on aws.
+        `GATEWAY_PUBLIC_HTTPS_PORT=${aws ? 443 : settings.gateway.httpsPort}`,
+        `GATEWAY_TLS_REDIRECT=${t.redirect}`,
+        `GATEWAY_HSTS_SECONDS=${t.hstsSeconds}`,
+        `GATEWAY_SEALING_KEY_FILE=${GATEWAY_SEALING_KEY_FILE}`,
+        // The network load balancer passes TLS through with the PROXY protocol v2 (components/aws-nodes.ts).
+        ...(aws ? ["GATEWAY_ACCEPT_PROXY=https"] : []),
+        ...(t.acme
+            ? [
+                  `GATEWAY_ACME_DIRECTORY=${t.acme.directoryUrl}`,
+                  `GATEWAY_ACME_EMAIL=${t.acme.email}`,
+                  `GATEWAY_ACME_HOSTS=${t.hosts.join(" ")}`,
+                  `GATEWAY_ACME_RENEW_BEFORE_SECONDS=${t.acme.renewBeforeDays * 86400}`,
+                  ...(t.acme.eabKid !== undefined ? [`GATEWAY_ACME_EAB_KID=${t.acme.eabKid}`] : []),
+              ]
+            : []),
+    ];
 }
 
 export class Gateway extends pulumi.ComponentResource {
@@ -97,6 +138,8 @@ export class Gateway extends pulumi.ComponentResource {
     public readonly container: docker.Container;
     public readonly url: pulumi.Output<string>;
     public readonly statsUrl: pulumi.Output<string>;
+    /** With a TLS source: its HTTPS URL (on local by the name the self-signed certificate covers). */
+    public readonly httpsUrl?: pulumi.Output<string>;
     /** The address clients reach it on (its tcp listeners too). */
     public readonly host: pulumi.Output<string>;
 
@@ -104,6 +147,8 @@ export class Gateway extends pulumi.ComponentResource {
         super("service-discovery:gateway:Gateway", name, {}, opts);
         const { settings, node } = args;
         const g = settings.gateway;
+        const tlsOn = g.tls.source !== "none";
+        if (tlsOn && args.sealingKey === undefined) throw new Error(`gateway ${name}: gateway.tls.source ${g.tls.source} needs the stack's sealing key`);
 
         // The image copies the controller's bundle from its folder: made (or found up to date) first.
         bundleController();
@@ -144,6 +189,11 @@ export class Gateway extends pulumi.ComponentResource {
                         // Consul checks the registered node address, which only a wildcard bind answers on.
                         ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
                         ...trustRuleEnv(settings),
+                        ...tlsEnv(settings),
+                        ...(tlsOn ? [`SERVICE_${GATEWAY_CONTAINER_HTTPS_PORT}_NAME=gateway-https`] : []),
+                        // The port users reach the HTTP listener on, the X-Forwarded-Port the gateway
+                        // sets: the load balancer's 80 on aws, else the published port.
+                        `GATEWAY_PUBLIC_HTTP_PORT=${settings.target === "aws" ? 80 : g.httpPort}`,
                     ]),
                 ),
                 // The image runs as a non-root user (its Dockerfile). It still binds port 80 (and any
@@ -154,9 +204,25 @@ export class Gateway extends pulumi.ComponentResource {
                 sysctls: { "net.ipv4.ip_unprivileged_port_start": String(unprivilegedPortStart(settings)) },
                 capabilities: { drops: ["ALL"] },
                 securityOpts: ["no-new-privileges:true"],
-                uploads: [{ file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" }],
+                uploads: [
+                    { file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" },
+                    // The sealing key opens the certificates' keys in KV: a file for the gateway's user
+                    // alone, never an environment variable (which `docker inspect` shows).
+                    ...(tlsOn
+                        ? [
+                              {
+                                  file: GATEWAY_SEALING_KEY_FILE,
+                                  content: pulumi.secret(args.sealingKey!),
+                                  permissions: "0400",
+                                  owner: String(GATEWAY_UID),
+                                  group: String(GATEWAY_UID),
+                              },
+                          ]
+                        : []),
+                ],
                 ports: [
                     { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },
+                    ...(tlsOn ? [{ internal: GATEWAY_CONTAINER_HTTPS_PORT, external: g.httpsPort, ip: g.bindAddress, protocol: "tcp" }] : []),
                     { internal: 1936, external: g.statsPort, ip: g.bindAddress, protocol: "tcp" },
                     // Each tcp service's listener, on the same port inside and out.
                     ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip: g.bindAddress, protocol: "tcp" })),
@@ -190,7 +256,9 @@ export class Gateway extends pulumi.ComponentResource {
         this.host = host;
         this.url = pulumi.interpolate`http://${host}${g.httpPort === 80 ? "" : `:${g.httpPort}`}`;
         this.statsUrl = pulumi.interpolate`http://${host}:${g.statsPort}/`;
+        if (tlsOn)
+            this.httpsUrl = pulumi.interpolate`https://${settings.target === "local" ? "localhost" : host}${g.httpsPort === 443 ? "" : `:${g.httpsPort}`}`;
 
-        this.registerOutputs({ url: this.url, statsUrl: this.statsUrl, imageRef: this.image.ref });
+        this.registerOutputs({ url: this.url, httpsUrl: this.httpsUrl, statsUrl: this.statsUrl, imageRef: this.image.ref });
     }
 }

@@ -10,6 +10,8 @@ export interface StackSecretsArgs {
     readonly consulEncryptKey?: pulumi.Output<string>;
     /** `consulManagementToken` from config (a UUID), if the user set one. */
     readonly consulManagementToken?: pulumi.Output<string>;
+    /** Whether the gateways need the sealing key (a TLS source other than none). */
+    readonly sealing?: boolean;
 }
 
 export class StackSecrets extends pulumi.ComponentResource {
@@ -19,6 +21,12 @@ export class StackSecrets extends pulumi.ComponentResource {
     public readonly consulEncryptKey: pulumi.Output<string>;
     /** Consul's initial management token (full rights): bootstraps the ACL system. */
     public readonly consulManagementToken: pulumi.Output<string>;
+    /**
+     * The gateways' sealing key: 32 random bytes as 64 hex digits, generated once (args.sealing).
+     * It seals the private keys kept in Consul KV (controller/sealed.ts); each gateway gets it as a
+     * file, never in its environment.
+     */
+    public readonly gatewaySealingKey?: pulumi.Output<string>;
 
     constructor(name: string, args: StackSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("service-discovery:secrets:StackSecrets", name, {}, opts);
@@ -35,6 +43,10 @@ export class StackSecrets extends pulumi.ComponentResource {
         this.consulManagementToken = args.consulManagementToken
             ? pulumi.secret(args.consulManagementToken)
             : pulumi.secret(new random.RandomUuid(`${name}-consul-management-token`, {}, { parent: this }).result);
+
+        if (args.sealing) {
+            this.gatewaySealingKey = pulumi.secret(new random.RandomId(`${name}-gateway-sealing-key`, { byteLength: 32 }, { parent: this }).hex);
+        }
 
         this.registerOutputs({ statsPassword: this.statsPassword, consulEncryptKey: this.consulEncryptKey, consulManagementToken: this.consulManagementToken });
     }

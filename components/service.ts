@@ -10,6 +10,7 @@ import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { ServiceSettings, Settings } from "./config";
+import { containmentInputs, type ContainmentInputs } from "./containment";
 import { LOG_LIMITS } from "./container-defaults";
 import { stopTimings } from "./drain";
 import { Node } from "./nodes";
@@ -17,12 +18,15 @@ import { buildImage, withImageDigest } from "./image";
 
 /**
  * Every input of a replica's container except its name and the two below. The Docker provider
- * cannot change any of these on an existing container: its schema (the upstream docker_container
+ * cannot change most of these on an existing container: its schema (the upstream docker_container
  * resource) marks each ForceNew, so a change replaces the replica, and the generation is hashed
- * over all of them. `restart` and `destroyGraceSeconds` are not ForceNew (updated in place): they
+ * over all of them. The containment inputs (components/containment.ts) are hashed too, those the
+ * provider could update in place (memory, memorySwap) included: whatever the provider version
+ * does with a changed limit or tmpfs, the replica is replaced, rolling, and runs with exactly
+ * what is declared. `restart` and `destroyGraceSeconds` are not ForceNew (updated in place): they
  * stay out of it, so such an update keeps the container and its name.
  */
-export interface ReplicaReplaceInputs {
+export interface ReplicaReplaceInputs extends Partial<ContainmentInputs> {
     readonly hostname: string;
     readonly image: pulumi.Input<string>;
     readonly envs: pulumi.Input<pulumi.Input<string>[]>;
@@ -33,8 +37,8 @@ export interface ReplicaReplaceInputs {
     readonly logOpts: Readonly<Record<string, string>>;
 }
 
-/** Inputs the provider keeps as sets (env, networks_advanced): their order changes nothing. */
-const SET_INPUTS: ReadonlySet<string> = new Set(["envs", "networksAdvanced"]);
+/** Inputs the provider keeps as sets (env, networks_advanced, security_opts): their order changes nothing. */
+const SET_INPUTS: ReadonlySet<string> = new Set(["envs", "networksAdvanced", "securityOpts"]);
 
 /** JSON with object keys sorted at every depth (undefined members left out, as JSON does). */
 function canonicalJson(value: unknown): string {
@@ -150,6 +154,9 @@ export class VersionedService extends pulumi.ComponentResource {
                 ports: node.registersContainerAddresses ? undefined : [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
                 networksAdvanced: [{ name: node.network.name }],
                 ...LOG_LIMITS,
+                // No capability, no-new-privileges, a read-only root, memory and CPU limits, each but
+                // no-new-privileges relaxable by a key of the service (components/containment.ts).
+                ...containmentInputs(s),
             };
             this.containers.push(
                 new docker.Container(

@@ -11,7 +11,13 @@ import { ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy
  */
 export interface ServiceDiscoveryPolicyConfig {
     gatewayPort: number;
+    /** The gateway's HTTPS port (gateway.httpsPort), open to the world like gatewayPort; default 443. */
+    gatewayHttpsPort?: number;
     publicTcpPorts?: number[];
+    /** Stacks whose gateways may serve plain HTTP only (gateway.tls.source none); default ["dev"]. */
+    plainHttpStacks?: string[];
+    /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits); default ["dev"]. */
+    relaxedReplicaStacks?: string[];
 }
 
 /** Repository of the Docker socket proxy's image tag (components/socket-proxy.ts builds it). */
@@ -120,8 +126,9 @@ function worldOpen(cidr4?: string, cidr6?: string): boolean {
 /** The ports a rule may open to the world (tcp only): the gateway's, and the public tcp services'. */
 function publicPorts(args: ResourceValidationArgs): { ports: number[]; text: string } {
     const config = args.getConfig<ServiceDiscoveryPolicyConfig>();
-    const ports = [config.gatewayPort, ...(config.publicTcpPorts ?? [])];
-    return { ports, text: ports.length === 1 ? `only tcp ${ports[0]} may be` : `only tcp ${ports.join(", ")} may be (gatewayPort, publicTcpPorts)` };
+    const named = config.publicTcpPorts ?? [];
+    const ports = [config.gatewayPort, config.gatewayHttpsPort ?? 443, ...named];
+    return { ports, text: `only tcp ${ports.join(", ")} may be (gatewayPort, gatewayHttpsPort${named.length > 0 ? ", publicTcpPorts" : ""})` };
 }
 
 /** One tcp port, and one the config names. */
@@ -132,11 +139,12 @@ function allowedOpen(ports: number[], protocol: string | undefined, from: number
 const onlyGatewayPublic: ResourceValidationPolicy = {
     name: "only-gateway-port-public",
     description:
-        "No security-group rule opens anything to 0.0.0.0/0 or ::/0 but the gateway port (TCP) and the TCP ports named in publicTcpPorts (tcp services whose allowedCidrs name 0.0.0.0/0).",
+        "No security-group rule opens anything to 0.0.0.0/0 or ::/0 but the gateway's HTTP and HTTPS ports (TCP) and the TCP ports named in publicTcpPorts (tcp services whose allowedCidrs name 0.0.0.0/0).",
     enforcementLevel: "mandatory",
     configSchema: {
         properties: {
             gatewayPort: { type: "integer", default: 80 },
+            gatewayHttpsPort: { type: "integer", default: 443 },
             publicTcpPorts: { type: "array", items: { type: "integer", minimum: 1, maximum: 65535 }, default: [] },
         },
     },
@@ -320,6 +328,133 @@ const consulSecured: ResourceValidationPolicy = {
     }),
 };
 
+/** The stack's name in a resource's URN (urn:pulumi:<stack>::<project>::...), undefined when it has none. */
+export function stackOfUrn(urn: string): string | undefined {
+    return /^urn:pulumi:([^:]+)::/.exec(urn)?.[1];
+}
+
+const edgeTls: StackValidationPolicy = {
+    name: "edge-tls",
+    description:
+        "The edge serves HTTPS: every gateway has a certificate source (gateway.tls.source), and a load balancer that listens on 80 listens on 443 too; only the stacks named in plainHttpStacks (default dev) may serve plain HTTP only.",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { plainHttpStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateStack: (args, report) => {
+        const allowed = new Set(args.getConfig<ServiceDiscoveryPolicyConfig>().plainHttpStacks ?? ["dev"]);
+        const listeners: number[] = [];
+        for (const r of args.resources) {
+            const stack = stackOfUrn(r.urn);
+            if (stack !== undefined && allowed.has(stack)) continue;
+            const l = r.asType(aws.lb.Listener);
+            if (l && typeof l.port === "number") listeners.push(l.port);
+            const c = r.asType(docker.Container);
+            if (!c) continue;
+            const env = envMap(known(() => c.envs) ?? []);
+            if (!env.has("STATS_USER")) continue; // not a gateway
+            const source = env.get("GATEWAY_TLS_SOURCE") ?? "none";
+            if (source === "none") {
+                report(
+                    `gateway ${c.name ?? r.name} serves plain HTTP only (GATEWAY_TLS_SOURCE ${source})${stack ? ` on stack ${stack}` : ""}: set gateway.tls.source (acme for a real certificate, provided, or self-signed); only the stacks in plainHttpStacks (${[...allowed].join(", ")}) may have an edge without TLS`,
+                    r.urn,
+                );
+            }
+        }
+        if (listeners.includes(80) && !listeners.includes(443)) {
+            report("the load balancer listens on 80 but not on 443: the edge has no HTTPS (gateway.tls.source none on target aws)");
+        }
+    },
+};
+
+/** The component type of a versioned service (components/service.ts): the containers it parents are its replicas. */
+export const SERVICE_COMPONENT_TYPE = "service-discovery:service:VersionedService";
+
+/**
+ * Whether a URN (urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>) is a container
+ * whose parent is a versioned service: a service replica.
+ */
+export function isServiceReplicaUrn(urn: string): boolean {
+    const parts = urn.split("::");
+    if (parts.length < 4 || !parts[0].startsWith("urn:pulumi:")) return false;
+    const types = parts[2].split("$");
+    return types.length >= 2 && types[types.length - 1] === "docker:index/container:Container" && types[types.length - 2] === SERVICE_COMPONENT_TYPE;
+}
+
+/**
+ * Capabilities a replica may be given back outside the relaxed stacks: Docker's own default set
+ * without NET_RAW (raw and packet sockets: ARP spoofing on the node network every replica shares).
+ */
+export const REPLICA_SAFE_CAPABILITIES: readonly string[] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/** A Docker capability name as the engine reads it: upper case, without CAP_. */
+function capabilityName(name: string): string {
+    return name.toUpperCase().replace(/^CAP_/, "");
+}
+
+/** MiB in a tmpfs mount's size= option (k, m, g suffixes; bytes without one); undefined without a positive size. */
+export function tmpfsSizeMb(options: string): number | undefined {
+    const m = /(?:^|,)size=([0-9]+)([kmg]?)(?:,|$)/i.exec(options);
+    if (!m) return undefined;
+    const mb = Number(m[1]) * { "": 1 / 1048576, k: 1 / 1024, m: 1, g: 1024 }[m[2].toLowerCase() as "" | "k" | "m" | "g"];
+    return mb > 0 ? mb : undefined;
+}
+
+const replicasContained: ResourceValidationPolicy = {
+    name: "service-replicas-contained",
+    description:
+        "Every service replica runs contained: all capabilities dropped (only Docker's defaults but NET_RAW may be given back), no-new-privileges, " +
+        "not privileged and no host namespace, a read-only root filesystem with size-bounded tmpfs folders, a memory limit without swap and a CPU limit; " +
+        "only the stacks named in relaxedReplicaStacks (default dev) may relax these.",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateResource: validateResourceOfType(docker.Container, (c, args, report) => {
+        if (!isServiceReplicaUrn(args.urn)) return;
+        const stack = stackOfUrn(args.urn);
+        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
+        if (stack !== undefined && relaxed.includes(stack)) return;
+        const name = `service replica ${known(() => c.name) ?? args.name}${stack ? ` on stack ${stack}` : ""}`;
+        const fix = `(only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may relax it)`;
+        if (c.privileged === true) report(`${name} is privileged ${fix}`);
+        for (const mode of ["networkMode", "pidMode", "ipcMode", "usernsMode"] as const) {
+            if (c[mode] === "host") report(`${name} shares the node's namespace (${mode} host) ${fix}`);
+        }
+        const drops = (c.capabilities?.drops ?? []).map(capabilityName);
+        if (!drops.includes("ALL")) report(`${name} keeps Docker's default capabilities: capabilities.drops must include ALL ${fix}`);
+        for (const add of (c.capabilities?.adds ?? []).map(capabilityName)) {
+            if (!REPLICA_SAFE_CAPABILITIES.includes(add)) {
+                report(`${name} is given capability ${add} (capAdd); allowed: ${REPLICA_SAFE_CAPABILITIES.join(", ")} ${fix}`);
+            }
+        }
+        if (!(c.securityOpts ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o))) {
+            report(`${name} runs without securityOpts no-new-privileges:true: a setuid binary would gain privileges`);
+        }
+        if (c.readOnly !== true) report(`${name} may write its root filesystem, on the node's disk (readOnlyRootFilesystem false) ${fix}`);
+        const memory = typeof c.memory === "number" && c.memory > 0 ? c.memory : undefined;
+        if (memory === undefined) report(`${name} has no memory limit (memoryMb) ${fix}`);
+        else if (c.memorySwap !== memory) report(`${name} may swap: memorySwap ${c.memorySwap ?? "unset"} is not its memory limit ${memory} ${fix}`);
+        const cpus = Number(c.cpus);
+        if (c.cpus === undefined || !(cpus > 0)) report(`${name} has no CPU limit (cpus) ${fix}`);
+        for (const [path, options] of Object.entries(c.tmpfs ?? {})) {
+            const size = tmpfsSizeMb(String(options));
+            if (size === undefined) report(`${name}: tmpfs ${path} has no size: it could take half the node's memory ${fix}`);
+            else if (memory !== undefined && size > memory) report(`${name}: tmpfs ${path} may hold ${size} MiB, more than the memory limit ${memory} ${fix}`);
+        }
+    }),
+};
+
 export const policies = [
     pinnedImages,
     dockerSocketOnlyInProxy,
@@ -329,4 +464,6 @@ export const policies = [
     oddConsulServers,
     containerLogLimits,
     consulSecured,
+    replicasContained,
+    edgeTls,
 ];

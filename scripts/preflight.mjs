@@ -384,10 +384,14 @@ function hostPorts(stack) {
     const gateway = section("gateway");
     const consul = section("consul");
     const gatewayAddress = typeof gateway.bindAddress === "string" ? gateway.bindAddress : "0.0.0.0";
+    const tlsSource = gateway.tls && typeof gateway.tls === "object" ? gateway.tls.source : undefined;
     const consulAddress = typeof consul.bindAddress === "string" ? consul.bindAddress : "127.0.0.1";
     const services = Array.isArray(config["service-discovery:services"]) ? config["service-discovery:services"] : [];
     const ports = [
         { key: "gateway.httpPort", port: port(gateway.httpPort, 80), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" },
+        ...(tlsSource !== undefined && tlsSource !== "none"
+            ? [{ key: "gateway.httpsPort", port: port(gateway.httpsPort, 443), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" }]
+            : []),
         { key: "gateway.statsPort", port: port(gateway.statsPort, 1936), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" },
         { key: "consul.httpsPort", port: port(consul.httpsPort, 8501), proto: "tcp", address: consulAddress, bindKey: "consul.bindAddress" },
         { key: "consul.dnsPort", port: port(consul.dnsPort, 8600), proto: "udp", address: consulAddress, bindKey: "consul.bindAddress" },

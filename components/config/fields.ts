@@ -12,8 +12,7 @@ export const VERSION_PATTERN = /^v[0-9]{1,4}$/;
 export const DURATION_PATTERN = DURATION;
 const IPV4_PATTERN = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
 
-export const intIn = (min: number, max: number) => {
-    const allowed = `an integer from ${min} to ${max}`;
+export const intIn = (min: number, max: number, allowed = `an integer from ${min} to ${max}`) => {
     return z.number({ error: allowed }).int({ error: allowed }).min(min, { error: allowed }).max(max, { error: allowed });
 };
 export const port = intIn(1, 65535);

@@ -4,6 +4,7 @@
 // are derived from it, adding only what parseSettings resolves.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "node:fs";
+import { DEFAULT_HSTS_SECONDS, type TlsSource } from "../images/gateway/controller/rules";
 import { formatIpv4, parseCidr } from "./fields";
 import { CONFIG_KEYS, configSchema, ParsedConfig, SECRET_KEYS } from "./schema";
 
@@ -51,6 +52,7 @@ export const EPHEMERAL_PORTS = { from: 32768, to: 60999 } as const;
 export const RESERVED_LISTEN_PORTS: readonly { readonly from: number; readonly to: number; readonly why: string }[] = [
     { from: 22, to: 22, why: "22 is SSH" },
     { from: 80, to: 80, why: "80 is the gateway container's own HTTP port" },
+    { from: 443, to: 443, why: "443 is the gateway container's own HTTPS port" },
     { from: 1936, to: 1936, why: "1936 is the gateway container's own stats port" },
     { from: 2375, to: 2376, why: "2375-2376 are the Docker API's" },
     { from: 8300, to: 8302, why: "8300-8302 are Consul's server RPC and gossip ports" },
@@ -92,10 +94,35 @@ export interface Settings {
     /** adminCidr and publicKey are "" outside target aws, where they are required. */
     readonly aws: Frozen<Omit<ParsedConfig["aws"], "adminCidr" | "publicKey">> & { readonly adminCidr: string; readonly publicKey: string };
     readonly registrator: Frozen<ParsedConfig["registrator"]>;
-    readonly gateway: Frozen<ParsedConfig["gateway"]>;
+    readonly gateway: Frozen<Omit<ParsedConfig["gateway"], "tls">> & { readonly tls: TlsSettings };
     readonly haproxy: HaproxySettings;
     readonly stats: { readonly user: string; readonly password?: pulumi.Output<string> };
     readonly services: readonly ServiceSettings[];
+}
+
+/** gateway.tls resolved: each source's defaults applied, its secrets as Outputs (docs/security.md, "TLS at the edge"). */
+export interface TlsSettings {
+    readonly source: TlsSource;
+    /** The names the certificate covers: acme's (required), self-signed's (default localhost); [] otherwise. */
+    readonly hosts: readonly string[];
+    readonly redirect: boolean;
+    readonly hstsSeconds: number;
+    readonly acme?: Frozen<NonNullable<ParsedConfig["gateway"]["tls"]["acme"]>> & { readonly email: string };
+    /** provided: the certificate and its chain, and its key (PEM, secrets). */
+    readonly certificate?: pulumi.Output<string>;
+    readonly privateKey?: pulumi.Output<string>;
+    /** acme with eabKid: the EAB HMAC key (secret). */
+    readonly eabHmacKey?: pulumi.Output<string>;
+}
+
+/** The secrets the config may hold, as Outputs (readSettings reads them through Pulumi). */
+export interface ConfigSecrets {
+    statsPassword?: pulumi.Output<string>;
+    consulEncryptKey?: pulumi.Output<string>;
+    consulManagementToken?: pulumi.Output<string>;
+    gatewayTlsCertificate?: pulumi.Output<string>;
+    gatewayTlsPrivateKey?: pulumi.Output<string>;
+    gatewayAcmeEabHmacKey?: pulumi.Output<string>;
 }
 
 /**
@@ -163,11 +190,7 @@ function keyName(path: readonly PropertyKey[]): string {
  * Validates raw stack config. Pure (no Pulumi runtime), so the tests and the
  * program share it. Secrets are passed through as Outputs by `readSettings`.
  */
-export function parseSettings(
-    raw: RawConfig,
-    stack: string,
-    secrets: { statsPassword?: pulumi.Output<string>; consulEncryptKey?: pulumi.Output<string>; consulManagementToken?: pulumi.Output<string> } = {},
-): Settings {
+export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecrets = {}): Settings {
     const unknown = Object.keys(raw).filter((k) => raw[k] !== undefined && !(CONFIG_KEYS as readonly string[]).includes(k));
     if (unknown.length > 0) {
         throw new ConfigError(`${PROJECT}:${unknown[0]}: unknown config key; allowed keys: ${CONFIG_KEYS.join(", ")}`);
@@ -220,6 +243,7 @@ export function parseSettings(
             }
         }
         checkTraffic(s, i, c, (key) => valueAt(input, ["services", i, key]) !== undefined);
+        checkContainment(s, i, (key) => valueAt(input, ["services", i, key]) !== undefined);
         const containerNames = Array.from({ length: s.replicas }, (_, r) => replicaContainerName(stack, consulName, r + 1));
         return {
             ...s,
@@ -276,6 +300,7 @@ export function parseSettings(
             );
         }
     }
+    const tls = resolveTls(c, (path) => valueAt(input, path), raw, secrets);
     if (c.consul.join === "aws-tags" && c.target !== "aws") {
         throw new ConfigError(
             `${PROJECT}:consul.join: ${describe(c.consul.join)} is not allowed; expected static for target ${c.target} (aws-tags is Consul's cloud auto-join by EC2 tag, target aws only)`,
@@ -305,7 +330,7 @@ export function parseSettings(
         virtualbox: c.virtualbox,
         aws: { ...c.aws, adminCidr: c.aws.adminCidr ?? "", publicKey: c.aws.publicKey ?? "" },
         registrator: c.registrator,
-        gateway: c.gateway,
+        gateway: { ...c.gateway, tls },
         haproxy: c.haproxy,
         stats: { user: c.statsUser, password: secrets.statsPassword },
         services,
@@ -316,13 +341,14 @@ type ParsedService = ParsedConfig["services"][number];
 
 /**
  * The traffic keys of one service (protocol, listenPort, allowedCidrs, weight, sticky,
- * maintenance) against each other and the rest of the config, in that order. `set` tells a key
- * written in the stack from one the schema defaulted.
+ * maintenance, requestsPerClient, idleTimeout) against each other and the rest of the config,
+ * in that order. `set` tells a key written in the stack from one the schema defaulted.
  */
 /** The host ports the stack publishes on its nodes, by key: none may be given twice. */
 function stackHostPorts(c: ParsedConfig): readonly (readonly [string, number])[] {
     return [
         ["gateway.httpPort", c.gateway.httpPort],
+        ...(c.gateway.tls.source !== "none" ? [["gateway.httpsPort", c.gateway.httpsPort] as const] : []),
         ["gateway.statsPort", c.gateway.statsPort],
         ["consul.httpsPort", c.consul.httpsPort],
         ["consul.dnsPort", c.consul.dnsPort],
@@ -381,6 +407,16 @@ function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: k
             `${key}.weight: ${s.weight} is not allowed; expected a weight only on a versioned service (it is that version's share of /${s.name}/); set version`,
         );
     }
+    if (tcp && s.requestsPerClient !== undefined) {
+        throw new ConfigError(
+            `${key}.requestsPerClient: ${s.requestsPerClient} is not allowed; expected no requestsPerClient for protocol tcp (a request rate counts HTTP requests; haproxy.connectionsPerClient caps a client's connections to every listener)`,
+        );
+    }
+    if (!tcp && s.idleTimeout !== undefined) {
+        throw new ConfigError(
+            `${key}.idleTimeout: ${describe(s.idleTimeout)} is not allowed; expected no idleTimeout for protocol http (it is a tcp service's idle timeout; http services take haproxy.timeouts.client and .server)`,
+        );
+    }
     if (set("sticky") && s.weight === undefined) {
         throw new ConfigError(
             `${key}.sticky: ${describe(s.sticky)} is not allowed; expected sticky only together with weight (it keeps a client on one version of the split of /${s.name}/)`,
@@ -428,6 +464,37 @@ function checkTrafficAcrossServices(services: readonly ServiceSettings[]): void 
             );
         }
     });
+}
+
+/**
+ * The containment keys of one service (capAdd, tmpfs, tmpfsMb, memoryMb) against each other:
+ * each capability and folder once, and a tmpfs folder no larger than the memory limit its files
+ * count in. `set` tells a key written in the stack from one the schema defaulted.
+ */
+function checkContainment(s: ParsedService, i: number, set: (key: keyof ParsedService) => boolean): void {
+    const key = `${PROJECT}:services[${i}]`;
+    for (const list of ["capAdd", "tmpfs"] as const) {
+        const values: readonly string[] = s[list];
+        values.forEach((value, k) => {
+            const first = values.indexOf(value);
+            if (first !== k) {
+                throw new ConfigError(
+                    `${key}.${list}[${k}]: ${describe(value)} is not allowed; expected each ${list === "capAdd" ? "capability" : "folder"} once (also at ${list}[${first}])`,
+                );
+            }
+        });
+    }
+    if (s.tmpfs.length > 0 && s.tmpfsMb > s.memoryMb) {
+        // A tmpfs folder's files are memory, counted in the replica's limit: name the key the stack wrote.
+        if (set("tmpfsMb") || !set("memoryMb")) {
+            throw new ConfigError(
+                `${key}.tmpfsMb: ${s.tmpfsMb} is not allowed; expected at most memoryMb (${s.memoryMb}): a tmpfs folder's files are memory, counted in the replica's memory limit`,
+            );
+        }
+        throw new ConfigError(
+            `${key}.memoryMb: ${s.memoryMb} is not allowed; expected at least tmpfsMb (${s.tmpfsMb}), or a smaller tmpfsMb: a tmpfs folder's files are memory, counted in the replica's memory limit`,
+        );
+    }
 }
 
 /** Node count per target: fixed for local, the host list's length for hosts, configured otherwise. */
@@ -482,5 +549,87 @@ export function readSettings(): Settings {
         statsPassword: config.getSecret("statsPassword"),
         consulEncryptKey: config.getSecret("consulEncryptKey"),
         consulManagementToken: config.getSecret("consulManagementToken"),
+        gatewayTlsCertificate: config.getSecret("gatewayTlsCertificate"),
+        gatewayTlsPrivateKey: config.getSecret("gatewayTlsPrivateKey"),
+        gatewayAcmeEabHmacKey: config.getSecret("gatewayAcmeEabHmacKey"),
     });
+}
+
+/**
+ * gateway.tls against the rest of the config: what each source requires and allows, the aws
+ * target's HTTPS, and the secrets of the provided certificate and of the ACME account binding.
+ */
+function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: RawConfig, secrets: ConfigSecrets): TlsSettings {
+    const t = c.gateway.tls;
+    const key = `${PROJECT}:gateway.tls`;
+    const set = (k: string): boolean => at(["gateway", "tls", k]) !== undefined;
+    const secretSet = (k: keyof ConfigSecrets): boolean => raw[k] !== undefined || secrets[k] !== undefined;
+    if (c.target === "aws" && t.source === "none") {
+        throw new ConfigError(
+            `${key}.source: ${describe(at(["gateway", "tls", "source"]))} is not allowed; expected acme, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate)`,
+        );
+    }
+    if (t.source === "none") {
+        for (const k of ["hosts", "redirect", "hstsSeconds", "acme"] as const) {
+            if (set(k))
+                throw new ConfigError(
+                    `${key}.${k}: ${describe(at(["gateway", "tls", k]))} is not allowed; expected no ${k} with source none (no HTTPS listener)`,
+                );
+        }
+    }
+    if (t.source === "provided" && set("hosts")) {
+        throw new ConfigError(
+            `${key}.hosts: ${describe(t.hosts)} is not allowed; expected no hosts with source provided (the certificate in gatewayTlsCertificate names its hosts)`,
+        );
+    }
+    if (t.source !== "acme" && set("acme")) {
+        throw new ConfigError(
+            `${key}.acme: ${describe(at(["gateway", "tls", "acme"]))} is not allowed; expected no acme section with source ${t.source} (it configures source acme)`,
+        );
+    }
+    for (const k of ["gatewayTlsCertificate", "gatewayTlsPrivateKey"] as const) {
+        if (t.source === "provided" && !secretSet(k)) {
+            throw new ConfigError(
+                `${PROJECT}:${k}: missing is not allowed; expected ${k === "gatewayTlsCertificate" ? "the certificate and its chain (PEM)" : "the certificate's private key (PEM)"} with gateway.tls.source provided, set as a secret: pulumi config set --secret ${k} < ${k === "gatewayTlsCertificate" ? "chain.pem" : "key.pem"}`,
+            );
+        }
+        if (t.source !== "provided" && secretSet(k)) {
+            throw new ConfigError(
+                `${PROJECT}:${k}: the value set is not allowed; expected it only with gateway.tls.source provided (the source is ${t.source})`,
+            );
+        }
+    }
+    let acme: TlsSettings["acme"];
+    if (t.source === "acme") {
+        if (t.hosts === undefined) {
+            throw new ConfigError(
+                `${key}.hosts: missing is not allowed; expected the DNS names the certificate covers, such as ["app.example.com"] (required with source acme)`,
+            );
+        }
+        const email = t.acme?.email;
+        if (email === undefined) {
+            throw new ConfigError(
+                `${key}.acme.email: missing is not allowed; expected the ACME account's contact e-mail address, such as ops@example.com (required with source acme: the CA writes there about expiring certificates and its terms)`,
+            );
+        }
+        acme = { ...t.acme!, email };
+        if (t.acme?.eabKid !== undefined && !secretSet("gatewayAcmeEabHmacKey")) {
+            throw new ConfigError(
+                `${PROJECT}:gatewayAcmeEabHmacKey: missing is not allowed; expected the HMAC key of the external account binding ${describe(t.acme.eabKid)} (a secret: pulumi config set --secret gatewayAcmeEabHmacKey <key>)`,
+            );
+        }
+    }
+    if (secretSet("gatewayAcmeEabHmacKey") && acme?.eabKid === undefined) {
+        throw new ConfigError(`${PROJECT}:gatewayAcmeEabHmacKey: the value set is not allowed; expected it only with gateway.tls.acme.eabKid (source acme)`);
+    }
+    const redirect = t.redirect ?? t.source !== "none";
+    return {
+        source: t.source,
+        hosts: t.hosts ?? (t.source === "self-signed" ? ["localhost"] : []),
+        redirect,
+        hstsSeconds: t.hstsSeconds ?? (redirect ? DEFAULT_HSTS_SECONDS : 0),
+        ...(acme ? { acme } : {}),
+        ...(t.source === "provided" ? { certificate: secrets.gatewayTlsCertificate, privateKey: secrets.gatewayTlsPrivateKey } : {}),
+        ...(acme?.eabKid !== undefined ? { eabHmacKey: secrets.gatewayAcmeEabHmacKey } : {}),
+    };
 }

@@ -1,7 +1,17 @@
 // The stack config schema: the one source of the keys, their defaults, the allowed values and
 // (through z.output) the types of the settings.
 import { z } from "zod";
+import { LINUX_CAPABILITIES, REPLICA_DEFAULTS } from "../containment";
 import { DEFAULT_DRAIN_SECONDS, MAX_DRAIN_SECONDS } from "../drain";
+import {
+    DEFAULT_ACME_RENEW_BEFORE_DAYS,
+    DEFAULTS,
+    DNS_NAME,
+    LETS_ENCRYPT_DIRECTORY,
+    LIMIT_RANGES,
+    RATE_PERIOD,
+    TLS_SOURCES,
+} from "../images/gateway/controller/rules";
 import {
     aligned,
     buildPath,
@@ -34,6 +44,49 @@ const secret = (field: z.ZodType<string>) => {
     return optional;
 };
 
+// The gateway's budgets (docs/security.md, "Budgets"): ranges and defaults are the gateway's own
+// (controller/rules.ts), so the stack never writes a value the gateway would refuse.
+const connectionsPerInstance = intIn(...LIMIT_RANGES.serverMaxconn);
+const requestsPerClient = intIn(
+    ...LIMIT_RANGES.clientRate,
+    `an integer from ${LIMIT_RANGES.clientRate[0]} (no limit) to ${LIMIT_RANGES.clientRate[1]}: requests of one client address per ${RATE_PERIOD}`,
+);
+
+/**
+ * TLS at the edge (docs/security.md, "TLS at the edge"): where the HTTPS listener's certificates
+ * come from. The cross-key rules (what each source requires, the aws target) are checked in
+ * parseSettings (config/index.ts).
+ */
+export const tlsSchema = section({
+    source: z
+        .enum(TLS_SOURCES, {
+            error: "none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey) or acme (the gateways order from an ACME CA such as Let's Encrypt)",
+        })
+        .default("none"),
+    /** The DNS names an acme or self-signed certificate covers. */
+    hosts: z
+        .array(matching(DNS_NAME, "a lowercase DNS name such as app.example.com (no wildcard: the HTTP-01 challenge cannot prove one)"), {
+            error: 'a list of DNS names such as ["app.example.com"]',
+        })
+        .min(1, { error: 'a non-empty list of DNS names such as ["app.example.com"]' })
+        .max(100, { error: "at most 100 DNS names (one certificate covers them all)" })
+        .optional(),
+    /** Plain HTTP answers with a redirect to HTTPS (ACME challenges excepted); default true with a source. */
+    redirect: z.boolean({ error: "true or false" }).optional(),
+    /** Strict-Transport-Security max-age on HTTPS answers; 0: none. Default 15552000 (180 days) when redirecting. */
+    hstsSeconds: intIn(0, 63072000, "an integer from 0 (no HSTS) to 63072000 (two years): seconds").optional(),
+    acme: section({
+        directoryUrl: matching(
+            /^https:\/\/[^\s]{1,500}$/,
+            "an https:// ACME directory URL such as https://acme-staging-v02.api.letsencrypt.org/directory",
+        ).default(LETS_ENCRYPT_DIRECTORY),
+        email: matching(/^[^\s@]{1,64}@[^\s@]{1,250}\.[a-z]{2,63}$/i, "the ACME account's contact e-mail address, such as ops@example.com").optional(),
+        /** External account binding (a CA that requires one): its key ID; the HMAC key is the secret gatewayAcmeEabHmacKey. */
+        eabKid: matching(/^[A-Za-z0-9._~+\/=-]{1,256}$/, "the external account binding's key ID the CA gave you").optional(),
+        renewBeforeDays: intIn(1, 60, "an integer from 1 to 60: days before expiry").default(DEFAULT_ACME_RENEW_BEFORE_DAYS),
+    }).optional(),
+}).prefault({});
+
 export const hostSchema = section({
     name: lowercaseName,
     /** Docker endpoint: tcp://host:2376 (with certPath) or ssh://user@host. */
@@ -45,6 +98,21 @@ export const hostSchema = section({
     address: ipv4,
     certPath: matching(/^[A-Za-z0-9_.~\/-]{1,200}$/, "a folder holding ca.pem, cert.pem and key.pem").optional(),
 });
+
+// A replica's containment (components/containment.ts; docs/services.md, "What a replica may do").
+const CAPABILITY = "a Linux capability name in upper case without CAP_, such as NET_BIND_SERVICE or CHOWN (capabilities(7))";
+const capabilityName = z
+    .string({ error: CAPABILITY })
+    .refine((v) => v !== "ALL", {
+        error: "each capability by name, not ALL (it would give back every capability Docker allows): list the ones the image needs",
+    })
+    .refine((v) => v === "ALL" || (LINUX_CAPABILITIES as readonly string[]).includes(v), { error: CAPABILITY });
+const TMPFS_PATH = "an absolute folder path such as /tmp or /var/cache/app (letters, digits, . _ -), not / and not under /proc, /sys or /dev";
+const tmpfsPath = matching(/^(\/[A-Za-z0-9._-]{1,100}){1,10}$/, TMPFS_PATH).refine(
+    (v) => !v.split("/").some((segment) => segment === "." || segment === "..") && !/^\/(proc|sys|dev)(\/|$)/.test(v),
+    { error: TMPFS_PATH },
+);
+const CPUS = "a number of CPUs from 0.01 to 64 with at most two decimals, such as 0.5, 1 or 2";
 
 export const serviceSchema = section(
     {
@@ -74,6 +142,13 @@ export const serviceSchema = section(
         weight: intIn(0, 256).optional(),
         /** With weight: a client stays on the version it was first given (cookie). */
         sticky: z.boolean({ error: "true or false" }).default(false),
+        /** The most connections (http: requests in flight) the gateway sends each instance at once;
+         * the rest wait at the gateway (KV services/<consul name>/maxconn). Else haproxy.connectionsPerInstance. */
+        connectionsPerInstance: connectionsPerInstance.optional(),
+        /** http: requests of one client address to this service per 10 s; more get 429 (KV …/rate). */
+        requestsPerClient: requestsPerClient.optional(),
+        /** tcp: how long a connection may stay idle (KV …/idle-timeout). Else haproxy.timeouts.tcpIdle. */
+        idleTimeout: duration.optional(),
         /** true: every instance of this service, or these replica numbers, get weight 0 (drain). */
         maintenance: z
             .union(
@@ -86,6 +161,33 @@ export const serviceSchema = section(
                 { error: "true (the whole service) or a list of replica numbers such as [2]; remove the key to end maintenance" },
             )
             .optional(),
+        // Containment: each key relaxes one default for this service (the policy pack refuses that off dev).
+        /** Linux capabilities given back to the replica; every other one is dropped. */
+        capAdd: z
+            .array(capabilityName, { error: 'a list of Linux capability names such as ["NET_BIND_SERVICE"]' })
+            .max(LINUX_CAPABILITIES.length, { error: `at most ${LINUX_CAPABILITIES.length} capability names` })
+            .default([]),
+        /** false: the replica may write its root filesystem (its container's writable layer, on the node's disk). */
+        readOnlyRootFilesystem: z
+            .boolean({
+                error: "true (the default: nothing in the image can be changed) or false (the replica may write its root filesystem, on the node's disk)",
+            })
+            .default(true),
+        /** Writable in-memory folders (tmpfs) over the root filesystem, each holding up to tmpfsMb. */
+        tmpfs: z
+            .array(tmpfsPath, { error: 'a list of absolute folder paths such as ["/tmp", "/var/cache/app"]; [] for none' })
+            .max(10, { error: "at most 10 folders" })
+            .default(() => [...REPLICA_DEFAULTS.tmpfs]),
+        tmpfsMb: intIn(1, 1024, "an integer from 1 to 1024: MiB each tmpfs folder may hold").default(REPLICA_DEFAULTS.tmpfsMb),
+        /** The replica's memory limit in MiB (tmpfs files included; no swap). */
+        memoryMb: intIn(16, 65536, "an integer from 16 to 65536: MiB of memory, tmpfs files included (no swap)").default(REPLICA_DEFAULTS.memoryMb),
+        /** The CPU time the replica may use, in CPUs. */
+        cpus: z
+            .number({ error: CPUS })
+            .min(0.01, { error: CPUS })
+            .max(64, { error: CPUS })
+            .refine((v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-9, { error: CPUS })
+            .default(REPLICA_DEFAULTS.cpus),
     },
     "an object with name and image or build",
 );
@@ -114,11 +216,28 @@ export const haproxySchema = section({
         connect: duration.default("5s"),
         client: duration.default("30s"),
         server: duration.default("30s"),
+        /** A client's time to send a request's headers (slowloris holds a connection no longer). */
+        httpRequest: duration.default(DEFAULTS.timeoutHttpRequest),
+        httpKeepAlive: duration.default(DEFAULTS.timeoutHttpKeepAlive),
+        /** tcp services' idle connections. */
+        tcpIdle: duration.default(DEFAULTS.timeoutTcpIdle),
     }).prefault({}),
     // Caps of the gateway's trust rules (KV service/haproxy/limits/*): the services it routes,
     // the servers per service.
     maxServices: intIn(1, 100000).default(5000),
     maxInstancesPerService: intIn(1, 10000).default(100),
+    // Budgets no client can exhaust (KV service/haproxy/limits/*).
+    /** Concurrent connections of one client address on each public listener. */
+    connectionsPerClient: intIn(...LIMIT_RANGES.clientConnections).default(DEFAULTS.clientConnections),
+    /** HTTP requests of one client address per 10 s (429 beyond); 0: no limit. */
+    requestsPerClient: requestsPerClient.default(DEFAULTS.clientRate),
+    /** The largest request body (Content-Length), in bytes (413 beyond). */
+    maxBodyBytes: intIn(
+        ...LIMIT_RANGES.bodySize,
+        `an integer from ${LIMIT_RANGES.bodySize[0]} to ${LIMIT_RANGES.bodySize[1]}: bytes (10485760 is 10 MiB)`,
+    ).default(DEFAULTS.bodySize),
+    /** Connections (http: requests in flight) the gateway sends one instance at once. */
+    connectionsPerInstance: connectionsPerInstance.default(DEFAULTS.serverMaxconn),
 }).prefault({});
 
 const shape = {
@@ -188,6 +307,8 @@ const shape = {
     gateway: withoutRemovedKeys(
         section({
             httpPort: port.default(80),
+            /** Host port of the HTTPS listener (gateway.tls). */
+            httpsPort: port.default(443),
             statsPort: port.default(1936),
             bindAddress: ipv4.default("0.0.0.0"),
             /** Where the image's Node.js comes from (the Dockerfile's NODE_SOURCE). */
@@ -196,8 +317,9 @@ const shape = {
                     error: "release (download the pinned Node.js release from nodejs.org, checksum verified) or context (a Linux node binary placed in the image folder as node)",
                 })
                 .default("release"),
-            /** IPv4 CIDR blocks of proxies in front of the gateway whose X-Forwarded-For/-Prefix are
-             * kept; from anyone else they are dropped. */
+            /** IPv4 CIDR blocks of proxies in front of the gateway whose forwarding headers
+             * (X-Forwarded-*, Forwarded, X-Real-IP...) are kept and whose connections the
+             * per-client budgets do not count; from anyone else they are dropped. */
             trustedProxies: z
                 .array(
                     cidr.refine((v) => parseCidr(v)?.prefix !== 0, {
@@ -207,6 +329,7 @@ const shape = {
                 )
                 .max(64, { error: "at most 64 CIDR blocks" })
                 .default([]),
+            tls: tlsSchema,
         }),
         {
             consulTemplateSource:
@@ -224,6 +347,11 @@ const shape = {
             "a lowercase UUID such as 6f1c3a2e-1b2c-4d5e-8f90-0123456789ab, or unset it to have one generated",
         ),
     ),
+    /** gateway.tls.source provided: the certificate and its chain (PEM), and its private key (PEM). */
+    gatewayTlsCertificate: secret(z.string()),
+    gatewayTlsPrivateKey: secret(z.string()),
+    /** gateway.tls.acme.eabKid: the external account binding's HMAC key (base64url), as the CA gave it. */
+    gatewayAcmeEabHmacKey: secret(z.string()),
     services: z.array(serviceSchema, { error: "a list of services" }).default([]),
 };
 export const configSchema = z.object(shape);

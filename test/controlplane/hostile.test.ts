@@ -213,12 +213,16 @@ describe("hostile input", { timeout: 180_000 }, () => {
         }
     });
 
-    it("rejects hostile traffic-control KV values (listen, weight, maintenance, sticky) and keeps serving", async () => {
+    it("rejects hostile traffic-control and budget KV values (listen, weight, maintenance, sticky, maxconn, rate, idle-timeout) and keeps serving", async () => {
         const keys: Array<[string, string]> = [
             ["service/haproxy/services/safe-v1/weight", "is not an integer from 0 to 256"],
             ["service/haproxy/services/hostile-tcp/listen", "is not a port number"],
             ["service/haproxy/services/safe-v1/maintenance", "is neither all nor container names separated by spaces"],
             ["service/haproxy/routes/safe/sticky", "is neither true nor false"],
+            // A service's own budgets (docs/security.md, "Budgets").
+            ["service/haproxy/services/safe-v1/maxconn", "is not an integer from 1 to 100000"],
+            ["service/haproxy/services/safe-v1/rate", "is not an integer from 0 to 1000000"],
+            ["service/haproxy/services/hostile-tcp/idle-timeout", "is not a duration HAProxy runs with"],
         ];
         for (const [key, why] of keys) {
             for (const make of [

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { withoutGeneration } from "../support/program";
+import { stackConfig, withoutGeneration } from "../support/program";
 import { run } from "./harness/docker";
 import { skipReason } from "./harness/engine";
 import { consulGet, hello, hostnameOf, kvValue, masterReloads as masterReloadsOf, replicasOf, startedAt } from "./harness/scenario";
@@ -17,6 +17,12 @@ import { E2E_STACK, e2eName, eventually, get, Stack } from "./harness/stack";
 
 const GATEWAY = e2eName("gateway");
 const PG_IMAGE_CONTEXT = "components/images/postgres";
+/** The pg service's containment keys (tmpfs, tmpfsMb) in the shipped Pulumi.aws.yaml. */
+const PG_CONTAINMENT = (() => {
+    const services: { name: string; tmpfs?: string[]; tmpfsMb?: number }[] = JSON.parse(stackConfig("aws")["service-discovery:services"]);
+    const { tmpfs, tmpfsMb } = services.find((s) => s.name === "pg")!;
+    return { tmpfs, tmpfsMb };
+})();
 
 /**
  * A listenPort free on 127.0.0.1: from 15432 up, below Docker's ephemeral host ports, which
@@ -159,7 +165,8 @@ describe("the dev stack's hello v1 and a tcp service on a real engine (stack e2e
                 config: {
                     services: [
                         { name: "hello", version: "v1", build: "components/images/hello", containerPort: 8080, replicas: 2, healthCheckPath: "/health" },
-                        { name: "pg", build: PG_IMAGE_CONTEXT, containerPort: 5432, replicas: 2, protocol: "tcp", listenPort },
+                        // As Pulumi.aws.yaml runs it: a read-only root, its cluster and socket on tmpfs.
+                        { name: "pg", build: PG_IMAGE_CONTEXT, containerPort: 5432, replicas: 2, protocol: "tcp", listenPort, ...PG_CONTAINMENT },
                     ],
                 },
             });
@@ -316,7 +323,7 @@ describe("the dev stack's hello v1 and a tcp service on a real engine (stack e2e
         const backMs = Date.now() - t1;
         const order = await sessions(6);
         assert.equal(order.filter((h) => h === hostnameOf(stack, stopped)).length, 3, `back in round robin: ${order.join(" ")}`);
-        // Its data survived the stop: the same row, written on its first start.
+        // The same row: its cluster is in a tmpfs (PG_CONTAINMENT), so the start made a new one with it.
         const rows = await stack.exec(stopped, ["psql", "--no-psqlrc", "-At", "-d", "demo", "-c", "SELECT hostname FROM instance"]);
         assert.equal(rows.trim(), hostnameOf(stack, stopped));
 
@@ -334,7 +341,16 @@ describe("the dev stack's hello v1 and a tcp service on a real engine (stack e2e
             const [drained, other] = pg;
             const services = (maintenance?: number[]) => [
                 ...stack.configValue("services").filter((s: any) => s.name !== "pg"),
-                { name: "pg", build: PG_IMAGE_CONTEXT, containerPort: 5432, replicas: 2, protocol: "tcp", listenPort, ...(maintenance ? { maintenance } : {}) },
+                {
+                    name: "pg",
+                    build: PG_IMAGE_CONTEXT,
+                    containerPort: 5432,
+                    replicas: 2,
+                    protocol: "tcp",
+                    listenPort,
+                    ...PG_CONTAINMENT,
+                    ...(maintenance ? { maintenance } : {}),
+                },
             ];
             await tcpRotationIs(pg.map((c) => hostnameOf(stack, c)));
             // A client's open session on replica 1 (round robin: at most one more connection to get there).

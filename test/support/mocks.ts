@@ -68,7 +68,10 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "random:index/randomPassword:RandomPassword":
             return { result: `generated-password-${name}` };
         case "random:index/randomId:RandomId":
-            return { b64Std: Buffer.from(`generated-key-${name}`.padEnd(32, "x").slice(0, 32)).toString("base64"), hex: "00" };
+            return {
+                b64Std: Buffer.from(`generated-key-${name}`.padEnd(32, "x").slice(0, 32)).toString("base64"),
+                hex: Buffer.from(`generated-key-${name}`.padEnd(32, "x").slice(0, 32)).toString("hex"),
+            };
         case "docker-build:index:Image":
             return { ref: `${(inputs.tags ?? [name])[0]}@sha256:${"0".repeat(64)}`, digest: `sha256:${"0".repeat(64)}` };
         case "docker:index/remoteImage:RemoteImage":

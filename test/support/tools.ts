@@ -11,8 +11,11 @@ export interface Tools {
     PYTHON_BIN: string;
 }
 
-/** CONSUL_TEMPLATE_BIN: only the benchmark's previous design runs it (install.sh --bench). */
-export type ToolName = keyof Tools | "CONSUL_TEMPLATE_BIN";
+/**
+ * CONSUL_TEMPLATE_BIN: only the benchmark's previous design runs it (install.sh --bench).
+ * PEBBLE_BIN: Let's Encrypt's ACME test server, only the ACME tests run it.
+ */
+export type ToolName = keyof Tools | "CONSUL_TEMPLATE_BIN" | "PEBBLE_BIN";
 
 /** Tools without an entry in tools.env: found on PATH by name. */
 const ON_PATH: Partial<Record<ToolName, string>> = { PYTHON_BIN: "python3" };

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests run, pinned to the versions the stack ships:
 #   consul           built from its Go module (test/tools/consul/go.mod, go.sum pin every dependency)
+#   pebble           Let's Encrypt's ACME test server, built from its Go module (test/tools/pebble/go.mod):
+#                    the gateway's certificates are ordered from it in the control-plane tests
 #   consul-template  built from its Go module (test/tools/consul-template/go.mod), with --bench only:
 #                    the benchmark runs the previous design of the gateway beside the controller
 #   haproxy, wrk     distribution packages (on Debian bookworm HAProxy 2.6 LTS, the package the gateway image installs)
@@ -50,9 +52,10 @@ progress() { # what, unit, total (empty when unknown), counted
 bench=""
 [ "${1:-}" = "--bench" ] && bench=1
 # The single sources of truth: the config module, and the benchmark's previous design for consul-template.
+pebble_version="$(sed -n 's/^\tgithub.com\/letsencrypt\/pebble\/v2 v\([0-9.]*\).*/\1/p' "$root/test/tools/pebble/go.mod" | head -1)"
 ct_version="$(sed -n 's/^\tgithub.com\/hashicorp\/consul-template v\([0-9.]*\).*/\1/p' "$root/test/tools/consul-template/go.mod" | head -1)"
 consul_version="$(sed -n 's/^export const CONSUL_VERSION = "\(.*\)";$/\1/p' "$root/components/config/schema.ts")"
-if [ -z "$ct_version" ] || [ -z "$consul_version" ]; then echo "cannot read pinned versions" >&2; exit 1; fi
+if [ -z "$ct_version" ] || [ -z "$consul_version" ] || [ -z "$pebble_version" ]; then echo "cannot read pinned versions" >&2; exit 1; fi
 
 check_pin() { # module file, module path, version
     if ! grep -q "$2 v$3\b" "$1"; then
@@ -89,6 +92,7 @@ build_go_tool() { # name, version, module dir, package
     log "built $name $version in $(since "$start")"
 }
 build_go_tool consul "$consul_version" "$root/test/tools/consul" github.com/hashicorp/consul
+build_go_tool pebble "$pebble_version" "$root/test/tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
 [ -z "$bench" ] || build_go_tool consul-template "$ct_version" "$root/test/tools/consul-template" github.com/hashicorp/consul-template
 
 need_apt=()
@@ -125,6 +129,7 @@ done
 # The harness reads this file to find the binaries.
 cat > "$cache/tools.env" <<EOF
 CONSUL_BIN=$cache/consul-$consul_version/consul
+PEBBLE_BIN=$cache/pebble-$pebble_version/pebble
 $([ -z "$bench" ] && [ ! -x "$cache/consul-template-$ct_version/consul-template" ] || echo "CONSUL_TEMPLATE_BIN=$cache/consul-template-$ct_version/consul-template")
 HAPROXY_BIN=$(command -v haproxy)
 WRK_BIN=$(command -v wrk)

@@ -13,7 +13,7 @@ describe("config: invalid values", () => {
         [
             "unknown key",
             { gatway: "{}" },
-            "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, edgeNodes, hosts, virtualbox, aws, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, consulManagementToken, services",
+            "service-discovery:gatway: unknown config key; allowed keys: target, nodeCount, edgeNodes, hosts, virtualbox, aws, buildNetwork, network, consul, registrator, gateway, haproxy, statsUser, statsPassword, consulEncryptKey, consulManagementToken, gatewayTlsCertificate, gatewayTlsPrivateKey, gatewayAcmeEabHmacKey, services",
         ],
         ["target", { target: "gcp" }, 'service-discovery:target: "gcp" is not allowed; expected local, virtualbox, hosts or aws'],
         ["nodeCount not a number", { nodeCount: "many" }, 'service-discovery:nodeCount: "many" is not allowed; expected an integer from 1 to 100'],
@@ -177,7 +177,7 @@ describe("config: invalid values", () => {
         [
             "unknown service key",
             { services: [{ ...helloV1, replica: 2 }] },
-            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, drainSeconds, weight, sticky, maintenance",
+            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus",
         ],
         [
             "protocol",
@@ -219,7 +219,7 @@ describe("config: invalid values", () => {
         [
             "unknown timeout",
             { haproxy: { timeouts: { tunnel: "1h" } } },
-            "service-discovery:haproxy.timeouts.tunnel: an unknown key is not allowed; expected an object with connect, client, server",
+            "service-discovery:haproxy.timeouts.tunnel: an unknown key is not allowed; expected an object with connect, client, server, httpRequest, httpKeepAlive, tcpIdle",
         ],
         ["gateway port", { gateway: { httpPort: 0 } }, "service-discovery:gateway.httpPort: 0 is not allowed; expected an integer from 1 to 65535"],
         [
@@ -329,6 +329,82 @@ describe("config: invalid values", () => {
             "an instances cap beyond the template's",
             { haproxy: { maxInstancesPerService: 10001 } },
             "service-discovery:haproxy.maxInstancesPerService: 10001 is not allowed; expected an integer from 1 to 10000",
+        ],
+        // Budgets (docs/security.md, "Budgets").
+        [
+            "no connection per client",
+            { haproxy: { connectionsPerClient: 0 } },
+            "service-discovery:haproxy.connectionsPerClient: 0 is not allowed; expected an integer from 1 to 100000",
+        ],
+        [
+            "connections per client as text",
+            { haproxy: { connectionsPerClient: "100 " } },
+            'service-discovery:haproxy.connectionsPerClient: "100 " is not allowed; expected an integer from 1 to 100000',
+        ],
+        [
+            "a negative request rate",
+            { haproxy: { requestsPerClient: -1 } },
+            "service-discovery:haproxy.requestsPerClient: -1 is not allowed; expected an integer from 0 (no limit) to 1000000: requests of one client address per 10s",
+        ],
+        [
+            "a request rate beyond the gateway's",
+            { haproxy: { requestsPerClient: 1e9 } },
+            "service-discovery:haproxy.requestsPerClient: 1000000000 is not allowed; expected an integer from 0 (no limit) to 1000000: requests of one client address per 10s",
+        ],
+        [
+            "a body size of 0",
+            { haproxy: { maxBodyBytes: 0 } },
+            "service-discovery:haproxy.maxBodyBytes: 0 is not allowed; expected an integer from 1 to 1000000000000: bytes (10485760 is 10 MiB)",
+        ],
+        [
+            "a body size with a unit",
+            { haproxy: { maxBodyBytes: "10MB" } },
+            'service-discovery:haproxy.maxBodyBytes: "10MB" is not allowed; expected an integer from 1 to 1000000000000: bytes (10485760 is 10 MiB)',
+        ],
+        [
+            "connections per instance beyond the gateway's",
+            { haproxy: { connectionsPerInstance: 100001 } },
+            "service-discovery:haproxy.connectionsPerInstance: 100001 is not allowed; expected an integer from 1 to 100000",
+        ],
+        [
+            "a zero http-request timeout",
+            { haproxy: { timeouts: { httpRequest: "0s" } } },
+            'service-discovery:haproxy.timeouts.httpRequest: "0s" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d',
+        ],
+        [
+            "a keep-alive timeout with an injected directive",
+            { haproxy: { timeouts: { httpKeepAlive: "10s\n  stats uri /pwn" } } },
+            'service-discovery:haproxy.timeouts.httpKeepAlive: "10s\\n  stats uri /pwn" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d',
+        ],
+        [
+            "a tcp idle timeout beyond HAProxy's limit",
+            { haproxy: { timeouts: { tcpIdle: "30d" } } },
+            'service-discovery:haproxy.timeouts.tcpIdle: "30d" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d',
+        ],
+        [
+            "a service's connections per instance of 0",
+            { services: [{ ...helloV1, connectionsPerInstance: 0 }] },
+            "service-discovery:services[0].connectionsPerInstance: 0 is not allowed; expected an integer from 1 to 100000",
+        ],
+        [
+            "a service's request rate that is not an integer",
+            { services: [{ ...helloV1, requestsPerClient: 2.5 }] },
+            "service-discovery:services[0].requestsPerClient: 2.5 is not allowed; expected an integer from 0 (no limit) to 1000000: requests of one client address per 10s",
+        ],
+        [
+            "a request rate on a tcp service",
+            { services: [{ name: "pg", image: "postgres:16", protocol: "tcp", listenPort: 5432, requestsPerClient: 10 }] },
+            "service-discovery:services[0].requestsPerClient: 10 is not allowed; expected no requestsPerClient for protocol tcp (a request rate counts HTTP requests; haproxy.connectionsPerClient caps a client's connections to every listener)",
+        ],
+        [
+            "an idle timeout on an http service",
+            { services: [{ ...helloV1, idleTimeout: "5m" }] },
+            'service-discovery:services[0].idleTimeout: "5m" is not allowed; expected no idleTimeout for protocol http (it is a tcp service\'s idle timeout; http services take haproxy.timeouts.client and .server)',
+        ],
+        [
+            "a tcp service's idle timeout of 0",
+            { services: [{ name: "pg", image: "postgres:16", protocol: "tcp", listenPort: 5432, idleTimeout: "0" }] },
+            'service-discovery:services[0].idleTimeout: "0" is not allowed; expected a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d',
         ],
     ];
     for (const [title, overrides, message] of cases) {

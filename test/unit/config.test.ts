@@ -13,9 +13,13 @@ describe("config: the shipped stacks", () => {
         assert.equal(s.nodeCount, 1);
         assert.deepEqual(s.haproxy, {
             maxconn: 4096,
-            timeouts: { connect: "5s", client: "30s", server: "30s" },
+            timeouts: { connect: "5s", client: "30s", server: "30s", httpRequest: "5s", httpKeepAlive: "10s", tcpIdle: "1h" },
             maxServices: 5000,
             maxInstancesPerService: 100,
+            connectionsPerClient: 100,
+            requestsPerClient: 0,
+            maxBodyBytes: 10485760,
+            connectionsPerInstance: 1000,
         });
         assert.deepEqual(s.gateway.trustedProxies, [], "no proxy is trusted unless configured");
         assert.deepEqual(

@@ -9,7 +9,7 @@ import { DURATION_PATTERN, parseSettings, RESERVED_LISTEN_PORTS, SERVICE_NAME_PA
 import { KV_PREFIX as PROGRAM_KV_PREFIX } from "../../components/gateway-kv";
 import { buildModel, routePath, type CatalogService, type Model } from "../../components/images/gateway/controller/model";
 import { CONTROL_PORTS, DNS_LABEL, DURATION, KV_PREFIX, VERSIONED_NAME } from "../../components/images/gateway/controller/rules";
-import { evaluate, isSecret, secretValue, stackConfig, TEST_SSH_KEY } from "../support/program";
+import { devWith, evaluate, isSecret, secretValue, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 const ADMIN = "203.0.113.7/32";
 
@@ -129,6 +129,41 @@ describe("the program's KV and the gateway's model agree", () => {
             if (haproxy.maxconn !== undefined) assert.equal(model.maxconn, haproxy.maxconn);
         });
     }
+
+    it("the budgets a stack sets (haproxy.*, a service's own) are the ones the gateway runs, nothing rejected", async () => {
+        const p = await evaluate(
+            devWith({
+                haproxy: {
+                    connectionsPerClient: 40,
+                    requestsPerClient: 300,
+                    maxBodyBytes: 1048576,
+                    connectionsPerInstance: 200,
+                    timeouts: { httpRequest: "3s", httpKeepAlive: "4s", tcpIdle: "30m" },
+                },
+                services: [
+                    { name: "hello", version: "v1", build: "components/images/hello", connectionsPerInstance: 8, requestsPerClient: 50 },
+                    { name: "pg", image: "example/postgres:16.4", protocol: "tcp", containerPort: 5432, listenPort: 5432, idleTimeout: "2h" },
+                ],
+            }),
+        );
+        assert.equal(p.error, null, String(p.error));
+        const keys = p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string }[];
+        const kv = new Map(keys.map((k) => [k.path, String(k.value)]));
+        const services: CatalogService[] = [
+            { id: "node1:dev-hello-v1-1-0123abcd:8080", service: "hello-v1", address: "172.28.0.10", port: 8080, tags: ["rest"] },
+            { id: "node1:dev-pg-1-0123abcd:5432", service: "pg", address: "172.28.0.11", port: 5432, tags: ["tcp"] },
+        ];
+        const model = modelFor(kv, services);
+        assert.deepEqual(model.notes, []);
+        assert.deepEqual(model.limits, { clientConnections: 40, clientRate: 300, bodySize: 1048576 });
+        assert.deepEqual([model.timeouts.httpRequest, model.timeouts.httpKeepAlive, model.timeouts.tcpIdle], ["3s", "4s", "30m"]);
+        const hello = model.backends.find((b) => b.name === "svc_hello-v1")!;
+        assert.equal(hello.rate, 50);
+        assert.deepEqual([...new Set(hello.servers.map((x) => x.maxconn))], [8]);
+        const pg = model.backends.find((b) => b.name === "svc_pg")!;
+        assert.equal(pg.idleTimeout, "2h");
+        assert.deepEqual([...new Set(pg.servers.map((x) => x.maxconn))], [200]);
+    });
 
     it("every Consul name the config can produce is one the gateway routes, at the configured path", () => {
         for (const [service, version] of [

@@ -14,6 +14,7 @@ import {
 } from "../../components/images/gateway/controller/model";
 import { addCommand, planChange, type Plan } from "../../components/images/gateway/controller/diff";
 import { renderConfig } from "../../components/images/gateway/controller/render";
+import { FORWARDING_HEADERS } from "../../components/images/gateway/controller/rules";
 
 const SETTINGS: StackSettings = {
     httpPort: "8080",
@@ -229,7 +230,7 @@ describe("settings", () => {
         const m = model([], { "services/a/evil": "1", "routes/a/other": "1" });
         assert.ok(
             m.notes.includes(
-                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight or /maintenance; ignored`,
+                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate or /idle-timeout; ignored`,
             ),
         );
         assert.ok(m.notes.includes(`rejected: KV key under service/haproxy/routes/ (sha256 ${sha8("a/other")}) is not <name>/sticky; ignored`));
@@ -363,8 +364,11 @@ describe("render", () => {
     it("writes every server with its settings and nothing from Consul unchecked", () => {
         const m = model([inst("s", "10.1.0.5", 80, ["rest", "check=/h"])], { "services/s/maintenance": "all" });
         const cfg = renderConfig(m);
-        assert.match(cfg, /^ {4}server 10\.1\.0\.5:80 10\.1\.0\.5:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2 weight 0$/m);
-        assert.match(cfg, /^ {4}server panic-10\.1\.0\.5:80 10\.1\.0\.5:80 backup weight 0$/m);
+        assert.match(
+            cfg,
+            /^ {4}server 10\.1\.0\.5:80 10\.1\.0\.5:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2 weight 0 maxconn 1000 maxqueue 256$/m,
+        );
+        assert.match(cfg, /^ {4}server panic-10\.1\.0\.5:80 10\.1\.0\.5:80 backup weight 0 maxconn 1000 maxqueue 256$/m);
         assert.match(cfg, /backend svc_s\n(.*\n)*? {4}http-check send meth GET uri \/h\n/);
         assert.match(cfg, /use_backend svc_s if \{ path \/s \} \|\| \{ path_beg \/s\/ \}/);
     });
@@ -380,7 +384,13 @@ describe("diff: runtime API or reload", () => {
     const ops = (p: Plan): string[] =>
         p.kind === "runtime"
             ? p.ops.map((o) =>
-                  o.op === "add" ? addCommand(o) : o.op === "del" ? `del ${o.backend}/${o.server}` : `weight ${o.backend}/${o.server} ${o.weight}`,
+                  o.op === "add"
+                      ? addCommand(o)
+                      : o.op === "del"
+                        ? `del ${o.backend}/${o.server}`
+                        : o.op === "weight"
+                          ? `weight ${o.backend}/${o.server} ${o.weight}`
+                          : `maxconn ${o.backend}/${o.server} ${o.maxconn}`,
               )
             : [p.kind];
 
@@ -390,8 +400,8 @@ describe("diff: runtime API or reload", () => {
     it("an instance added or removed: runtime operations, the checked server probed on its health path", () => {
         const added = planChange(model([a], { "services/s/check": "/h" }), model([a, b], { "services/s/check": "/h" }));
         assert.deepEqual(ops(added), [
-            "add server svc_s/10.1.0.6:80 10.1.0.6:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2",
-            "add server svc_s/panic-10.1.0.6:80 10.1.0.6:80 backup",
+            "add server svc_s/10.1.0.6:80 10.1.0.6:80 check inter 2s fastinter 500ms downinter 2s rise 1 fall 2 maxconn 1000 maxqueue 256",
+            "add server svc_s/panic-10.1.0.6:80 10.1.0.6:80 backup maxconn 1000 maxqueue 256",
         ]);
         assert.ok(added.kind === "runtime" && added.ops[0]!.op === "add" && JSON.stringify(added.ops[0]!.probe) === '{"kind":"http","path":"/h"}');
         assert.deepEqual(ops(planChange(model([a, b]), model([a]))), ["del svc_s/10.1.0.6:80", "del svc_s/panic-10.1.0.6:80"]);
@@ -410,5 +420,257 @@ describe("diff: runtime API or reload", () => {
         assert.deepEqual(planChange(model([a]), model([a, inst("t", "10.1.0.7", 80)])), { kind: "reload", why: "routes changed" });
         assert.deepEqual(planChange(model([a]), model([a], { "timeouts/connect": "7s" })), { kind: "reload", why: "timeout connect 5s -> 7s" });
         assert.deepEqual(planChange(model([a]), model([a], { "services/s/check": "/h" })), { kind: "reload", why: "svc_s: health-check path changed" });
+    });
+});
+
+describe("budgets: what no client can exhaust", () => {
+    // Values the pattern of an integer in its range refuses: zero where 1 is the least, signs,
+    // exponents, spaces, leading zeros, words, injections, and numbers past the range.
+    const hostileInts = ["-1", "1e9", "10 ", " 10", "010", "abc", "10\n    bind :1", "1.5", "99999999999999", "9".repeat(40)];
+    const stack: [string, keyof Model["limits"] | "serverMaxconn", number, readonly [number, number]][] = [
+        ["limits/client-connections", "clientConnections", 100, [1, 100000]],
+        ["limits/client-rate", "clientRate", 0, [0, 1000000]],
+        ["limits/body-size", "bodySize", 10485760, [1, 1000000000000]],
+        ["limits/server-maxconn", "serverMaxconn", 1000, [1, 100000]],
+    ];
+    const valueOf = (m: Model, field: keyof Model["limits"] | "serverMaxconn"): number =>
+        field === "serverMaxconn" ? backend(m, "svc_s").servers[0]!.maxconn : m.limits[field];
+    for (const [key, field, def, [min, max]] of stack) {
+        it(`${key}: ${def} by default, any integer from ${min} to ${max}; hostile values run ${def}`, () => {
+            const s = [inst("s", "10.1.0.5", 80)];
+            assert.equal(valueOf(model(s), field), def);
+            for (const good of [String(min), String(max), "7"]) assert.equal(valueOf(model(s, { [key]: good }), field), Number(good), good);
+            const tooSmall = min > 0 ? [String(min - 1)] : [];
+            for (const v of [...hostileInts, ...tooSmall, String(max + 1)]) {
+                const m = model(s, { [key]: v });
+                assert.equal(valueOf(m, field), def, JSON.stringify(v));
+                assert.ok(
+                    m.notes.includes(`rejected: KV service/haproxy/${key}: value (sha256 ${sha8(v)}) is not an integer from ${min} to ${max}; running ${def}`),
+                    `${JSON.stringify(v)}: ${m.notes.join("\n")}`,
+                );
+                assert.ok(!renderConfig(m).includes("bind :1"));
+            }
+        });
+    }
+    for (const [key, field, def] of [
+        ["timeouts/http-request", "httpRequest", "5s"],
+        ["timeouts/http-keep-alive", "httpKeepAlive", "10s"],
+        ["timeouts/tcp-idle", "tcpIdle", "1h"],
+    ] as const) {
+        it(`${key}: ${def} by default; hostile values run the default`, () => {
+            assert.equal(model([]).timeouts[field], def);
+            assert.equal(model([], { [key]: "2s" }).timeouts[field], "2s");
+            for (const v of ["0", "0s", "25d", "-1", "1e3", "5S", " 5s", "5s\n    stats uri /x"]) {
+                const m = model([], { [key]: v });
+                assert.equal(m.timeouts[field], def, JSON.stringify(v));
+                assert.ok(
+                    m.notes.includes(`rejected: KV service/haproxy/${key}: value (sha256 ${sha8(v)}) is not a duration HAProxy runs with; running ${def}`),
+                );
+            }
+        });
+    }
+
+    const web = [inst("web", "10.1.0.5", 80), inst("web", "10.1.0.6", 80)];
+    const pg = [inst("pg", "10.1.0.7", 5432, ["tcp"])];
+    it("services/<name>/maxconn: the maxconn of each of its servers and their panic twins; else the stack's", () => {
+        const m = model([...web, ...pg], { "services/web/maxconn": "3", "limits/server-maxconn": "50", "services/pg/listen": "15432" });
+        assert.deepEqual(
+            backend(m, "svc_web").servers.map((s) => s.maxconn),
+            [3, 3, 3, 3],
+        );
+        assert.deepEqual(
+            backend(m, "svc_pg").servers.map((s) => s.maxconn),
+            [50, 50],
+        );
+        assert.match(renderConfig(m), /^ {4}server 10\.1\.0\.5:80 10\.1\.0\.5:80 check .* maxconn 3 maxqueue 256$/m);
+    });
+    for (const v of [...hostileInts, "0", "100001"]) {
+        it(`services/<name>/maxconn ${JSON.stringify(v)}: rejected, the stack's value runs; a last good value is kept (quarantine)`, () => {
+            const m = model(web, { "services/web/maxconn": v });
+            assert.deepEqual(
+                backend(m, "svc_web").servers.map((s) => s.maxconn),
+                [1000, 1000, 1000, 1000],
+            );
+            assert.ok(
+                m.notes.includes(
+                    `rejected: KV service/haproxy/services/web/maxconn: value (sha256 ${sha8(v)}) is not an integer from 1 to 100000; running the stack's 1000 per server`,
+                ),
+                m.notes.join("\n"),
+            );
+            const good = model(web, { "services/web/maxconn": "20" });
+            const next = model(web, { "services/web/maxconn": v }, {}, good);
+            assert.deepEqual(next.quarantined, ["web"]);
+            assert.equal(backend(next, "svc_web").servers[0]!.maxconn, 20);
+            assert.ok(
+                next.notes.some((n) => n.startsWith("rejected: KV service/haproxy/services/web/maxconn:") && n.endsWith("keeping its last good value (20)")),
+            );
+        });
+    }
+    it("services/<name>/rate: a table and a 429 rule in its backend (an http service or a split); a TCP service's is rejected", () => {
+        const m = model([...web, ...pg], { "services/web/rate": "20", "services/pg/listen": "15432", "services/pg/rate": "5" });
+        assert.equal(backend(m, "svc_web").rate, 20);
+        assert.equal(backend(m, "svc_pg").rate, undefined);
+        assert.ok(
+            m.notes.includes(
+                "rejected: KV service/haproxy/services/pg/rate: pg is a TCP service (KV service/haproxy/services/pg/listen); a request rate is an http service's; ignored",
+            ),
+        );
+        const cfg = renderConfig(m);
+        assert.match(
+            cfg,
+            /backend svc_web\n(.*\n)*? {4}stick-table type ip size 100k expire 30s store http_req_rate\(10s\)\n {4}http-request track-sc1 src\n {4}http-request deny deny_status 429 if \{ sc1_http_req_rate gt 20 \}\n/,
+        );
+        // 0: no rate of its own.
+        assert.equal(backend(model(web, { "services/web/rate": "0" }), "svc_web").rate, undefined);
+        const split = model([inst("hello-v1", "10.1.0.8", 80), inst("hello-v2", "10.1.0.9", 80)], {
+            "services/hello-v1/weight": "1",
+            "services/hello-v2/weight": "1",
+            "services/hello/rate": "7",
+            "services/hello-v2/maxconn": "4",
+        });
+        assert.equal(backend(split, "svc_hello").rate, 7);
+        assert.deepEqual(
+            backend(split, "svc_hello")
+                .servers.filter((s) => s.check)
+                .map((s) => `${s.name}=${s.maxconn}`),
+            ["v1_10.1.0.8:80=1000", "v2_10.1.0.9:80=4"],
+        );
+        for (const v of hostileInts) {
+            const bad = model(web, { "services/web/rate": v });
+            assert.equal(backend(bad, "svc_web").rate, undefined);
+            assert.ok(
+                bad.notes.includes(
+                    `rejected: KV service/haproxy/services/web/rate: value (sha256 ${sha8(v)}) is not an integer from 0 to 1000000; no request rate of its own`,
+                ),
+            );
+        }
+    });
+    it("services/<name>/idle-timeout: a TCP service's client and server timeouts; an http service's is rejected", () => {
+        const m = model([...web, ...pg], { "services/pg/listen": "15432", "services/pg/idle-timeout": "10m", "services/web/idle-timeout": "1m" });
+        assert.equal(backend(m, "svc_pg").idleTimeout, "10m");
+        assert.equal(backend(m, "svc_web").idleTimeout, undefined);
+        assert.ok(
+            m.notes.includes(
+                "rejected: KV service/haproxy/services/web/idle-timeout: web is not a TCP service (no KV service/haproxy/services/web/listen); ignored",
+            ),
+        );
+        const cfg = renderConfig(m);
+        assert.match(cfg, /frontend tcp_pg from tcp_services\n(.*\n)*? {4}timeout client 10m\n/);
+        assert.match(cfg, /backend svc_pg from tcp_services\n(.*\n)*? {4}timeout server 10m\n/);
+        for (const v of ["0", "25d", "10 m", "1h\n    bind :1"]) {
+            const bad = model(pg, { "services/pg/listen": "15432", "services/pg/idle-timeout": v });
+            assert.equal(backend(bad, "svc_pg").idleTimeout, undefined);
+            assert.ok(
+                bad.notes.includes(
+                    `rejected: KV service/haproxy/services/pg/idle-timeout: value (sha256 ${sha8(v)}) is not a duration HAProxy runs with; running the stack's 1h`,
+                ),
+            );
+        }
+    });
+    it("each listener has its share of maxconn: the stats listener 1/16 (8 to 256), the TCP listeners half of the rest", () => {
+        assert.deepEqual(model([]).listenerMaxconn, { http: 4096 - 256 - 10, tcp: 0, stats: 256 });
+        const two = model([...pg, inst("redis", "10.1.0.9", 6379, ["tcp"])], { "services/pg/listen": "15432", "services/redis/listen": "16379" });
+        assert.deepEqual(two.listenerMaxconn, { http: 3830 - 2 * 957, tcp: 957, stats: 256 });
+        const small = model([], { maxconn: "1000" });
+        assert.deepEqual(small.listenerMaxconn, { http: 1000 - 62 - 10, tcp: 0, stats: 62 });
+        assert.deepEqual(model([], { maxconn: "20" }).listenerMaxconn, { http: 2, tcp: 0, stats: 8 });
+        // The sum never passes the global maxconn: a full public listener leaves the stats one its share.
+        for (const m of [model([]), two, small]) {
+            const l = m.listenerMaxconn;
+            assert.ok(l.http + l.tcp * m.tcpListeners.length + l.stats + 10 <= m.maxconn, JSON.stringify(l));
+        }
+        const cfg = renderConfig(two);
+        assert.match(cfg, /frontend http\n {4}bind .*\n {4}maxconn 1916\n/);
+        assert.match(cfg, /frontend tcp_pg from tcp_services\n {4}bind .*\n {4}maxconn 957\n/);
+        assert.match(cfg, /frontend stats\n(.*\n)*? {4}maxconn 256\n {4}monitor-uri \/-\/health\n {4}http-request auth /);
+    });
+    it("renders the per-client limits on every public listener; the request rate only when set", () => {
+        const m = model(pg, { "services/pg/listen": "15432", "limits/client-connections": "30" });
+        const cfg = renderConfig(m);
+        assert.match(cfg, /^backend clients_http\n {4}stick-table type ip size 100k expire 30s store conn_cur\n/m);
+        assert.match(
+            cfg,
+            /frontend http\n(.*\n)*? {4}tcp-request connection track-sc0 src table clients_http\n {4}tcp-request connection reject if \{ sc0_conn_cur gt 30 \}\n/,
+        );
+        assert.match(
+            cfg,
+            /frontend tcp_pg from tcp_services\n(.*\n)*? {4}tcp-request connection track-sc0 src\n {4}tcp-request connection reject if \{ sc0_conn_cur gt 30 \}\n/,
+        );
+        assert.doesNotMatch(cfg, /deny_status 429/);
+        assert.match(cfg, /^ {4}http-request deny deny_status 413 if \{ req\.hdr_val\(content-length\) gt 10485760 \}$/m);
+        const rated = renderConfig(model([], { "limits/client-rate": "200" }));
+        assert.match(rated, /store conn_cur,http_req_rate\(10s\)\n/);
+        assert.match(rated, /^ {4}http-request deny deny_status 429 if \{ sc0_http_req_rate gt 200 \}$/m);
+        // A trusted proxy carries many clients: it is neither counted nor limited.
+        const trusted = renderConfig(model(pg, { "services/pg/listen": "15432" }, { trustedProxies: "10.9.0.0/16" }));
+        assert.match(trusted, /^ {4}tcp-request connection track-sc0 src table clients_http unless trusted_proxy$/m);
+        assert.match(trusted, /^ {4}tcp-request connection track-sc0 src unless trusted_proxy$/m);
+    });
+    it("the TCP defaults run the stack's idle timeout", () => {
+        const cfg = renderConfig(model(pg, { "services/pg/listen": "15432", "timeouts/tcp-idle": "20m" }));
+        assert.match(cfg, /defaults tcp_services\n(.*\n)*? {4}timeout client 20m\n {4}timeout server 20m\n/);
+        const http = renderConfig(model([], { "timeouts/http-request": "3s", "timeouts/http-keep-alive": "2s" }));
+        assert.match(http, /^ {4}timeout http-request 3s\n {4}timeout http-keep-alive 2s$/m);
+    });
+});
+
+describe("retries and forwarding headers", () => {
+    it("retries a failed connection, and an empty answer or a timeout of a method a replay cannot harm, on another server", () => {
+        const cfg = renderConfig(model([]));
+        const defaults = cfg.slice(cfg.indexOf("\ndefaults\n"), cfg.indexOf("\nbackend clients_http"));
+        assert.match(defaults, /^ {4}option redispatch 1$/m);
+        assert.match(defaults, /^ {4}retries 2$/m);
+        assert.match(defaults, /^ {4}retry-on conn-failure empty-response response-timeout$/m);
+        assert.match(cfg, /^ {4}http-request disable-l7-retry unless \{ method GET HEAD OPTIONS PUT DELETE \}$/m);
+    });
+    it("drops every forwarding header a client sends, then sets X-Forwarded-Host/-Proto/-Port (X-Forwarded-For: option forwardfor)", () => {
+        const cfg = renderConfig(model([]));
+        for (const h of FORWARDING_HEADERS) assert.match(cfg, new RegExp(`^ {4}http-request del-header ${h}$`, "m"), h);
+        for (const h of ["X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "True-Client-IP", "X-Client-IP", "X-Original-URL", "X-Rewrite-URL"])
+            assert.ok(FORWARDING_HEADERS.includes(h), h);
+        assert.match(cfg, /^ {4}option forwardfor$/m);
+        assert.match(cfg, /^ {4}http-request set-header X-Forwarded-Host %\[req\.hdr\(host\)\] unless \{ req\.fhdr\(x-forwarded-host\) -m found \}$/m);
+        assert.match(cfg, /^ {4}http-request set-header X-Forwarded-Proto http unless \{ req\.fhdr\(x-forwarded-proto\) -m found \}$/m);
+        // The port clients reach the listener on: the published one when the stack says it, else the listener's.
+        assert.match(cfg, /^ {4}http-request set-header X-Forwarded-Port 8080 unless/m);
+        assert.match(renderConfig(model([], {}, { publicHttpPort: "80" })), /^ {4}http-request set-header X-Forwarded-Port 80 unless/m);
+        const bad = "80\n    bind :1";
+        const m = model([], {}, { publicHttpPort: bad });
+        assert.equal(m.forwardedPort, 8080);
+        assert.ok(m.notes.includes(`rejected: GATEWAY_PUBLIC_HTTP_PORT (sha256 ${sha8(bad)}) is not a port number; X-Forwarded-Port is 8080`));
+    });
+    it("keeps a trusted proxy's forwarding headers (and sets only those it did not send)", () => {
+        const cfg = renderConfig(model([], {}, { trustedProxies: "10.9.0.0/16" }));
+        for (const h of FORWARDING_HEADERS) assert.match(cfg, new RegExp(`^ {4}http-request del-header ${h} unless trusted_proxy$`, "m"), h);
+        assert.match(cfg, /^ {4}acl trusted_proxy src 10\.9\.0\.0\/16$/m);
+    });
+});
+
+describe("diff: budgets", () => {
+    const a = inst("s", "10.1.0.5", 80, ["rest"], "node1:s-a:80");
+    it("a service's maxconn: set at run time on each of its servers, no reload", () => {
+        const p = planChange(model([a]), model([a], { "services/s/maxconn": "5" }));
+        assert.equal(p.kind, "runtime");
+        assert.deepEqual(p.kind === "runtime" ? p.ops.map((o) => (o.op === "maxconn" ? `${o.backend}/${o.server} ${o.maxconn}` : o.op)) : [], [
+            "svc_s/10.1.0.5:80 5",
+            "svc_s/panic-10.1.0.5:80 5",
+        ]);
+        assert.equal(planChange(model([a]), model([a], { "limits/server-maxconn": "7" })).kind, "runtime");
+    });
+    it("every other budget: a reload, with the reason", () => {
+        const pg = inst("pg", "10.1.0.7", 5432, ["tcp"], "node1:pg:5432");
+        const base = { "services/pg/listen": "15432" };
+        for (const [kv, why] of [
+            [{ "limits/client-connections": "5" }, "connections per client 100 -> 5"],
+            [{ "limits/client-rate": "50" }, "requests per client 0 -> 50"],
+            [{ "limits/body-size": "1024" }, "body size 10485760 -> 1024"],
+            [{ "timeouts/http-request": "2s" }, "timeout http-request 5s -> 2s"],
+            [{ "timeouts/tcp-idle": "5m" }, "timeout tcp-idle 1h -> 5m"],
+            [{ "services/s/rate": "9" }, "svc_s: request rate per client none -> 9"],
+            [{ "services/pg/idle-timeout": "5m" }, "svc_pg: idle timeout the stack's -> 5m"],
+            [{ maxconn: "2000" }, "maxconn 4096 -> 2000"],
+        ] as const) {
+            assert.deepEqual(planChange(model([a, pg], base), model([a, pg], { ...base, ...kv })), { kind: "reload", why }, why);
+        }
     });
 });

@@ -89,12 +89,23 @@ for (const s of STACKS) {
 }
 
 describe("hardening: AWS instance metadata and Consul join", () => {
+    /** An aws stack needs a certificate source (docs/security.md, "TLS at the edge"). */
+    const SELF_SIGNED = JSON.stringify({ tls: { source: "self-signed" } });
     it("consul.join defaults to static on every target; aws-tags is accepted on aws", () => {
         for (const target of ["local", "virtualbox", "aws"]) {
-            assert.equal(parseSettings({ target, aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }) }, "x").consul.join, "static", target);
+            assert.equal(
+                parseSettings({ target, aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }), gateway: SELF_SIGNED }, "x").consul.join,
+                "static",
+                target,
+            );
         }
         const s = parseSettings(
-            { target: "aws", aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }), consul: JSON.stringify({ join: "aws-tags" }) },
+            {
+                target: "aws",
+                aws: JSON.stringify({ adminCidr: ADMIN, publicKey: TEST_SSH_KEY }),
+                consul: JSON.stringify({ join: "aws-tags" }),
+                gateway: SELF_SIGNED,
+            },
             "x",
         );
         assert.equal(s.consul.join, "aws-tags");

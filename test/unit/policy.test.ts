@@ -6,7 +6,15 @@ import { describe, it } from "node:test";
 import { unknownCheckingProxy, UnknownValueError } from "@pulumi/policy";
 import * as policyProxy from "@pulumi/policy/proxy";
 import { SOCKET_PROXY_IMAGE_REPOSITORY as PROGRAM_SOCKET_PROXY_REPOSITORY } from "../../components/socket-proxy";
-import { policies, SOCKET_PROXY_IMAGE_REPOSITORY } from "../../policy/policies";
+import {
+    isServiceReplicaUrn,
+    policies,
+    REPLICA_SAFE_CAPABILITIES,
+    SERVICE_COMPONENT_TYPE,
+    SOCKET_PROXY_IMAGE_REPOSITORY,
+    tmpfsSizeMb,
+} from "../../policy/policies";
+import { type Declared } from "../support/mocks";
 import { devWith, evaluate, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 type Props = Record<string, any>;
@@ -244,14 +252,16 @@ describe("policy: only-gateway-port-public and public tcp services (publicTcpPor
     });
 
     it("fails the same port when the config does not name it (the default is none)", () => {
-        assert.deepEqual(violations("only-gateway-port-public", [world(5432)]), ["ingress tcp 5432-5432 is open to the world; only tcp 80 may be"]);
+        assert.deepEqual(violations("only-gateway-port-public", [world(5432)]), [
+            "ingress tcp 5432-5432 is open to the world; only tcp 80, 443 may be (gatewayPort, gatewayHttpsPort)",
+        ]);
         assert.deepEqual(violations("only-gateway-port-public", [world(5432)], { gatewayPort: 80, publicTcpPorts: [] }), [
-            "ingress tcp 5432-5432 is open to the world; only tcp 80 may be",
+            "ingress tcp 5432-5432 is open to the world; only tcp 80, 443 may be (gatewayPort, gatewayHttpsPort)",
         ]);
     });
 
     it("still fails anything else open to the world: another port, udp, a range, all protocols", () => {
-        const message = (what: string) => `${what} is open to the world; only tcp 80, 5432, 1883 may be (gatewayPort, publicTcpPorts)`;
+        const message = (what: string) => `${what} is open to the world; only tcp 80, 443, 5432, 1883 may be (gatewayPort, gatewayHttpsPort, publicTcpPorts)`;
         assert.deepEqual(violations("only-gateway-port-public", [world(5433)], named), [message("ingress tcp 5433-5433")]);
         assert.deepEqual(violations("only-gateway-port-public", [world(5432, { ipProtocol: "udp" })], named), [message("ingress udp 5432-5432")]);
         assert.deepEqual(violations("only-gateway-port-public", [world(5432, { toPort: 5433 })], named), [message("ingress tcp 5432-5433")]);
@@ -304,7 +314,9 @@ describe("policy: only-gateway-port-public and public tcp services (publicTcpPor
         );
         assert.equal(p.error, null);
         const resources = p.resources.map((r) => ({ type: r.type, name: r.name, props: r.inputs }));
-        assert.deepEqual(violations("only-gateway-port-public", resources), ["ingress tcp 1883-1883 is open to the world; only tcp 80 may be"]);
+        assert.deepEqual(violations("only-gateway-port-public", resources), [
+            "ingress tcp 1883-1883 is open to the world; only tcp 80, 443 may be (gatewayPort, gatewayHttpsPort)",
+        ]);
         assert.deepEqual(violations("only-gateway-port-public", resources, { gatewayPort: 80, publicTcpPorts: [1883] }), []);
         // Naming another port does not open this one.
         assert.equal(violations("only-gateway-port-public", resources, { gatewayPort: 80, publicTcpPorts: [5432] }).length, 1);
@@ -452,4 +464,181 @@ describe("policy: the shipped stacks pass", () => {
             }
         });
     }
+});
+
+describe("policy: service-replicas-contained", () => {
+    const REPLICA_TYPE = `${SERVICE_COMPONENT_TYPE}$${CONTAINER}`;
+    /** A replica container as the policy server shows it on `stack`: its URN names its parent, the versioned service. */
+    const replica = (stack: string, props: Props = {}): Res => ({
+        type: CONTAINER,
+        name: `pulumi:${stack}::service-discovery::${REPLICA_TYPE}::service-hello-v1-1`,
+        props: {
+            name: `${stack}-hello-v1-1-0a1b2c3d`,
+            image: "service-discovery/hello:v1-prod@sha256:" + "0".repeat(64),
+            capabilities: { drops: ["ALL"] },
+            securityOpts: ["no-new-privileges:true"],
+            readOnly: true,
+            tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+            memory: 256,
+            memorySwap: 256,
+            cpus: "1",
+            ...props,
+        },
+    });
+    const check = (r: Res, config: Record<string, unknown> = { gatewayPort: 80 }) => violations("service-replicas-contained", [r], config);
+    const fix = "(only the stacks in relaxedReplicaStacks, dev, may relax it)";
+    const who = "service replica prod-hello-v1-1-0a1b2c3d on stack prod";
+
+    it("passes a contained replica, with Docker's default capabilities but NET_RAW given back", () => {
+        assert.deepEqual(check(replica("prod")), []);
+        assert.deepEqual(check(replica("prod", { capabilities: { drops: ["ALL"], adds: [...REPLICA_SAFE_CAPABILITIES] } })), []);
+        assert.deepEqual(check(replica("prod", { capabilities: { drops: ["all"], adds: ["cap_chown", "NET_BIND_SERVICE"] } })), [], "Docker's spellings");
+        assert.deepEqual(check(replica("prod", { tmpfs: undefined })), [], "no tmpfs at all");
+        assert.deepEqual(check(replica("prod", { tmpfs: { "/var/lib/postgresql": "size=128m", "/run/app": "rw,size=1024k" } })), []);
+        assert.deepEqual(REPLICA_SAFE_CAPABILITIES.includes("NET_RAW"), false);
+    });
+
+    it("fails a dangerous capability given back, or Docker's defaults kept, off dev", () => {
+        for (const cap of ["SYS_ADMIN", "NET_ADMIN", "SYS_MODULE", "SYS_PTRACE", "NET_RAW", "SYS_RAWIO", "DAC_READ_SEARCH", "BPF", "CAP_SYS_TIME"]) {
+            const name = cap.replace(/^CAP_/, "");
+            assert.deepEqual(check(replica("prod", { capabilities: { drops: ["ALL"], adds: ["CHOWN", cap] } })), [
+                `${who} is given capability ${name} (capAdd); allowed: ${REPLICA_SAFE_CAPABILITIES.join(", ")} ${fix}`,
+            ]);
+        }
+        assert.deepEqual(check(replica("prod", { capabilities: undefined })), [
+            `${who} keeps Docker's default capabilities: capabilities.drops must include ALL ${fix}`,
+        ]);
+        assert.deepEqual(check(replica("prod", { capabilities: { drops: ["NET_RAW"] } })), [
+            `${who} keeps Docker's default capabilities: capabilities.drops must include ALL ${fix}`,
+        ]);
+    });
+
+    it("fails each other default relaxed, off dev, naming the key", () => {
+        const one = (props: Props) => check(replica("prod", props));
+        assert.deepEqual(one({ readOnly: false }), [`${who} may write its root filesystem, on the node's disk (readOnlyRootFilesystem false) ${fix}`]);
+        assert.deepEqual(one({ readOnly: undefined }), [`${who} may write its root filesystem, on the node's disk (readOnlyRootFilesystem false) ${fix}`]);
+        assert.deepEqual(one({ securityOpts: undefined }), [`${who} runs without securityOpts no-new-privileges:true: a setuid binary would gain privileges`]);
+        assert.deepEqual(one({ securityOpts: ["no-new-privileges:false"] }), [
+            `${who} runs without securityOpts no-new-privileges:true: a setuid binary would gain privileges`,
+        ]);
+        assert.deepEqual(one({ memory: undefined, memorySwap: undefined, tmpfs: undefined }), [`${who} has no memory limit (memoryMb) ${fix}`]);
+        assert.deepEqual(one({ memorySwap: undefined }), [`${who} may swap: memorySwap unset is not its memory limit 256 ${fix}`]);
+        assert.deepEqual(one({ memorySwap: -1 }), [`${who} may swap: memorySwap -1 is not its memory limit 256 ${fix}`]);
+        assert.deepEqual(one({ cpus: undefined }), [`${who} has no CPU limit (cpus) ${fix}`]);
+        assert.deepEqual(one({ cpus: "0" }), [`${who} has no CPU limit (cpus) ${fix}`]);
+        assert.deepEqual(one({ tmpfs: { "/tmp": "rw,noexec" } }), [`${who}: tmpfs /tmp has no size: it could take half the node's memory ${fix}`]);
+        assert.deepEqual(one({ tmpfs: { "/tmp": "size=1g" } }), [`${who}: tmpfs /tmp may hold 1024 MiB, more than the memory limit 256 ${fix}`]);
+        assert.deepEqual(one({ privileged: true }), [`${who} is privileged ${fix}`]);
+        for (const mode of ["networkMode", "pidMode", "ipcMode", "usernsMode"]) {
+            assert.deepEqual(one({ [mode]: "host" }), [`${who} shares the node's namespace (${mode} host) ${fix}`]);
+        }
+        assert.equal(tmpfsSizeMb("rw,size=65536k,noexec"), 64);
+        assert.equal(tmpfsSizeMb("size=0"), undefined);
+    });
+
+    it("passes every relaxation on dev, and on the stacks relaxedReplicaStacks names instead", () => {
+        const relaxed: Props = {
+            capabilities: { drops: ["ALL"], adds: ["SYS_ADMIN", "NET_RAW"] },
+            readOnly: false,
+            tmpfs: undefined,
+            memory: undefined,
+            memorySwap: undefined,
+            cpus: undefined,
+            securityOpts: undefined,
+        };
+        assert.deepEqual(check(replica("dev", relaxed)), []);
+        assert.equal(check(replica("prod", relaxed)).length, 6);
+        assert.deepEqual(check(replica("staging", relaxed), { gatewayPort: 80, relaxedReplicaStacks: ["staging"] }), []);
+        assert.equal(
+            check(replica("dev", relaxed), { gatewayPort: 80, relaxedReplicaStacks: ["staging"] }).length,
+            6,
+            "dev is enforced once the list names others",
+        );
+        assert.equal(check(replica("prod", relaxed), { gatewayPort: 80, relaxedReplicaStacks: [] }).length, 6);
+    });
+
+    it("checks service replicas only: the gateway, Consul and Registrator keep their own settings", () => {
+        const gateway: Res = {
+            type: CONTAINER,
+            name: `pulumi:prod::service-discovery::service-discovery:gateway:Gateway$${CONTAINER}::gateway-node-1`,
+            props: { name: "prod-gateway" },
+        };
+        assert.deepEqual(check(gateway), []);
+        assert.equal(isServiceReplicaUrn(`urn:pulumi:prod::service-discovery::${REPLICA_TYPE}::service-hello-v1-1`), true);
+        assert.equal(isServiceReplicaUrn(`urn:pulumi:prod::service-discovery::${SERVICE_COMPONENT_TYPE}::service-hello-v1`), false, "the component itself");
+        assert.equal(isServiceReplicaUrn(`urn:pulumi:prod::service-discovery::${SERVICE_COMPONENT_TYPE}$docker:index/remoteImage:RemoteImage::x`), false);
+        assert.equal(isServiceReplicaUrn("urn:c"), false);
+    });
+
+    describe("on the program's graphs", () => {
+        /** The URN the engine gives a declared resource: its parent's type chain, then its own type. */
+        const urnOf = (d: Declared, stack: string): string => {
+            const parentTypes = d.parent ? d.parent.split("::")[2] : "";
+            return `pulumi:${stack}::service-discovery::${parentTypes ? `${parentTypes}$` : ""}${d.type}::${d.name}`;
+        };
+        const asDeployed = (p: Awaited<ReturnType<typeof evaluate>>, stack: string): Res[] =>
+            p.containers().map((c) => ({ type: c.type, name: urnOf(c, stack), props: c.inputs as Props }));
+        const services = [
+            { name: "hello", version: "v1", build: "components/images/hello", replicas: 2 },
+            { name: "hello", version: "v2", build: "components/images/hello", capAdd: ["NET_RAW"], readOnlyRootFilesystem: false },
+        ];
+
+        it("the program's replicas are what the policy recognises (their parent is the versioned service)", async () => {
+            const p = await evaluate(stackConfig("dev"));
+            assert.equal(p.error, null);
+            const replicas = asDeployed(p, "prod").filter((r) => isServiceReplicaUrn(`urn:${r.name}`));
+            assert.deepEqual(replicas.map((r) => r.props.hostname).sort(), ["dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"]);
+            for (const r of replicas) assert.deepEqual(check(r), [], `${r.props.name}: the defaults pass off dev`);
+        });
+
+        it("a stack file that relaxes a service fails off dev, replica by replica, and passes on dev", async () => {
+            const p = await evaluate(devWith({ services }));
+            assert.equal(p.error, null);
+            const found = violations("service-replicas-contained", asDeployed(p, "prod"));
+            assert.deepEqual(
+                found.map((m) => m.replace(/ \(only the stacks .*\)$/, "")),
+                [
+                    `service replica ${p.replica("dev-hello-v2-1").inputs.name} on stack prod is given capability NET_RAW (capAdd); allowed: ${REPLICA_SAFE_CAPABILITIES.join(", ")}`,
+                    `service replica ${p.replica("dev-hello-v2-1").inputs.name} on stack prod may write its root filesystem, on the node's disk (readOnlyRootFilesystem false)`,
+                ],
+            );
+            assert.deepEqual(violations("service-replicas-contained", asDeployed(p, "dev")), []);
+        });
+    });
+});
+
+describe("policy: edge-tls", () => {
+    /** A resource of `stack` (the policy reads the stack from the URN: urn:pulumi:<stack>::...). */
+    const on = (stack: string, r: Res): Res => ({ ...r, name: `pulumi:${stack}::service-discovery::${r.type}::${r.name}` });
+    const gateway = (source?: string) =>
+        container({ name: "gw", envs: ["STATS_USER=stats", "STATS_PASSWORD=x", ...(source ? [`GATEWAY_TLS_SOURCE=${source}`] : [])] });
+    const listener = (port: number): Res => ({ type: "aws:lb/listener:Listener", name: `l${port}`, props: { port, protocol: "TCP" } });
+
+    it("passes a gateway with a certificate source on any stack, and one without on the stacks in plainHttpStacks (dev)", () => {
+        for (const source of ["acme", "provided", "self-signed"]) assert.deepEqual(violations("edge-tls", [on("prod", gateway(source))]), [], source);
+        assert.deepEqual(violations("edge-tls", [on("dev", gateway("none")), on("dev", gateway())]), []);
+        assert.deepEqual(violations("edge-tls", [on("lab", gateway("none"))], { gatewayPort: 80, plainHttpStacks: ["lab"] }), []);
+        assert.deepEqual(violations("edge-tls", [on("prod", container({ name: "app", envs: ["PORT=8080"] }))]), [], "not a gateway");
+    });
+
+    it("fails a gateway without TLS on any other stack, and a load balancer with 80 but no 443", () => {
+        assert.deepEqual(violations("edge-tls", [on("prod", gateway("none"))]), [
+            "gateway gw serves plain HTTP only (GATEWAY_TLS_SOURCE none) on stack prod: set gateway.tls.source (acme for a real certificate, provided, or self-signed); only the stacks in plainHttpStacks (dev) may have an edge without TLS",
+        ]);
+        assert.equal(violations("edge-tls", [on("prod", gateway())]).length, 1, "no variable: no TLS");
+        assert.deepEqual(violations("edge-tls", [on("prod", listener(80))]), [
+            "the load balancer listens on 80 but not on 443: the edge has no HTTPS (gateway.tls.source none on target aws)",
+        ]);
+        assert.deepEqual(violations("edge-tls", [on("prod", listener(80)), on("prod", listener(443))]), []);
+    });
+
+    it("declares plainHttpStacks in its config schema, defaulting to dev; the HTTPS port is public with the HTTP one", () => {
+        const policy: any = policies.find((p) => p.name === "edge-tls");
+        assert.deepEqual(policy.configSchema.properties.plainHttpStacks, { type: "array", items: { type: "string" }, default: ["dev"] });
+        const public_: any = policies.find((p) => p.name === "only-gateway-port-public");
+        assert.deepEqual(public_.configSchema.properties.gatewayHttpsPort, { type: "integer", default: 443 });
+        const world443 = { type: INGRESS, name: "r", props: { securityGroupId: "sg", ipProtocol: "tcp", fromPort: 443, toPort: 443, cidrIpv4: "0.0.0.0/0" } };
+        assert.deepEqual(violations("only-gateway-port-public", [world443]), []);
+        assert.equal(violations("only-gateway-port-public", [world443], { gatewayPort: 80, gatewayHttpsPort: 8443 }).length, 1);
+    });
 });

@@ -11,7 +11,11 @@ describe("program: config variations", () => {
         const p = await evaluate(devWith({ statsPassword: "from-config-pw", consulEncryptKey: Buffer.alloc(32, 7).toString("base64") }));
         assert.equal(p.error, null);
         assert.equal(p.ofType("random:index/randomPassword:RandomPassword").length, 0);
-        assert.equal(p.ofType("random:index/randomId:RandomId").length, 0);
+        assert.deepEqual(
+            p.ofType("random:index/randomId:RandomId").map((r) => r.name),
+            ["secrets-gateway-sealing-key"],
+            'only the gateways\' sealing key, which the stack always generates (docs/security.md, "TLS at the edge")',
+        );
         assert.equal(envOf(p.container("dev-gateway")).env.STATS_PASSWORD, "from-config-pw");
         assert.deepEqual(p.outputs.statsPassword, { $secret: "from-config-pw" });
         assert.equal(agentConfigOf(p.container("dev-consul")).encrypt, Buffer.alloc(32, 7).toString("base64"));
@@ -34,7 +38,25 @@ describe("program: config variations", () => {
         const p = await evaluate(devWith({ haproxy: { maxconn: 20000, timeouts: { connect: "2s", client: "1m", server: "45s" } } }));
         assert.deepEqual(
             (p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { value: string }[]).map((k) => k.value),
-            ["20000", "2s", "1m", "45s", "5000", "100", "/health", "/health", "172.28.0.0/24", "172.28.0.1/32"],
+            [
+                "20000",
+                "2s",
+                "1m",
+                "45s",
+                "5s",
+                "10s",
+                "1h",
+                "5000",
+                "100",
+                "100",
+                "0",
+                "10485760",
+                "1000",
+                "/health",
+                "/health",
+                "172.28.0.0/24",
+                "172.28.0.1/32",
+            ],
         );
     });
 

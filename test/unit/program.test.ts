@@ -24,6 +24,7 @@ describe("program: the dev stack as shipped", () => {
             "service-discovery:consul:ConsulTls/consul-tls",
             "service-discovery:gateway:Gateway/gateway-dev-node-1",
             "service-discovery:gateway:GatewayKv/haproxy-settings",
+            "service-discovery:gateway:GatewayTls/gateway-tls",
             "service-discovery:nodes:Nodes/hosts",
             "service-discovery:registrator:DockerSocketProxy/registrator-dev-node-1-docker-socket-proxy",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
@@ -239,6 +240,7 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(env.SERVICE_80_CHECK_HTTP, "/-/health", "published on all addresses, so Consul can check it");
         assert.deepEqual(gw.inputs.ports, [
             { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 443, external: 443, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
         ]);
         for (const dep of ["::consul-dev-node-1", "::registrator-dev-node-1"]) {
@@ -293,8 +295,15 @@ describe("program: the dev stack as shipped", () => {
             { path: "service/haproxy/timeouts/connect", value: "5s", delete: true },
             { path: "service/haproxy/timeouts/client", value: "30s", delete: true },
             { path: "service/haproxy/timeouts/server", value: "30s", delete: true },
+            { path: "service/haproxy/timeouts/http-request", value: "5s", delete: true },
+            { path: "service/haproxy/timeouts/http-keep-alive", value: "10s", delete: true },
+            { path: "service/haproxy/timeouts/tcp-idle", value: "1h", delete: true },
             { path: "service/haproxy/limits/services", value: "5000", delete: true },
             { path: "service/haproxy/limits/instances", value: "100", delete: true },
+            { path: "service/haproxy/limits/client-connections", value: "100", delete: true },
+            { path: "service/haproxy/limits/client-rate", value: "0", delete: true },
+            { path: "service/haproxy/limits/body-size", value: "10485760", delete: true },
+            { path: "service/haproxy/limits/server-maxconn", value: "1000", delete: true },
             { path: "service/haproxy/services/hello-v1/check", value: "/health", delete: true },
             { path: "service/haproxy/services/hello-v2/check", value: "/health", delete: true },
             { path: "service/haproxy/networks/backends", value: "172.28.0.0/24", delete: true },

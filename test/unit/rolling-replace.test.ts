@@ -72,6 +72,11 @@ describe("rolling replace: the generation of a replica", () => {
             ["log driver", { ...BASE, logDriver: "local" }],
             ["log options", { ...BASE, logOpts: { ...BASE.logOpts, "max-file": "4" } }],
             ["hostname", { ...BASE, hostname: "dev-hello-v1-2" }],
+            ["a capability given back", { ...BASE, capabilities: { drops: ["ALL"], adds: ["CHOWN"] } }],
+            ["a writable root", { ...BASE, readOnly: false }],
+            ["tmpfs", { ...BASE, tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=32m" } }],
+            ["the memory limit (the provider could update it in place: hashed all the same)", { ...BASE, memory: 512, memorySwap: 512 }],
+            ["the CPU limit", { ...BASE, cpus: "0.5" }],
         ];
         const seen = new Map<string, string>([[base, "base"]]);
         for (const [what, inputs] of variants) {
@@ -127,16 +132,23 @@ describe("rolling replace: the dev stack's replicas", () => {
                 assert.deepEqual(
                     Object.keys(c.inputs).sort(),
                     [
+                        "capabilities",
+                        "cpus",
                         "destroyGraceSeconds",
                         "envs",
                         "hostname",
                         "image",
                         "logDriver",
                         "logOpts",
+                        "memory",
+                        "memorySwap",
                         "name",
                         "networksAdvanced",
+                        "readOnly",
                         "restart",
+                        "securityOpts",
                         "stopTimeout",
+                        "tmpfs",
                         ...(c.inputs.ports ? ["ports"] : []),
                     ].sort(),
                     `${c.inputs.name}: the inputs this test knows are ForceNew or updated in place; a new one must be sorted into one or the other`,

@@ -151,7 +151,7 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                     assert.equal(command(r)[0], `-ip=${address(nodeOf(r))}`);
                 }
                 // Each agent's certificate names its node's addresses; servers carry the server name.
-                for (const csr of p.ofType("tls:index/certRequest:CertRequest")) {
+                for (const csr of p.ofType("tls:index/certRequest:CertRequest").filter((c) => c.name.startsWith("consul-tls-"))) {
                     const node = /consul-tls-(dev-node-[0-9]+)-csr/.exec(csr.name)![1];
                     const ips = csr.inputs.ipAddresses as string[];
                     assert.ok(ips.includes(address(node)) && ips.includes("127.0.0.1"), `${csr.name}: ${ips}`);
@@ -177,7 +177,8 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                     if (r.type === "consul:index/keys:Keys") {
                         // The one change: the allowed networks gain the new nodes, a KV update in
                         // place (consul.Keys), so no gateway is replaced.
-                        const paths = (d: Declared) => (d.inputs.keys as { path: string }[]).map((k) => k.path);
+                        const list = (d: Declared) => (isSecret(d.inputs.keys) ? secretValue(d.inputs.keys) : d.inputs.keys) as { path: string }[];
+                        const paths = (d: Declared) => list(d).map((k) => k.path);
                         assert.deepEqual(paths(same), paths(r));
                         continue;
                     }
@@ -248,6 +249,7 @@ describe("scale: targets in detail", () => {
                     { name: "consul-serf-udp", proto: "udp", from: 8301, to: 8301, source: "self" },
                     { name: "consul-ui", proto: "tcp", from: 8501, to: 8501, source: ADMIN },
                     { name: "gateway-http", proto: "tcp", from: 80, to: 80, source: "0.0.0.0/0" },
+                    { name: "gateway-https", proto: "tcp", from: 443, to: 443, source: "0.0.0.0/0" },
                     { name: "services", proto: "tcp", from: 32768, to: 60999, source: "self" },
                     { name: "ssh", proto: "tcp", from: 22, to: 22, source: ADMIN },
                     { name: "stats", proto: "tcp", from: 1936, to: 1936, source: ADMIN },
@@ -256,7 +258,10 @@ describe("scale: targets in detail", () => {
             const world = rules().filter((r) => r.source === "0.0.0.0/0");
             assert.deepEqual(
                 world.map((r) => [r.from, r.to]),
-                [[80, 80]],
+                [
+                    [80, 80],
+                    [443, 443],
+                ],
             );
             for (const r of p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) {
                 assert.equal(r.inputs.securityGroupId, "hosts-aws-nodes-id");
@@ -330,11 +335,14 @@ describe("scale: targets in detail", () => {
             );
             assert.equal(p.one("aws:lb/loadBalancer:LoadBalancer", "hosts-aws-gateway").inputs.loadBalancerType, "network");
             const attachments = p.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment");
-            assert.deepEqual(
-                attachments.map((a) => a.inputs.targetId),
-                ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"],
-            );
-            assert.equal(p.outputs.gatewayUrl, "http://hosts-aws-gateway.elb.example.com");
+            for (const group of ["hosts-aws-gateway-", "hosts-aws-gateway-https-"]) {
+                assert.deepEqual(
+                    attachments.filter((a) => a.name.replace(/[0-9]+$/, "") === group).map((a) => a.inputs.targetId),
+                    ["dev-node-1-id", "dev-node-2-id", "dev-node-3-id"],
+                    `${group}: HTTP, and HTTPS (gateway.tls)`,
+                );
+            }
+            assert.equal(p.outputs.gatewayUrl, "https://hosts-aws-gateway.elb.example.com");
             assert.equal(p.outputs.consulUiUrl, "https://198.51.100.11:8501/ui/");
             assert.deepEqual(
                 p.ofType("aws:iam/rolePolicy:RolePolicy"),
@@ -355,7 +363,10 @@ describe("scale: targets in detail", () => {
                 ["dev-node-2", "dev-node-4"],
             );
             assert.deepEqual(
-                edge.ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId),
+                edge
+                    .ofType("aws:lb/targetGroupAttachment:TargetGroupAttachment")
+                    .filter((a) => !a.name.includes("-https-"))
+                    .map((a) => a.inputs.targetId),
                 ["dev-node-2-id", "dev-node-4-id"],
             );
             assert.equal(

@@ -12,7 +12,7 @@ const P = "service-discovery";
 const v1 = { name: "hello", version: "v1", build: "components/images/hello" };
 const v2 = { name: "hello", version: "v2", build: "components/images/hello" };
 const pg = { name: "pg", image: "example/postgres:16.4", containerPort: 5432, protocol: "tcp", listenPort: 5432 };
-const RESERVED_TEXT = "reserved: 22, 80, 1936, 2375-2376, 8300-8302, 8500-8503, 8600, 32768-60999";
+const RESERVED_TEXT = "reserved: 22, 80, 443, 1936, 2375-2376, 8300-8302, 8500-8503, 8600, 32768-60999";
 
 const parse = (services: unknown[], overrides: Record<string, unknown> = {}) => parseSettings(dev({ ...overrides, services }), "dev");
 const service = (services: unknown[], i = 0, overrides: Record<string, unknown> = {}): ServiceSettings => parse(services, overrides).services[i];
@@ -384,7 +384,7 @@ describe("traffic config: invalid values", () => {
         [
             "an unknown service key",
             [{ ...v1, weights: 10 }],
-            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, drainSeconds, weight, sticky, maintenance`,
+            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus`,
         ],
     ];
     for (const [title, services, message, overrides] of cases) {
@@ -482,7 +482,7 @@ describe("traffic config: what the components take from it", () => {
         assert.equal(unprivilegedPortStart(parse([pg, { ...pg, name: "smtp", listenPort: 25 }, { ...pg, name: "x", listenPort: 79 }])), 25);
         assert.equal(unprivilegedPortStart(parse([{ ...pg, listenPort: 1 }])), 1);
         assert.deepEqual(trustRuleEnv(parse([v1, pg, { ...pg, name: "smtp", listenPort: 25 }])), [
-            "GATEWAY_NODE_PORTS=80 1936 8501 8600 22 5432 25",
+            "GATEWAY_NODE_PORTS=80 443 1936 8501 8600 22 5432 25",
             "GATEWAY_TRUSTED_PROXIES=",
         ]);
     });

@@ -52,8 +52,15 @@ describe("traffic program: local stack with weighted versions and tcp services",
                 "service/haproxy/timeouts/connect",
                 "service/haproxy/timeouts/client",
                 "service/haproxy/timeouts/server",
+                "service/haproxy/timeouts/http-request",
+                "service/haproxy/timeouts/http-keep-alive",
+                "service/haproxy/timeouts/tcp-idle",
                 "service/haproxy/limits/services",
                 "service/haproxy/limits/instances",
+                "service/haproxy/limits/client-connections",
+                "service/haproxy/limits/client-rate",
+                "service/haproxy/limits/body-size",
+                "service/haproxy/limits/server-maxconn",
                 "service/haproxy/networks/backends",
                 "service/haproxy/networks/nodes",
             ],
@@ -102,6 +109,7 @@ describe("traffic program: local stack with weighted versions and tcp services",
         const gw = p.container("dev-gateway");
         assert.deepEqual(gw.inputs.ports as Port[], [
             { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 443, external: 443, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 5432, external: 5432, ip: "0.0.0.0", protocol: "tcp" },
             { internal: 25, external: 25, ip: "0.0.0.0", protocol: "tcp" },
@@ -109,7 +117,7 @@ describe("traffic program: local stack with weighted versions and tcp services",
         assert.deepEqual(gw.inputs.sysctls, { "net.ipv4.ip_unprivileged_port_start": "25" }, "port 25 is below 80");
         assert.deepEqual(gw.inputs.capabilities, { drops: ["ALL"] }, "still no capability");
         const { env } = envOf(gw);
-        assert.equal(env.GATEWAY_NODE_PORTS, "80 1936 8501 8600 22 5432 25", "its listeners are never a backend");
+        assert.equal(env.GATEWAY_NODE_PORTS, "80 443 1936 8501 8600 22 5432 25", "its listeners are never a backend");
         assert.equal(env.SERVICE_5432_IGNORE, "true", "its listeners are not registered as services");
         assert.equal(env.SERVICE_25_IGNORE, "true");
         assert.equal(env.SERVICE_80_NAME, "gateway");
@@ -186,7 +194,7 @@ describe("traffic program: aws security group rules for tcp services", () => {
                 .filter((r) => !r.name.startsWith("tcp-"))
                 .map((r) => r.name)
                 .sort(),
-            ["consul-http-nodes", "consul-rpc", "consul-serf-tcp", "consul-serf-udp", "consul-ui", "gateway-http", "services", "ssh", "stats"],
+            ["consul-http-nodes", "consul-rpc", "consul-serf-tcp", "consul-serf-udp", "consul-ui", "gateway-http", "gateway-https", "services", "ssh", "stats"],
         );
         for (const r of p.ofType(INGRESS)) assert.equal(r.inputs.securityGroupId, "hosts-aws-nodes-id");
     });
@@ -199,6 +207,7 @@ describe("traffic program: aws security group rules for tcp services", () => {
                 .sort((a, b) => a[0] - b[0]),
             [
                 [80, 80],
+                [443, 443],
                 [1883, 1883],
             ],
         );
@@ -214,7 +223,7 @@ describe("traffic program: aws security group rules for tcp services", () => {
         assert.equal(gateways.length, 2, "edge nodes 1 and 2");
         for (const gw of gateways) {
             assert.deepEqual(
-                (gw.inputs.ports as Port[]).slice(2).map((x) => [x.internal, x.external, x.ip, x.protocol]),
+                (gw.inputs.ports as Port[]).slice(3).map((x) => [x.internal, x.external, x.ip, x.protocol]),
                 [
                     [5432, 5432, "0.0.0.0", "tcp"],
                     [1883, 1883, "0.0.0.0", "tcp"],

@@ -37,7 +37,7 @@ describe("trust rules: what the gateway is given", () => {
         assert.deepEqual(networks(dev), { backends: "172.28.0.0/24", nodes: "172.28.0.1/32" });
         assert.equal(env.GATEWAY_BACKEND_NETWORKS, undefined, "a KV key, so that adding nodes never replaces a gateway");
         // The ports the stack publishes on a node: gateway, stats, Consul HTTPS and DNS; and SSH.
-        assert.equal(env.GATEWAY_NODE_PORTS, "80 1936 8501 8600 22");
+        assert.equal(env.GATEWAY_NODE_PORTS, "80 443 1936 8501 8600 22");
         assert.equal(env.GATEWAY_TRUSTED_PROXIES, "", "no proxy trusted by default");
         assert.equal(env.GATEWAY_OWN_ADDRESSES, undefined, "the entrypoint reads the container's own addresses");
     });

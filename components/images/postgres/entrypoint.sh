@@ -15,7 +15,7 @@
 # The stop signal (SIGINT, the image's STOPSIGNAL) is its fast shutdown.
 set -euo pipefail
 
-: "${PGDATA:=/var/lib/postgresql/data}"
+: "${PGDATA:=/var/lib/postgresql/data/cluster}"
 : "${PORT:=5432}"
 
 fail() {

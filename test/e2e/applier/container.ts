@@ -35,6 +35,10 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
             "init",
             "stopTimeout",
             "destroyGraceSeconds",
+            "tmpfs",
+            "memory",
+            "memorySwap",
+            "cpus",
         ],
     );
     const name: string = p.name;
@@ -74,6 +78,9 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     for (const k of ["stopTimeout", "destroyGraceSeconds"]) {
         if (p[k] !== undefined && !(Number.isInteger(p[k]) && p[k] >= 0)) throw new Error(`${where}: ${k} ${JSON.stringify(p[k])}`);
     }
+    // Folder -> mount options (a map of strings, as the engine takes them).
+    const tmpfs = logOptions(`${where}.tmpfs`, p.tmpfs);
+    const resources = resourceLimits(where, p);
     applier.containers.set(name, { ...p, command, envs, ports, volumes, networks });
 
     if (typeof p.image === "string" && p.image.startsWith(ABSENT))
@@ -127,6 +134,8 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
             // The engine's minimal init (docker-init) as process 1, as `docker run --init`.
             Init: p.init === true,
             ...(sysctls === undefined ? {} : { Sysctls: sysctls }),
+            ...(tmpfs === undefined || Object.keys(tmpfs).length === 0 ? {} : { Tmpfs: tmpfs }),
+            ...resources,
             // Unset, the engine's default driver and options apply, as with the provider.
             ...(p.logDriver === undefined && logOpts === undefined ? {} : { LogConfig: { Type: p.logDriver ?? "", Config: logOpts ?? {} } }),
             NetworkMode: first?.name ?? "default",
@@ -159,6 +168,29 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
         );
     if (p.wait === true) await waitHealthy(applier, where, name, Number(p.waitTimeout ?? 60));
     return { id: created.Id, outputs: {} };
+}
+
+/**
+ * The memory and CPU limits as the provider sets them in HostConfig (upstream docker_container,
+ * resourceDockerContainerCreate): `memory` in MB to Memory in bytes; `memorySwap` in MB to bytes,
+ * -1 (unlimited swap) kept as is; each only when set and not 0 (the provider's GetOk). `cpus`, a
+ * decimal string as `docker run --cpus` takes it, to NanoCpus (docker/cli's ParseCPUs: the value
+ * times 10^9, refused when that is not a whole number).
+ */
+function resourceLimits(where: string, p: Obj): { Memory?: number; MemorySwap?: number; NanoCpus?: number } {
+    const out: { Memory?: number; MemorySwap?: number; NanoCpus?: number } = {};
+    for (const k of ["memory", "memorySwap"]) {
+        if (p[k] !== undefined && !(Number.isInteger(p[k]) && p[k] >= (k === "memory" ? 0 : -1))) throw new Error(`${where}: ${k} ${JSON.stringify(p[k])}`);
+    }
+    if (p.memory) out.Memory = p.memory * 1024 * 1024;
+    if (p.memorySwap) out.MemorySwap = p.memorySwap > 0 ? p.memorySwap * 1024 * 1024 : p.memorySwap;
+    if (p.cpus !== undefined && p.cpus !== "") {
+        const m = typeof p.cpus === "string" ? /^([0-9]+)(?:\.([0-9]*))?$/.exec(p.cpus) : null;
+        if (!m || (m[2] ?? "").replace(/0+$/, "").length > 9)
+            throw new Error(`${where}: cpus ${JSON.stringify(p.cpus)} is not a number of CPUs docker run --cpus takes`);
+        out.NanoCpus = Number(m[1]) * 1e9 + Number((m[2] ?? "").replace(/0+$/, "").padEnd(9, "0") || "0");
+    }
+    return out;
 }
 
 /**

@@ -58,6 +58,9 @@ export function run(
             if (timer) clearTimeout(timer);
             resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
         });
+        // A command that exits before reading its input (psql refused the connection) closes the
+        // pipe: EPIPE is no error of the run, its exit code and output tell what happened.
+        child.stdin.on("error", () => undefined);
         child.stdin.end(opts.input ?? "");
     });
 }

@@ -1,6 +1,6 @@
 // Applies a model to the running HAProxy. A bad model never replaces a good config:
-// - only servers changed (instances came, went or moved; a weight, a maintenance): the runtime
-//   API, over one persistent connection, no reload;
+// - only servers changed (instances came, went or moved; a weight, a maintenance, a server's
+//   maxconn): the runtime API, over one persistent connection, no reload;
 // - anything else (a route, a setting): the new file is checked with `haproxy -c`, the servers'
 //   health and maintenance states are saved, and the master reloads (listeners handed over). A
 //   reload that fails is tried once more; if it fails again the previous file is put back, so
@@ -11,11 +11,11 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { addCommand, planChange, type ProbeTarget, type RuntimeOp } from "./diff";
-import { checkConfig, saveServerState, type HaproxyMaster, type RuntimeApi } from "./haproxy";
+import { addCommand, certificateSlots, DEFAULT_SLOT, planChange, type ProbeTarget, type RuntimeOp, type TlsOp } from "./diff";
+import { checkConfig, saveServerState, withPayload, type HaproxyMaster, type RuntimeApi } from "./haproxy";
 import type { ControllerMetrics } from "./metrics";
 import type { Model } from "./model";
-import { renderConfig } from "./render";
+import { ACME_MAP, CRT_LIST, renderConfig } from "./render";
 
 export interface ApplierOptions {
     readonly runDir: string;
@@ -25,6 +25,8 @@ export interface ApplierOptions {
     readonly api: RuntimeApi;
     readonly metrics: ControllerMetrics;
     readonly log: (line: string) => void;
+    /** What the HTTPS listener serves while no certificate is valid: a self-signed certificate and its key, PEM (placeholder.ts). */
+    readonly placeholderPem?: string;
 }
 
 export type Outcome = "none" | "runtime" | "reload" | "rejected" | "failed";
@@ -83,7 +85,7 @@ export class Applier {
         // Servers only: HAProxy first, the files after (rendering 10,000 servers is not on the way
         // of a new instance's first request).
         if (plan.kind === "runtime") {
-            const failed = await this.runtime(plan.ops, started);
+            const failed = (await this.runtime(plan.ops, started)) ?? (await this.runtimeTls(next, plan.tls ?? []));
             if (failed === undefined) {
                 // The live file is what runs: written once HAProxy has taken every command.
                 const text = renderConfig(next);
@@ -111,12 +113,15 @@ export class Applier {
     }
 
     private count(model: Model): void {
+        this.o.metrics.certificates = model.certificates;
         this.o.metrics.backends = model.backends.length;
         this.o.metrics.servers = model.backends.reduce((n, b) => n + b.servers.length, 0);
     }
 
     private async reload(next: Model, text: string, started: number, why: string): Promise<Outcome> {
         const rendered = this.file("haproxy.cfg.new");
+        // The certificates and ACME answers the new worker loads (haproxy -c loads them too).
+        this.writeTlsFiles(next);
         const check = await checkConfig(this.o.haproxyBin, rendered, this.o.haproxyEnv);
         if (!check.ok) {
             fs.copyFileSync(rendered, this.file("haproxy.cfg.rejected"));
@@ -187,6 +192,7 @@ export class Applier {
         let added = 0;
         let removed = 0;
         let weights = 0;
+        let maxconns = 0;
         let notReady = 0;
         for (const o of ops) {
             const key = `${o.backend}/${o.op === "add" ? o.server.name : o.server}`;
@@ -196,6 +202,10 @@ export class Applier {
             } else if (o.op === "weight") {
                 cmds.push({ cmd: `set server ${key} weight ${o.weight}`, expect: "empty" });
                 weights++;
+            } else if (o.op === "maxconn") {
+                // Requests waiting in the queue are served as soon as the new value allows.
+                cmds.push({ cmd: `set maxconn server ${key} ${o.maxconn}`, expect: "empty" });
+                maxconns++;
             } else {
                 cmds.push({ cmd: addCommand(o), expect: "added", server: key });
                 if (o.server.check) cmds.push({ cmd: `enable health ${key}`, expect: "empty" });
@@ -236,7 +246,96 @@ export class Applier {
         for (const s of readded) stillPending.delete(s);
         this.pending = stillPending;
         this.o.log(
-            `gateway: runtime API: ${added} server(s) added (${notReady} not answering their health path yet: in on their first passing check), ${removed} removed, ${weights} weight(s) set, no reload (${Math.round(performance.now() - started)} ms)`,
+            `gateway: runtime API: ${added} server(s) added (${notReady} not answering their health path yet: in on their first passing check), ${removed} removed, ${weights} weight(s) set${maxconns > 0 ? `, ${maxconns} maxconn(s) set` : ""}, no reload (${Math.round(performance.now() - started)} ms)`,
+        );
+        return undefined;
+    }
+
+    /** A certificate slot's file, as the crt-list and the runtime API name it. */
+    private slotFile(slot: string): string {
+        return this.file(`tls/${slot}.pem`);
+    }
+
+    /**
+     * The certificate files, the crt-list (the default slot first) and the ACME answers' map of a
+     * model, written whole then renamed, readable by this user only; files of slots it no longer
+     * has are removed. The placeholder fills the default slot while no certificate is valid.
+     */
+    writeTlsFiles(model: Model): void {
+        if (!model.tls) return;
+        fs.mkdirSync(this.file("tls/certs"), { recursive: true, mode: 0o700 });
+        const slots = certificateSlots(model);
+        for (const [slot, pem] of slots) this.writePrivate(this.slotFile(slot), pem === "" ? this.placeholder() : pem);
+        this.write(this.file(CRT_LIST), [...slots.keys()].map((slot) => `${this.slotFile(slot)}\n`).join(""));
+        for (const f of fs.readdirSync(this.file("tls/certs"))) {
+            if (f.endsWith(".pem") && !slots.has(`certs/${f.slice(0, -4)}`)) fs.rmSync(this.file(`tls/certs/${f}`), { force: true });
+        }
+        this.write(this.file(ACME_MAP), model.challenges.map(([token, answer]) => `${token} ${answer}\n`).join(""));
+    }
+
+    private placeholder(): string {
+        if (this.o.placeholderPem === undefined) throw new Error("no placeholder certificate: the HTTPS listener needs one");
+        return this.o.placeholderPem;
+    }
+
+    private writePrivate(file: string, text: string): void {
+        fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+        fs.renameSync(`${file}.tmp`, file);
+    }
+
+    /** Certificates and ACME answers through the runtime API: files first (a later reload loads them), then HAProxy. */
+    private async runtimeTls(next: Model, ops: readonly TlsOp[]): Promise<string | undefined> {
+        if (ops.length === 0) return undefined;
+        const started = performance.now();
+        this.writeTlsFiles(next);
+        const crtList = this.file(CRT_LIST);
+        const map = this.file(ACME_MAP);
+        const cmds: { cmd: string; expect: RegExp }[] = [];
+        const changed: string[] = [];
+        let answers = 0;
+        for (const o of ops) {
+            if (o.op === "certificate") {
+                const file = this.slotFile(o.slot);
+                if (o.added) cmds.push({ cmd: `new ssl cert ${file}`, expect: /^New empty certificate store/ });
+                cmds.push(
+                    { cmd: withPayload(`set ssl cert ${file}`, o.pem === "" ? this.placeholder() : o.pem), expect: /^Transaction created/ },
+                    { cmd: `commit ssl cert ${file}`, expect: /Success!/ },
+                );
+                if (o.added) cmds.push({ cmd: `add ssl crt-list ${crtList} ${file}`, expect: /Success!/ });
+                changed.push(o.slot === DEFAULT_SLOT ? "the default certificate" : o.slot.replace(/^certs\//, ""));
+            } else if (o.op === "uncertificate") {
+                const file = this.slotFile(o.slot);
+                cmds.push({ cmd: `del ssl crt-list ${crtList} ${file}`, expect: /deleted/ }, { cmd: `del ssl cert ${file}`, expect: /deleted/ });
+                changed.push(`${o.slot.replace(/^certs\//, "")} removed`);
+            } else if (o.op === "challenge") {
+                cmds.push(
+                    { cmd: `del map ${map} ${o.token}`, expect: /^$|Key not found/ },
+                    { cmd: `add map ${map} ${o.token} ${o.keyAuthorization}`, expect: /^$/ },
+                );
+                answers++;
+            } else {
+                cmds.push({ cmd: `del map ${map} ${o.token}`, expect: /^$|Key not found/ });
+                answers++;
+            }
+        }
+        let got: string[];
+        try {
+            got = await this.o.api.run(cmds.map((c) => c.cmd));
+        } catch (err) {
+            return (err as Error).message;
+        }
+        for (let i = 0; i < cmds.length; i++) {
+            const a = (got[i] ?? "").trim();
+            if (!cmds[i]!.expect.test(a)) {
+                const cmd = cmds[i]!.cmd.split("\n")[0]!;
+                // A transaction left open would block the next one on that file.
+                if (cmd.startsWith("set ssl cert ")) await this.o.api.run([`abort ssl cert ${cmd.slice("set ssl cert ".length, -3)}`]).catch(() => undefined);
+                return `${cmd}: ${a.replace(/\n/g, " ")}`;
+            }
+        }
+        if (changed.length > 0) this.o.metrics.certificateChanges += changed.length;
+        this.o.log(
+            `gateway: runtime API: ${[...(changed.length > 0 ? [`certificate(s) ${changed.join(", ")} installed`] : []), ...(answers > 0 ? [`${answers} ACME answer(s) changed`] : [])].join(", ")}, no reload (${Math.round(performance.now() - started)} ms)`,
         );
         return undefined;
     }
@@ -261,6 +360,16 @@ export class Applier {
         fs.writeFileSync(this.file("latest-render-not-running"), `${why}\n`);
         await this.setStatus("maint");
     }
+}
+
+/** Before HAProxy first starts: the bootstrap config's HTTPS listener serves the placeholder (the default slot). */
+export function writeBootstrapTls(runDir: string, placeholderPem: string): void {
+    const dir = path.join(runDir, "tls");
+    fs.mkdirSync(path.join(dir, "certs"), { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${DEFAULT_SLOT}.pem`);
+    fs.writeFileSync(file, placeholderPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(runDir, CRT_LIST), `${file}\n`);
+    fs.writeFileSync(path.join(runDir, ACME_MAP), "");
 }
 
 /** GET <path> (HTTP/1.0) within 1 s, 2xx or 3xx; for TCP a connect. */

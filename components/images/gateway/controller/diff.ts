@@ -1,19 +1,46 @@
-// Two models, one plan: when only servers differ (instances came, went or moved; a weight or a
-// maintenance changed), the plan is a list of runtime API operations — no reload, no new worker,
-// no connection cut. Anything else (a route, a backend, a setting) is a reload, and says why.
+// Two models, one plan: when only servers differ (instances came, went or moved; a weight, a
+// maintenance or a server's maxconn changed), the plan is a list of runtime API operations — no
+// reload, no new worker, no connection cut. Anything else (a route, a backend, a setting) is a
+// reload, and says why.
 import { structureOf, type Backend, type Model, type Server } from "./model";
 import { serverSettings } from "./render";
 
 export type RuntimeOp =
     | { readonly op: "add"; readonly backend: string; readonly server: Server; readonly probe: ProbeTarget | undefined }
     | { readonly op: "del"; readonly backend: string; readonly server: string }
-    | { readonly op: "weight"; readonly backend: string; readonly server: string; readonly weight: number };
+    | { readonly op: "weight"; readonly backend: string; readonly server: string; readonly weight: number }
+    | { readonly op: "maxconn"; readonly backend: string; readonly server: string; readonly maxconn: number };
+
+/** Certificates and ACME answers, changed at run time too (files for the next reload, then the runtime API). */
+export type TlsOp =
+    /** A certificate slot's new content ("" in the default slot: the placeholder); `added`: a new slot. */
+    | { readonly op: "certificate"; readonly slot: string; readonly pem: string; readonly added: boolean }
+    | { readonly op: "uncertificate"; readonly slot: string }
+    | { readonly op: "challenge"; readonly token: string; readonly keyAuthorization: string }
+    | { readonly op: "unchallenge"; readonly token: string };
+
+/** The HTTPS listener's default certificate (first in its crt-list): what a client without SNI, or with a name no certificate covers, gets. */
+export const DEFAULT_SLOT = "default";
+
+/**
+ * The certificate files of a model by slot: the default slot (the first certificate by name, ""
+ * for the placeholder while there is none), then `certs/<name>` for each certificate.
+ */
+export function certificateSlots(model: Model): Map<string, string> {
+    const slots = new Map<string, string>();
+    if (!model.tls) return slots;
+    slots.set(DEFAULT_SLOT, model.certificates[0]?.pem ?? "");
+    for (const c of model.certificates) slots.set(`certs/${c.name}`, c.pem);
+    return slots;
+}
 
 /** How a new server is probed once before it gets requests: its health path, or a connect for TCP. */
 export type ProbeTarget = { readonly kind: "http"; readonly path: string } | { readonly kind: "tcp" };
 
 export type Plan =
-    { readonly kind: "none" } | { readonly kind: "runtime"; readonly ops: readonly RuntimeOp[] } | { readonly kind: "reload"; readonly why: string };
+    | { readonly kind: "none" }
+    | { readonly kind: "runtime"; readonly ops: readonly RuntimeOp[]; readonly tls?: readonly TlsOp[] }
+    | { readonly kind: "reload"; readonly why: string };
 
 export function planChange(running: Model, next: Model): Plan {
     if (structureOf(running) !== structureOf(next)) return { kind: "reload", why: firstStructuralDifference(running, next) };
@@ -31,12 +58,27 @@ export function planChange(running: Model, next: Model): Plan {
             } else if (was.addr !== s.addr || was.check !== s.check || was.backup !== s.backup) {
                 // Cannot happen with names derived from the address, but a plan never guesses.
                 ops.push({ op: "del", backend: after.name, server: s.name }, { op: "add", backend: after.name, server: s, probe: undefined });
-            } else if ((was.weight ?? 1) !== (s.weight ?? 1)) {
-                ops.push({ op: "weight", backend: after.name, server: s.name, weight: s.weight ?? 1 });
+            } else {
+                if ((was.weight ?? 1) !== (s.weight ?? 1)) ops.push({ op: "weight", backend: after.name, server: s.name, weight: s.weight ?? 1 });
+                if (was.maxconn !== s.maxconn) ops.push({ op: "maxconn", backend: after.name, server: s.name, maxconn: s.maxconn });
             }
         }
     });
-    return ops.length === 0 ? { kind: "none" } : { kind: "runtime", ops };
+    // Certificates and ACME answers: runtime only (the structure, HTTPS or not, is the same).
+    const tls: TlsOp[] = [];
+    const before = certificateSlots(running);
+    for (const [slot, pem] of certificateSlots(next)) {
+        if (before.get(slot) !== pem) tls.push({ op: "certificate", slot, pem, added: !before.has(slot) });
+    }
+    for (const slot of before.keys()) if (!certificateSlots(next).has(slot)) tls.push({ op: "uncertificate", slot });
+    const answers = new Map(running.challenges);
+    const nextAnswers = new Map(next.challenges);
+    for (const [token] of answers) if (!nextAnswers.has(token)) tls.push({ op: "unchallenge", token });
+    for (const [token, keyAuthorization] of nextAnswers) {
+        if (answers.get(token) !== keyAuthorization) tls.push({ op: "challenge", token, keyAuthorization });
+    }
+    if (ops.length === 0 && tls.length === 0) return { kind: "none" };
+    return tls.length === 0 ? { kind: "runtime", ops } : { kind: "runtime", ops, tls };
 }
 
 /** The same servers in the same order with the same settings. */
@@ -45,7 +87,8 @@ function sameServers(a: readonly Server[], b: readonly Server[]): boolean {
     for (let i = 0; i < a.length; i++) {
         const x = a[i]!;
         const y = b[i]!;
-        if (x.name !== y.name || x.addr !== y.addr || x.weight !== y.weight || x.check !== y.check || x.backup !== y.backup) return false;
+        if (x.name !== y.name || x.addr !== y.addr || x.weight !== y.weight || x.maxconn !== y.maxconn || x.check !== y.check || x.backup !== y.backup)
+            return false;
     }
     return true;
 }
@@ -57,9 +100,28 @@ function probeOf(b: Backend): ProbeTarget {
 /** A short reason for the log: the first part of the structure that differs. */
 function firstStructuralDifference(a: Model, b: Model): string {
     if (a.maxconn !== b.maxconn) return `maxconn ${a.maxconn} -> ${b.maxconn}`;
-    for (const k of ["connect", "client", "server"] as const) if (a.timeouts[k] !== b.timeouts[k]) return `timeout ${k} ${a.timeouts[k]} -> ${b.timeouts[k]}`;
+    for (const k of ["http", "tcp", "stats", "https"] as const)
+        if (a.listenerMaxconn[k] !== b.listenerMaxconn[k]) return `maxconn of the ${k} listeners ${a.listenerMaxconn[k]} -> ${b.listenerMaxconn[k]}`;
+    for (const [k, name] of [
+        ["connect", "connect"],
+        ["client", "client"],
+        ["server", "server"],
+        ["httpRequest", "http-request"],
+        ["httpKeepAlive", "http-keep-alive"],
+        ["tcpIdle", "tcp-idle"],
+    ] as const)
+        if (a.timeouts[k] !== b.timeouts[k]) return `timeout ${name} ${a.timeouts[k]} -> ${b.timeouts[k]}`;
+    for (const [k, name] of [
+        ["clientConnections", "connections per client"],
+        ["clientRate", "requests per client"],
+        ["bodySize", "body size"],
+    ] as const)
+        if (a.limits[k] !== b.limits[k]) return `${name} ${a.limits[k]} -> ${b.limits[k]}`;
+    if (a.forwardedPort !== b.forwardedPort) return `X-Forwarded-Port ${a.forwardedPort} -> ${b.forwardedPort}`;
     if (a.hardStopAfter !== b.hardStopAfter) return `hard-stop-after ${a.hardStopAfter} -> ${b.hardStopAfter}`;
     if (a.trustedProxies !== b.trustedProxies) return "trusted proxies changed";
+    if (JSON.stringify(a.tls) !== JSON.stringify(b.tls)) return "HTTPS settings changed";
+    if (JSON.stringify(a.acceptProxy) !== JSON.stringify(b.acceptProxy)) return "PROXY protocol listeners changed";
     const names = (m: Model): string => m.backends.map((x) => x.name).join(" ");
     if (names(a) !== names(b)) return "routes changed";
     if (JSON.stringify(a.tcpListeners) !== JSON.stringify(b.tcpListeners)) return "TCP listeners changed";
@@ -69,6 +131,8 @@ function firstStructuralDifference(a: Model, b: Model): string {
         const y = b.backends[i]!;
         if (x.checkPath !== y.checkPath) return `${y.name}: health-check path changed`;
         if (x.sticky !== y.sticky) return `${y.name}: stickiness changed`;
+        if (x.rate !== y.rate) return `${y.name}: request rate per client ${x.rate ?? "none"} -> ${y.rate ?? "none"}`;
+        if (x.idleTimeout !== y.idleTimeout) return `${y.name}: idle timeout ${x.idleTimeout ?? "the stack's"} -> ${y.idleTimeout ?? "the stack's"}`;
     }
     return "settings changed";
 }

@@ -1,7 +1,26 @@
 // The controller's settings, all from the environment: the image sets the defaults, the stack
 // (components/gateway.ts) the rest, and the control-plane tests the same variables on loopback.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import type { StackSettings } from "./model";
+import { DEFAULT_ACME_RENEW_BEFORE_DAYS, DNS_NAME, LETS_ENCRYPT_DIRECTORY, TLS_SOURCES } from "./rules";
+import { parseSealingKey } from "./sealed";
+
+/** Where the stack puts the sealing key (components/gateway.ts): a file only the gateway's user reads. */
+export const DEFAULT_SEALING_KEY_FILE = "/etc/gateway/secrets/sealing.key";
+
+/** What the ACME client of the gateway orders, where, and when (acme.ts). */
+export interface AcmeSettings {
+    readonly directoryUrl: string;
+    readonly email: string;
+    readonly hosts: readonly string[];
+    readonly eabKid?: string;
+    readonly renewBeforeSeconds: number;
+    /** A PEM file of CAs the directory's HTTPS certificate may chain to, besides the system's (a private ACME CA). */
+    readonly caFile?: string;
+    /** How often the certificate is looked at (and, when due, renewed). */
+    readonly checkSeconds: number;
+}
 
 export interface ControllerEnv {
     /** bootstrap.cfg: served from the first second until Consul has been read. */
@@ -12,6 +31,12 @@ export interface ControllerEnv {
     readonly stack: StackSettings;
     /** HAProxy expands these in the config: never written to a file. */
     readonly haproxyEnv: NodeJS.ProcessEnv;
+    /** Opens the sealed values of tls/ (certificate keys, the ACME account key); read once at start. */
+    readonly sealingKey?: Buffer;
+    /** With GATEWAY_TLS_SOURCE=acme. */
+    readonly acme?: AcmeSettings;
+    /** This gateway among its replicas (the ACME lock's holder): GATEWAY_NAME, else the host name. */
+    readonly name: string;
 }
 
 export class EnvError extends Error {
@@ -63,7 +88,7 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
     const get = (name: string, def: string): string => env[name] ?? def;
     // No default credentials: the stats page and metrics need a user and a password from outside.
     if (!env.STATS_USER || !env.STATS_PASSWORD) throw new EnvError("STATS_USER and STATS_PASSWORD must be set (the stats page has no default password)");
-    for (const name of ["GATEWAY_HTTP_PORT", "GATEWAY_STATS_PORT"]) {
+    for (const name of ["GATEWAY_HTTP_PORT", "GATEWAY_STATS_PORT", "GATEWAY_PUBLIC_HTTP_PORT", "GATEWAY_HTTPS_PORT", "GATEWAY_PUBLIC_HTTPS_PORT"]) {
         const v = env[name];
         if (v !== undefined && !/^[1-9][0-9]{0,4}$/.test(v)) throw new EnvError(`${name}=${JSON.stringify(v)} is not a port number (1-65535)`);
     }
@@ -72,6 +97,7 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         own = ownAddresses(readOr("/proc/net/fib_trie", "")).join(" ");
         if (own === "") log("gateway: cannot read this container's addresses (/proc/net/fib_trie); set GATEWAY_OWN_ADDRESSES");
     }
+    const tls = readTls(env);
     const stack: StackSettings = {
         httpPort: get("GATEWAY_HTTP_PORT", "80"),
         statsPort: get("GATEWAY_STATS_PORT", "1936"),
@@ -82,6 +108,9 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         nodePorts: get("GATEWAY_NODE_PORTS", ""),
         fdLimit: env.GATEWAY_FD_LIMIT || fdLimit(readOr("/proc/self/limits", "")),
         maxconnLimit: get("GATEWAY_MAXCONN_LIMIT", ""),
+        // The host port the HTTP listener is published on (X-Forwarded-Port); the listener's own by default.
+        publicHttpPort: get("GATEWAY_PUBLIC_HTTP_PORT", ""),
+        ...tls.stack,
     };
     if (stack.backendNetworks === "")
         log("gateway: GATEWAY_BACKEND_NETWORKS is empty: no instance will be routed unless the KV key networks/backends names networks");
@@ -92,7 +121,13 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         GATEWAY_HTTP_PORT: stack.httpPort,
         GATEWAY_STATS_PORT: stack.statsPort,
         GATEWAY_BIND: get("GATEWAY_BIND", "*"),
+        // The bootstrap config's HTTPS listener exists only with this variable (`.if defined`), and
+        // its binds take the PROXY protocol as the rendered ones do.
+        GATEWAY_HTTP_BIND_OPTIONS: tls.acceptProxy.includes("http") ? "accept-proxy" : "",
+        GATEWAY_HTTPS_BIND_OPTIONS: tls.acceptProxy.includes("https") ? "accept-proxy" : "",
     };
+    delete haproxyEnv.GATEWAY_HTTPS_PORT;
+    if (tls.stack.tlsSource !== "none") haproxyEnv.GATEWAY_HTTPS_PORT = tls.stack.httpsPort;
     // The Consul token is the controller's; HAProxy has no use for it.
     delete haproxyEnv.CONSUL_HTTP_TOKEN;
     return {
@@ -101,5 +136,77 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         haproxyBin: get("HAPROXY_BIN", "haproxy"),
         stack,
         haproxyEnv,
+        ...(tls.sealingKey ? { sealingKey: tls.sealingKey } : {}),
+        ...(tls.acme ? { acme: tls.acme } : {}),
+        name: get("GATEWAY_NAME", "") || os.hostname(),
     };
+}
+
+/** The TLS variables (components/gateway.ts sets them from gateway.tls), each checked. */
+function readTls(env: NodeJS.ProcessEnv): {
+    stack: Required<Pick<StackSettings, "tlsSource" | "httpsPort" | "publicHttpsPort" | "tlsRedirect" | "hstsSeconds" | "acceptProxy">>;
+    acceptProxy: string[];
+    sealingKey?: Buffer;
+    acme?: AcmeSettings;
+} {
+    const source = env.GATEWAY_TLS_SOURCE || "none";
+    if (!(TLS_SOURCES as readonly string[]).includes(source)) throw new EnvError(`GATEWAY_TLS_SOURCE=${source} is not one of ${TLS_SOURCES.join(", ")}`);
+    const bool = (name: string): string => {
+        const v = env[name] ?? "false";
+        if (v !== "true" && v !== "false") throw new EnvError(`${name}=${v} is not true or false`);
+        return v;
+    };
+    const seconds = (name: string, def: number): number => {
+        const v = env[name] ?? String(def);
+        if (!/^(0|[1-9][0-9]{0,9})$/.test(v)) throw new EnvError(`${name}=${v} is not a number of seconds`);
+        return Number(v);
+    };
+    const acceptProxy = (env.GATEWAY_ACCEPT_PROXY ?? "").split(/[\s,]+/).filter(Boolean);
+    const bad = acceptProxy.find((w) => w !== "http" && w !== "https");
+    if (bad !== undefined) throw new EnvError(`GATEWAY_ACCEPT_PROXY=${env.GATEWAY_ACCEPT_PROXY}: ${bad} is not a listener (http, https)`);
+    const stack = {
+        tlsSource: source,
+        httpsPort: env.GATEWAY_HTTPS_PORT || "443",
+        publicHttpsPort: env.GATEWAY_PUBLIC_HTTPS_PORT ?? "",
+        tlsRedirect: bool("GATEWAY_TLS_REDIRECT"),
+        hstsSeconds: String(seconds("GATEWAY_HSTS_SECONDS", 0)),
+        acceptProxy: acceptProxy.join(" "),
+    };
+    if (source === "none") return { stack, acceptProxy };
+    const keyFile = env.GATEWAY_SEALING_KEY_FILE || DEFAULT_SEALING_KEY_FILE;
+    let sealingKey: Buffer;
+    try {
+        sealingKey = parseSealingKey(fs.readFileSync(keyFile, "utf8"));
+    } catch (err) {
+        throw new EnvError(
+            `GATEWAY_SEALING_KEY_FILE=${keyFile}: ${(err as Error).message.replace(/^ENOENT: /, "")} (TLS source ${source} needs the stack's sealing key to open the certificates' keys)`,
+        );
+    }
+    if (source !== "acme") return { stack, acceptProxy, sealingKey };
+    const email = env.GATEWAY_ACME_EMAIL ?? "";
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new EnvError(`GATEWAY_ACME_EMAIL=${email} is not an e-mail address (the ACME account's contact)`);
+    const hosts = (env.GATEWAY_ACME_HOSTS ?? "").split(/[\s,]+/).filter(Boolean);
+    if (hosts.length === 0 || hosts.some((h) => !DNS_NAME.test(h)))
+        throw new EnvError(`GATEWAY_ACME_HOSTS=${env.GATEWAY_ACME_HOSTS ?? ""} is not a list of DNS names (the names the certificate covers)`);
+    const directoryUrl = env.GATEWAY_ACME_DIRECTORY || LETS_ENCRYPT_DIRECTORY;
+    if (!/^https:\/\/[^\s]+$/.test(directoryUrl)) throw new EnvError(`GATEWAY_ACME_DIRECTORY=${directoryUrl} is not an https:// URL`);
+    if (env.GATEWAY_ACME_CA_FILE) readableOrThrow("GATEWAY_ACME_CA_FILE", env.GATEWAY_ACME_CA_FILE);
+    const acme: AcmeSettings = {
+        directoryUrl,
+        email,
+        hosts,
+        ...(env.GATEWAY_ACME_EAB_KID ? { eabKid: env.GATEWAY_ACME_EAB_KID } : {}),
+        renewBeforeSeconds: seconds("GATEWAY_ACME_RENEW_BEFORE_SECONDS", DEFAULT_ACME_RENEW_BEFORE_DAYS * 86400),
+        ...(env.GATEWAY_ACME_CA_FILE ? { caFile: env.GATEWAY_ACME_CA_FILE } : {}),
+        checkSeconds: Math.max(1, seconds("GATEWAY_ACME_CHECK_SECONDS", 3600)),
+    };
+    return { stack, acceptProxy, sealingKey, acme };
+}
+
+function readableOrThrow(name: string, file: string): void {
+    try {
+        fs.accessSync(file, fs.constants.R_OK);
+    } catch (err) {
+        throw new EnvError(`${name}=${file} is not readable (${(err as Error).message})`);
+    }
 }

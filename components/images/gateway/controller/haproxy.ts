@@ -231,6 +231,15 @@ export class HaproxyMaster {
     }
 }
 
+/** `<command> <<`, then the payload's lines, each ended by a newline, none empty (the batch's next newline ends the payload). */
+const PAYLOAD_COMMAND = /^[^\r\n]+ <<\n([^\r\n]+\n)+$/;
+
+/** A command with a payload (`set ssl cert <file> <<`): the payload's blank lines dropped, it ends with a newline. */
+export function withPayload(command: string, payload: string): string {
+    const lines = payload.split(/\r?\n/).filter((l) => l.trim() !== "");
+    return `${command} <<\n${lines.join("\n")}\n`;
+}
+
 /** A command batch whose connection closed before HAProxy answered anything. */
 class ClosedUnanswered extends Error {}
 
@@ -313,7 +322,11 @@ class CliConnection {
             if (end < 0) break;
             // An answer could only be cut wrongly if it contained "\n> " itself; none of the
             // commands we send prints such a line.
-            const answer = this.buffer.slice(0, end).replace(/\n+$/, "");
+            // A command with a payload is answered after one continuation prompt "+ " per payload line.
+            const answer = this.buffer
+                .slice(0, end)
+                .replace(/\n+$/, "")
+                .replace(/^(\+ )+/, "");
             this.buffer = this.buffer.slice(end + 3);
             this.scanFrom = 0;
             this.waiters.shift()?.resolve(answer);
@@ -358,8 +371,9 @@ export class RuntimeApi {
 
     private async runNow(commands: readonly string[], timeoutMs: number): Promise<string[]> {
         if (this.closedForGood) throw new Error("runtime API: closed");
-        // A newline would split a command in two and shift every answer after it.
-        const bad = commands.find((c) => /[\r\n]/.test(c));
+        // A newline would split a command in two and shift every answer after it; only a payload
+        // (`<command> <<` then its lines, none empty: an empty line ends it) may span lines.
+        const bad = commands.find((c) => /[\r\n]/.test(c) && !PAYLOAD_COMMAND.test(c));
         if (bad !== undefined) throw new Error(`runtime API: a command contains a newline: ${JSON.stringify(bad)}`);
         if (commands.length === 0) return [];
         const reused = this.conn !== null && !this.conn.closed;

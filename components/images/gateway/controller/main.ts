@@ -7,13 +7,15 @@
 // so the gateway listens even while Consul is down.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Applier } from "./apply";
+import { AcmeManager } from "./acme";
+import { Applier, writeBootstrapTls } from "./apply";
 import { EnvError, readEnv } from "./env";
 import { HaproxyMaster, RuntimeApi, checkConfig } from "./haproxy";
 import { newMetrics, serveMetrics } from "./metrics";
 import { routeTable } from "./routes";
 import { planChange } from "./diff";
 import { buildModel, type Model } from "./model";
+import { PLACEHOLDER_NAME, selfSignedCertificate } from "./placeholder";
 import { KV_PREFIX } from "./rules";
 import { ConsulWatch, connectionFromEnv, type ChangeEvent } from "./watch";
 
@@ -56,7 +58,14 @@ async function main(): Promise<void> {
     const live = path.join(runDir, "haproxy.cfg");
     fs.copyFileSync(path.join(env.confDir, "bootstrap.cfg"), live);
     // Whatever the HAProxy that ran before left: its renders, state, bookkeeping.
-    for (const f of ["haproxy.cfg.new", "server-state", "latest-render-not-running"]) fs.rmSync(path.join(runDir, f), { force: true });
+    for (const f of ["haproxy.cfg.new", "server-state", "latest-render-not-running", "tls"]) fs.rmSync(path.join(runDir, f), { force: true, recursive: true });
+    // HTTPS cannot listen without a certificate: a placeholder until the real ones are read from Consul.
+    let placeholderPem: string | undefined;
+    if (env.stack.tlsSource !== "none") {
+        const p = selfSignedCertificate({ name: PLACEHOLDER_NAME, days: 365 });
+        placeholderPem = `${p.certPem}${p.keyPem}`;
+        writeBootstrapTls(runDir, placeholderPem);
+    }
     const boot = await checkConfig(env.haproxyBin, live, env.haproxyEnv);
     if (!boot.ok) fail(`the bootstrap config does not pass haproxy -c: ${boot.output.trim()}`, 70);
 
@@ -68,7 +77,16 @@ async function main(): Promise<void> {
         () => watch.statuses().map((s) => ({ ...s, applied: applied.get(s.name) ?? 0 })),
         () => watch.connections(),
     );
-    const applier = new Applier({ runDir, haproxyBin: env.haproxyBin, haproxyEnv: env.haproxyEnv, master, api, metrics, log });
+    const applier = new Applier({
+        runDir,
+        haproxyBin: env.haproxyBin,
+        haproxyEnv: env.haproxyEnv,
+        master,
+        api,
+        metrics,
+        log,
+        ...(placeholderPem !== undefined ? { placeholderPem } : {}),
+    });
     // The route table HAProxy runs (undefined while it runs the bootstrap config): /routes on the stats port.
     const metricsServer = await serveMetrics(path.join(runDir, "controller.sock"), metrics, () => (applier.running ? routeTable(applier.running) : undefined));
 
@@ -93,7 +111,13 @@ async function main(): Promise<void> {
     };
 
     const modelOf = (kv: ReadonlyMap<string, string>): Model =>
-        buildModel({ kv, nodes: watch.state().nodes.values(), settings: env.stack, ...(applier.running ? { previous: applier.running } : {}) });
+        buildModel({
+            kv,
+            nodes: watch.state().nodes.values(),
+            settings: env.stack,
+            ...(applier.running ? { previous: applier.running } : {}),
+            ...(env.sealingKey ? { sealingKey: env.sealingKey } : {}),
+        });
 
     const run = async (): Promise<void> => {
         timer = undefined;
@@ -145,7 +169,23 @@ async function main(): Promise<void> {
         }
         schedule();
     });
-    watch.on("ready", () => schedule(0));
+    // ACME: the gateways order and renew the certificate themselves (acme.ts), once Consul has been read.
+    const acmeManager =
+        env.acme && env.sealingKey
+            ? new AcmeManager({
+                  settings: env.acme,
+                  sealingKey: env.sealingKey,
+                  consul: conn,
+                  name: env.name,
+                  metrics,
+                  log,
+                  served: () => new Set((applier.running?.challenges ?? []).map(([token]) => token)),
+              })
+            : undefined;
+    watch.on("ready", () => {
+        schedule(0);
+        acmeManager?.start(1000);
+    });
     watch.start();
 
     const stop = async (signal: string): Promise<void> => {
@@ -153,6 +193,7 @@ async function main(): Promise<void> {
         stopping = true;
         if (timer) clearTimeout(timer);
         log(`gateway: ${signal}: stopping (in-flight requests finish)`);
+        await acmeManager?.stop();
         await watch.stop().catch(() => undefined);
         api.close();
         metricsServer.close();

@@ -3,6 +3,7 @@
 // credentials (render.ts). A handful of gauges and counters needs no client library.
 import * as fs from "node:fs";
 import * as http from "node:http";
+import type { Certificate } from "./certificates";
 import type { RouteTable } from "./routes";
 
 export interface WatchMetric {
@@ -32,6 +33,12 @@ export interface ControllerMetrics {
     lastApplySeconds: { runtime: number; reload: number };
     servers: number;
     backends: number;
+    /** The certificates HTTPS serves now. */
+    certificates: readonly Certificate[];
+    /** Certificates installed at run time (set ssl cert), since start. */
+    certificateChanges: number;
+    /** ACME orders (acme.ts): by this gateway, since start. */
+    acme: { orders: number; failures: number; lastSuccessMs: number; lastFailureMs: number };
 }
 
 /** Fresh counters; `watches` and `consulConnections` are read at each scrape. */
@@ -49,6 +56,9 @@ export function newMetrics(watches: ControllerMetrics["watches"] = () => [], con
         lastApplySeconds: { runtime: 0, reload: 0 },
         servers: 0,
         backends: 0,
+        certificates: [],
+        certificateChanges: 0,
+        acme: { orders: 0, failures: 0, lastSuccessMs: 0, lastFailureMs: 0 },
     };
 }
 
@@ -119,6 +129,23 @@ export function renderMetrics(m: ControllerMetrics, nowMs = Date.now()): string 
     ]);
     metric("gateway_controller_servers", "gauge", "Servers in the running model, panic twins included.", [["", m.servers]]);
     metric("gateway_controller_backends", "gauge", "Backends in the running model.", [["", m.backends]]);
+    metric(
+        "gateway_controller_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until each certificate HTTPS serves expires (negative: expired), by name: alert well before 0.",
+        m.certificates.map((c) => [`{name="${esc(c.name)}",serial="${esc(c.serial)}"}`, Math.round((c.notAfterMs - nowMs) / 1000)]),
+    );
+    metric("gateway_controller_certificate_changes_total", "counter", "Certificates installed at run time (no reload).", [["", m.certificateChanges]]);
+    metric("gateway_controller_acme_orders_total", "counter", "ACME orders (new or renewal) this gateway placed, by result.", [
+        ['{result="success"}', m.acme.orders - m.acme.failures],
+        ['{result="failure"}', m.acme.failures],
+    ]);
+    metric("gateway_controller_acme_last_success_timestamp_seconds", "gauge", "When this gateway last obtained a certificate (0: never).", [
+        ["", Math.round(m.acme.lastSuccessMs / 1000)],
+    ]);
+    metric("gateway_controller_acme_last_failure_timestamp_seconds", "gauge", "When an ACME order of this gateway last failed (0: never).", [
+        ["", Math.round(m.acme.lastFailureMs / 1000)],
+    ]);
     return `${out.join("\n")}\n`;
 }
 

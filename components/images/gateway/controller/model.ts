@@ -1,7 +1,8 @@
 // The gateway's decisions, as pure functions: from what Consul holds (the catalog and the KV
 // settings under service/haproxy/) and the stack's settings (the environment) to a typed routing
 // model — routes, backends, servers, weights, maintenance, TCP listeners, caps, the file
-// descriptor budget — and the list of what was skipped or rejected, and why.
+// descriptor budget and its split between the listeners, the budgets of each client and each
+// server — and the list of what was skipped or rejected, and why.
 //
 // Routing: a Consul service tagged `rest` named `<name>-v<N>` is served at /<name>/v<N>/..., any
 // other name at /<name>/...; the prefix is stripped. Versioned prefixes are matched first, so
@@ -9,6 +10,9 @@
 // Traffic control (docs/traffic-control.md): a service with a listen key is a TCP service (its own
 // listener); versions with a weight key share the unversioned path /<name>/ (backend svc_<name>),
 // optionally sticky by cookie; a maintenance key drains instances (weight 0).
+// Budgets (docs/security.md, "Budgets"): per-client connections and request rate, a body cap, a
+// maxconn per server, idle timeouts; the stack's values (KV limits/*, timeouts/*) and a
+// service's own (services/<name>/maxconn, /rate, /idle-timeout).
 //
 // Everything that comes from Consul is untrusted (docs/security.md, "Trust rules"). Each value is checked
 // before it is used; what fails is skipped (an instance, a service) or replaced (a setting): by
@@ -23,7 +27,23 @@
 // - at most limits/services routed services (those the stack declares first) and
 //   limits/instances servers per service.
 import { createHash } from "node:crypto";
-import { CHECK_PATH, CIDR, CONTAINER_NAMES, CONTROL_PORTS, DEFAULTS, DNS_LABEL, DURATION, IPV4, KV_PREFIX, NODE_NAME, VERSIONED_NAME, WEIGHT } from "./rules";
+import { readCertificates, readChallenges, type Certificate } from "./certificates";
+import {
+    CHECK_PATH,
+    CIDR,
+    CONTAINER_NAMES,
+    CONTROL_PORTS,
+    DEFAULTS,
+    DNS_LABEL,
+    DURATION,
+    IPV4,
+    KV_PREFIX,
+    LIMIT_RANGES,
+    NODE_NAME,
+    TLS_SOURCES,
+    VERSIONED_NAME,
+    WEIGHT,
+} from "./rules";
 
 // ---------------------------------------------------------------------------------------------
 // Inputs
@@ -58,6 +78,21 @@ export interface StackSettings {
     readonly fdLimit: string;
     /** An operator's further cap on maxconn, or "". */
     readonly maxconnLimit: string;
+    /** The port clients reach the HTTP listener on (the host port it is published on), for
+     * X-Forwarded-Port; httpPort when unset. */
+    readonly publicHttpPort?: string;
+    /** TLS at the edge (docs/security.md, "TLS at the edge"): the certificate source; "none" or
+     * unset: no HTTPS listener. */
+    readonly tlsSource?: string;
+    /** The port HTTPS listens on, and the one clients reach it on (X-Forwarded-Port; httpsPort when unset). */
+    readonly httpsPort?: string;
+    readonly publicHttpsPort?: string;
+    /** "true": plain HTTP answers with a redirect to HTTPS (ACME challenges excepted). */
+    readonly tlsRedirect?: string;
+    /** Strict-Transport-Security max-age of HTTPS answers, seconds; "0": none. */
+    readonly hstsSeconds?: string;
+    /** The listeners a load balancer reaches with the PROXY protocol: "http", "https", both, or "". */
+    readonly acceptProxy?: string;
 }
 
 export interface ModelInput {
@@ -67,6 +102,10 @@ export interface ModelInput {
     readonly settings: StackSettings;
     /** The model running now: a service whose new value is rejected keeps this one's. */
     readonly previous?: Model;
+    /** Opens the sealed private keys of tls/certificates/ (the gateway's sealing key file). */
+    readonly sealingKey?: Buffer;
+    /** Now, for certificate expiry (ms since the epoch; Date.now() when unset). */
+    readonly nowMs?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,6 +121,9 @@ export interface Server {
     readonly backup: boolean;
     /** Written when not HAProxy's default of 1. */
     readonly weight?: number;
+    /** Connections (HTTP: requests in flight) the gateway sends it at once; the rest wait in the
+     * backend's queue (`timeout queue`). Changed at run time (`set maxconn server`). */
+    readonly maxconn: number;
 }
 
 export interface Backend {
@@ -96,6 +138,10 @@ export interface Backend {
     readonly sticky?: boolean;
     /** The TCP listener's port (tcp). */
     readonly listen?: number;
+    /** Requests of one client address per RATE_PERIOD to this backend, beyond which it answers 429 (http, split). */
+    readonly rate?: number;
+    /** A TCP service's own idle timeout (tcp; else the stack's). */
+    readonly idleTimeout?: string;
     readonly servers: readonly Server[];
 }
 
@@ -111,9 +157,59 @@ export interface StickyRule {
     readonly versions: readonly { readonly version: string; readonly backend: string }[];
 }
 
+/** The HTTPS listener (docs/security.md, "TLS at the edge"). */
+export interface TlsListener {
+    /** The port it binds. */
+    readonly port: number;
+    /** X-Forwarded-Port of its requests: the port clients reach it on. */
+    readonly forwardedPort: number;
+    /** Plain HTTP answers with a redirect to HTTPS (ACME challenges excepted). */
+    readonly redirect: boolean;
+    /** Strict-Transport-Security max-age, 0: not sent. */
+    readonly hstsSeconds: number;
+    /** The gateways order certificates (ACME): HTTP answers the challenges of tls/acme/challenges/. */
+    readonly acme: boolean;
+}
+
+export type { Certificate };
+
+/** Budgets no single client can exhaust (docs/security.md, "Budgets"). */
+export interface Limits {
+    /** Concurrent connections of one client address on each public listener (trusted proxies exempt). */
+    readonly clientConnections: number;
+    /** HTTP requests of one client address per RATE_PERIOD; 0: no limit. */
+    readonly clientRate: number;
+    /** Largest request body (Content-Length) in bytes: above it, 413. */
+    readonly bodySize: number;
+}
+
 export interface Model {
     readonly maxconn: number;
-    readonly timeouts: { readonly connect: string; readonly client: string; readonly server: string };
+    /**
+     * Each listener's share of maxconn. The shares of the public listeners (HTTP, each TCP one)
+     * leave the stats listener (health, /metrics) and the runtime API theirs: a full listener
+     * blocks no other.
+     */
+    readonly listenerMaxconn: { readonly http: number; readonly tcp: number; readonly stats: number; readonly https?: number };
+    readonly timeouts: {
+        readonly connect: string;
+        readonly client: string;
+        readonly server: string;
+        readonly httpRequest: string;
+        readonly httpKeepAlive: string;
+        readonly tcpIdle: string;
+    };
+    readonly limits: Limits;
+    /** X-Forwarded-Port of requests on the HTTP listener. */
+    readonly forwardedPort: number;
+    /** HTTPS, absent when the stack terminates no TLS. */
+    readonly tls?: TlsListener;
+    /** The listeners that take the PROXY protocol (a load balancer in front passes the client's address). */
+    readonly acceptProxy: { readonly http: boolean; readonly https: boolean };
+    /** The certificates HTTPS serves, by name; a change is applied at run time (`set ssl cert`), never a reload. */
+    readonly certificates: readonly Certificate[];
+    /** ACME HTTP-01 answers [token, key authorization]; a change is applied at run time (`add map`). */
+    readonly challenges: readonly (readonly [string, string])[];
     /** 1h while a TCP service exists (a reload must not cut its sessions), else 30s. */
     readonly hardStopAfter: string;
     /** Whose forwarding headers are kept, "" for nobody. */
@@ -140,6 +236,11 @@ export function sha8(value: string): string {
 }
 
 const words = (text: string): string[] => text.split(/[\s,]+/).filter((w) => w !== "");
+
+/** A decimal integer within [min, max], written without sign, exponent, spaces or leading zeros. */
+function isIntIn(value: string, [min, max]: readonly [number, number]): boolean {
+    return /^(0|[1-9][0-9]{0,12})$/.test(value) && Number(value) >= min && Number(value) <= max;
+}
 
 /** `a.b.c.d` as an integer; only for a value that matched IPV4. */
 function ipv4ToInt(address: string): number {
@@ -189,11 +290,24 @@ export function buildModel(input: ModelInput): Model {
         return def;
     };
     const isDuration = (v: string): boolean => DURATION.test(v);
+    const notDuration = "is not a duration HAProxy runs with";
     const timeouts = {
-        connect: setting("timeouts/connect", DEFAULTS.timeoutConnect, isDuration, "is not a duration HAProxy runs with"),
-        client: setting("timeouts/client", DEFAULTS.timeoutClient, isDuration, "is not a duration HAProxy runs with"),
-        server: setting("timeouts/server", DEFAULTS.timeoutServer, isDuration, "is not a duration HAProxy runs with"),
+        connect: setting("timeouts/connect", DEFAULTS.timeoutConnect, isDuration, notDuration),
+        client: setting("timeouts/client", DEFAULTS.timeoutClient, isDuration, notDuration),
+        server: setting("timeouts/server", DEFAULTS.timeoutServer, isDuration, notDuration),
+        httpRequest: setting("timeouts/http-request", DEFAULTS.timeoutHttpRequest, isDuration, notDuration),
+        httpKeepAlive: setting("timeouts/http-keep-alive", DEFAULTS.timeoutHttpKeepAlive, isDuration, notDuration),
+        tcpIdle: setting("timeouts/tcp-idle", DEFAULTS.timeoutTcpIdle, isDuration, notDuration),
     };
+    // Budgets: integers in their range, written without sign, exponent, spaces or leading zeros.
+    const intSetting = (key: string, def: number, range: readonly [number, number]): number =>
+        Number(setting(key, String(def), (v) => isIntIn(v, range), `is not an integer from ${range[0]} to ${range[1]}`));
+    const limits: Limits = {
+        clientConnections: intSetting("limits/client-connections", DEFAULTS.clientConnections, LIMIT_RANGES.clientConnections),
+        clientRate: intSetting("limits/client-rate", DEFAULTS.clientRate, LIMIT_RANGES.clientRate),
+        bodySize: intSetting("limits/body-size", DEFAULTS.bodySize, LIMIT_RANGES.bodySize),
+    };
+    const serverMaxconn = intSetting("limits/server-maxconn", DEFAULTS.serverMaxconn, LIMIT_RANGES.serverMaxconn);
     // Caps: a flood of registrations cannot grow the config (and HAProxy's file descriptors) without bound.
     const serviceCap = Number(
         setting("limits/services", String(DEFAULTS.maxServices), (v) => /^([1-9][0-9]{0,4}|100000)$/.test(v), "is not an integer from 1 to 100000"),
@@ -206,7 +320,9 @@ export function buildModel(input: ModelInput): Model {
 
     // Ports: "n" refused on node addresses, "c" (control plane) refused on every address.
     const portClass = new Map<number, "n" | "c">();
-    for (const p of words(`${settings.nodePorts} ${settings.httpPort} ${settings.statsPort}`)) if (/^[0-9]+$/.test(p)) portClass.set(Number(p), "n");
+    const listenedHttps = (settings.tlsSource ?? "none") !== "none" ? (settings.httpsPort ?? "") : "";
+    for (const p of words(`${settings.nodePorts} ${settings.httpPort} ${settings.statsPort} ${listenedHttps}`))
+        if (/^[0-9]+$/.test(p)) portClass.set(Number(p), "n");
     for (const p of CONTROL_PORTS) portClass.set(p, "c");
 
     // Per-service and per-route settings the stack declares, in key order (a listener goes to the
@@ -219,6 +335,9 @@ export function buildModel(input: ModelInput): Model {
     const split = new Map<string, Set<string>>();
     const maint = new Map<string, "all" | Set<string>>();
     const sticky = new Set<string>();
+    const svcMaxconn = new Map<string, number>();
+    const svcRate = new Map<string, number>();
+    const svcIdle = new Map<string, string>();
     const accepted = new Map<string, string>();
     const quarantined = new Set<string>();
     /** The value this service ran before, when the new one is rejected. */
@@ -235,6 +354,7 @@ export function buildModel(input: ModelInput): Model {
         const port = Number(value);
         if (!/^[1-9][0-9]{0,4}$/.test(value) || port > 65535) why = "is not a port number";
         else if (value === settings.httpPort || value === settings.statsPort) why = "is a port of the gateway's HTTP or stats listener";
+        else if (value === settings.httpsPort && (settings.tlsSource ?? "none") !== "none") why = "is the port of the gateway's HTTPS listener";
         else if (portClass.get(port) === "c") why = "is Consul's or the Docker API's";
         else if (listener.has(port)) why = `is already the listener of ${listener.get(port)}`;
         if (why === "") {
@@ -267,9 +387,11 @@ export function buildModel(input: ModelInput): Model {
         const value = kv.get(key)!;
         if (key.startsWith("services/")) {
             const rel = key.slice("services/".length);
-            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance)$/.exec(rel);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout)$/.exec(rel);
             if (rel.length > 76 || !m) {
-                note(`rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight or /maintenance; ignored`);
+                note(
+                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate or /idle-timeout; ignored`,
+                );
                 continue;
             }
             const svc = m[1]!;
@@ -304,6 +426,31 @@ export function buildModel(input: ModelInput): Model {
                     if (last !== undefined) acceptWeight(svc, key, last);
                     note(`${prefix} is not an integer from 0 to 256; ${keeping(last, `${svc} is not in the split of its unversioned path`)}`);
                 }
+            } else if (field === "maxconn" || field === "rate" || field === "idle-timeout") {
+                // A budget of the service's own: checked as the stack's; a bad value keeps the last good one.
+                const budget =
+                    field === "maxconn"
+                        ? { ok: (v: string) => isIntIn(v, LIMIT_RANGES.serverMaxconn), into: (v: string) => svcMaxconn.set(svc, Number(v)) }
+                        : field === "rate"
+                          ? { ok: (v: string) => isIntIn(v, LIMIT_RANGES.clientRate), into: (v: string) => svcRate.set(svc, Number(v)) }
+                          : { ok: isDuration, into: (v: string) => svcIdle.set(svc, v) };
+                if (budget.ok(value)) {
+                    budget.into(value);
+                    accepted.set(key, value);
+                } else {
+                    const last = lastGood(key, svc);
+                    if (last !== undefined) {
+                        budget.into(last);
+                        accepted.set(key, last);
+                    }
+                    const [what, otherwise] =
+                        field === "maxconn"
+                            ? [`is not an integer from ${LIMIT_RANGES.serverMaxconn.join(" to ")}`, `running the stack's ${serverMaxconn} per server`]
+                            : field === "rate"
+                              ? [`is not an integer from ${LIMIT_RANGES.clientRate.join(" to ")}`, "no request rate of its own"]
+                              : [notDuration, `running the stack's ${timeouts.tcpIdle}`];
+                    note(`${prefix} ${what}; ${keeping(last, otherwise)}`);
+                }
             } else if (!acceptMaintenance(svc, key, value)) {
                 const last = lastGood(key, svc);
                 if (last !== undefined) acceptMaintenance(svc, key, last);
@@ -324,6 +471,20 @@ export function buildModel(input: ModelInput): Model {
                 note(`rejected: KV ${KV_PREFIX}/routes/${rel}: value (sha256 ${sha8(value)}) is neither true nor false; ${keeping(last, "not sticky")}`);
             }
         }
+    }
+
+    // A request rate is counted on HTTP requests, an idle timeout is a TCP service's.
+    for (const svc of [...svcRate.keys()]) {
+        if (!listen.has(svc)) continue;
+        svcRate.delete(svc);
+        note(
+            `rejected: KV ${KV_PREFIX}/services/${svc}/rate: ${svc} is a TCP service (KV ${KV_PREFIX}/services/${svc}/listen); a request rate is an http service's; ignored`,
+        );
+    }
+    for (const svc of [...svcIdle.keys()]) {
+        if (listen.has(svc)) continue;
+        svcIdle.delete(svc);
+        note(`rejected: KV ${KV_PREFIX}/services/${svc}/idle-timeout: ${svc} is not a TCP service (no KV ${KV_PREFIX}/services/${svc}/listen); ignored`);
     }
 
     // Instances: tagged rest (http) or tcp (a service with a listener), with a safe name; keyed
@@ -475,8 +636,9 @@ export function buildModel(input: ModelInput): Model {
             }
             if (drain) drained.add(addr);
             written.add(addr);
-            servers.push({ name: addr, addr, check: true, backup: false, ...(drain ? { weight: 0 } : {}) });
-            twins.push({ name: `panic-${addr}`, addr, check: false, backup: true, ...(drain ? { weight: 0 } : {}) });
+            const maxconn = svcMaxconn.get(name) ?? serverMaxconn;
+            servers.push({ name: addr, addr, check: true, backup: false, ...(drain ? { weight: 0 } : {}), maxconn });
+            twins.push({ name: `panic-${addr}`, addr, check: false, backup: true, ...(drain ? { weight: 0 } : {}), maxconn });
             if (!kvCheck.has(name)) agreed = agree(agreed, tagCheck(inst.tags));
         }
         let check = "/";
@@ -486,8 +648,11 @@ export function buildModel(input: ModelInput): Model {
         else if (agreed === "!")
             note(`rejected: check= tags of ${name}: its instances do not all carry the same valid one; checking / (declare its healthCheckPath in the stack)`);
         const all = [...servers, ...twins];
-        if (isTcp) backends.push({ name: `svc_${name}`, kind: "tcp", listen: listen.get(name)!, servers: all });
-        else backends.push({ name: `svc_${name}`, kind: "http", path: routePath(name), checkPath: check, servers: all });
+        const idle = svcIdle.get(name);
+        const rate = svcRate.get(name);
+        if (isTcp)
+            backends.push({ name: `svc_${name}`, kind: "tcp", listen: listen.get(name)!, ...(idle !== undefined ? { idleTimeout: idle } : {}), servers: all });
+        else backends.push({ name: `svc_${name}`, kind: "http", path: routePath(name), checkPath: check, ...(rate ? { rate } : {}), servers: all });
         versionInfo.set(name, { servers: [...written], live: written.size - drained.size, check, drained });
     }
 
@@ -517,22 +682,89 @@ export function buildModel(input: ModelInput): Model {
             if (check === "") check = info.check;
             else if (check !== info.check)
                 note(`rejected: check path of ${svc} differs from the other versions of /${base}/; its servers in the split are checked on ${check}`);
+            // Each version's instances keep their version's maxconn in the split too.
+            const maxconn = svcMaxconn.get(svc) ?? serverMaxconn;
             for (const addr of info.servers) {
                 const w = info.drained.has(addr) ? 0 : sw;
-                servers.push({ name: `${version}_${addr}`, addr, check: true, backup: false, weight: w });
-                twins.push({ name: `panic-${version}_${addr}`, addr, check: false, backup: true, weight: w });
+                servers.push({ name: `${version}_${addr}`, addr, check: true, backup: false, weight: w, maxconn });
+                twins.push({ name: `panic-${version}_${addr}`, addr, check: false, backup: true, weight: w, maxconn });
             }
         }
-        backends.push({ name: `svc_${base}`, kind: "split", path: base, checkPath: check || "/", sticky: sticky.has(base), servers: [...servers, ...twins] });
+        const rate = svcRate.get(base);
+        backends.push({
+            name: `svc_${base}`,
+            kind: "split",
+            path: base,
+            checkPath: check || "/",
+            sticky: sticky.has(base),
+            ...(rate ? { rate } : {}),
+            servers: [...servers, ...twins],
+        });
         if (sticky.has(base)) {
             const routedVersions = versions.filter((svc) => routes.includes(svc));
             stickyRules.push({ base, versions: routedVersions.map((svc) => ({ version: VERSIONED_NAME.exec(svc)![3]!, backend: `svc_${svc}` })) });
         }
     }
 
+    const isPort = (v: string | undefined): v is string => v !== undefined && /^[1-9][0-9]{0,4}$/.test(v) && Number(v) <= 65535;
+
+    // Listeners: the stats listener (health, /metrics) keeps 1/16 of maxconn (8 to 256) and the
+    // runtime API its 10 (HAProxy's `stats maxconn`); the public listeners share the rest, half
+    // of it to the TCP listeners when there are any, in equal parts. HAProxy stops accepting on a
+    // listener at its share (the kernel queues what comes next): a flood of one fills only its own.
+    const stats = Math.min(256, Math.max(8, Math.floor(maxconn / 16)));
+    const publicShare = Math.max(1, maxconn - stats - 10);
+    const tcpEach = tcpRoutes.length > 0 ? Math.max(1, Math.floor(publicShare / 2 / tcpRoutes.length)) : 0;
+    const httpShare = Math.max(1, publicShare - tcpEach * tcpRoutes.length);
+
+    // HTTPS: its port, what X-Forwarded-Port says there, redirect and HSTS. It shares the HTTP
+    // listeners' budget: three quarters when plain HTTP only redirects, else half.
+    const tlsSource = settings.tlsSource ?? "";
+    let tls: TlsListener | undefined;
+    if (tlsSource !== "" && tlsSource !== "none") {
+        if (!(TLS_SOURCES as readonly string[]).includes(tlsSource))
+            note(`rejected: GATEWAY_TLS_SOURCE (sha256 ${sha8(tlsSource)}) is not one of ${TLS_SOURCES.join(", ")}; no HTTPS listener`);
+        else {
+            const port = isPort(settings.httpsPort) ? Number(settings.httpsPort) : 443;
+            const hsts = settings.hstsSeconds ?? "0";
+            const hstsSeconds = /^(0|[1-9][0-9]{0,9})$/.test(hsts) ? Number(hsts) : 0;
+            if (hstsSeconds === 0 && hsts !== "0") note(`rejected: GATEWAY_HSTS_SECONDS (sha256 ${sha8(hsts)}) is not a number of seconds; no HSTS`);
+            tls = {
+                port,
+                forwardedPort: isPort(settings.publicHttpsPort) ? Number(settings.publicHttpsPort) : port,
+                redirect: settings.tlsRedirect === "true",
+                hstsSeconds,
+                acme: tlsSource === "acme",
+            };
+        }
+    }
+    const httpsShare = tls ? Math.max(1, Math.floor((httpShare * (tls.redirect ? 3 : 2)) / 4)) : 0;
+    const listenerMaxconn = tls
+        ? { http: Math.max(1, httpShare - httpsShare), tcp: tcpEach, stats, https: httpsShare }
+        : { http: httpShare, tcp: tcpEach, stats };
+    const proxied = words(settings.acceptProxy ?? "");
+    const acceptProxy = { http: proxied.includes("http"), https: tls !== undefined && proxied.includes("https") };
+    const certificates = tls
+        ? readCertificates(kv, { sealingKey: input.sealingKey, previous: previous?.certificates ?? [], nowMs: input.nowMs ?? Date.now() }, note)
+        : [];
+    const challenges = tls?.acme ? readChallenges(kv, note) : [];
+
+    // X-Forwarded-Port: the port clients reach the HTTP listener on.
+    let forwardedPort = isPort(settings.httpPort) ? Number(settings.httpPort) : 80;
+    if (isPort(settings.publicHttpPort)) forwardedPort = Number(settings.publicHttpPort);
+    else if (settings.publicHttpPort !== undefined && settings.publicHttpPort !== "")
+        note(`rejected: GATEWAY_PUBLIC_HTTP_PORT (sha256 ${sha8(settings.publicHttpPort)}) is not a port number; X-Forwarded-Port is ${forwardedPort}`);
+
     return {
         maxconn,
+        listenerMaxconn,
         timeouts,
+        limits,
+        forwardedPort,
+        ...(tls ? { tls } : {}),
+        acceptProxy,
+        certificates,
+        challenges,
         hardStopAfter: tcpRoutes.length > 0 ? "1h" : "30s",
         trustedProxies: networks.trustedProxies,
         stickyRules,
@@ -652,7 +884,12 @@ const structures = new WeakMap<Model, string>();
 function structureText(model: Model): string {
     return JSON.stringify({
         maxconn: model.maxconn,
+        listenerMaxconn: model.listenerMaxconn,
         timeouts: model.timeouts,
+        limits: model.limits,
+        forwardedPort: model.forwardedPort,
+        tls: model.tls,
+        acceptProxy: model.acceptProxy,
         hardStopAfter: model.hardStopAfter,
         trustedProxies: model.trustedProxies,
         stickyRules: model.stickyRules,

@@ -3,15 +3,20 @@
 // the stats credentials) stays as "${VAR}", which HAProxy expands when it parses the file, so
 // no secret is ever written to disk.
 import type { Backend, Model, Server } from "./model";
+import { ACME_CHALLENGE_PATH, FORWARDING_HEADERS, RATE_PERIOD, SERVER_MAXQUEUE, TLS_CIPHERS, TLS_CIPHERSUITES } from "./rules";
 
 const CHECK = "check inter 2s fastinter 500ms downinter 2s rise 1 fall 2";
 
-/** The settings of a server line after its address (also what `add server` is given at run time). */
+/**
+ * The settings of a server line after its address (also what `add server` is given at run time:
+ * dynamic servers take no default-server settings).
+ */
 export function serverSettings(s: Server): string {
     const parts: string[] = [];
     if (s.check) parts.push(CHECK);
     if (s.backup) parts.push("backup");
     if (s.weight !== undefined) parts.push(`weight ${s.weight}`);
+    parts.push(`maxconn ${s.maxconn} maxqueue ${SERVER_MAXQUEUE}`);
     return parts.join(" ");
 }
 
@@ -36,103 +41,96 @@ function prefixLines(path: string, trusted: boolean): string[] {
 
 const HTTP_CHECK = (path: string): string[] => ["    option httpchk", `    http-check send meth GET uri ${path}`, "    http-check expect status 200-399"];
 
-function backendLines(b: Backend, trusted: boolean): string[] {
+function backendLines(b: Backend, model: Model): string[] {
+    const trusted = model.trustedProxies !== "";
     const out = [`backend ${b.name}${b.kind === "tcp" ? " from tcp_services" : ""}`, "    balance roundrobin"];
     out.push(
         "    # Panic routing: when no instance passes the gateway's checks, requests go to all of them",
         "    # (the backup servers below, unchecked) instead of a 503 (docs/data-plane.md).",
         "    option allbackups",
     );
-    if (b.kind === "tcp") out.push(`    # TCP service on port ${b.listen} (frontend tcp_${b.name.slice(4)}): checks connect.`);
-    else out.push(...prefixLines(b.path!, trusted));
+    if (b.kind === "tcp") {
+        out.push(`    # TCP service on port ${b.listen} (frontend tcp_${b.name.slice(4)}): checks connect.`);
+        if (b.idleTimeout !== undefined) out.push(`    timeout server ${b.idleTimeout}`);
+    } else {
+        if (b.rate !== undefined) {
+            out.push(
+                `    # This service's own request rate per client address (KV services/${b.name.slice(4)}/rate), beside the listener's.`,
+                `    stick-table type ip size 100k expire 30s store http_req_rate(${RATE_PERIOD})`,
+                ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
+                `    http-request track-sc1 src${trusted ? " unless trusted_proxy" : ""}`,
+                `    http-request deny deny_status 429 if { sc1_http_req_rate gt ${b.rate} }`,
+            );
+        }
+        out.push(...prefixLines(b.path!, trusted));
+    }
     if (b.sticky) {
         // add-header: the application's own Set-Cookie headers reach the client too (set-header
         // would replace them).
-        out.push(
-            "    # Sticky: the version that answered, for the frontend's rule on the client's next request.",
-            `    http-response add-header Set-Cookie "sd-${b.path}=%[srv_name,regsub(^panic-,),field(1,_)]; Path=/${b.path}; HttpOnly; SameSite=Lax"`,
-        );
+        const cookie = `sd-${b.path}=%[srv_name,regsub(^panic-,),field(1,_)]; Path=/${b.path}; HttpOnly; SameSite=Lax`;
+        out.push("    # Sticky: the version that answered, for the frontend's rule on the client's next request.");
+        if (model.tls)
+            out.push(
+                "    # Over HTTPS the cookie is Secure: a browser never sends it back over plain HTTP.",
+                `    http-response add-header Set-Cookie "${cookie}; Secure" if { ssl_fc }`,
+                `    http-response add-header Set-Cookie "${cookie}" unless { ssl_fc }`,
+            );
+        else out.push(`    http-response add-header Set-Cookie "${cookie}"`);
     }
     for (const s of b.servers) out.push(serverLine(s));
     if (b.kind !== "tcp") out.push(...HTTP_CHECK(b.checkPath ?? "/"));
     return out;
 }
 
-/** The whole configuration file. */
-export function renderConfig(model: Model): string {
+/** The per-client counters the public HTTP listeners share (a stick table in a section of its own). */
+const HTTP_CLIENTS = "clients_http";
+
+/**
+ * A public HTTP listener: its budget and per-client limits, the forwarding headers, the routes.
+ * `proto` and `port` are what X-Forwarded-Proto and X-Forwarded-Port say to backends; a TLS
+ * listener takes the same rules with its own bind line.
+ */
+export function httpFrontendLines(model: Model, o: { name: string; bind: string; proto: "http" | "https"; port: number }): string[] {
     const trusted = model.trustedProxies !== "";
+    const unlessTrusted = trusted ? " unless trusted_proxy" : "";
+    const { clientConnections, clientRate, bodySize } = model.limits;
     const out: string[] = [
-        "# Written by the gateway controller from Consul; do not edit: changes are overwritten.",
-        "global",
-        `    maxconn ${model.maxconn}`,
-        "    log stdout format raw local0 info",
-        '    stats socket "${GATEWAY_RUN_DIR}/admin.sock" mode 600 level admin',
-        "    # The controller keeps one connection to the runtime API; an idle one is closed after this.",
-        "    stats timeout 10m",
-        "    # Health and maintenance states survive a reload: the controller saves them here just before it.",
-        '    server-state-file "${GATEWAY_RUN_DIR}/server-state"',
-        "    # Old workers left by reloads finish their requests, then go; never linger past this: 30 s,",
-        "    # or with TCP services the 1 h their sessions may stay idle, so a reload (a route or setting",
-        "    # change; instance, weight and maintenance changes are not reloads) does not cut them.",
-        `    hard-stop-after ${model.hardStopAfter}`,
-        "    mworker-max-reloads 100",
-        "",
-        '# TCP services (frontends tcp_<name>, their backends) take these by name ("from tcp_services");',
-        "# every other section the anonymous defaults below. Idle database sessions are normal: 1h.",
-        "defaults tcp_services",
-        "    mode tcp",
-        "    log global",
-        "    option tcplog",
-        "    option dontlognull",
-        "    option redispatch",
-        "    retries 2",
-        `    timeout connect ${model.timeouts.connect}`,
-        "    timeout client 1h",
-        "    timeout server 1h",
-        `    timeout queue ${model.timeouts.connect}`,
-        "    load-server-state-from-file global",
-        "",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    option dontlognull",
-        "    option forwardfor",
-        "    option redispatch",
-        "    # During a reload the old worker answers a request already on an idle keep-alive",
-        "    # connection (with Connection: close) instead of closing it under the client.",
-        "    option idle-close-on-response",
-        "    retries 2",
-        `    timeout connect ${model.timeouts.connect}`,
-        `    timeout client ${model.timeouts.client}`,
-        `    timeout server ${model.timeouts.server}`,
-        "    timeout http-request 10s",
-        "    timeout http-keep-alive 10s",
-        `    timeout queue ${model.timeouts.connect}`,
-        "    load-server-state-from-file global",
-        "",
-        "frontend http",
-        '    bind "${GATEWAY_BIND}:${GATEWAY_HTTP_PORT}"',
+        `frontend ${o.name}`,
+        `    bind ${o.bind}`,
+        `    maxconn ${o.proto === "https" ? (model.listenerMaxconn.https ?? model.listenerMaxconn.http) : model.listenerMaxconn.http}`,
+        ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
+        "    # Per client address (a trusted proxy, which carries many clients, is not counted):",
+        "    # connections over the cap are closed at once, requests over the rate get 429.",
+        `    tcp-request connection track-sc0 src table ${HTTP_CLIENTS}${unlessTrusted}`,
+        `    tcp-request connection reject if { sc0_conn_cur gt ${clientConnections} }`,
+        "    # Answered before any http-request rule: a load balancer's check is never limited by rate.",
         "    monitor-uri /-/health",
-        "    # What a client says about the path a request took is not believed: dropped (HAProxy adds",
-        "    # its own X-Forwarded-For), unless the client is a trusted proxy (GATEWAY_TRUSTED_PROXIES).",
     ];
-    if (trusted) {
+    if (clientRate > 0) out.push(`    http-request deny deny_status 429 if { sc0_http_req_rate gt ${clientRate} }`);
+    out.push(`    http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${bodySize} }`);
+    if (o.proto === "http" && model.tls) out.push(...tlsOnHttpLines(model.tls, trusted));
+    if (o.proto === "https" && model.tls && model.tls.hstsSeconds > 0)
         out.push(
-            `    acl trusted_proxy src ${model.trustedProxies}`,
-            "    http-request del-header X-Forwarded-For unless trusted_proxy",
-            "    http-request del-header X-Forwarded-Prefix unless trusted_proxy { req.fhdr_cnt(x-forwarded-prefix) eq 1 } { req.fhdr(x-forwarded-prefix) -m reg ^(/[A-Za-z0-9._~-]+)+$ }",
-            "    http-request del-header Forwarded unless trusted_proxy",
-            "    http-request del-header X-Real-IP unless trusted_proxy",
+            "    # Browsers that saw HTTPS here once use nothing else for this long (HSTS).",
+            `    http-after-response set-header Strict-Transport-Security "max-age=${model.tls.hstsSeconds}"`,
         );
-    } else {
-        out.push(
-            "    http-request del-header X-Forwarded-For",
-            "    http-request del-header X-Forwarded-Prefix",
-            "    http-request del-header Forwarded",
-            "    http-request del-header X-Real-IP",
-        );
-    }
+    out.push(
+        "    # What a client says about the path a request took is not believed: dropped, unless the",
+        "    # client is a trusted proxy (GATEWAY_TRUSTED_PROXIES); the gateway says it itself.",
+    );
+    for (const h of FORWARDING_HEADERS) out.push(`    http-request del-header ${h}${unlessTrusted}`);
+    out.push(
+        trusted
+            ? "    http-request del-header X-Forwarded-Prefix unless trusted_proxy { req.fhdr_cnt(x-forwarded-prefix) eq 1 } { req.fhdr(x-forwarded-prefix) -m reg ^(/[A-Za-z0-9._~-]+)+$ }"
+            : "    http-request del-header X-Forwarded-Prefix",
+        "    # X-Forwarded-For: option forwardfor (defaults) adds the client's address.",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)] unless { req.fhdr(x-forwarded-host) -m found }",
+        `    http-request set-header X-Forwarded-Proto ${o.proto} unless { req.fhdr(x-forwarded-proto) -m found }`,
+        `    http-request set-header X-Forwarded-Port ${o.port} unless { req.fhdr(x-forwarded-port) -m found }`,
+        "    # Retried after an empty answer or a timeout (retry-on, defaults) only when a replay cannot",
+        "    # harm; a connection that failed is retried whatever the method.",
+        "    http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
+    );
     for (const rule of model.stickyRules) {
         const b = rule.base;
         out.push(
@@ -150,10 +148,154 @@ export function renderConfig(model: Model): string {
     }
     for (const r of model.routes) out.push(`    use_backend ${r.backend} if { path /${r.path} } || { path_beg /${r.path}/ }`);
     out.push("    default_backend no_route");
-    for (const l of model.tcpListeners) {
-        out.push("", `frontend tcp_${l.name} from tcp_services`, `    bind "\${GATEWAY_BIND}:${l.port}"`, `    default_backend ${l.backend}`);
+    return out;
+}
+
+/** The ACME challenges' map, kept in sync at run time (`add map`/`del map`) with KV tls/acme/challenges/. */
+export const ACME_MAP = "tls/acme-challenges.map";
+/** The crt-list of the HTTPS listener: the default slot first, then each certificate (run dir, tls/). */
+export const CRT_LIST = "tls/crt-list";
+
+/** The plain HTTP listener beside HTTPS: ACME answers, then the redirect to HTTPS. */
+function tlsOnHttpLines(tls: NonNullable<Model["tls"]>, trusted: boolean): string[] {
+    const out: string[] = [`    acl acme_challenge path_beg ${ACME_CHALLENGE_PATH}`];
+    if (tls.acme)
+        out.push(
+            "    # ACME HTTP-01: the key authorization of a token the gateways ordered with (KV tls/acme/challenges/),",
+            "    # answered by every gateway whichever of them ordered.",
+            `    http-request set-var(txn.acme) path,field(4,/),map("\${GATEWAY_RUN_DIR}/${ACME_MAP}") if acme_challenge`,
+            '    http-request return status 200 content-type text/plain lf-string "%[var(txn.acme)]" if { var(txn.acme) -m found }',
+        );
+    if (tls.redirect) {
+        const port = tls.forwardedPort === 443 ? "" : `:${tls.forwardedPort}`;
+        const location = `"https://%[req.hdr(host),field(1,:)]${port}%[pathq]"`;
+        out.push("    # Plain HTTP is redirected to HTTPS (308 keeps a POST a POST); never an ACME challenge.");
+        let unless = "!acme_challenge";
+        if (trusted) {
+            // A trusted proxy that terminated TLS itself says so: no redirect loop behind it.
+            out.push("    http-request set-var(txn.https_proxied) bool(true) if trusted_proxy { req.fhdr(x-forwarded-proto) -m str https }");
+            unless += " !{ var(txn.https_proxied) -m bool }";
+        }
+        out.push(
+            `    http-request redirect location ${location} code 301 if METH_GET ${unless}`,
+            `    http-request redirect location ${location} code 308 if !METH_GET ${unless}`,
+        );
     }
-    for (const b of model.backends) out.push("", ...backendLines(b, trusted));
+    return out;
+}
+
+/** A TCP service's listener: its share of maxconn, its cap per client address, its idle timeout. */
+function tcpFrontendLines(model: Model, l: Model["tcpListeners"][number]): string[] {
+    const trusted = model.trustedProxies !== "";
+    const idle = model.backends.find((b) => b.name === l.backend)?.idleTimeout;
+    return [
+        `frontend tcp_${l.name} from tcp_services`,
+        `    bind "\${GATEWAY_BIND}:${l.port}"`,
+        `    maxconn ${model.listenerMaxconn.tcp}`,
+        ...(idle !== undefined ? [`    timeout client ${idle}`] : []),
+        "    stick-table type ip size 100k expire 30s store conn_cur",
+        ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
+        `    tcp-request connection track-sc0 src${trusted ? " unless trusted_proxy" : ""}`,
+        `    tcp-request connection reject if { sc0_conn_cur gt ${model.limits.clientConnections} }`,
+        `    default_backend ${l.backend}`,
+    ];
+}
+
+/** The whole configuration file. */
+export function renderConfig(model: Model): string {
+    const t = model.timeouts;
+    const out: string[] = [
+        "# Written by the gateway controller from Consul; do not edit: changes are overwritten.",
+        "global",
+        `    maxconn ${model.maxconn}`,
+        "    log stdout format raw local0 info",
+        '    stats socket "${GATEWAY_RUN_DIR}/admin.sock" mode 600 level admin',
+        "    # The controller keeps one connection to the runtime API; an idle one is closed after this.",
+        "    stats timeout 10m",
+        "    # Health and maintenance states survive a reload: the controller saves them here just before it.",
+        '    server-state-file "${GATEWAY_RUN_DIR}/server-state"',
+        "    # Old workers left by reloads finish their requests, then go; never linger past this: 30 s,",
+        "    # or with TCP services the 1 h their sessions may stay idle, so a reload (a route or setting",
+        "    # change; instance, weight, maxconn and maintenance changes are not reloads) does not cut them.",
+        `    hard-stop-after ${model.hardStopAfter}`,
+        "    mworker-max-reloads 100",
+        ...(model.tls
+            ? [
+                  "    # TLS 1.2+ with forward-secret AEAD ciphers only; sessions resume (cache and tickets, on by default).",
+                  `    ssl-default-bind-ciphers ${TLS_CIPHERS}`,
+                  `    ssl-default-bind-ciphersuites ${TLS_CIPHERSUITES}`,
+                  "    ssl-default-bind-options ssl-min-ver TLSv1.2",
+              ]
+            : []),
+        "",
+        '# TCP services (frontends tcp_<name>, their backends) take these by name ("from tcp_services");',
+        "# every other section the anonymous defaults below. Idle database sessions are normal: 1h by",
+        "# default (KV timeouts/tcp-idle; a service's own: services/<name>/idle-timeout).",
+        "defaults tcp_services",
+        "    mode tcp",
+        "    log global",
+        "    option tcplog",
+        "    option dontlognull",
+        "    # A connection refused by a server that died between two checks is retried on another.",
+        "    option redispatch 1",
+        "    retries 2",
+        `    timeout connect ${t.connect}`,
+        `    timeout client ${t.tcpIdle}`,
+        `    timeout server ${t.tcpIdle}`,
+        `    timeout queue ${t.connect}`,
+        "    load-server-state-from-file global",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlognull",
+        "    option forwardfor",
+        "    # During a reload the old worker answers a request already on an idle keep-alive",
+        "    # connection (with Connection: close) instead of closing it under the client.",
+        "    option idle-close-on-response",
+        "    # An instance that dies between two health checks costs no request: a failed connection,",
+        "    # and for methods a replay cannot harm (the frontends say which) an empty answer or a",
+        "    # timeout, is retried, each time on another server.",
+        "    option redispatch 1",
+        "    retries 2",
+        "    retry-on conn-failure empty-response response-timeout",
+        `    timeout connect ${t.connect}`,
+        `    timeout client ${t.client}`,
+        `    timeout server ${t.server}`,
+        "    # A client has this long to send a request's headers: a slow one holds its slot no longer.",
+        `    timeout http-request ${t.httpRequest}`,
+        `    timeout http-keep-alive ${t.httpKeepAlive}`,
+        "    # Requests wait this long for a server at its maxconn, then get 503.",
+        `    timeout queue ${t.connect}`,
+        "    load-server-state-from-file global",
+        "",
+        `backend ${HTTP_CLIENTS}`,
+        `    stick-table type ip size 100k expire 30s store conn_cur${model.limits.clientRate > 0 ? `,http_req_rate(${RATE_PERIOD})` : ""}`,
+        "",
+        ...httpFrontendLines(model, {
+            name: "http",
+            bind: `"\${GATEWAY_BIND}:\${GATEWAY_HTTP_PORT}"${model.acceptProxy.http ? " accept-proxy" : ""}`,
+            proto: "http",
+            port: model.forwardedPort,
+        }),
+    ];
+    if (model.tls) {
+        // The certificates are files in the run directory, listed in the crt-list; the controller
+        // changes them at run time (set ssl cert, add ssl crt-list) and on disk for the next reload.
+        const bind = `"\${GATEWAY_BIND}:${model.tls.port}" ssl crt-list "\${GATEWAY_RUN_DIR}/${CRT_LIST}" alpn h2,http/1.1 ssl-min-ver TLSv1.2`;
+        out.push(
+            "",
+            ...httpFrontendLines(model, {
+                name: "https",
+                bind: `${bind}${model.acceptProxy.https ? " accept-proxy" : ""}`,
+                proto: "https",
+                port: model.tls.forwardedPort,
+            }),
+        );
+    }
+    for (const l of model.tcpListeners) out.push("", ...tcpFrontendLines(model, l));
+    for (const b of model.backends) out.push("", ...backendLines(b, model));
     out.push(
         "",
         "backend no_route",
@@ -165,7 +307,7 @@ export function renderConfig(model: Model): string {
         "backend gateway_config",
         "    server latest-render-running 127.0.0.1:9",
         "",
-        ...STATS_SECTIONS,
+        ...statsSections(model.listenerMaxconn.stats),
     );
     if (model.notes.length > 0) {
         out.push(
@@ -181,24 +323,30 @@ export function renderConfig(model: Model): string {
 /**
  * The stats page, HAProxy's metrics (/metrics) and the controller's (/metrics/controller, and the
  * route table HAProxy runs at /routes, served by the controller on a socket in the run
- * directory), behind the stats credentials.
+ * directory), behind the stats credentials; the health answer without them. Only this listener
+ * serves them, on its own share of maxconn.
  */
-export const STATS_SECTIONS: readonly string[] = [
-    "userlist stats_users",
-    '    user "${STATS_USER}" insecure-password "${STATS_PASSWORD}"',
-    "",
-    "frontend stats",
-    '    bind "${GATEWAY_BIND}:${GATEWAY_STATS_PORT}"',
-    "    http-request auth realm gateway-stats unless { http_auth(stats_users) }",
-    "    http-request use-service prometheus-exporter if { path /metrics }",
-    "    use_backend controller_metrics if { path /metrics/controller } || { path /routes }",
-    "    default_backend stats_page",
-    "",
-    "backend stats_page",
-    "    stats enable",
-    "    stats uri /",
-    "    stats refresh 10s",
-    "",
-    "backend controller_metrics",
-    '    server controller "unix@${GATEWAY_RUN_DIR}/controller.sock"',
-];
+export function statsSections(maxconn: number): string[] {
+    return [
+        "userlist stats_users",
+        '    user "${STATS_USER}" insecure-password "${STATS_PASSWORD}"',
+        "",
+        "frontend stats",
+        '    bind "${GATEWAY_BIND}:${GATEWAY_STATS_PORT}"',
+        "    # Reserved: full public listeners leave these connections to health checks and scrapes.",
+        `    maxconn ${maxconn}`,
+        "    monitor-uri /-/health",
+        "    http-request auth realm gateway-stats unless { http_auth(stats_users) }",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    use_backend controller_metrics if { path /metrics/controller } || { path /routes }",
+        "    default_backend stats_page",
+        "",
+        "backend stats_page",
+        "    stats enable",
+        "    stats uri /",
+        "    stats refresh 10s",
+        "",
+        "backend controller_metrics",
+        '    server controller "unix@${GATEWAY_RUN_DIR}/controller.sock"',
+    ];
+}

@@ -40,17 +40,24 @@ export const KV_KEYS = {
     timeoutConnect: "timeouts/connect",
     timeoutClient: "timeouts/client",
     timeoutServer: "timeouts/server",
+    timeoutHttpRequest: "timeouts/http-request",
+    timeoutHttpKeepAlive: "timeouts/http-keep-alive",
+    timeoutTcpIdle: "timeouts/tcp-idle",
     limitServices: "limits/services",
     limitInstances: "limits/instances",
+    limitClientConnections: "limits/client-connections",
+    limitClientRate: "limits/client-rate",
+    limitBodySize: "limits/body-size",
+    limitServerMaxconn: "limits/server-maxconn",
     networkBackends: "networks/backends",
     networkNodes: "networks/nodes",
-    /** services/<consul name>/<field>: check, listen, weight, maintenance. */
+    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout. */
     service: (consulName: string, field: ServiceField): string => `services/${consulName}/${field}`,
     /** routes/<name>/sticky */
     sticky: (name: string): string => `routes/${name}/sticky`,
 } as const;
 
-export type ServiceField = "check" | "listen" | "weight" | "maintenance";
+export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout";
 
 /** Defaults the gateway runs with when a key is absent or rejected. */
 export const DEFAULTS = {
@@ -60,4 +67,121 @@ export const DEFAULTS = {
     maxServices: 5000,
     maxInstances: 100,
     maxconn: 4096,
+    /** `timeout http-request`: a client has this long to send a request's headers (slowloris). */
+    timeoutHttpRequest: "5s",
+    timeoutHttpKeepAlive: "10s",
+    /** A TCP service's idle connections (database pools keep theirs open for long). */
+    timeoutTcpIdle: "1h",
+    /** Concurrent connections of one client address on each public listener. */
+    clientConnections: 100,
+    /** Requests of one client address per RATE_PERIOD on the HTTP listener; 0: no limit. */
+    clientRate: 0,
+    /** Largest request body (Content-Length), bytes: 10 MiB. */
+    bodySize: 10485760,
+    /** Concurrent connections (HTTP: requests) the gateway sends one server (instance). */
+    serverMaxconn: 1000,
 } as const;
+
+/**
+ * The ranges of the integer budgets, for the stack's config and the gateway's KV checks alike:
+ * [min, max]. A request rate of 0 is no limit.
+ */
+export const LIMIT_RANGES = {
+    clientConnections: [1, 100000],
+    clientRate: [0, 1000000],
+    bodySize: [1, 1000000000000],
+    serverMaxconn: [1, 100000],
+} as const;
+
+/** The window of the request rates (stick-table `http_req_rate(<period>)`). */
+export const RATE_PERIOD = "10s";
+
+/** A server's queue at the gateway (`maxqueue`) once it has its maxconn of connections. */
+export const SERVER_MAXQUEUE = 256;
+
+/**
+ * Headers that say where a request came from or what it asked for before a proxy rewrote it.
+ * The gateway drops every one a client sends unless the client is a trusted proxy
+ * (GATEWAY_TRUSTED_PROXIES), then sets X-Forwarded-For/-Host/-Proto/-Port itself.
+ */
+export const FORWARDING_HEADERS: readonly string[] = [
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Port",
+    "X-Forwarded-Server",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Ssl",
+    "Forwarded",
+    "X-Real-IP",
+    "True-Client-IP",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Host",
+    "Front-End-Https",
+    "X-Url-Scheme",
+];
+
+// ---------------------------------------------------------------------------------------------
+// TLS (docs/security.md, "TLS at the edge")
+
+/** A certificate's name in KV (tls/certificates/<name>/...): a DNS label. */
+export const CERTIFICATE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** An ACME HTTP-01 token (base64url, RFC 8555 §8.3) and its key authorization (<token>.<thumbprint>). */
+export const ACME_TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+export const ACME_KEY_AUTHORIZATION = /^[A-Za-z0-9_-]{16,128}\.[A-Za-z0-9_-]{43}$/;
+/** Where ACME CAs ask for HTTP-01 answers; never redirected to HTTPS. */
+export const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
+
+/** The certificate sources a stack chooses from (gateway.tls.source). */
+export const TLS_SOURCES = ["none", "self-signed", "provided", "acme"] as const;
+export type TlsSource = (typeof TLS_SOURCES)[number];
+
+/** The KV keys of certificates and ACME, relative to KV_PREFIX. */
+export const TLS_KV = {
+    certificates: "tls/certificates/",
+    /** The certificate and its chain, PEM (public). */
+    chain: (name: string): string => `tls/certificates/${name}/chain`,
+    /** Its private key, PEM, sealed (controller/sealed.ts) at this very path. */
+    key: (name: string): string => `tls/certificates/${name}/key`,
+    /** The name of the certificate the gateways order from the ACME CA. */
+    acmeCertificate: "acme",
+    acme: "tls/acme/",
+    /** The Consul session lock of the replica that orders or renews. */
+    acmeLock: "tls/acme/lock",
+    /** The ACME account's private key, sealed. */
+    acmeAccountKey: "tls/acme/account-key",
+    /** The EAB HMAC key (when the CA requires external account binding), sealed; written by Pulumi. */
+    acmeEabHmacKey: "tls/acme/eab-hmac-key",
+    /** tls/acme/challenges/<token>: the key authorization every gateway answers with. */
+    acmeChallenges: "tls/acme/challenges/",
+    acmeChallenge: (token: string): string => `tls/acme/challenges/${token}`,
+} as const;
+
+/** The port HTTPS listens on in the gateway's container (published as gateway.httpsPort). */
+export const CONTAINER_HTTPS_PORT = 443;
+
+/**
+ * TLS 1.2 and 1.3 only, forward-secret AEAD ciphers (Mozilla's "intermediate" profile without
+ * the DHE suites, which need DH parameters): every browser and client of the last decade.
+ */
+export const TLS_CIPHERS = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+export const TLS_CIPHERSUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"].join(":");
+
+/** HSTS: half a year, what browsers' preload lists ask at least. */
+export const DEFAULT_HSTS_SECONDS = 15552000;
+/** An ACME certificate is renewed this long before it expires (Let's Encrypt's advice: a third of 90 days). */
+export const DEFAULT_ACME_RENEW_BEFORE_DAYS = 30;
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+/** A DNS name a certificate may cover (no wildcard: HTTP-01 cannot prove one). */
+export const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
