@@ -50,7 +50,8 @@ export function drainMarkdown(d: DrainResult): string[] {
     return [
         "## Requests failed during a rolling replace (graceful drain)",
         "",
-        `wrk, 2 threads × 64 keep-alive connections, against ${DRAIN_INSTANCES} hello.py instances replaced one after the other as`,
+        `wrk, 2 threads × 64 keep-alive connections of POST requests (the gateway replays a GET that met a closing instance on`,
+        `another one, never a POST: a POST shows what the grace protects), against ${DRAIN_INSTANCES} hello.py instances replaced one after the other as`,
         "`pulumi up` replaces a container: stopped as `docker stop` stops it (SIGTERM, SIGKILL only after the stack's stop",
         "timeout; deregistered once it exited, as Registrator does), its successor started and registered, the next once",
         `that one is in rotation. With drain: the stack's grace (DRAIN_SECONDS=${d.drainSeconds}); without: DRAIN_SECONDS=0 (requests in`,

@@ -5,7 +5,8 @@
 // harness: real Consul, the real gateway (the controller bundle the image ships), hello.py backends. Writes bench/results.json
 // and bench/results.md, and the charts of docs/performance.md into docs/images/ (bench/charts.ts).
 // BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json;
-// BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field.
+// BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field;
+// BENCH_ONLY=edge HTTPS next to HTTP and the certificates (bench/edge.ts), and its `edge` field.
 // This file runs the measures and writes the results; the measures are in the modules beside it,
 // their sizes in settings.ts.
 import * as fs from "node:fs";
@@ -29,6 +30,7 @@ import {
     type OverloadRun,
 } from "./dataplane";
 import { drain, drainMarkdown, drainOnly, drainSummary } from "./drain";
+import { edge, edgeMarkdown, edgeOnly, edgeSummary } from "./edge";
 import { weights, weightsMarkdown, weightsOnly, weightsSummary } from "./weights";
 import { MODES, reloadOurs, reloadSeedStyle, type LoadRun, type Target } from "./reloads";
 import { dataplaneMarkdown, log, machine, versionOf, type BigPrevious } from "./report";
@@ -51,7 +53,8 @@ async function main(): Promise<void> {
     if (only !== undefined && only !== "") {
         if (only === "drain") return drainOnly();
         if (only === "weights") return weightsOnly();
-        throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain or weights, or unset for every measure`);
+        if (only === "edge") return edgeOnly();
+        throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain, weights or edge, or unset for every measure`);
     }
     const started = new Date();
     log(`machine: ${machine()}`);
@@ -182,6 +185,8 @@ async function main(): Promise<void> {
 
     log("weight split: 90/10 between two versions, counted over many requests");
     const wt = await weights();
+    log(`edge: HTTP and HTTPS through the gateway, a certificate rotation under load, first ACME certificates`);
+    const ed = await edge();
 
     const tools = h.tools;
     const versions = {
@@ -244,6 +249,7 @@ async function main(): Promise<void> {
             : null,
         drain: drainSummary(dr),
         weights: weightsSummary(wt),
+        edge: edgeSummary(ed),
     };
     const here = __dirname;
     fs.writeFileSync(path.join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
@@ -292,6 +298,7 @@ async function main(): Promise<void> {
         ...dataplaneMarkdown(results, big, previous),
         ...drainMarkdown(dr),
         ...weightsMarkdown(wt),
+        ...edgeMarkdown(ed),
     ].join("\n");
     fs.writeFileSync(path.join(here, "results.md"), md);
     // The charts of docs/performance.md (`npm run bench:charts` redraws them from results.json alone).

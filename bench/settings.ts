@@ -13,3 +13,7 @@ export const WEIGHT_REQUESTS = Number(process.env.BENCH_WEIGHT_REQUESTS ?? 10_00
 export const RELOAD_ROUNDS = Number(process.env.BENCH_RELOAD_ROUNDS ?? 2);
 export const OVERLOAD_RUNS = 2;
 export const PREVIOUS_TRIALS = Math.max(5, Math.round(TRIALS / 3));
+/** The edge (bench/edge.ts): rounds of each wrk run, their length, and first ACME certificates timed. */
+export const EDGE_ROUNDS = Number(process.env.BENCH_EDGE_ROUNDS ?? 3);
+export const EDGE_SECONDS = 8;
+export const EDGE_FIRST_CERTIFICATE_TRIALS = Number(process.env.BENCH_EDGE_CERT_TRIALS ?? 3);

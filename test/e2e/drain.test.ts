@@ -8,6 +8,8 @@
 // declared destroyGraceSeconds: removed with force (SIGKILL) at once.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { before, describe, test } from "node:test";
 import { DEFAULT_DRAIN_SECONDS, stopTimings } from "../../components/drain";
@@ -37,9 +39,16 @@ interface Load {
     raw: string;
 }
 
-/** wrk (2 threads, 64 keep-alive connections) on `url` until stop() (SIGINT: wrk prints its summary). */
+/**
+ * wrk (2 threads, 64 keep-alive connections) on `url` until stop() (SIGINT: wrk prints its
+ * summary). POST requests: the gateway retries a GET that met a closing instance on another one,
+ * never a POST, so only a POST shows what the drain protects.
+ */
 function startLoad(url: string): { stop: () => Promise<Load> } {
-    const child = spawn(readTool("WRK_BIN"), ["-t", "2", "-c", "64", "-d", "600s", "--timeout", "5s", url], { stdio: ["ignore", "pipe", "pipe"] });
+    const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sd-wrk-")), "post.lua");
+    fs.writeFileSync(script, 'wrk.method = "POST"\nwrk.body = "load"\nwrk.headers["Content-Type"] = "text/plain"\n');
+    const args = ["-t", "2", "-c", "64", "-d", "600s", "--timeout", "5s", "-s", script, url];
+    const child = spawn(readTool("WRK_BIN"), args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));

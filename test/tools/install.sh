@@ -49,8 +49,15 @@ progress() { # what, unit, total (empty when unknown), counted
     log "$what: $n $unit in $(since "$start")"
 }
 
-bench=""
-[ "${1:-}" = "--bench" ] && bench=1
+# --bench: also consul-template (the benchmark's previous design). --go-only: only the Go builds
+# (no Debian packages, no tools.env): .ci/run starts them before it installs anything else.
+bench="" go_only=""
+case "${1:-}" in
+    --bench) bench=1 ;;
+    --go-only) go_only=1 ;;
+    "") ;;
+    *) echo "test/tools/install.sh: unknown option ${1} (allowed: --bench, --go-only)" >&2; exit 2 ;;
+esac
 # The single sources of truth: the config module, and the benchmark's previous design for consul-template.
 pebble_version="$(sed -n 's/^\tgithub.com\/letsencrypt\/pebble\/v2 v\([0-9.]*\).*/\1/p' "$root/test/tools/pebble/go.mod" | head -1)"
 ct_version="$(sed -n 's/^\tgithub.com\/hashicorp\/consul-template v\([0-9.]*\).*/\1/p' "$root/test/tools/consul-template/go.mod" | head -1)"
@@ -91,9 +98,18 @@ build_go_tool() { # name, version, module dir, package
     rm -rf "$out" && mv "$out.tmp" "$out"
     log "built $name $version in $(since "$start")"
 }
+# One build at a time: a second install.sh (npm test after .ci/run's early --go-only start) waits
+# here for the first, then finds the binaries built.
+exec 9>"$cache/.go-build.lock"
+if ! flock -n 9; then
+    log "waiting for another test/tools/install.sh to finish its Go builds"
+    flock 9
+fi
 build_go_tool consul "$consul_version" "$root/test/tools/consul" github.com/hashicorp/consul
 build_go_tool pebble "$pebble_version" "$root/test/tools/pebble" github.com/letsencrypt/pebble/v2/cmd/pebble
 [ -z "$bench" ] || build_go_tool consul-template "$ct_version" "$root/test/tools/consul-template" github.com/hashicorp/consul-template
+exec 9>&-
+[ -z "$go_only" ] || exit 0
 
 need_apt=()
 command -v haproxy >/dev/null || need_apt+=(haproxy)

@@ -4,6 +4,8 @@ Stands in for the 2015 design's example app: each response says which container 
 so routing and round robin are visible with curl. Standard library only.
   GET /health  -> 200 "ok" (the health check Consul and HAProxy run); 503 "draining" once stopping
   GET /<any>   -> 200 JSON {service, version, hostname, path, forwarded_for, forwarded_prefix}
+  POST /<any>  -> the same, once the request body (Content-Length, at most 1 MiB) is read: a request
+                  the gateway does not replay on another instance (docs/data-plane.md, "How it behaves")
 
 Graceful drain (docs/services.md, "Graceful drain"), on SIGTERM (`docker stop`) or SIGINT:
   1. /health answers 503, so the gateway's checks and Consul's take the instance out of rotation;
@@ -69,6 +71,17 @@ class Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.untrack(self)
+
+    def do_POST(self):
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 1 << 20:
+            self.send_error(400, "Content-Length from 0 to 1048576 expected")
+            return
+        self.rfile.read(length)
+        self.do_GET()
 
     def do_GET(self):
         status = 200

@@ -2,7 +2,7 @@
 // down together.
 import type { HttpResult } from "../../support/http";
 import { readTools, type Tools } from "../../support/tools";
-import { waitFor } from "../../support/wait";
+import { sleep, waitFor } from "../../support/wait";
 import { Backend, StaticBackend } from "./backends";
 import { ConsulAgent, PRODUCTION_CONSUL_LIMITS, type Check } from "./consul";
 import { Gateway } from "./gateway";
@@ -79,7 +79,10 @@ export class Harness {
                 const res = await this.gateway.get(p, { timeoutMs: 2000 });
                 if (res.status !== status) return undefined;
                 if (opts.instance !== undefined && !res.body.includes(`"hostname": "${opts.instance}"`)) return undefined;
-                return res;
+                // The status once more, 150 ms later: for a moment after a reload the previous
+                // worker may still accept a connection, and answer with the routes it had.
+                await sleep(150);
+                return (await this.gateway.get(p, { timeoutMs: 2000 })).status === status ? res : undefined;
             },
             {
                 timeoutMs: opts.timeoutMs ?? 10_000,

@@ -56,7 +56,7 @@ export class DrainingBackend {
             const lines = (this.partial + chunk).split("\n");
             this.partial = lines.pop() ?? "";
             for (const line of lines) {
-                if (!/ "GET /.test(line)) continue;
+                if (!/ "(GET|POST) /.test(line)) continue;
                 this.requests++;
                 this.lastRequestAt = Date.now();
                 if (this.stoppedAt !== undefined) this.requestsAfterStop++;
@@ -169,6 +169,11 @@ export interface RollingOptions {
     stopTimeoutSeconds: number;
     /** The grace the instances run with, to size the load (default: hello.py's, 10 s). */
     expectedDrainSeconds: number;
+    /**
+     * The load's method. Default POST: the gateway retries a GET that met a closing instance on
+     * another one, so only a request it must not replay shows what the grace protects.
+     */
+    method?: "GET" | "POST";
 }
 
 /** Starts an instance of `service` and registers it as Registrator would; stopped with the harness. */
@@ -194,7 +199,7 @@ export async function rollingReplace(h: Harness, o: RollingOptions): Promise<Rol
 
     const durationSec = 3 + o.rounds * o.instances * (o.expectedDrainSeconds + 3);
     const wrkStarted = Date.now();
-    const wrk = runWrk(h.tools, { url: h.gateway.url(`/${o.service}/v1/load`), durationSec });
+    const wrk = runWrk(h.tools, { url: h.gateway.url(`/${o.service}/v1/load`), durationSec, method: o.method ?? "POST" });
     await sleep(1500);
     const replacements: Replacement[] = [];
     for (let round = 1; round <= o.rounds; round++) {

@@ -1,6 +1,8 @@
 // Load: wrk runs (tracked like every other process) and the statistics the tests and bench read.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Tools } from "../../support/tools";
-import { Proc } from "./processes";
+import { makeTempDir, Proc } from "./processes";
 
 export interface WrkResult {
     requests: number;
@@ -8,7 +10,14 @@ export interface WrkResult {
     socketErrors: { connect: number; read: number; write: number; timeout: number };
     failed: number;
     requestsPerSec: number;
+    /** Latency percentiles, when wrk ran with --latency. */
+    latencyMs?: { p50: number; p99: number };
     raw: string;
+}
+
+/** "1.23ms", "850.00us", "1.01s" (wrk's units) in milliseconds. */
+function wrkMs(value: string, unit: string): number {
+    return Number(value) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 }[unit] ?? NaN);
 }
 
 export function parseWrk(out: string): WrkResult {
@@ -23,12 +32,15 @@ export function parseWrk(out: string): WrkResult {
         ? { connect: Number(se[1]), read: Number(se[2]), write: Number(se[3]), timeout: Number(se[4]) }
         : { connect: 0, read: 0, write: 0, timeout: 0 };
     const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
+    const p50 = /^\s+50%\s+([\d.]+)(us|ms|s|m)$/m.exec(out);
+    const p99 = /^\s+99%\s+([\d.]+)(us|ms|s|m)$/m.exec(out);
     return {
         requests: Number(requests[1]),
         non2xx,
         socketErrors,
         failed: non2xx + socketErrors.connect + socketErrors.read + socketErrors.write + socketErrors.timeout,
         requestsPerSec: num(/Requests\/sec:\s+([\d.]+)/),
+        ...(p50 && p99 ? { latencyMs: { p50: wrkMs(p50[1]!, p50[2]!), p99: wrkMs(p99[1]!, p99[2]!) } } : {}),
         raw: out,
     };
 }
@@ -40,12 +52,22 @@ export interface WrkOptions {
     connections?: number;
     headers?: string[];
     timeoutSec?: number;
+    /** wrk --latency: the percentiles in latencyMs. */
+    latency?: boolean;
+    /** POST: every request a POST with a small body, which the gateway never replays on another instance. Default GET. */
+    method?: "GET" | "POST";
 }
 
 /** Runs wrk (tracked like every other process) and parses its summary. */
 export async function runWrk(tools: Tools, opts: WrkOptions): Promise<WrkResult> {
     const args = ["-t", String(opts.threads ?? 2), "-c", String(opts.connections ?? 64), "-d", `${opts.durationSec}s`, "--timeout", `${opts.timeoutSec ?? 5}s`];
     for (const h of opts.headers ?? []) args.push("-H", h);
+    if (opts.latency) args.push("--latency");
+    if (opts.method === "POST") {
+        const script = path.join(makeTempDir("wrk"), "post.lua");
+        fs.writeFileSync(script, 'wrk.method = "POST"\nwrk.body = "load"\nwrk.headers["Content-Type"] = "text/plain"\n');
+        args.push("-s", script);
+    }
     args.push(opts.url);
     const proc = new Proc("wrk", tools.WRK_BIN, args);
     const { code } = await proc.exited;
