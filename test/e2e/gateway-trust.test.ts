@@ -48,17 +48,23 @@ describe("the dev stack's config on a real engine (stack e2e): the gateway's pri
         assert.deepEqual(inspect.HostConfig.CapDrop, ["ALL"]);
         assert.deepEqual(inspect.HostConfig.Sysctls, { "net.ipv4.ip_unprivileged_port_start": "80" });
         assert.equal((await stack.exec(GATEWAY, ["id", "-u"])).trim(), "10080");
-        // Every process of the container: the init, the controller (node), HAProxy's master and worker.
-        const status = await stack.exec(GATEWAY, [
-            "bash",
-            "-c",
-            "for s in /proc/[0-9]*/status; do grep -E '^(Name|Uid|NoNewPrivs|CapEff|CapPrm|CapBnd):' \"$s\" | tr '\\n' ' '; echo; done",
-        ]);
-        const procs = status
-            .trim()
-            .split("\n")
-            .filter((l) => /Name:/.test(l));
-        assert.ok(procs.some((l) => /Name:\s+haproxy/.test(l)) && procs.some((l) => /Name:\s+node/.test(l)), status);
+        // Every process of the container: the init, the controller (node), HAProxy's master and worker
+        // (started once the controller has rendered its first configuration: waited for).
+        const statusLines = async (): Promise<string[]> =>
+            (
+                await stack.exec(GATEWAY, [
+                    "bash",
+                    "-c",
+                    "for s in /proc/[0-9]*/status; do grep -E '^(Name|Uid|NoNewPrivs|CapEff|CapPrm|CapBnd):' \"$s\" | tr '\\n' ' '; echo; done",
+                ])
+            )
+                .trim()
+                .split("\n")
+                .filter((l) => /Name:/.test(l));
+        const procs = await eventually("HAProxy and the controller running in the gateway container", async () => {
+            const lines = await statusLines();
+            return lines.some((l) => /Name:\s+haproxy/.test(l)) && lines.some((l) => /Name:\s+node/.test(l)) ? lines : undefined;
+        });
         for (const p of procs) {
             assert.match(p, /Uid:\s+10080\s/, p);
             assert.match(p, /NoNewPrivs:\s+1/, p);

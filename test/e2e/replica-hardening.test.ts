@@ -223,13 +223,21 @@ describe("the dev stack's replicas on a real engine: contained", { skip: skipRea
             "read -r after < /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || after=$(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat)000",
             "echo $((after - before)) $((end - start))",
             "grep -E '^nr_throttled' /sys/fs/cgroup/cpu/cpu.stat /sys/fs/cgroup/cpu.stat 2>/dev/null | sed 's/.*nr_throttled //'",
+            // The quota the kernel enforces: cgroup v2 \"<quota> <period>\", v1 the two files.
+            'cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"',
         ].join("\n");
         const r = await exec(v1[0], "0", ["sh", "-c", script]);
-        const [usage, wall] = r.stdout.trim().split("\n")[0].split(" ").map(Number);
-        const throttled = Number(r.stdout.trim().split("\n")[1]);
-        log(`two busy loops in ${v1[0]}: ${(usage / 1e9).toFixed(2)} CPU-seconds in ${(wall / 1e9).toFixed(2)} s, throttled ${throttled} times`);
+        const lines = r.stdout.trim().split("\n");
+        const [usage, wall] = lines[0].split(" ").map(Number);
+        const throttled = Number(lines[1]);
+        const [quota, period] = lines[2].split(" ").map(Number);
+        log(
+            `two busy loops in ${v1[0]}: ${(usage / 1e9).toFixed(2)} CPU-seconds in ${(wall / 1e9).toFixed(2)} s, throttled ${throttled} times; quota ${lines[2]}`,
+        );
+        assert.equal(quota / period, 1, `the kernel's CFS quota is one CPU: ${lines[2]}`);
         assert.ok(usage / wall < 1.15, `at most one CPU: ${usage / wall}`);
-        assert.ok(throttled > 0, "the CFS quota throttled it");
+        // Throttled only when the two loops got more than one CPU's time in a period: not when
+        // the node's other work leaves them less. Logged, not asserted.
     });
 
     test("not limited yet: the number of processes (the provider has no input for the engine's PidsLimit)", async () => {
