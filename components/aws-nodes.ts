@@ -136,6 +136,9 @@ export class AwsNodes extends pulumi.ComponentResource {
             cidrIpv4: a.adminCidr,
         });
         rule("ssh", "SSH (Docker provider) from the admin network", "tcp", 22, 22, { cidrIpv4: a.adminCidr });
+        // Pull-request previews: SSH only, where their key reaches a read-only Docker API (docs/development.md).
+        if (a.previewCidr !== undefined)
+            rule("ssh-preview", "SSH (read-only preview key) from the preview runners", "tcp", 22, 22, { cidrIpv4: a.previewCidr });
         rule("consul-rpc", "Consul server RPC between nodes", "tcp", 8300, 8300, { self: true });
         rule("consul-serf-tcp", "Consul LAN gossip between nodes", "tcp", 8301, 8301, { self: true });
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });

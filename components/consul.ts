@@ -12,9 +12,9 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS } from "./consul-agent-config";
 import { ConsulTls } from "./consul-tls";
-import { Settings } from "./config";
+import { ALL_ADDRESSES, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./nodes";
+import { bindAddressOn, Node } from "./nodes";
 import { PerNode } from "./per-node";
 
 export { CONSUL_HOST } from "./consul-agent-config";
@@ -131,8 +131,9 @@ export class ConsulCluster extends pulumi.ComponentResource {
                         { file: CONSUL_PATHS.caFile, content: args.tls.caPem, permissions: "0644" },
                     ],
                     ports: [
-                        { internal: CONSUL_PORTS.https, external: c.httpsPort, ip: c.bindAddress, protocol: "tcp" },
-                        { internal: CONSUL_PORTS.dns, external: c.dnsPort, ip: c.bindAddress, protocol: "udp" },
+                        // The loopback on local, else the node's own address (bindAddressOn), which Pulumi reaches.
+                        { internal: CONSUL_PORTS.https, external: c.httpsPort, ip: bindAddressOn(node, c.bindAddress), protocol: "tcp" },
+                        { internal: CONSUL_PORTS.dns, external: c.dnsPort, ip: bindAddressOn(node, c.bindAddress), protocol: "udp" },
                         ...clusterPorts,
                     ],
                     volumes: [
@@ -163,7 +164,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
             this.apiUrls.set(
                 node,
                 settings.target === "local"
-                    ? pulumi.output(`https://${c.bindAddress === "0.0.0.0" ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
+                    ? pulumi.output(`https://${c.bindAddress === undefined || c.bindAddress === ALL_ADDRESSES ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
                     : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`,
             );
         }

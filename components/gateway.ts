@@ -7,9 +7,9 @@ import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { ConsulClient } from "./consul-client";
-import { Settings } from "./config";
+import { ALL_ADDRESSES, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
-import { Node } from "./nodes";
+import { bindAddressOn, Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 import { bundleController } from "./images/gateway/bundle";
 import { DEFAULT_SEALING_KEY_FILE } from "./images/gateway/controller/env";
@@ -165,6 +165,8 @@ export class Gateway extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        // Every port on one address: the loopback on local, else the node's own (bindAddressOn).
+        const ip = bindAddressOn(node, g.bindAddress);
         this.container = new docker.Container(
             name,
             {
@@ -186,8 +188,11 @@ export class Gateway extends pulumi.ComponentResource {
                         "SERVICE_1936_NAME=gateway-stats",
                         // Its tcp listeners are the gateway's, not instances of anything: not registered.
                         ...tcpListenPorts(settings).map((p) => `SERVICE_${p}_IGNORE=true`),
-                        // Consul checks the registered node address, which only a wildcard bind answers on.
-                        ...(g.bindAddress === "0.0.0.0" ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"] : []),
+                        // Consul checks the registered address: the container's own (local), or the
+                        // node's, which the gateway answers on when bound to it or to every address.
+                        ...(node.registersContainerAddresses || g.bindAddress === undefined || g.bindAddress === ALL_ADDRESSES
+                            ? ["SERVICE_80_CHECK_HTTP=/-/health", "SERVICE_80_CHECK_INTERVAL=5s"]
+                            : []),
                         ...trustRuleEnv(settings),
                         ...tlsEnv(settings),
                         ...(tlsOn ? [`SERVICE_${GATEWAY_CONTAINER_HTTPS_PORT}_NAME=gateway-https`] : []),
@@ -221,11 +226,11 @@ export class Gateway extends pulumi.ComponentResource {
                         : []),
                 ],
                 ports: [
-                    { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip: g.bindAddress, protocol: "tcp" },
-                    ...(tlsOn ? [{ internal: GATEWAY_CONTAINER_HTTPS_PORT, external: g.httpsPort, ip: g.bindAddress, protocol: "tcp" }] : []),
-                    { internal: 1936, external: g.statsPort, ip: g.bindAddress, protocol: "tcp" },
+                    { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip, protocol: "tcp" },
+                    ...(tlsOn ? [{ internal: GATEWAY_CONTAINER_HTTPS_PORT, external: g.httpsPort, ip, protocol: "tcp" }] : []),
+                    { internal: 1936, external: g.statsPort, ip, protocol: "tcp" },
                     // Each tcp service's listener, on the same port inside and out.
-                    ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip: g.bindAddress, protocol: "tcp" })),
+                    ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip, protocol: "tcp" })),
                 ],
                 networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
                 restart: "unless-stopped",
@@ -252,7 +257,10 @@ export class Gateway extends pulumi.ComponentResource {
             },
         );
 
-        const host = settings.target !== "local" ? node.publicAddress : pulumi.output(g.bindAddress === "0.0.0.0" ? "127.0.0.1" : g.bindAddress);
+        const host =
+            settings.target !== "local"
+                ? node.publicAddress
+                : pulumi.output(g.bindAddress === undefined || g.bindAddress === ALL_ADDRESSES ? "127.0.0.1" : g.bindAddress);
         this.host = host;
         this.url = pulumi.interpolate`http://${host}${g.httpPort === 80 ? "" : `:${g.httpPort}`}`;
         this.statsUrl = pulumi.interpolate`http://${host}:${g.statsPort}/`;

@@ -52,6 +52,14 @@ export function registersContainerAddresses(target: Target): boolean {
     return target === "local";
 }
 
+/**
+ * The host address a port is published on, on `node`: the stack's bindAddress, or the node's own
+ * address when it sets none (config: bindAddressDefault).
+ */
+export function bindAddressOn(node: Pick<Node, "address">, bindAddress: string | undefined): pulumi.Output<string> {
+    return bindAddress === undefined ? node.address : pulumi.output(bindAddress);
+}
+
 export interface NodesArgs {
     readonly settings: Settings;
 }

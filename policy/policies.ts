@@ -18,6 +18,8 @@ export interface ServiceDiscoveryPolicyConfig {
     plainHttpStacks?: string[];
     /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits); default ["dev"]. */
     relaxedReplicaStacks?: string[];
+    /** Stacks whose containers may publish ports on every address of a node (0.0.0.0, a firewall in front); default ["dev"]. */
+    allAddressesStacks?: string[];
 }
 
 /** Repository of the Docker socket proxy's image tag (components/socket-proxy.ts builds it). */
@@ -455,6 +457,50 @@ const replicasContained: ResourceValidationPolicy = {
     }),
 };
 
+/** Host addresses that publish a port on every address of a node; Docker's own default when a port names none. */
+const EVERY_ADDRESS = new Set(["", "0.0.0.0", "::", "[::]"]);
+
+/** The published ports (host port set) of a container that face every address of the node: "80/tcp"... */
+export function portsOnEveryAddress(ports: readonly { internal?: number; external?: number; ip?: string; protocol?: string }[] | undefined): string[] {
+    return (ports ?? []).filter((p) => EVERY_ADDRESS.has(p.ip ?? "")).map((p) => `${p.external ?? `(any) for ${p.internal}`}/${p.protocol ?? "tcp"}`);
+}
+
+// Docker publishes a port with its own iptables rules, before a host firewall such as ufw sees
+// the packet: a port on every address faces every network the node is on, the LAN included.
+const publishedPortsClosed: ResourceValidationPolicy = {
+    name: "published-ports-not-on-every-address",
+    description:
+        "No container publishes a port on every address of its node (0.0.0.0, or no address: Docker's published ports bypass ufw and similar firewalls): " +
+        "the program publishes on the loopback (local) or the node's own address unless the stack sets bindAddress 0.0.0.0; " +
+        "only the stacks named in allAddressesStacks (default dev) may, with a firewall in front (docs/security.md, Published ports).",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { allAddressesStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateResource: validateResourceOfType(docker.Container, (c, args, report) => {
+        const stack = stackOfUrn(args.urn);
+        const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().allAddressesStacks ?? ["dev"];
+        if (stack !== undefined && allowed.includes(stack)) return;
+        // A node's address is unknown in a preview before its VM exists: `pulumi up` checks that port.
+        const ports: { internal?: number; external?: number; ip?: string; protocol?: string }[] = [];
+        for (const p of known(() => c.ports) ?? []) {
+            let ip: string | undefined;
+            try {
+                ip = p.ip;
+            } catch (e) {
+                if (e instanceof UnknownValueError) continue;
+                throw e;
+            }
+            ports.push({ internal: known(() => p.internal), external: known(() => p.external), ip, protocol: known(() => p.protocol) });
+        }
+        const open = portsOnEveryAddress(ports);
+        if (open.length === 0) return;
+        report(
+            `container ${known(() => c.name) ?? args.name}${stack ? ` on stack ${stack}` : ""} publishes ${open.join(", ")} on every address of its node: ` +
+                "Docker's published ports bypass a host firewall such as ufw, so the LAN (or the internet) reaches them; remove gateway.bindAddress and consul.bindAddress " +
+                `(the node's own address; 127.0.0.1 on local), or put a firewall in front (DOCKER-USER rules, docs/security.md) and name the stack in allAddressesStacks (${allowed.join(", ") || "none"})`,
+        );
+    }),
+};
+
 export const policies = [
     pinnedImages,
     dockerSocketOnlyInProxy,
@@ -466,4 +512,5 @@ export const policies = [
     consulSecured,
     replicasContained,
     edgeTls,
+    publishedPortsClosed,
 ];

@@ -370,6 +370,9 @@ function readYaml(source) {
     return doc;
 }
 
+/** Where the local target publishes its ports when the stack sets no bindAddress. */
+const LOCAL_BIND_ADDRESS = "127.0.0.1";
+
 /** The host ports the local target publishes, with the config key each comes from and its
  *  bind address: the stack file's values, else the program's defaults (components/config/schema.ts). */
 function hostPorts(stack) {
@@ -383,9 +386,10 @@ function hostPorts(stack) {
     const port = (v, fallback) => (v === undefined || v === null ? fallback : /^[0-9]{1,5}$/.test(String(v)) ? Number(v) : undefined);
     const gateway = section("gateway");
     const consul = section("consul");
-    const gatewayAddress = typeof gateway.bindAddress === "string" ? gateway.bindAddress : "0.0.0.0";
+    // Unset, both are published on the loopback on the local target (bindAddressDefault in components/config/index.ts).
+    const gatewayAddress = typeof gateway.bindAddress === "string" ? gateway.bindAddress : LOCAL_BIND_ADDRESS;
     const tlsSource = gateway.tls && typeof gateway.tls === "object" ? gateway.tls.source : undefined;
-    const consulAddress = typeof consul.bindAddress === "string" ? consul.bindAddress : "127.0.0.1";
+    const consulAddress = typeof consul.bindAddress === "string" ? consul.bindAddress : LOCAL_BIND_ADDRESS;
     const services = Array.isArray(config["service-discovery:services"]) ? config["service-discovery:services"] : [];
     const ports = [
         { key: "gateway.httpPort", port: port(gateway.httpPort, 80), proto: "tcp", address: gatewayAddress, bindKey: "gateway.bindAddress" },

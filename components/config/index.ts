@@ -85,7 +85,8 @@ export interface Settings {
     readonly network: Frozen<ParsedConfig["network"]> & { readonly gateway: string };
     readonly consul: Frozen<Omit<ParsedConfig["consul"], "servers" | "bindAddress">> & {
         readonly servers: number;
-        readonly bindAddress: string;
+        /** Where the API and DNS are published: undefined, each node's own address (bindAddressDefault). */
+        readonly bindAddress?: string;
         readonly encryptKey?: pulumi.Output<string>;
         readonly managementToken?: pulumi.Output<string>;
     };
@@ -94,6 +95,7 @@ export interface Settings {
     /** adminCidr and publicKey are "" outside target aws, where they are required. */
     readonly aws: Frozen<Omit<ParsedConfig["aws"], "adminCidr" | "publicKey">> & { readonly adminCidr: string; readonly publicKey: string };
     readonly registrator: Frozen<ParsedConfig["registrator"]>;
+    /** bindAddress: where every gateway port is published; undefined, each node's own address (bindAddressDefault). */
     readonly gateway: Frozen<Omit<ParsedConfig["gateway"], "tls">> & { readonly tls: TlsSettings };
     readonly haproxy: HaproxySettings;
     readonly stats: { readonly user: string; readonly password?: pulumi.Output<string> };
@@ -307,6 +309,8 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecr
         );
     }
 
+    checkBindAddresses(c, nodeCount);
+
     // The schema took the subnet as a block; its first address is the network's gateway.
     const gateway = formatIpv4(parseCidr(c.network.subnet)!.address + 1);
     return {
@@ -322,15 +326,13 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecr
             servers,
             encryptKey: secrets.consulEncryptKey,
             managementToken: secrets.consulManagementToken,
-            // Local: the API stays on this machine. Elsewhere Pulumi must reach it to write KV;
-            // on AWS the security group admits only the admin network.
-            bindAddress: c.consul.bindAddress ?? (c.target === "local" ? "127.0.0.1" : "0.0.0.0"),
+            bindAddress: c.consul.bindAddress ?? bindAddressDefault(c.target),
         },
         hosts: c.hosts ?? [],
         virtualbox: c.virtualbox,
         aws: { ...c.aws, adminCidr: c.aws.adminCidr ?? "", publicKey: c.aws.publicKey ?? "" },
         registrator: c.registrator,
-        gateway: { ...c.gateway, tls },
+        gateway: { ...c.gateway, bindAddress: c.gateway.bindAddress ?? bindAddressDefault(c.target), tls },
         haproxy: c.haproxy,
         stats: { user: c.statsUser, password: secrets.statsPassword },
         services,
@@ -338,6 +340,42 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecr
 }
 
 type ParsedService = ParsedConfig["services"][number];
+
+/** The only bind address that publishes a port on every address of a node, the opt-in (docs/security.md, "Published ports"). */
+export const ALL_ADDRESSES = "0.0.0.0";
+
+/**
+ * Where the stack publishes its ports (the gateway's, every tcp listener, Consul's API and DNS)
+ * when the stack sets no bindAddress: on `local` the machine's loopback, nothing reaching
+ * beyond it; elsewhere undefined, each node's own address (its address in the node list, the
+ * VM's, the instance's private one, which its public address is translated to). Never every
+ * address: Docker's published ports bypass a host firewall such as ufw.
+ */
+export function bindAddressDefault(target: Target): string | undefined {
+    return target === "local" ? "127.0.0.1" : undefined;
+}
+
+/**
+ * An explicit bind address off `local`: one address is on one machine only, so on several
+ * nodes only every address (0.0.0.0) or the loopback (the gateway's; Pulumi reaches Consul's
+ * API from outside) can be on all of them.
+ */
+function checkBindAddresses(c: ParsedConfig, nodeCount: number): void {
+    if (c.target === "local") return;
+    const own = "no bindAddress (each node's own address, the default)";
+    const consul = c.consul.bindAddress;
+    if (consul !== undefined && consul !== ALL_ADDRESSES && (consul.startsWith("127.") || nodeCount > 1)) {
+        throw new ConfigError(
+            `${PROJECT}:consul.bindAddress: ${describe(consul)} is not allowed; expected ${own} or ${ALL_ADDRESSES} (every address: firewall it, docs/security.md) for target ${c.target}: Pulumi writes KV and ACLs through each node's address${nodeCount > 1 ? `, and one address cannot be on all ${nodeCount} nodes` : ""}`,
+        );
+    }
+    const gateway = c.gateway.bindAddress;
+    if (gateway !== undefined && gateway !== ALL_ADDRESSES && !gateway.startsWith("127.") && nodeCount > 1) {
+        throw new ConfigError(
+            `${PROJECT}:gateway.bindAddress: ${describe(gateway)} is not allowed; expected ${own}, 127.0.0.1 (the node's own clients only) or ${ALL_ADDRESSES} (every address: firewall it, docs/security.md) for target ${c.target}: one address cannot be on all ${nodeCount} nodes`,
+        );
+    }
+}
 
 /**
  * The traffic keys of one service (protocol, listenPort, allowedCidrs, weight, sticky,

@@ -258,6 +258,10 @@ const shape = {
     aws: section({
         instanceType: matching(/^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as t3.small").default("t3.small"),
         adminCidr: cidr.optional(),
+        /** Where pull-request previews run: admitted to SSH only, for their read-only key (docs/development.md). */
+        previewCidr: cidr
+            .refine((v) => parseCidr(v)?.prefix !== 0, { error: "a CIDR block narrower than /0, such as 198.51.100.7/32 (the preview runners' addresses)" })
+            .optional(),
         vpcCidr: cidrBlock(
             "an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16 (VPCs allow /16-/28; subnets are /+4)",
             (b) => b.prefix >= 16 && b.prefix <= 24 && aligned(b),
@@ -285,6 +289,7 @@ const shape = {
         /** Published port of the HTTPS API (plain HTTP answers only on each agent's loopback). */
         httpsPort: port.default(8501),
         dnsPort: port.default(8600),
+        /** Host address the API and DNS are published on; default: bindAddressDefault (config/index.ts). */
         bindAddress: ipv4.optional(),
         maxConnsPerClient: intIn(200, 100000).default(200),
         /** Number of Consul servers (odd); they run on the first nodes, agents on the rest. */
@@ -310,7 +315,8 @@ const shape = {
             /** Host port of the HTTPS listener (gateway.tls). */
             httpsPort: port.default(443),
             statsPort: port.default(1936),
-            bindAddress: ipv4.default("0.0.0.0"),
+            /** Host address every gateway port is published on; default: bindAddressDefault (config/index.ts). */
+            bindAddress: ipv4.optional(),
             /** Where the image's Node.js comes from (the Dockerfile's NODE_SOURCE). */
             nodeSource: z
                 .enum(["release", "context"], {

@@ -60,6 +60,11 @@ describe("config: invalid values", () => {
             'service-discovery:aws.adminCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)',
         ],
         [
+            "preview CIDR open to the world",
+            { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, previewCidr: "0.0.0.0/0" } },
+            'service-discovery:aws.previewCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0, such as 198.51.100.7/32 (the preview runners\' addresses)',
+        ],
+        [
             "VPC CIDR",
             { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, vpcCidr: "10.42.0.0" } },
             'service-discovery:aws.vpcCidr: "10.42.0.0" is not allowed; expected an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16 (VPCs allow /16-/28; subnets are /+4)',
@@ -231,6 +236,21 @@ describe("config: invalid values", () => {
             "bind address",
             { gateway: { bindAddress: "localhost" } },
             'service-discovery:gateway.bindAddress: "localhost" is not allowed; expected an IPv4 address such as 127.0.0.1 or 0.0.0.0',
+        ],
+        [
+            "gateway bind address on several nodes: one address is on one node only",
+            { target: "virtualbox", nodeCount: 2, gateway: { bindAddress: "192.168.99.101" } },
+            `service-discovery:gateway.bindAddress: "192.168.99.101" is not allowed; expected no bindAddress (each node's own address, the default), 127.0.0.1 (the node's own clients only) or 0.0.0.0 (every address: firewall it, docs/security.md) for target virtualbox: one address cannot be on all 2 nodes`,
+        ],
+        [
+            "Consul's API on the loopback off local: Pulumi could not reach it",
+            { target: "hosts", hosts: [{ name: "a", host: "ssh://u@h", address: "10.0.0.5" }], consul: { bindAddress: "127.0.0.1" } },
+            `service-discovery:consul.bindAddress: "127.0.0.1" is not allowed; expected no bindAddress (each node's own address, the default) or 0.0.0.0 (every address: firewall it, docs/security.md) for target hosts: Pulumi writes KV and ACLs through each node's address`,
+        ],
+        [
+            "Consul bind address on several nodes",
+            { target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY }, consul: { bindAddress: "10.42.0.11" } },
+            `service-discovery:consul.bindAddress: "10.42.0.11" is not allowed; expected no bindAddress (each node's own address, the default) or 0.0.0.0 (every address: firewall it, docs/security.md) for target aws: Pulumi writes KV and ACLs through each node's address, and one address cannot be on all 3 nodes`,
         ],
         [
             "Node.js source",

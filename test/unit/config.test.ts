@@ -31,6 +31,7 @@ describe("config: the shipped stacks", () => {
         );
         assert.equal(s.network.gateway, "172.28.0.1");
         assert.equal(s.consul.bindAddress, "127.0.0.1", "the Consul API is not published beyond this machine by default");
+        assert.equal(s.gateway.bindAddress, "127.0.0.1", "nor the gateway's ports: the LAN gets nothing unless the stack opts in");
     });
 
     it("fills defaults for an empty config", () => {
@@ -67,7 +68,12 @@ describe("config: the shipped stacks", () => {
         assert.equal(s.nodeCount, 3);
         assert.equal(s.consul.servers, 3);
         assert.deepEqual(s.edgeNodes, [1, 2, 3]);
-        assert.equal(s.consul.bindAddress, "0.0.0.0", "Pulumi writes KV through the API; the security group admits only the admin CIDR");
+        assert.equal(
+            s.consul.bindAddress,
+            undefined,
+            "each node's own (private) address, which its public one is translated to; the security group admits only the admin CIDR",
+        );
+        assert.equal(s.gateway.bindAddress, undefined, "each node's own address: the load balancer reaches it");
     });
 });
 

@@ -642,3 +642,78 @@ describe("policy: edge-tls", () => {
         assert.equal(violations("only-gateway-port-public", [world443], { gatewayPort: 80, gatewayHttpsPort: 8443 }).length, 1);
     });
 });
+
+describe("policy: published-ports-not-on-every-address", () => {
+    const POLICY = "published-ports-not-on-every-address";
+    /** A resource of `stack` (the policy reads the stack from the URN: urn:pulumi:<stack>::...). */
+    const on = (stack: string, r: Res): Res => ({ ...r, name: `pulumi:${stack}::service-discovery::${r.type}::${r.name}` });
+    const publishing = (...ports: Props[]) => container({ name: "gw", ports: ports.map((p) => ({ internal: 80, external: 80, protocol: "tcp", ...p })) });
+
+    it("passes ports on one address (the loopback, a node's own), and containers that publish none", () => {
+        assert.deepEqual(
+            violations(POLICY, [
+                on("prod", publishing({ ip: "127.0.0.1" }, { internal: 8600, external: 8600, ip: "127.0.0.1", protocol: "udp" })),
+                on("prod", publishing({ ip: "10.1.0.5" })),
+                on("prod", container({ name: "app" })),
+                on("prod", container({ name: "replica", ports: [{ internal: 8080, ip: "10.1.0.5", protocol: "tcp" }] })),
+            ]),
+            [],
+        );
+    });
+
+    it("fails a port on 0.0.0.0, on ::, or with no address (Docker's default: every address) off dev, naming the ports and the way out", () => {
+        assert.deepEqual(violations(POLICY, [on("prod", publishing({ ip: "0.0.0.0" }, { internal: 1936, external: 1936, ip: "127.0.0.1" }))]), [
+            "container gw on stack prod publishes 80/tcp on every address of its node: Docker's published ports bypass a host firewall such as ufw, so the LAN (or the internet) reaches them; remove gateway.bindAddress and consul.bindAddress (the node's own address; 127.0.0.1 on local), or put a firewall in front (DOCKER-USER rules, docs/security.md) and name the stack in allAddressesStacks (dev)",
+        ]);
+        assert.match(violations(POLICY, [on("prod", publishing({ ip: "::" }))]).join(), /publishes 80\/tcp on every address/);
+        assert.match(violations(POLICY, [on("prod", publishing({ ip: undefined, protocol: "udp" }))]).join(), /publishes 80\/udp on every address/);
+        assert.match(violations(POLICY, [on("prod", publishing({ ip: "" }, { internal: 5432, external: 5432 }))]).join(), /publishes 80\/tcp, 5432\/tcp on/);
+    });
+
+    it("passes every address on dev, and on the stacks allAddressesStacks names instead (the opt-in)", () => {
+        const open = publishing({ ip: "0.0.0.0" });
+        assert.deepEqual(violations(POLICY, [on("dev", open)]), []);
+        assert.deepEqual(violations(POLICY, [on("lab", open)], { gatewayPort: 80, allAddressesStacks: ["lab"] }), []);
+        assert.equal(violations(POLICY, [on("dev", open)], { gatewayPort: 80, allAddressesStacks: ["lab"] }).length, 1, "naming stacks replaces dev");
+        const policy: any = policies.find((p) => p.name === POLICY);
+        assert.deepEqual(policy.configSchema.properties.allAddressesStacks, { type: "array", items: { type: "string" }, default: ["dev"] });
+    });
+
+    it("in a preview, a node address not known yet is left to `pulumi up`; a known wildcard still fails", () => {
+        const unknownStringValue: unknown = (policyProxy as Record<string, unknown>).unknownStringValue;
+        const previewed = (ip: unknown): Res => {
+            const r = on("prod", publishing({ ip }));
+            return { ...r, props: unknownCheckingProxy(r.props) };
+        };
+        assert.deepEqual(violations(POLICY, [previewed(unknownStringValue)]), []);
+        assert.equal(violations(POLICY, [previewed("0.0.0.0")]).length, 1);
+    });
+
+    describe("on the program's graphs", () => {
+        const asDeployed = (p: Awaited<ReturnType<typeof evaluate>>, stack: string): Res[] =>
+            p.containers().map((c) => on(stack, { type: c.type, name: c.name, props: c.inputs as Props }));
+        const hosts = [
+            { name: "a", host: "ssh://ops@10.1.0.1", address: "10.1.0.1" },
+            { name: "b", host: "ssh://ops@10.1.0.2", address: "10.1.0.2" },
+        ];
+
+        it("every target's defaults pass off dev; a stack that sets bindAddress 0.0.0.0 fails until allAddressesStacks names it", async () => {
+            for (const config of [
+                stackConfig("dev"),
+                devWith({ target: "hosts", nodeCount: undefined, hosts }),
+                devWith({ target: "virtualbox", nodeCount: 3 }),
+                devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY } }),
+            ]) {
+                const p = await evaluate(config);
+                assert.equal(p.error, null, String(p.error));
+                assert.deepEqual(violations(POLICY, asDeployed(p, "prod")), [], config["service-discovery:target"]);
+            }
+            const open = await evaluate(devWith({ target: "hosts", nodeCount: undefined, hosts, gateway: { bindAddress: "0.0.0.0" } }));
+            assert.equal(open.error, null, String(open.error));
+            const found = violations(POLICY, asDeployed(open, "prod"));
+            assert.equal(found.length, 2, "one gateway per node");
+            for (const v of found) assert.match(v, /^container dev-gateway on stack prod publishes 80\/tcp, .*1936\/tcp on every address of its node/);
+            assert.deepEqual(violations(POLICY, asDeployed(open, "prod"), { gatewayPort: 80, allAddressesStacks: ["prod"] }), []);
+        });
+    });
+});

@@ -333,11 +333,44 @@ describe("preflight: the host ports the local stack publishes", () => {
         assert.deepEqual(
             found,
             [
-                "host port 80/tcp (gateway.httpPort, on 0.0.0.0) is published by container other",
+                "host port 80/tcp (gateway.httpPort, on 127.0.0.1) is published by container other",
                 "host port 8600/udp (consul.dnsPort, on 127.0.0.1) is published by container other-dns",
             ],
             r.text,
         );
+    });
+});
+
+describe("preflight: the bind address it checks is the program's", () => {
+    /** A TCP port held on another loopback address (127.0.0.2) until the tests end: taken on 0.0.0.0, free on 127.0.0.1. */
+    async function holdOnOtherLoopback(): Promise<number> {
+        const server = net.createServer();
+        await new Promise<void>((resolve) => server.listen({ port: 0, host: "127.0.0.2" }, resolve));
+        after(() => server.close());
+        return (server.address() as net.AddressInfo).port;
+    }
+    const noBind = (http: number, stats: number, https: number, dns: number, bind = "") =>
+        `  service-discovery:gateway:\n    httpPort: ${http}\n    statsPort: ${stats}\n${bind}  service-discovery:consul:\n    httpsPort: ${https}\n    dnsPort: ${dns}\n`;
+
+    it("no gateway.bindAddress: the loopback is checked, as the program publishes there on local; 0.0.0.0 when the stack opts in", async () => {
+        const held = await holdOnOtherLoopback();
+        const [stats, https, dns] = await freePorts(3);
+        const docker = dockerPublishing([]);
+        const r = preflight(
+            bin({ pulumi: PULUMI_OK, docker }),
+            { PULUMI_CONFIG_PASSPHRASE: "x" },
+            ["--stack", "ports"],
+            project("ports", noBind(held, stats, https, dns)),
+        );
+        assert.deepEqual(problems(r), [], r.text);
+        const all = preflight(
+            bin({ pulumi: PULUMI_OK, docker }),
+            { PULUMI_CONFIG_PASSPHRASE: "x" },
+            ["--stack", "ports"],
+            project("ports", noBind(held, stats, https, dns, "    bindAddress: 0.0.0.0\n")),
+        );
+        assert.equal(all.code, 1, all.text);
+        assert.ok(problems(all)[0]?.startsWith(`host port ${held}/tcp (gateway.httpPort, on 0.0.0.0) is in use`), all.text);
     });
 });
 

@@ -70,9 +70,9 @@ describe("the pull request's comment", () => {
         assert.match(body, /```` the end\n\n`````\n\[workflow run\]/);
     });
 
-    it("is what the workflow posts: pull-request.yml requires this module and hands it the plan and the preview", () => {
+    it("is what the workflow posts: pull-request.yml requires this module (the base branch's copy) and hands it the plan and the preview", () => {
         const workflow = fs.readFileSync(path.join(ROOT, ".github/workflows/pull-request.yml"), "utf8");
-        assert.match(workflow, /require\(`\$\{process\.env\.GITHUB_WORKSPACE\}\/\.github\/scripts\/preview-comment\.js`\)/);
+        assert.match(workflow, /require\(`\$\{process\.env\.BASE_DIR\}\/\.github\/scripts\/preview-comment\.js`\)/, "the base branch's script");
         assert.match(workflow, /npm run -s plan -- --base FETCH_HEAD --format markdown --out "\$PLAN_FILE"/);
         assert.match(workflow, /plan: read\(PLAN_FILE\)/);
         assert.match(workflow, /previewLog: read\(PREVIEW_LOG\)/);

@@ -21,17 +21,14 @@ describe("program: config variations", () => {
         assert.equal(agentConfigOf(p.container("dev-consul")).encrypt, Buffer.alloc(32, 7).toString("base64"));
     });
 
-    it("puts another Docker socket behind the proxy, and skips the gateway's Consul check when it binds one address", async () => {
-        const p = await evaluate(devWith({ registrator: { dockerSocket: "/run/user/1000/docker.sock" }, gateway: { bindAddress: "127.0.0.1" } }));
+    it("puts another Docker socket behind the proxy", async () => {
+        const p = await evaluate(devWith({ registrator: { dockerSocket: "/run/user/1000/docker.sock" } }));
         assert.deepEqual(p.container("dev-node-1-docker-socket-proxy").inputs.volumes, [
             { hostPath: "/run/user/1000/docker.sock", containerPath: "/var/run/docker.sock", readOnly: true },
         ]);
         assert.deepEqual(p.container("dev-node-1-registrator").inputs.volumes, [
             { volumeName: "dev-consul-run", containerPath: "/consul/run", readOnly: true },
         ]);
-        const { env } = envOf(p.container("dev-gateway"));
-        assert.equal(env.SERVICE_80_NAME, "gateway");
-        assert.equal(env.SERVICE_80_CHECK_HTTP, undefined);
     });
 
     it("writes changed HAProxy settings to KV", async () => {

@@ -237,11 +237,11 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(env.SERVICE_80_NAME, "gateway", "the gateway registers itself in Consul");
         assert.equal(env.SERVICE_1936_NAME, "gateway-stats");
         assert.equal(env.SERVICE_TAGS, undefined, "the gateway is never routed (no rest tag)");
-        assert.equal(env.SERVICE_80_CHECK_HTTP, "/-/health", "published on all addresses, so Consul can check it");
+        assert.equal(env.SERVICE_80_CHECK_HTTP, "/-/health", "registered with its container address, which Consul checks on the stack's network");
         assert.deepEqual(gw.inputs.ports, [
-            { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 443, external: 443, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 80, external: 80, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 443, external: 443, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 1936, external: 1936, ip: "127.0.0.1", protocol: "tcp" },
         ]);
         for (const dep of ["::consul-dev-node-1", "::registrator-dev-node-1"]) {
             assert.ok(

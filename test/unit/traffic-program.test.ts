@@ -105,14 +105,14 @@ describe("traffic program: local stack with weighted versions and tcp services",
         assert.equal(env.SERVICE_CHECK_TCP, undefined);
     });
 
-    it("publishes each listenPort on the gateway's bind address at the same port, and binds the lowest without privileges", () => {
+    it("publishes each listenPort on the gateway's bind address (local: the loopback) at the same port, and binds the lowest without privileges", () => {
         const gw = p.container("dev-gateway");
         assert.deepEqual(gw.inputs.ports as Port[], [
-            { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 443, external: 443, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 1936, external: 1936, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 5432, external: 5432, ip: "0.0.0.0", protocol: "tcp" },
-            { internal: 25, external: 25, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 80, external: 80, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 443, external: 443, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 1936, external: 1936, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 5432, external: 5432, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 25, external: 25, ip: "127.0.0.1", protocol: "tcp" },
         ]);
         assert.deepEqual(gw.inputs.sysctls, { "net.ipv4.ip_unprivileged_port_start": "25" }, "port 25 is below 80");
         assert.deepEqual(gw.inputs.capabilities, { drops: ["ALL"] }, "still no capability");
@@ -128,11 +128,11 @@ describe("traffic program: local stack with weighted versions and tcp services",
         assert.deepEqual(p.outputs.tcpEndpoints, { pg: "127.0.0.1:5432", "mail-v1": "127.0.0.1:25" });
     });
 
-    it("a gateway bound to one address publishes its listeners there", async () => {
-        const q = await evaluate(devWith({ gateway: { bindAddress: "127.0.0.1" }, services: [LOCAL_SERVICES[2]] }));
+    it("a gateway bound to every address (the opt-in) publishes its listeners there", async () => {
+        const q = await evaluate(devWith({ gateway: { bindAddress: "0.0.0.0" }, services: [LOCAL_SERVICES[2]] }));
         assert.equal(q.error, null, String(q.error));
         const gw = q.container("dev-gateway");
-        assert.deepEqual((gw.inputs.ports as Port[]).slice(2), [{ internal: 5432, external: 5432, ip: "127.0.0.1", protocol: "tcp" }]);
+        assert.deepEqual((gw.inputs.ports as Port[]).slice(2), [{ internal: 5432, external: 5432, ip: "0.0.0.0", protocol: "tcp" }]);
         assert.deepEqual(gw.inputs.sysctls, { "net.ipv4.ip_unprivileged_port_start": "80" }, "5432 is above 80");
         assert.deepEqual(q.outputs.tcpEndpoints, { pg: "127.0.0.1:5432" });
     });
@@ -221,13 +221,15 @@ describe("traffic program: aws security group rules for tcp services", () => {
     it("every edge node's gateway publishes the listeners; replicas publish their container port on their node", () => {
         const gateways = p.containers().filter((c) => c.inputs.name === "dev-gateway");
         assert.equal(gateways.length, 2, "edge nodes 1 and 2");
-        for (const gw of gateways) {
+        for (const [i, gw] of gateways.entries()) {
+            // On the node's own (private) address, which the load balancer and the public address reach.
+            const own = `10.42.0.${11 + i}`;
             assert.deepEqual(
                 (gw.inputs.ports as Port[]).slice(3).map((x) => [x.internal, x.external, x.ip, x.protocol]),
                 [
-                    [5432, 5432, "0.0.0.0", "tcp"],
-                    [1883, 1883, "0.0.0.0", "tcp"],
-                    [5672, 5672, "0.0.0.0", "tcp"],
+                    [5432, 5432, own, "tcp"],
+                    [1883, 1883, own, "tcp"],
+                    [5672, 5672, own, "tcp"],
                 ],
             );
             assert.deepEqual(gw.inputs.sysctls, { "net.ipv4.ip_unprivileged_port_start": "80" });

@@ -155,7 +155,8 @@ export class Stack {
                 buildNetwork: "host",
                 network: { subnet: await freeSubnet(docker) },
                 consul: { ...devValue("consul"), image: consulImage, httpsPort: consulHttp, dnsPort: consulDns },
-                gateway: { ...devValue("gateway"), bindAddress: "127.0.0.1", httpPort, statsPort, nodeSource: "context" },
+                // No bindAddress: the program's default on local (127.0.0.1), which the tests reach.
+                gateway: { ...devValue("gateway"), httpPort, statsPort, nodeSource: "context" },
                 ...options.config,
             });
             stack = new Stack(engine, config, runId);
