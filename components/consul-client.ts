@@ -7,13 +7,13 @@ export interface ConsulClient {
     readonly address: pulumi.Input<string>;
     /** The CA the agent's certificate is signed by (PEM). */
     readonly caPem: pulumi.Input<string>;
-    /** The container's ACL token (secret), passed as CONSUL_HTTP_TOKEN. */
+    /** The container's ACL token (secret): an uploaded file, never in its environment. */
     readonly token: pulumi.Input<string>;
 }
 
 export interface ConsulSocketClient {
     /** The Docker volume holding the agent's HTTP socket (components/consul.ts). */
     readonly socketVolume: pulumi.Input<string>;
-    /** The container's ACL token (secret), passed as CONSUL_HTTP_TOKEN. */
+    /** The container's ACL token (secret): an uploaded file, never in its environment. */
     readonly token: pulumi.Input<string>;
 }

@@ -12,7 +12,7 @@ import { LOG_LIMITS } from "./container-defaults";
 import { bindAddressOn, Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 import { bundleController } from "./images/gateway/bundle";
-import { DEFAULT_SEALING_KEY_FILE } from "./images/gateway/controller/env";
+import { CONSUL_TOKEN_FILE, DEFAULT_SEALING_KEY_FILE, STATS_PASSWORD_FILE } from "./images/gateway/controller/env";
 import { CONTAINER_HTTPS_PORT } from "./images/gateway/controller/rules";
 
 /** Build context of the gateway image, relative to the project (Pulumi runs programs there). */
@@ -27,6 +27,10 @@ export const GATEWAY_CONTAINER_HTTP_PORT = 80;
 export const GATEWAY_CONTAINER_HTTPS_PORT = CONTAINER_HTTPS_PORT;
 /** The sealing key's file in the gateway's container: readable by its user (10080) only. */
 export const GATEWAY_SEALING_KEY_FILE = DEFAULT_SEALING_KEY_FILE;
+/** The gateway's Consul ACL token, a file readable by its user only (CONSUL_HTTP_TOKEN_FILE). */
+export const GATEWAY_CONSUL_TOKEN_FILE = CONSUL_TOKEN_FILE;
+/** The stats password, a file readable by its user only (STATS_PASSWORD_FILE). */
+export const GATEWAY_STATS_PASSWORD_FILE = STATS_PASSWORD_FILE;
 /** The gateway image's user and group (its Dockerfile). */
 export const GATEWAY_UID = 10080;
 
@@ -133,6 +137,11 @@ export function tlsEnv(settings: Settings): string[] {
     ];
 }
 
+/** An upload only the gateway's user reads (mode 0400, its uid and gid), its content a Pulumi secret. */
+export function gatewaySecretFile(file: string, content: pulumi.Input<string>): docker.types.input.ContainerUpload {
+    return { file, content: pulumi.secret(content), permissions: "0400", owner: String(GATEWAY_UID), group: String(GATEWAY_UID) };
+}
+
 export class Gateway extends pulumi.ComponentResource {
     public readonly image: dockerBuild.Image;
     public readonly container: docker.Container;
@@ -173,16 +182,18 @@ export class Gateway extends pulumi.ComponentResource {
                 name: `${settings.stack}-gateway`,
                 hostname: `${node.name}-gateway`,
                 image: this.image.ref,
+                // No secret here: `docker inspect` shows the environment, and Registrator reads it
+                // through the socket proxy. The token and the stats password are files (uploads).
                 envs: withImageDigest(
                     this.image,
-                    pulumi.all([args.consul.address, args.consul.token, args.statsPassword]).apply(([consul, token, password]) => [
+                    pulumi.output(args.consul.address).apply((consul) => [
                         // The controller: HTTPS verified against the cluster's CA, its own ACL token.
                         `CONSUL_HTTP_ADDR=${consul}`,
                         "CONSUL_HTTP_SSL=true",
                         `CONSUL_CACERT=${GATEWAY_CONSUL_CA_FILE}`,
-                        `CONSUL_HTTP_TOKEN=${token}`,
+                        `CONSUL_HTTP_TOKEN_FILE=${GATEWAY_CONSUL_TOKEN_FILE}`,
                         `STATS_USER=${settings.stats.user}`,
-                        `STATS_PASSWORD=${password}`,
+                        `STATS_PASSWORD_FILE=${GATEWAY_STATS_PASSWORD_FILE}`,
                         // Registrator: register the gateway itself, never routed (no `rest` tag).
                         "SERVICE_80_NAME=gateway",
                         "SERVICE_1936_NAME=gateway-stats",
@@ -211,19 +222,12 @@ export class Gateway extends pulumi.ComponentResource {
                 securityOpts: ["no-new-privileges:true"],
                 uploads: [
                     { file: GATEWAY_CONSUL_CA_FILE, content: args.consul.caPem, permissions: "0644" },
-                    // The sealing key opens the certificates' keys in KV: a file for the gateway's user
-                    // alone, never an environment variable (which `docker inspect` shows).
-                    ...(tlsOn
-                        ? [
-                              {
-                                  file: GATEWAY_SEALING_KEY_FILE,
-                                  content: pulumi.secret(args.sealingKey!),
-                                  permissions: "0400",
-                                  owner: String(GATEWAY_UID),
-                                  group: String(GATEWAY_UID),
-                              },
-                          ]
-                        : []),
+                    // Secrets are files for the gateway's user alone, never environment variables
+                    // (which `docker inspect` shows): its Consul token, the stats password and, with
+                    // TLS, the sealing key that opens the certificates' keys in KV.
+                    gatewaySecretFile(GATEWAY_CONSUL_TOKEN_FILE, args.consul.token),
+                    gatewaySecretFile(GATEWAY_STATS_PASSWORD_FILE, args.statsPassword),
+                    ...(tlsOn ? [gatewaySecretFile(GATEWAY_SEALING_KEY_FILE, args.sealingKey!)] : []),
                 ],
                 ports: [
                     { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip, protocol: "tcp" },

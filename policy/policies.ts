@@ -219,18 +219,37 @@ export function consulAgentOf(c: { command?: string[]; uploads?: { file?: string
     return { server: command.includes("-server"), bootstrapExpect: expect === undefined ? undefined : Number(expect), encrypt: flag("encrypt") };
 }
 
+/**
+ * Names of environment variables that hold a secret: a container's environment is in
+ * `docker inspect` and in the Docker API (which Registrator reads through the socket proxy).
+ */
+export const SECRET_ENV_NAME = /(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|PASSPHRASE|PRIVATE_KEY|ENCRYPT_KEY|HMAC_KEY)$/;
+
+/** The content of a container's upload at `file`, if it has one. */
+function uploadContent(c: { uploads?: { file?: string; content?: string }[] }, file: string | undefined): string | undefined {
+    if (file === undefined) return undefined;
+    const u = (c.uploads ?? []).find((x) => x.file === file);
+    return u?.content === undefined ? undefined : String(u.content);
+}
+
 const strongCredentials: ResourceValidationPolicy = {
     name: "credentials-strong",
     description:
-        "The gateway's stats password and Consul's gossip key are set, strong and never a known default. " +
+        "No secret in a container's environment (uploaded files instead); the gateway's stats password and Consul's gossip key are set, strong and never a known default. " +
         "(Policies see secrets unwrapped; that they are Pulumi secrets is asserted by the program's graph tests.)",
     enforcementLevel: "mandatory",
     validateResource: validateResourceOfType(docker.Container, (c, _args, report) => {
         const env = envMap(c.envs);
-        if (env.has("STATS_USER") || env.has("STATS_PASSWORD")) {
-            const password = env.get("STATS_PASSWORD") ?? "";
+        for (const [name, value] of env) {
+            if (SECRET_ENV_NAME.test(name) && value !== "")
+                report(`container ${c.name ?? ""}: ${name} in its environment, which \`docker inspect\` shows: upload it as a file (${name}_FILE names it)`);
+        }
+        if (env.has("STATS_USER") || env.has("STATS_PASSWORD_FILE")) {
+            const password = (uploadContent(c, env.get("STATS_PASSWORD_FILE")) ?? "").replace(/\r?\n$/, "");
             if (password.length < 16 || WEAK_PASSWORDS.has(password.toLowerCase())) {
-                report(`container ${c.name ?? ""}: STATS_PASSWORD must be at least 16 characters and not a known default`);
+                report(
+                    `container ${c.name ?? ""}: the stats password (the file STATS_PASSWORD_FILE names) must be at least 16 characters and not a known default`,
+                );
             }
         }
         const agent = consulAgentOf(c);

@@ -3,9 +3,13 @@
 // network could make with what it has (no token, Registrator's token, the gateway's token), and
 // shows it is refused while the real instances keep serving.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KV_PREFIX } from "../../components/gateway-kv";
+import { bundleController } from "../../components/images/gateway/bundle";
 import { Gateway, Harness, httpRequest, sleep, waitFor, type Backend } from "./harness";
 
 describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, () => {
@@ -122,6 +126,63 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
         assert.equal(read.status, 200);
         assert.equal(JSON.parse(read.body).length, 2);
         await stillServing();
+    });
+
+    it("the gateway's secrets are files: no token in the controller's or HAProxy's environment, the stats password in HAProxy's alone", async () => {
+        const environ = (pid: number): Map<string, string> =>
+            new Map(
+                fs
+                    .readFileSync(`/proc/${pid}/environ`, "utf8")
+                    .split("\0")
+                    .filter(Boolean)
+                    .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+            );
+        const token = h.consul.tokens.gateway;
+        const password = h.gateway.statsPassword;
+        assert.ok(token.length > 0 && password.length > 0);
+        const controller = environ(h.gateway.proc!.child.pid!);
+        assert.equal(fs.readFileSync(controller.get("CONSUL_HTTP_TOKEN_FILE")!, "utf8"), token, "the token's file, as the stack uploads it");
+        assert.equal(fs.readFileSync(controller.get("STATS_PASSWORD_FILE")!, "utf8"), password);
+        const haproxy = environ(Number(fs.readFileSync(path.join(h.gateway.runDir, "haproxy.pid"), "utf8").trim().split(/\s+/)[0]));
+        for (const [who, env] of [
+            ["the controller", controller],
+            ["HAProxy", haproxy],
+        ] as const) {
+            assert.ok(![...env.values()].some((v) => v.includes(token)), `${who}: the token in its environment`);
+            assert.equal(env.has("CONSUL_HTTP_TOKEN"), false, who);
+        }
+        assert.ok(![...controller.values()].some((v) => v.includes(password)), "the controller: the password in its environment");
+        // HAProxy expands "${STATS_PASSWORD}" in its config: its own environment, which the container's (docker inspect) is not.
+        assert.equal(haproxy.get("STATS_PASSWORD"), password);
+        assert.equal(haproxy.has("CONSUL_HTTP_TOKEN_FILE"), false, "HAProxy is not told where the token is");
+        const stats = (pw: string) =>
+            httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, {
+                headers: { authorization: `Basic ${Buffer.from(`${h.gateway.statsUser}:${pw}`).toString("base64")}` },
+            });
+        assert.equal((await stats(password)).status, 200, "the password from the file opens the stats listener");
+        assert.equal((await stats(`${password}x`)).status, 401);
+    });
+
+    it("the controller refuses a token or a password in its environment: exit 64, naming the file variable", () => {
+        for (const [variable, value] of [
+            ["CONSUL_HTTP_TOKEN", h.consul.tokens.gateway],
+            ["STATS_PASSWORD", "Zq8XbW3kP0tLm2Rv9sYc4HnJ"],
+        ] as const) {
+            const r = spawnSync(process.execPath, ["--enable-source-maps", bundleController()], {
+                env: { ...h.gateway.env, GATEWAY_RUN_DIR: path.join(h.gateway.runDir, "refused"), [variable]: value },
+                encoding: "utf8",
+                timeout: 20_000,
+            });
+            assert.equal(r.status, 64, `${variable}: ${r.stderr}`);
+            assert.match(
+                r.stderr,
+                new RegExp(
+                    `^gateway: ${variable} in the environment: the gateway reads its secrets from files only .*set ${variable}_FILE to a file instead$`,
+                    "m",
+                ),
+            );
+            assert.ok(!r.stderr.includes(value), "the secret is never echoed");
+        }
     });
 
     it("Pulumi's KV token writes the gateway settings' prefix only", async () => {

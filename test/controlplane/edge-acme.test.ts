@@ -59,7 +59,7 @@ describe("ACME: gateways order one certificate together", { timeout: 600_000 }, 
         return p.subjectAltName === `DNS:${HOST}` ? p.serial : "";
     };
     const metrics = async (r: Replica): Promise<string> => {
-        const auth = Buffer.from(`${r.gw.env.STATS_USER}:${r.gw.env.STATS_PASSWORD}`).toString("base64");
+        const auth = Buffer.from(`${r.gw.statsUser}:${r.gw.statsPassword}`).toString("base64");
         return (await httpRequest(`http://127.0.0.1:${r.gw.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth}` } })).body;
     };
     const counter = (text: string, result: "success" | "failure"): number =>

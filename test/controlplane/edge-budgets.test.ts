@@ -18,7 +18,7 @@ describe("edge budgets: no client can exhaust the gateway", { timeout: 240_000 }
     let tcpPort: number;
     let web: Awaited<ReturnType<typeof startRecordingBackend>>;
     const floods: Flood[] = [];
-    const statsAuth = (): string => `${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`;
+    const statsAuth = (): string => `${h.gateway.statsUser}:${h.gateway.statsPassword}`;
     const httpUrl = (p: string): string => h.gateway.url(p);
     const statsUrl = (p: string): string => `http://127.0.0.1:${h.gateway.statsPort}${p}`;
 

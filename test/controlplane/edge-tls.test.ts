@@ -57,7 +57,7 @@ describe("edge TLS: certificates from KV, applied at run time", { timeout: 300_0
     const https = (p: string, headers: Record<string, string> = {}) =>
         httpRequest(`https://localhost:${httpsPort}${p}`, { ca: ca.caPem, headers, timeoutMs: 5000 });
     const metrics = async (): Promise<string> => {
-        const auth = Buffer.from(`${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`).toString("base64");
+        const auth = Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
         return (await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth}` } })).body;
     };
     const servedSerial = async (servername = "localhost"): Promise<string> => (await presented(httpsPort, { servername })).serial;

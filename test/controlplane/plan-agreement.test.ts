@@ -18,7 +18,7 @@ describe("routing plan and running gateway: one route table", { timeout: 120_000
     let h: Harness;
     let planned: RouteTable;
     const stackFile = path.join(makeTempDir("plan"), "Pulumi.plan-agreement-test.yaml");
-    const auth = (): string => Buffer.from(`${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`).toString("base64");
+    const auth = (): string => Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
     const routes = () => httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/routes`, { headers: { authorization: `Basic ${auth()}` } });
 
     before(
@@ -90,7 +90,7 @@ describe("routing plan and running gateway: one route table", { timeout: 120_000
                     "--gateway",
                     `http://127.0.0.1:${h.gateway.statsPort}`,
                 ],
-                { cwd: REPO_ROOT, env: { ...process.env, STATS_USER: h.gateway.env.STATS_USER!, STATS_PASSWORD: h.gateway.env.STATS_PASSWORD! } },
+                { cwd: REPO_ROOT, env: { ...process.env, STATS_USER: h.gateway.statsUser, STATS_PASSWORD: h.gateway.statsPassword } },
                 (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
             ),
         );

@@ -173,7 +173,7 @@ describe("data plane: runtime API and reloads", { timeout: 240_000 }, () => {
         assert.equal(Number((await h.gateway.showInfo()).Maxconn), 4096, "the worker runs the previous maxconn");
         assert.deepEqual(await answering("/rt/v1/who", 10), new Set([a1.instance, a2.instance]), "routes still served");
         // /metrics says it too.
-        const auth = Buffer.from(`${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`).toString("base64");
+        const auth = Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
         const metrics = await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics`, { headers: { authorization: `Basic ${auth}` } });
         assert.ok(metrics.body.includes('haproxy_server_status{proxy="gateway_config",server="latest-render-running",state="MAINT"} 1'), "metrics: MAINT");
         // Fixed in KV: the next render reloads and the status is back.

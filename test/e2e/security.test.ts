@@ -4,11 +4,15 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { CONSUL_PATHS } from "../../components/consul-agent-config";
+import { GATEWAY_CONSUL_TOKEN_FILE, GATEWAY_STATS_PASSWORD_FILE, GATEWAY_UID } from "../../components/gateway";
+import { REGISTRATOR_ENTRYPOINT, REGISTRATOR_TOKEN_FILE } from "../../components/registrator";
 import { skipReason } from "./harness/engine";
 import { consulGet, rotationIs, replicasOf, hostnameOf } from "./harness/scenario";
-import { e2eName, Stack, stackForSuite } from "./harness/stack";
+import { e2eName, get, Stack, stackForSuite } from "./harness/stack";
 
 const CONSUL = e2eName("consul");
+const GATEWAY = e2eName("gateway");
+const REGISTRATOR = e2eName("node-1-registrator");
 
 /**
  * Requests from inside a container, with Python's standard library (the example image has no
@@ -110,6 +114,63 @@ describe("the dev stack's config on a real engine (stack e2e): ACLs and TLS", { 
             "for p in /proc/[0-9]*; do if [ \"$(cat $p/comm 2>/dev/null)\" = consul ]; then grep '^Uid:' $p/status; fi; done",
         ]);
         assert.match(status, /^Uid:\s+100\s/m, status);
+    });
+
+    test("no token or password in docker inspect of the gateway and Registrator: files their process's user alone reads", async () => {
+        const uploaded = (container: string, file: string): string => {
+            const u = (stack.applied.containers.get(container)?.uploads ?? []).find((x: { file: string }) => x.file === file);
+            assert.ok(u, `${container}: ${file} is declared`);
+            return String(u.content);
+        };
+        const gatewayToken = uploaded(GATEWAY, GATEWAY_CONSUL_TOKEN_FILE);
+        const registratorToken = uploaded(REGISTRATOR, REGISTRATOR_TOKEN_FILE);
+        assert.equal(uploaded(GATEWAY, GATEWAY_STATS_PASSWORD_FILE), stack.outputs.statsPassword);
+        const secrets = [gatewayToken, registratorToken, stack.outputs.statsPassword, stack.outputs.consulManagementToken];
+        for (const x of secrets) assert.match(x, /^[A-Za-z0-9-]{32,}$/, "a real secret (a UUID or the generated password)");
+        const hidden = (what: string, visible: unknown): void => {
+            const text = JSON.stringify(visible);
+            secrets.forEach((x, i) => assert.ok(!text.includes(x), `${what}: secret ${i} visible`));
+        };
+
+        // The gateway: `docker inspect` (and the Docker API Registrator reads) shows file names only.
+        const gw = await stack.docker.inspectContainer(GATEWAY);
+        hidden("docker inspect of the gateway", [gw.Config.Env, gw.Config.Cmd, gw.Config.Entrypoint, gw.Args]);
+        assert.ok(
+            gw.Config.Env.includes(`CONSUL_HTTP_TOKEN_FILE=${GATEWAY_CONSUL_TOKEN_FILE}`) &&
+                gw.Config.Env.includes(`STATS_PASSWORD_FILE=${GATEWAY_STATS_PASSWORD_FILE}`),
+        );
+        for (const file of [GATEWAY_CONSUL_TOKEN_FILE, GATEWAY_STATS_PASSWORD_FILE])
+            assert.equal((await stack.exec(GATEWAY, ["stat", "-c", "%a %u:%g", file])).trim(), `400 ${GATEWAY_UID}:${GATEWAY_UID}`, file);
+        // Inside: the token in no process's environment; the password in HAProxy's alone, where its config expands it.
+        const environs = await stack.exec(GATEWAY, [
+            "sh",
+            "-c",
+            'for p in /proc/[0-9]*; do [ -r "$p/environ" ] && printf "%s\\t%s\\n" "$(cat $p/comm)" "$(tr "\\0" " " < $p/environ)"; done; true',
+        ]);
+        const byProcess = environs
+            .trim()
+            .split("\n")
+            .map((l) => ({ comm: l.slice(0, l.indexOf("\t")), environ: l.slice(l.indexOf("\t") + 1) }));
+        assert.ok(byProcess.some((x) => x.comm === "node") && byProcess.some((x) => x.comm === "haproxy"), environs);
+        for (const x of byProcess) {
+            assert.ok(!x.environ.includes(gatewayToken), `${x.comm}: the token in its environment`);
+            assert.equal(x.environ.includes(stack.outputs.statsPassword), x.comm === "haproxy", `${x.comm}: the stats password in its environment`);
+        }
+        assert.equal((await get(stack.outputs.statsUrl, { user: stack.outputs.statsUser, password: stack.outputs.statsPassword })).status, 200);
+
+        // Registrator: the program's entrypoint exports the file's token to Registrator alone.
+        const declared = stack.applied.containers.get(REGISTRATOR)!;
+        assert.deepEqual(declared.entrypoints, [...REGISTRATOR_ENTRYPOINT]);
+        hidden("Registrator's declared environment and command", [declared.envs, declared.command, declared.entrypoints]);
+        if (stack.applied.emulated.includes(REGISTRATOR)) {
+            // No image, no container: the stand-in takes the token as the entrypoint would, from the file.
+            assert.equal(stack.applied.registrator?.client.token, registratorToken);
+        } else {
+            const r = await stack.docker.inspectContainer(REGISTRATOR);
+            hidden("docker inspect of Registrator", [r.Config.Env, r.Config.Cmd, r.Config.Entrypoint, r.Args]);
+            assert.equal((await stack.exec(REGISTRATOR, ["stat", "-c", "%a %u:%g", REGISTRATOR_TOKEN_FILE])).trim(), "400 0:0");
+            assert.ok((await stack.exec(REGISTRATOR, ["cat", "/proc/1/environ"])).split("\0").includes(`CONSUL_HTTP_TOKEN=${registratorToken}`));
+        }
     });
 
     test("the agent has its token: its node is registered in the catalog (that needs node write)", async () => {

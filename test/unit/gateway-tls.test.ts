@@ -365,7 +365,8 @@ describe("TLS: the pieces around the model", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sd-tls-env-"));
         const keyFile = path.join(dir, "sealing.key");
         fs.writeFileSync(keyFile, `${KEY.toString("hex")}\n`);
-        const base = { STATS_USER: "s", STATS_PASSWORD: "p", GATEWAY_OWN_ADDRESSES: "10.0.0.2", GATEWAY_FD_LIMIT: "100000" };
+        fs.writeFileSync(path.join(dir, "stats.password"), "p\n");
+        const base = { STATS_USER: "s", STATS_PASSWORD_FILE: path.join(dir, "stats.password"), GATEWAY_OWN_ADDRESSES: "10.0.0.2", GATEWAY_FD_LIMIT: "100000" };
         const read = (env: Record<string, string>) => readEnv({ ...base, ...env }, () => undefined);
         const refuses = (env: Record<string, string>, message: RegExp) =>
             assert.throws(

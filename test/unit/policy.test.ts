@@ -348,20 +348,37 @@ describe("policy: ec2-imdsv2-encrypted-volumes", () => {
 });
 
 describe("policy: credentials-strong", () => {
-    it("passes a generated password and a 32-byte gossip key", () => {
+    const PW_FILE = "/etc/gateway/secrets/stats.password";
+    const gateway = (password: string | undefined, envs: string[] = []) =>
+        container({
+            envs: ["STATS_USER=stats", `STATS_PASSWORD_FILE=${PW_FILE}`, ...envs],
+            uploads: password === undefined ? [] : [{ file: PW_FILE, content: password, permissions: "0400" }],
+        });
+    it("passes a generated password in its file and a 32-byte gossip key", () => {
         assert.deepEqual(
-            violations("credentials-strong", [
-                container({ envs: ["STATS_USER=stats", "STATS_PASSWORD=Zq8XbW3kP0tLm2Rv9sYc4HnJ"] }),
-                container({ command: ["agent", "-server", `-encrypt=${KEY}`] }),
-            ]),
+            violations("credentials-strong", [gateway("Zq8XbW3kP0tLm2Rv9sYc4HnJ"), container({ command: ["agent", "-server", `-encrypt=${KEY}`] })]),
             [],
         );
     });
-    it("fails a short or default password, and a Consul agent without a proper key", () => {
-        assert.equal(violations("credentials-strong", [container({ envs: ["STATS_USER=stats", "STATS_PASSWORD=admin"] })]).length, 1);
+    it("fails a short, default or missing password file, and a Consul agent without a proper key", () => {
+        assert.equal(violations("credentials-strong", [gateway("admin")]).length, 1);
+        assert.equal(violations("credentials-strong", [gateway(undefined)]).length, 1, "STATS_PASSWORD_FILE names no upload");
         assert.equal(violations("credentials-strong", [container({ envs: ["STATS_USER=stats"] })]).length, 1);
         assert.equal(violations("credentials-strong", [container({ command: ["agent", "-server"] })]).length, 1);
         assert.equal(violations("credentials-strong", [container({ command: ["agent", "-encrypt=c2hvcnQ="] })]).length, 1);
+    });
+    it("fails a secret in any container's environment, naming the variable and never its value", () => {
+        const strong = "Zq8XbW3kP0tLm2Rv9sYc4HnJ";
+        assert.deepEqual(violations("credentials-strong", [gateway(strong, [`STATS_PASSWORD=${strong}`])]), [
+            "container c: STATS_PASSWORD in its environment, which `docker inspect` shows: upload it as a file (STATS_PASSWORD_FILE names it)",
+        ]);
+        for (const name of ["CONSUL_HTTP_TOKEN", "VAULT_TOKEN", "DB_PASSWORD", "AWS_SECRET", "TLS_PRIVATE_KEY", "CONSUL_ENCRYPT_KEY"]) {
+            const v = violations("credentials-strong", [container({ envs: [`${name}=6f1c3a2e-1b2c-4d5e-8f90-0123456789ab`] })]);
+            assert.equal(v.length, 1, name);
+            assert.doesNotMatch(v[0]!, /6f1c3a2e/, "the value is never echoed");
+        }
+        for (const name of ["CONSUL_HTTP_TOKEN_FILE", "CONSUL_CACERT", "GATEWAY_SEALING_KEY_FILE", "SERVICE_TAGS", "GATEWAY_ACME_EAB_KID", "DOCKER_HOST"])
+            assert.deepEqual(violations("credentials-strong", [container({ envs: [`${name}=x`] })]), [], name);
     });
 });
 
@@ -456,8 +473,8 @@ describe("policy: the shipped stacks pass", () => {
             const resources = p.resources.map((r) => ({ type: r.type, name: r.name, props: unwrap(r.inputs) }));
             for (const r of resources) {
                 if (r.name === "secrets-stats-password") continue;
-                const env: string[] | undefined = r.props.envs;
-                if (env) r.props.envs = env.map((e) => (e.startsWith("STATS_PASSWORD=generated") ? "STATS_PASSWORD=Zq8XbW3kP0tLm2Rv9sYc4HnJaB7d" : e));
+                const uploads: { content?: string }[] | undefined = r.props.uploads;
+                for (const u of uploads ?? []) if (u.content === "generated-password-secrets-stats-password") u.content = "Zq8XbW3kP0tLm2Rv9sYc4HnJaB7d";
             }
             for (const policy of policies) {
                 assert.deepEqual(violations(policy.name, resources), [], `${policy.name} on ${title}`);
@@ -611,7 +628,10 @@ describe("policy: edge-tls", () => {
     /** A resource of `stack` (the policy reads the stack from the URN: urn:pulumi:<stack>::...). */
     const on = (stack: string, r: Res): Res => ({ ...r, name: `pulumi:${stack}::service-discovery::${r.type}::${r.name}` });
     const gateway = (source?: string) =>
-        container({ name: "gw", envs: ["STATS_USER=stats", "STATS_PASSWORD=x", ...(source ? [`GATEWAY_TLS_SOURCE=${source}`] : [])] });
+        container({
+            name: "gw",
+            envs: ["STATS_USER=stats", "STATS_PASSWORD_FILE=/etc/gateway/secrets/stats.password", ...(source ? [`GATEWAY_TLS_SOURCE=${source}`] : [])],
+        });
     const listener = (port: number): Res => ({ type: "aws:lb/listener:Listener", name: `l${port}`, props: { port, protocol: "TCP" } });
 
     it("passes a gateway with a certificate source on any stack, and one without on the stacks in plainHttpStacks (dev)", () => {

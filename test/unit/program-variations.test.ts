@@ -3,7 +3,7 @@
 // (The dev stack as shipped: program.test.ts.)
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { agentConfigOf, devWith, envOf, evaluate } from "../support/program";
+import { agentConfigOf, devWith, envOf, evaluate, uploadsOf } from "../support/program";
 import { BUILD, REMOTE_IMAGE } from "./program-support";
 
 describe("program: config variations", () => {
@@ -16,7 +16,7 @@ describe("program: config variations", () => {
             ["secrets-gateway-sealing-key"],
             'only the gateways\' sealing key, which the stack always generates (docs/security.md, "TLS at the edge")',
         );
-        assert.equal(envOf(p.container("dev-gateway")).env.STATS_PASSWORD, "from-config-pw");
+        assert.equal(uploadsOf(p.container("dev-gateway")).get("/etc/gateway/secrets/stats.password")!.content, "from-config-pw");
         assert.deepEqual(p.outputs.statsPassword, { $secret: "from-config-pw" });
         assert.equal(agentConfigOf(p.container("dev-consul")).encrypt, Buffer.alloc(32, 7).toString("base64"));
     });

@@ -3,8 +3,10 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { POLICIES } from "../../components/consul-policies";
+import { GATEWAY_CONSUL_TOKEN_FILE, GATEWAY_STATS_PASSWORD_FILE, GATEWAY_UID } from "../../components/gateway";
+import { REGISTRATOR_ENTRYPOINT, REGISTRATOR_TOKEN_FILE } from "../../components/registrator";
 import { Declared } from "../support/mocks";
-import { agentConfigOf, devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig, TEST_SSH_KEY } from "../support/program";
+import { agentConfigOf, devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig, TEST_SSH_KEY, uploadsOf } from "../support/program";
 
 const MANAGEMENT = "00000000-0000-4000-8000-000000000000";
 
@@ -27,7 +29,7 @@ describe("security: ACLs and TLS in the dev stack", () => {
         assert.equal(p.ofType("random:index/randomUuid:RandomUuid").length, 1);
         const secrets = [MANAGEMENT, "generated-password-secrets-stats-password", agentConfigOf(p.container("dev-consul")).encrypt as string, "secret-of-"];
         for (const c of p.containers()) {
-            for (const arg of strings(c.inputs.command)) {
+            for (const arg of [...strings(c.inputs.command), ...strings(c.inputs.entrypoints)]) {
                 for (const s of secrets) assert.ok(!arg.includes(s), `${c.inputs.name}: a secret in its command line: ${arg}`);
             }
         }
@@ -87,19 +89,21 @@ describe("security: ACLs and TLS in the dev stack", () => {
         }
     });
 
-    it("hands Registrator and the gateway their own tokens and the CA, through the environment, as secrets", () => {
+    it("hands Registrator and the gateway their own tokens as uploaded files, as secrets, never in their environment", () => {
         const r = p.container("dev-node-1-registrator");
-        const { env, secret } = envOf(r);
-        assert.ok(secret, "Registrator's environment holds its token");
-        assert.equal(env.CONSUL_HTTP_TOKEN, "secret-of-consul-acl-registrator-id");
+        assert.equal(uploadsOf(r).get(REGISTRATOR_TOKEN_FILE)?.content, "secret-of-consul-acl-registrator-id");
+        assert.deepEqual(r.inputs.entrypoints, [...REGISTRATOR_ENTRYPOINT], "its entrypoint exports the file's token to Registrator alone");
+        assert.equal(envOf(r).env.CONSUL_HTTP_TOKEN, undefined);
         assert.ok((r.inputs.command as string[]).includes("consul-unix:///consul/run/http.sock"), "its node's agent's socket, on no network");
         assert.ok(r.dependencies.some((d) => d.endsWith("::consul-dev-node-1-run")) || JSON.stringify(r.inputs.volumes).includes("dev-consul-run"));
-        const gw = envOf(p.container("dev-gateway"));
-        assert.ok(gw.secret);
-        assert.equal(gw.env.CONSUL_HTTP_TOKEN, "secret-of-consul-acl-gateway-id");
+        const gw = p.container("dev-gateway");
+        assert.equal(uploadsOf(gw).get(GATEWAY_CONSUL_TOKEN_FILE)?.content, "secret-of-consul-acl-gateway-id");
+        assert.equal(envOf(gw).env.CONSUL_HTTP_TOKEN_FILE, GATEWAY_CONSUL_TOKEN_FILE);
+        assert.equal(envOf(gw).env.CONSUL_HTTP_TOKEN, undefined);
         // Service containers get no token at all: anonymous, read-only.
         for (const c of p.containers().filter((x) => String(x.inputs.name).startsWith("dev-hello-"))) {
             assert.equal(envOf(c).env.CONSUL_HTTP_TOKEN, undefined);
+            assert.equal(envOf(c).env.CONSUL_HTTP_TOKEN_FILE, undefined);
         }
     });
 
@@ -153,3 +157,134 @@ describe("security: config", () => {
         assert.equal(agents.filter((a) => agentConfigOf(a).acl.tokens !== undefined).length, 3, "only the servers hold the management token");
     });
 });
+
+/** Every string inside a Pulumi secret anywhere in a value: what must never be in an environment. */
+function secretStrings(value: unknown, inSecret = false): string[] {
+    if (typeof value === "string") return inSecret ? [value] : [];
+    if (Array.isArray(value)) return value.flatMap((v) => secretStrings(v, inSecret));
+    if (value && typeof value === "object") {
+        if ("$secret" in value) return secretStrings((value as { $secret: unknown }).$secret, true);
+        return Object.values(value as Record<string, unknown>).flatMap((v) => secretStrings(v, inSecret));
+    }
+    return [];
+}
+
+/** Pulumi.aws.yaml with the two values the operator sets before the first `pulumi up`. */
+function shippedAws(): Record<string, string> {
+    const config = stackConfig("aws");
+    const aws = JSON.parse(config["service-discovery:aws"]!);
+    config["service-discovery:aws"] = JSON.stringify({ ...aws, adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY });
+    return config;
+}
+
+const SECRET_ENV_NAME = /(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|PASSPHRASE|PRIVATE_KEY|ENCRYPT_KEY|HMAC_KEY)$/;
+
+for (const s of [
+    { title: "Pulumi.dev.yaml", stack: "dev", config: () => stackConfig("dev") },
+    { title: "Pulumi.aws.yaml (3 nodes, ACME)", stack: "aws", config: () => shippedAws() },
+    {
+        title: "dev with every secret from config (stats password, gossip key, management token, provided certificate)",
+        stack: "dev",
+        config: () => ({
+            ...devWith({
+                statsPassword: "from-config-stats-password-0123",
+                consulEncryptKey: Buffer.alloc(32, 7).toString("base64"),
+                consulManagementToken: "6f1c3a2e-1b2c-4d5e-8f90-0123456789ab",
+                gateway: { tls: { source: "provided" } },
+            }),
+            "service-discovery:gatewayTlsCertificate": "-----BEGIN CERTIFICATE-----\nmine\n-----END CERTIFICATE-----\n",
+            "service-discovery:gatewayTlsPrivateKey": "-----BEGIN PRIVATE KEY-----\nmine\n-----END PRIVATE KEY-----\n",
+        }),
+    },
+    {
+        title: "virtualbox, 3 nodes, ACME with external account binding",
+        stack: "vbox",
+        config: () => ({
+            ...devWith({
+                target: "virtualbox",
+                nodeCount: 3,
+                gateway: { tls: { source: "acme", hosts: ["app.example.com"], acme: { email: "ops@example.com", eabKid: "kid-7" } } },
+            }),
+            "service-discovery:gatewayAcmeEabHmacKey": "aG1hYy1rZXk",
+        }),
+    },
+]) {
+    describe(`security: no secret in any container's environment, ${s.title}`, () => {
+        let p: Program;
+        before(async () => {
+            p = await evaluate(s.config(), s.stack);
+            assert.equal(p.error, null, String(p.error));
+        });
+
+        it("no container's environment holds a secret value or a secret's variable (docker inspect shows them)", () => {
+            // Every secret the graph holds, generated or from config: secret inputs (uploads aside,
+            // whose file names are no secret), the secret files' contents, the agents' secrets.
+            const found = p.resources.flatMap((r) => secretStrings({ ...r.inputs, uploads: undefined }));
+            for (const c of p.containers()) {
+                for (const u of uploadsOf(c).values()) if (u.secret) found.push(String(u.content));
+                if (uploadsOf(c).has("/consul/config/agent.json")) {
+                    const agent = agentConfigOf(c);
+                    found.push(String(agent.encrypt), ...Object.values((agent.acl?.tokens ?? {}) as Record<string, string>));
+                }
+            }
+            const secrets = [...new Set(found)].filter((x) => x.length >= 8);
+            // Not vacuous: the tokens, the stats password and the gossip key are among them.
+            for (const expected of [/^secret-of-consul-acl-gateway/, /^secret-of-consul-acl-registrator/, /stats-password/, /^[A-Za-z0-9+/]{43}=$/])
+                assert.ok(
+                    secrets.some((x) => expected.test(x)),
+                    `${expected} among ${secrets.length} secrets`,
+                );
+            const containers = p.containers();
+            assert.ok(containers.some((c) => /-registrator$/.test(String(c.inputs.name))) && containers.some((c) => /-gateway$/.test(String(c.inputs.name))));
+            for (const c of containers) {
+                const { env, secret } = envOf(c);
+                assert.equal(secret, false, `${c.inputs.name}: its environment is no Pulumi secret, for it holds none`);
+                for (const [name, value] of Object.entries(env)) {
+                    assert.doesNotMatch(name, SECRET_ENV_NAME, `${c.inputs.name}: ${name} in its environment`);
+                    for (const x of secrets) assert.ok(!value.includes(x), `${c.inputs.name}: ${name} holds a secret`);
+                }
+            }
+        });
+
+        it("the gateways' token and stats password, and Registrator's token, are secret files their user alone reads", () => {
+            const generated = p.ofType("random:index/randomPassword:RandomPassword").some((r) => r.name === "secrets-stats-password");
+            const gateways = p.containers().filter((c) => /-gateway$/.test(String(c.inputs.name)));
+            assert.ok(gateways.length >= 1);
+            for (const gw of gateways) {
+                const { env } = envOf(gw);
+                const files = uploadsOf(gw);
+                for (const [variable, file] of [
+                    ["CONSUL_HTTP_TOKEN_FILE", GATEWAY_CONSUL_TOKEN_FILE],
+                    ["STATS_PASSWORD_FILE", GATEWAY_STATS_PASSWORD_FILE],
+                ] as const) {
+                    assert.equal(env[variable], file, `${gw.inputs.name}: ${variable}`);
+                    const u = files.get(file);
+                    assert.ok(u, `${gw.inputs.name}: ${file} uploaded`);
+                    assert.deepEqual(
+                        { secret: u.secret, permissions: u.permissions, owner: u.owner, group: u.group },
+                        { secret: true, permissions: "0400", owner: String(GATEWAY_UID), group: String(GATEWAY_UID) },
+                        `${gw.inputs.name}: ${file}`,
+                    );
+                    assert.ok(String(u.content).length >= 16, `${gw.inputs.name}: ${file} has content`);
+                }
+                assert.match(String(files.get(GATEWAY_CONSUL_TOKEN_FILE)!.content), /^secret-of-consul-acl-gateway/);
+                assert.equal(
+                    files.get(GATEWAY_STATS_PASSWORD_FILE)!.content,
+                    generated ? "generated-password-secrets-stats-password" : "from-config-stats-password-0123",
+                );
+            }
+            const registrators = p.containers().filter((c) => /-registrator$/.test(String(c.inputs.name)));
+            assert.ok(registrators.length >= 1);
+            for (const r of registrators) {
+                const u = uploadsOf(r).get(REGISTRATOR_TOKEN_FILE);
+                assert.ok(u, `${r.inputs.name}: ${REGISTRATOR_TOKEN_FILE} uploaded`);
+                assert.deepEqual(
+                    { secret: u.secret, permissions: u.permissions, owner: u.owner, group: u.group },
+                    { secret: true, permissions: "0400", owner: "0", group: "0" },
+                );
+                assert.match(String(u.content), /^secret-of-consul-acl-registrator/);
+                assert.deepEqual(r.inputs.entrypoints, [...REGISTRATOR_ENTRYPOINT]);
+            }
+        });
+    });
+}

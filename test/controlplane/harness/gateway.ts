@@ -47,10 +47,39 @@ export function unixSocketCommand(socketPath: string, command: string, timeoutMs
     });
 }
 
+/**
+ * The image's way with secrets: the stats password and the Consul token in files only the
+ * gateway's user reads (the stack uploads them, mode 0400), named by STATS_PASSWORD_FILE and
+ * CONSUL_HTTP_TOKEN_FILE; the controller refuses them in its environment. A token or password
+ * given as a variable (an agent's client variables, a test's own) is written to such a file
+ * and removed from the environment. The previous design (entrypoint.sh) read them from variables.
+ */
+export function secretsAsFiles(env: NodeJS.ProcessEnv, dir: string): NodeJS.ProcessEnv {
+    const out = { ...env };
+    for (const [variable, name] of [
+        ["CONSUL_HTTP_TOKEN", "consul.token"],
+        ["STATS_PASSWORD", "stats.password"],
+    ] as const) {
+        const value = out[variable];
+        delete out[variable];
+        if (value === undefined || value === "") continue;
+        const file = path.join(dir, "secrets", name);
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.rmSync(file, { force: true });
+        fs.writeFileSync(file, value, { mode: 0o400 });
+        out[`${variable}_FILE`] = file;
+    }
+    return out;
+}
+
 export class Gateway {
     proc: Proc | undefined;
     readonly runDir: string;
+    /** The controller's environment (no secret in it but with the previous design: the files' names). */
     readonly env: NodeJS.ProcessEnv;
+    /** The stats page's login (the password is in the file STATS_PASSWORD_FILE names). */
+    readonly statsUser = "stats";
+    readonly statsPassword: string;
     static readonly RELOADED = /gateway: config reloaded/;
     static readonly REJECTED = /gateway: rendered config rejected/;
     static readonly LOADING_SUCCESS = /Loading success/;
@@ -61,9 +90,11 @@ export class Gateway {
         readonly statsPort: number,
         consul: ConsulClientEnv,
         extraEnv: NodeJS.ProcessEnv = {},
+        legacy = false,
     ) {
         this.runDir = makeTempDir("gateway");
-        this.env = {
+        this.statsPassword = extraEnv.STATS_PASSWORD ?? `pw-${process.pid}-${Date.now()}`;
+        const env: NodeJS.ProcessEnv = {
             ...process.env,
             GATEWAY_CONF_DIR,
             GATEWAY_RUN_DIR: this.runDir,
@@ -72,8 +103,7 @@ export class Gateway {
             GATEWAY_BIND: "127.0.0.1",
             ...consul,
             HAPROXY_BIN: tools.HAPROXY_BIN,
-            STATS_USER: "stats",
-            STATS_PASSWORD: `pw-${process.pid}-${Date.now()}`,
+            STATS_USER: this.statsUser,
             // Trust rules: the test network is the node network (as on target hosts); Consul's
             // published port and SSH are refused on the node, as the stack passes them.
             GATEWAY_BACKEND_NETWORKS: TEST_NETWORK,
@@ -82,7 +112,9 @@ export class Gateway {
             GATEWAY_OWN_ADDRESSES: GATEWAY_OWN_ADDRESS,
             GATEWAY_TRUSTED_PROXIES: "",
             ...extraEnv,
+            STATS_PASSWORD: this.statsPassword,
         };
+        this.env = legacy ? env : secretsAsFiles(env, this.runDir);
     }
 
     /**
@@ -110,7 +142,7 @@ export class Gateway {
         const confDir = opts.confDir ?? GATEWAY_CONF_DIR;
         const legacy = fs.existsSync(path.join(confDir, "entrypoint.sh"));
         const extra = legacy ? { CONSUL_TEMPLATE_BIN: opts.consulTemplateBin ?? readTool("CONSUL_TEMPLATE_BIN") } : {};
-        const gw = new Gateway(tools, await freePort(), await freePort(), env, { ...opts.env, ...extra, GATEWAY_CONF_DIR: confDir });
+        const gw = new Gateway(tools, await freePort(), await freePort(), env, { ...opts.env, ...extra, GATEWAY_CONF_DIR: confDir }, legacy);
         // The image's entry point: Node.js with source maps (stack traces name the TypeScript).
         const program = legacy ? ["bash", path.join(confDir, "entrypoint.sh")] : [process.execPath, "--enable-source-maps", bundleController()];
         // nofile: the container's file descriptor limit (soft and hard), as `docker run --ulimit` sets it.
@@ -180,7 +212,8 @@ export class Gateway {
 
     /** `haproxy -c` on a file with the gateway's environment (the config uses its variables). */
     haproxyCheck(file: string): { ok: boolean; output: string } {
-        const r = spawnSync(this.tools.HAPROXY_BIN, ["-c", "-f", file], { env: this.env, encoding: "utf8" });
+        // As the controller starts HAProxy: the stats password in HAProxy's environment.
+        const r = spawnSync(this.tools.HAPROXY_BIN, ["-c", "-f", file], { env: { ...this.env, STATS_PASSWORD: this.statsPassword }, encoding: "utf8" });
         return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
     }
 

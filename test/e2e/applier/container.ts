@@ -16,6 +16,7 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
         ["name", "image"],
         [
             "hostname",
+            "entrypoints",
             "command",
             "envs",
             "ports",
@@ -43,6 +44,8 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     );
     const name: string = p.name;
     const command = p.command === undefined ? undefined : strings(`${where}.command`, p.command);
+    // Replaces the image's ENTRYPOINT (the provider's `entrypoints`); Cmd follows it as its arguments.
+    const entrypoints = p.entrypoints === undefined ? undefined : strings(`${where}.entrypoints`, p.entrypoints);
     const envs = strings(`${where}.envs`, p.envs);
     const uploads = list(`${where}.uploads`, p.uploads).map((u, i) => secure.parseUpload(`${where}.uploads[${i}]`, u as Obj));
     const ports = list(`${where}.ports`, p.ports).map((x, i) => {
@@ -81,10 +84,18 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     // Folder -> mount options (a map of strings, as the engine takes them).
     const tmpfs = logOptions(`${where}.tmpfs`, p.tmpfs);
     const resources = resourceLimits(where, p);
-    applier.containers.set(name, { ...p, command, envs, ports, volumes, networks });
+    applier.containers.set(name, { ...p, entrypoints, command, envs, ports, volumes, networks });
 
     if (typeof p.image === "string" && p.image.startsWith(ABSENT))
-        return emulateRegistrator(applier, where, p.image.slice(ABSENT.length), name, p.hostname ?? name, command ?? [], networks, envs);
+        return emulateRegistrator(
+            applier,
+            where,
+            p.image.slice(ABSENT.length),
+            name,
+            p.hostname ?? name,
+            { entrypoints, command: command ?? [], envs, uploads },
+            networks,
+        );
 
     const binds = volumes.map((v) => {
         let source: string = v.volumeName ?? v.hostPath;
@@ -110,6 +121,7 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     const body: Obj = {
         Hostname: p.hostname,
         Image: p.image,
+        ...(entrypoints === undefined ? {} : { Entrypoint: entrypoints }),
         Cmd: command,
         Env: envs,
         Labels: runLabels(applier),

@@ -5,7 +5,8 @@ import { waitForHttp } from "./consul";
 import { type ApplierScope, type Obj } from "./scope";
 import { Docker } from "../harness/docker";
 import { log } from "../harness/engine";
-import { parseRegistratorCommand, RegistratorEmulator } from "../harness/registrator";
+import { parseRegistratorCommand, RegistratorEmulator, registratorToken } from "../harness/registrator";
+import { type Upload } from "./secure-resources";
 
 export async function emulateRegistrator(
     applier: ApplierScope,
@@ -13,16 +14,21 @@ export async function emulateRegistrator(
     image: string,
     name: string,
     hostname: string,
-    command: string[],
+    declared: { entrypoints?: string[]; command: string[]; envs: string[]; uploads: Upload[] },
     networks: { name: string }[],
-    envs: string[] = [],
 ): Promise<{ id: string; outputs: Obj }> {
     if (applier.registrator) throw new Error(`${where}: a second emulated Registrator is not supported`);
-    const opts = parseRegistratorCommand(command, hostname);
-    const env = Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    const opts = parseRegistratorCommand(declared.command, hostname);
+    const env = Object.fromEntries(declared.envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    let token: string | undefined;
+    try {
+        token = registratorToken(declared.entrypoints, env, declared.uploads);
+    } catch (e) {
+        throw new Error(`${where}: ${(e as Error).message}`);
+    }
     const client = await registratorConsul(applier, where, name, opts.registryUri, networks);
     const engine = await registratorDocker(applier, where, name, env.DOCKER_HOST, networks);
-    applier.registrator = new RegistratorEmulator(engine, client.origin, opts, { socketPath: client.socketPath, token: env.CONSUL_HTTP_TOKEN });
+    applier.registrator = new RegistratorEmulator(engine, client.origin, opts, { socketPath: client.socketPath, token });
     await applier.registrator.start();
     applier.emulated.push(name);
     log(`${name} (${image}) emulated`);
@@ -33,7 +39,8 @@ export async function emulateRegistrator(
  * Consul as Registrator reaches it, from this machine: consul-unix:// is the agent's socket in a
  * volume the container mounts (found at the volume's mount point on the engine's host);
  * consul:// is a declared container on its networks (reached through the port it publishes).
- * Registrator's client reads its token from CONSUL_HTTP_TOKEN (the caller passes it on).
+ * Registrator's client reads its token from CONSUL_HTTP_TOKEN (registratorToken: from the file
+ * the program's entrypoint exports it from).
  */
 async function registratorConsul(
     applier: ApplierScope,

@@ -26,6 +26,7 @@
 // Source: Registrator v7, bridge/bridge.go (add, newService) and bridge/util.go (servicePort).
 // One difference on purpose: only containers of this e2e run (E2E_LABEL) are registered, where
 // a real Registrator registers every container of the engine.
+import { REGISTRATOR_BINARY, registratorWrapper } from "../../../components/registrator";
 import { httpRequest } from "../../support/http";
 import { Docker } from "./docker";
 import { E2E_LABEL, log } from "./engine";
@@ -102,6 +103,34 @@ export function parseRegistratorCommand(command: readonly string[], hostname: st
     return opts;
 }
 
+/**
+ * The Consul token the Registrator container's process would have, from its entrypoint, environment
+ * and uploads. The image's own entrypoint (/bin/registrator): CONSUL_HTTP_TOKEN from the
+ * container's environment, which Consul's Go client reads. The program's wrapper
+ * (components/registrator.ts, registratorWrapper: `/bin/sh -c <script> registrator`): the
+ * content of the uploaded file the script names, command substitution's trailing newlines
+ * stripped; a missing or empty file stops the container (exit 78), so the emulation fails too.
+ * Any other entrypoint is not emulated.
+ */
+export function registratorToken(
+    entrypoints: readonly string[] | undefined,
+    env: Readonly<Record<string, string>>,
+    uploads: readonly { file: string; content: Buffer }[],
+): string | undefined {
+    if (entrypoints === undefined || (entrypoints.length === 1 && entrypoints[0] === REGISTRATOR_BINARY)) return env.CONSUL_HTTP_TOKEN || undefined;
+    const file = /^token="\$\(cat '([^']+)'\)"/.exec(entrypoints[2] ?? "")?.[1];
+    const wrapper = file === undefined ? undefined : ["/bin/sh", "-c", registratorWrapper(file, REGISTRATOR_BINARY), "registrator"];
+    if (!wrapper || entrypoints.length !== wrapper.length || entrypoints.some((x, i) => x !== wrapper[i]))
+        throw new Error(
+            `registrator entrypoint ${JSON.stringify(entrypoints)} is not emulated: the image's own (${REGISTRATOR_BINARY}) or the program's token wrapper (components/registrator.ts)`,
+        );
+    const upload = uploads.find((u) => u.file === file);
+    if (!upload) throw new Error(`registrator: cannot read its Consul ACL token from ${file} (no upload there; the container would exit 78)`);
+    const token = upload.content.toString("utf8").replace(/\n+$/, "");
+    if (token === "") throw new Error(`registrator: ${file} is empty (its Consul ACL token; the container would exit 78)`);
+    return token;
+}
+
 interface Service {
     ID: string;
     Name: string;
@@ -154,13 +183,14 @@ export class RegistratorEmulator {
 
     /**
      * `client`: what Registrator's Consul client has: the agent's socket (consul-unix://) and the
-     * token of CONSUL_HTTP_TOKEN, which Consul's Go client reads from the environment.
+     * token of CONSUL_HTTP_TOKEN, which Consul's Go client reads from its process environment
+     * (registratorToken: the container's, or set by the program's entrypoint from a file).
      */
     constructor(
         private readonly docker: Docker,
         private readonly consulHttp: string,
         readonly options: RegistratorOptions,
-        private readonly client: { token?: string; socketPath?: string } = {},
+        readonly client: { readonly token?: string; readonly socketPath?: string } = {},
     ) {}
 
     async start(): Promise<void> {

@@ -8,6 +8,16 @@ import { parseSealingKey } from "./sealed";
 
 /** Where the stack puts the sealing key (components/gateway.ts): a file only the gateway's user reads. */
 export const DEFAULT_SEALING_KEY_FILE = "/etc/gateway/secrets/sealing.key";
+/** Where the stack puts the gateway's Consul ACL token (CONSUL_HTTP_TOKEN_FILE), beside the sealing key. */
+export const CONSUL_TOKEN_FILE = "/etc/gateway/secrets/consul.token";
+/** Where the stack puts the stats password (STATS_PASSWORD_FILE), beside the sealing key. */
+export const STATS_PASSWORD_FILE = "/etc/gateway/secrets/stats.password";
+
+/**
+ * Secrets the controller refuses in its environment (`docker inspect` shows a container's
+ * environment, and Registrator reads it through the socket proxy): each has a file variable.
+ */
+export const SECRET_VARIABLES: Readonly<Record<string, string>> = { CONSUL_HTTP_TOKEN: "CONSUL_HTTP_TOKEN_FILE", STATS_PASSWORD: "STATS_PASSWORD_FILE" };
 
 /** What the ACME client of the gateway orders, where, and when (acme.ts). */
 export interface AcmeSettings {
@@ -84,10 +94,43 @@ const readOr = (file: string, fallback: string): string => {
     }
 };
 
+/**
+ * A secret from the file a variable names: its content without the trailing line break. Missing,
+ * unreadable, empty or multi-line is an EnvError naming the variable (never the content).
+ */
+export function readSecretFile(variable: string, file: string | undefined, what: string): string {
+    if (!file) throw new EnvError(`${variable} must name the file that holds ${what}`);
+    let text: string;
+    try {
+        text = fs.readFileSync(file, "utf8");
+    } catch (err) {
+        throw new EnvError(`${variable}=${file} is not a readable file (${(err as Error).message.replace(/^E[A-Z]+: /, "")}); it must hold ${what}`);
+    }
+    const value = text.replace(/\r?\n$/, "");
+    if (value.trim() === "") throw new EnvError(`${variable}=${file} is empty; it must hold ${what}`);
+    if (/[\x00-\x1f\x7f]/.test(value)) throw new EnvError(`${variable}=${file} holds a control character or several lines; it must hold ${what} alone`);
+    return value;
+}
+
+/** The secrets in the environment, which the controller refuses (SECRET_VARIABLES). */
+export function secretsInEnv(env: NodeJS.ProcessEnv): string[] {
+    return Object.keys(SECRET_VARIABLES).filter((name) => env[name] !== undefined && env[name] !== "");
+}
+
 export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): ControllerEnv {
     const get = (name: string, def: string): string => env[name] ?? def;
+    // Secrets come in files: `docker inspect` (and whoever reads the Docker API) shows the environment.
+    const inEnv = secretsInEnv(env);
+    if (inEnv.length > 0)
+        throw new EnvError(
+            `${inEnv.join(" and ")} in the environment: the gateway reads its secrets from files only (\`docker inspect\` shows a container's environment); set ${inEnv.map((n) => SECRET_VARIABLES[n]).join(" and ")} to a file instead`,
+        );
     // No default credentials: the stats page and metrics need a user and a password from outside.
-    if (!env.STATS_USER || !env.STATS_PASSWORD) throw new EnvError("STATS_USER and STATS_PASSWORD must be set (the stats page has no default password)");
+    if (!env.STATS_USER) throw new EnvError("STATS_USER must be set (the stats page has no default login)");
+    const statsPassword = readSecretFile("STATS_PASSWORD_FILE", env.STATS_PASSWORD_FILE, "the stats password (the stats page has no default password)");
+    // The Consul token: read here only to fail at start on a missing or empty file; watch.ts reads
+    // it again whenever Consul answers 403 (a rotated token takes effect without a restart).
+    if (env.CONSUL_HTTP_TOKEN_FILE !== undefined) readSecretFile("CONSUL_HTTP_TOKEN_FILE", env.CONSUL_HTTP_TOKEN_FILE, "the gateway's Consul ACL token");
     for (const name of ["GATEWAY_HTTP_PORT", "GATEWAY_STATS_PORT", "GATEWAY_PUBLIC_HTTP_PORT", "GATEWAY_HTTPS_PORT", "GATEWAY_PUBLIC_HTTPS_PORT"]) {
         const v = env[name];
         if (v !== undefined && !/^[1-9][0-9]{0,4}$/.test(v)) throw new EnvError(`${name}=${JSON.stringify(v)} is not a port number (1-65535)`);
@@ -125,11 +168,14 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         // its binds take the PROXY protocol as the rendered ones do.
         GATEWAY_HTTP_BIND_OPTIONS: tls.acceptProxy.includes("http") ? "accept-proxy" : "",
         GATEWAY_HTTPS_BIND_OPTIONS: tls.acceptProxy.includes("https") ? "accept-proxy" : "",
+        // The stats page's password, which haproxy.cfg takes as "${STATS_PASSWORD}": in HAProxy's
+        // own process environment, never in the container's (which `docker inspect` shows).
+        STATS_PASSWORD: statsPassword,
     };
     delete haproxyEnv.GATEWAY_HTTPS_PORT;
     if (tls.stack.tlsSource !== "none") haproxyEnv.GATEWAY_HTTPS_PORT = tls.stack.httpsPort;
-    // The Consul token is the controller's; HAProxy has no use for it.
-    delete haproxyEnv.CONSUL_HTTP_TOKEN;
+    // The Consul token is the controller's; HAProxy has no use for it, nor for where it is.
+    delete haproxyEnv.CONSUL_HTTP_TOKEN_FILE;
     return {
         confDir: get("GATEWAY_CONF_DIR", "/etc/gateway"),
         runDir,

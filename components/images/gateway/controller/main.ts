@@ -49,9 +49,7 @@ async function main(): Promise<void> {
         fail((err as Error).message, err instanceof EnvError ? err.exitCode : 64);
     }
     if (!conn.token && !conn.tokenFile) {
-        log(
-            "gateway: no Consul ACL token (CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE): with ACLs on, Consul answers with an empty catalog and every route 404s",
-        );
+        log("gateway: no Consul ACL token (CONSUL_HTTP_TOKEN_FILE): with ACLs on, Consul answers with an empty catalog and every route 404s");
     }
     const { runDir } = env;
     fs.mkdirSync(runDir, { recursive: true });
