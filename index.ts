@@ -57,6 +57,7 @@ const gatewayKv = new GatewayKv("haproxy-settings", {
     haproxy: settings.haproxy,
     services: settings.services,
     networks: backendNetworks(settings, targetNodes.nodes),
+    routeUndeclared: settings.gateway.routeUndeclared,
     provider: acl.kvProvider,
 });
 

@@ -8,7 +8,9 @@
 // (services/<consul name>/listen), a version's weight in the split of its unversioned path
 // (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance),
 // a sticky split (routes/<name>/sticky), and a service's own budgets (services/<consul name>/maxconn,
-// /rate, /idle-timeout).
+// /rate, /idle-timeout). Routes belong to declared replicas (docs/security.md): each declared
+// service's replica names (services/<consul name>/replicas), the only containers whose instances
+// of it are routed, and whether services the stack does not declare are routed (routing/undeclared).
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { HaproxySettings, ServiceSettings } from "./config";
@@ -23,6 +25,8 @@ export interface GatewayKvArgs {
     readonly services: readonly ServiceSettings[];
     /** Where servers may lie, and which addresses are nodes (components/gateway.ts backendNetworks). */
     readonly networks: pulumi.Input<{ backends: string; nodes: string }>;
+    /** gateway.routeUndeclared: route services no container of the stack registers. */
+    readonly routeUndeclared: boolean;
     readonly provider: consul.Provider;
 }
 
@@ -38,6 +42,9 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
         s.protocol === "tcp"
             ? key(KV_KEYS.service(s.consulName, "listen"), String(s.listenPort))
             : { path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true as const },
+        // The replicas' names without their generation (components/service.ts): known before
+        // `pulumi up`, and the gateway matches a replaced replica's new container by them.
+        key(KV_KEYS.service(s.consulName, "replicas"), s.containerNames.join(" ")),
         ...(s.weight !== undefined ? [key(KV_KEYS.service(s.consulName, "weight"), String(s.weight))] : []),
         ...(s.maintenanceInstances === undefined
             ? []
@@ -62,6 +69,7 @@ export function gatewayKeys<N>(
     haproxy: HaproxySettings,
     services: readonly ServiceSettings[],
     networks: { backends: N; nodes: N },
+    routeUndeclared: boolean,
 ): { path: string; value: string | N; delete: true }[] {
     const key = <V>(path: string, value: V) => ({ path: `${KV_PREFIX}/${path}`, value, delete: true as const });
     return [
@@ -78,6 +86,7 @@ export function gatewayKeys<N>(
         key(KV_KEYS.limitClientRate, String(haproxy.requestsPerClient)),
         key(KV_KEYS.limitBodySize, String(haproxy.maxBodyBytes)),
         key(KV_KEYS.limitServerMaxconn, String(haproxy.connectionsPerInstance)),
+        key(KV_KEYS.routeUndeclared, String(routeUndeclared)),
         ...serviceKeys(services),
         // Adding a node updates these in place: the gateways re-render, none is replaced.
         key(KV_KEYS.networkBackends, networks.backends),
@@ -95,7 +104,14 @@ export class GatewayKv extends pulumi.ComponentResource {
         const networks = pulumi.output(args.networks);
         this.keys = new consul.Keys(
             name,
-            { keys: gatewayKeys(args.haproxy, args.services, { backends: networks.apply((n) => n.backends), nodes: networks.apply((n) => n.nodes) }) },
+            {
+                keys: gatewayKeys(
+                    args.haproxy,
+                    args.services,
+                    { backends: networks.apply((n) => n.backends), nodes: networks.apply((n) => n.nodes) },
+                    args.routeUndeclared,
+                ),
+            },
             { parent: this, provider: args.provider },
         );
         this.registerOutputs({});

@@ -120,10 +120,9 @@ export class VersionedService extends pulumi.ComponentResource {
 
         // http: routed by path, checked on its health path. tcp (docs/traffic-control.md, "TCP services"): a
         // gateway listener of its own, checked by connecting; no check= tag, no HTTP check.
+        const tags = s.protocol === "tcp" ? "tcp" : ["rest", `check=${s.healthCheckPath}`].join(",");
         const registration =
-            s.protocol === "tcp"
-                ? ["SERVICE_TAGS=tcp", "SERVICE_CHECK_TCP=true"]
-                : [`SERVICE_TAGS=${["rest", `check=${s.healthCheckPath}`].join(",")}`, `SERVICE_CHECK_HTTP=${s.healthCheckPath}`];
+            s.protocol === "tcp" ? [`SERVICE_TAGS=${tags}`, "SERVICE_CHECK_TCP=true"] : [`SERVICE_TAGS=${tags}`, `SERVICE_CHECK_HTTP=${s.healthCheckPath}`];
         // Graceful drain (docs/services.md): the container's stop signal starts DRAIN_SECONDS of failing
         // health checks while it still serves; SIGKILL only after the stop timeout.
         const timings = stopTimings(s.drainSeconds);
@@ -138,6 +137,14 @@ export class VersionedService extends pulumi.ComponentResource {
                 envs: withImageDigest(builds.get(node.name), [
                     `SERVICE_NAME=${s.consulName}`,
                     ...registration,
+                    // Registrator takes SERVICE_<port>_* over SERVICE_*, from the image's ENV and labels too.
+                    // Said per port here, the container's value replaces an image's ENV of the same name.
+                    // (Registrator keeps the last per-port value it reads, labels after the environment:
+                    // an image's label, or an ENV key spelled in another case, still wins; whatever it
+                    // registers, the gateway routes a declared service only from its replicas:
+                    // docs/security.md, "Routes belong to declared replicas".)
+                    `SERVICE_${s.containerPort}_NAME=${s.consulName}`,
+                    `SERVICE_${s.containerPort}_TAGS=${tags}`,
                     "SERVICE_CHECK_INTERVAL=5s",
                     "SERVICE_CHECK_TIMEOUT=2s",
                     `PORT=${s.containerPort}`,

@@ -59,7 +59,7 @@ export function modelInput(settings: Settings): ModelInput {
     const nodes = assumedNodes(settings);
     const networks = networksOf(settings, nodes);
     const kv = new Map<string, string>();
-    for (const k of gatewayKeys(settings.haproxy, settings.services, networks)) kv.set(k.path, k.value);
+    for (const k of gatewayKeys(settings.haproxy, settings.services, networks, settings.gateway.routeUndeclared)) kv.set(k.path, k.value);
 
     const catalog = new Map<string, CatalogNode & { services: CatalogNode["services"][number][] }>(
         nodes.map((n) => [n.name, { node: n.name, address: n.address, services: [] }]),

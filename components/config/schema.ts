@@ -335,6 +335,9 @@ const shape = {
                 )
                 .max(64, { error: "at most 64 CIDR blocks" })
                 .default([]),
+            /** Route services no container of the stack registers (started by hand, by another
+             * tool). A declared service's route belongs to its replicas whatever this says. */
+            routeUndeclared: z.boolean({ error: "true or false" }).default(false),
             tls: tlsSchema,
         }),
         {

@@ -334,6 +334,11 @@ describe("config: invalid values", () => {
             { gateway: { trustedProxies: Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`) } },
             `service-discovery:gateway.trustedProxies: ${JSON.stringify(Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`)).slice(0, 77)}... is not allowed; expected at most 64 CIDR blocks`,
         ],
+        [
+            "routing undeclared services, not a boolean",
+            { gateway: { routeUndeclared: "yes" } },
+            'service-discovery:gateway.routeUndeclared: "yes" is not allowed; expected true or false',
+        ],
         ["no routed service", { haproxy: { maxServices: 0 } }, "service-discovery:haproxy.maxServices: 0 is not allowed; expected an integer from 1 to 100000"],
         [
             "a services cap beyond the template's",

@@ -103,6 +103,151 @@ describe("routes", () => {
     });
 });
 
+describe("ownership: a declared service's route belongs to its replicas", () => {
+    // Registrator's IDs: <node>:<container>:<port>; the stack's replicas are <stack>-<consul name>-<i>-<generation>.
+    const REPLICAS = { "services/billing-v1/replicas": "dev-billing-v1-1 dev-billing-v1-2", "services/billing-v1/check": "/health" };
+    const real1 = inst("billing-v1", "10.1.0.5", 8080, ["rest"], "node1:dev-billing-v1-1-0123abcd:8080");
+    const real2 = inst("billing-v1", "10.1.0.6", 8080, ["rest"], "node1:dev-billing-v1-2-89abcdef:8080");
+    const routedIn = (m: Model, svc: string): string[] => (m.backends.find((b) => b.name === `svc_${svc}`) ? checked(backend(m, `svc_${svc}`)) : []);
+
+    it("routes an instance whose container is a declared replica, with or without its generation suffix", () => {
+        const bare = inst("billing-v1", "10.1.0.7", 8080, ["rest"], "node2:dev-billing-v1-1:8080");
+        const m = model([real1, real2, bare], REPLICAS);
+        assert.deepEqual(routedIn(m, "billing-v1"), ["10.1.0.5:8080", "10.1.0.6:8080", "10.1.0.7:8080"]);
+        assert.equal(m.foreignInstances, 0);
+        assert.deepEqual(
+            m.notes.filter((n) => n.includes("billing-v1 instance")),
+            [],
+        );
+    });
+
+    it("rejects an instance of a declared service from any other container: noted, counted, never routed; the replicas keep serving", () => {
+        const foreign = [
+            // An image with ENV SERVICE_8080_NAME=billing-v1, in a container of another service.
+            inst("billing-v1", "10.1.0.20", 8080, ["rest", "check=/health"], "node1:dev-hello-v1-1-0123abcd:8080"),
+            // Look-alike names: another replica number, a prefix, a suffix that is not a generation.
+            inst("billing-v1", "10.1.0.21", 8080, ["rest"], "node1:dev-billing-v1-10:8080"),
+            inst("billing-v1", "10.1.0.22", 8080, ["rest"], "node1:xdev-billing-v1-1:8080"),
+            inst("billing-v1", "10.1.0.23", 8080, ["rest"], "node1:dev-billing-v1-1-evil:8080"),
+            // The replica's name in another field of the ID.
+            inst("billing-v1", "10.1.0.24", 8080, ["rest"], "dev-billing-v1-1:evil:8080"),
+        ];
+        const m = model([real1, ...foreign, real2], REPLICAS);
+        assert.deepEqual(routedIn(m, "billing-v1"), ["10.1.0.5:8080", "10.1.0.6:8080"]);
+        assert.equal(m.foreignInstances, foreign.length);
+        const key = "KV service/haproxy/services/billing-v1/replicas";
+        for (const [addr, container] of [
+            ["10.1.0.20:8080", "dev-hello-v1-1-0123abcd"],
+            ["10.1.0.21:8080", "dev-billing-v1-10"],
+            ["10.1.0.22:8080", "xdev-billing-v1-1"],
+            ["10.1.0.23:8080", "dev-billing-v1-1-evil"],
+            ["10.1.0.24:8080", "evil"],
+        ]) {
+            assert.ok(
+                m.notes.includes(`rejected: billing-v1 instance ${addr}: container ${container} is not a declared replica of billing-v1 (${key}); not routed`),
+                m.notes.join("\n"),
+            );
+        }
+        // Its check= tag is not the service's either (the KV check key is).
+        assert.equal(backend(m, "svc_billing-v1").checkPath, "/health");
+    });
+
+    it("rejects an ID without Registrator's container field, or a container name out of Docker's pattern, naming it by hash", () => {
+        const ids = ["billing-v1", "dev-billing-v1-1:8080", "node1:dev billing:8080", "node1:" + "a".repeat(129) + ":8080"];
+        const m = model(
+            ids.map((id, i) => inst("billing-v1", `10.1.0.${30 + i}`, 8080, ["rest"], id)),
+            REPLICAS,
+        );
+        assert.deepEqual(routedIn(m, "billing-v1"), []);
+        assert.equal(m.foreignInstances, ids.length);
+        ids.forEach((id, i) =>
+            assert.ok(
+                m.notes.some((n) =>
+                    n.startsWith(`rejected: billing-v1 instance 10.1.0.${30 + i}:8080: its service ID (sha256 ${sha8(id)}) names no container`),
+                ),
+                m.notes.join("\n"),
+            ),
+        );
+    });
+
+    it("applies to tcp services and to each version of a split", () => {
+        const kv = {
+            "services/pg/listen": "15432",
+            "services/pg/replicas": "dev-pg-1",
+            "services/api-v1/replicas": "dev-api-v1-1",
+            "services/api-v1/weight": "50",
+            "services/api-v2/replicas": "dev-api-v2-1",
+            "services/api-v2/weight": "50",
+        };
+        const m = model(
+            [
+                inst("pg", "10.1.0.5", 5432, ["tcp"], "node1:dev-pg-1-0123abcd:5432"),
+                inst("pg", "10.1.0.6", 5432, ["tcp"], "node1:dev-api-v1-1-0123abcd:5432"),
+                inst("api-v1", "10.1.0.7", 80, ["rest"], "node1:dev-api-v1-1-0123abcd:80"),
+                inst("api-v2", "10.1.0.8", 80, ["rest"], "node1:dev-api-v2-1-0123abcd:80"),
+                inst("api-v2", "10.1.0.9", 80, ["rest"], "node1:dev-api-v1-1-0123abcd:81"),
+            ],
+            kv,
+        );
+        assert.deepEqual(routedIn(m, "pg"), ["10.1.0.5:5432"]);
+        assert.deepEqual(routedIn(m, "api-v2"), ["10.1.0.8:80"]);
+        assert.deepEqual(routedIn(m, "api"), ["v1_10.1.0.7:80", "v2_10.1.0.8:80"]);
+        assert.equal(m.foreignInstances, 2);
+    });
+
+    it("undeclared services (no replicas key): routed when KV routing/undeclared is true or absent, else skipped and noted", () => {
+        const services = [real1, inst("adhoc", "10.1.0.40", 80), inst("adhoc-v2", "10.1.0.41", 80)];
+        for (const [kv, routed] of [
+            [{}, true],
+            [{ "routing/undeclared": "true" }, true],
+            [{ "routing/undeclared": "false" }, false],
+        ] as const) {
+            const m = model(services, { ...REPLICAS, ...kv });
+            assert.deepEqual(routedIn(m, "billing-v1"), ["10.1.0.5:8080"], JSON.stringify(kv));
+            assert.deepEqual(routedIn(m, "adhoc"), routed ? ["10.1.0.40:80"] : [], JSON.stringify(kv));
+            assert.deepEqual(
+                m.routes.map((r) => r.path),
+                routed ? ["adhoc/v2", "billing/v1", "adhoc"] : ["billing/v1"],
+            );
+            const skipped = m.notes.filter((n) => n.includes("the stack does not declare it"));
+            assert.deepEqual(
+                skipped,
+                routed
+                    ? []
+                    : ["adhoc-v2", "adhoc"].map(
+                          (s) =>
+                              `skipped: service ${s}: the stack does not declare it (no KV service/haproxy/services/${s}/replicas) and KV service/haproxy/routing/undeclared is not true`,
+                      ),
+            );
+            assert.equal(m.foreignInstances, 0, "an undeclared service is no foreign claim");
+        }
+        // Any other value routes no undeclared service, and says so.
+        const m = model(services, { ...REPLICAS, "routing/undeclared": "yes" });
+        assert.deepEqual(routedIn(m, "adhoc"), []);
+        assert.ok(
+            m.notes.includes(
+                `rejected: KV service/haproxy/routing/undeclared: value (sha256 ${sha8("yes")}) is neither true nor false; routing no undeclared service`,
+            ),
+        );
+    });
+
+    it("a rejected replicas value keeps the last good one, else routes no instance of the service", () => {
+        const bad = "dev-billing-v1-1;evil";
+        const fresh = model([real1, real2], { ...REPLICAS, "services/billing-v1/replicas": bad });
+        assert.deepEqual(routedIn(fresh, "billing-v1"), []);
+        assert.ok(
+            fresh.notes.includes(
+                `rejected: KV service/haproxy/services/billing-v1/replicas: value (sha256 ${sha8(bad)}) is not container names separated by spaces; no instance of billing-v1 is routed`,
+            ),
+            fresh.notes.join("\n"),
+        );
+        const good = model([real1, real2], REPLICAS);
+        const kept = model([real1, real2], { ...REPLICAS, "services/billing-v1/replicas": bad }, {}, good);
+        assert.deepEqual(routedIn(kept, "billing-v1"), ["10.1.0.5:8080", "10.1.0.6:8080"]);
+        assert.deepEqual(kept.quarantined, ["billing-v1"]);
+    });
+});
+
 describe("trust rules: addresses and ports", () => {
     const cases: [string, number, string][] = [
         ["127.0.0.1", 80, "loopback address (127.0.0.0/8)"],
@@ -230,7 +375,7 @@ describe("settings", () => {
         const m = model([], { "services/a/evil": "1", "routes/a/other": "1" });
         assert.ok(
             m.notes.includes(
-                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate or /idle-timeout; ignored`,
+                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout or /replicas; ignored`,
             ),
         );
         assert.ok(m.notes.includes(`rejected: KV key under service/haproxy/routes/ (sha256 ${sha8("a/other")}) is not <name>/sticky; ignored`));

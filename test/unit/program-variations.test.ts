@@ -49,11 +49,24 @@ describe("program: config variations", () => {
                 "0",
                 "10485760",
                 "1000",
+                "false",
                 "/health",
+                "dev-hello-v1-1 dev-hello-v1-2",
                 "/health",
+                "dev-hello-v2-1",
                 "172.28.0.0/24",
                 "172.28.0.1/32",
             ],
+        );
+    });
+
+    it("gateway.routeUndeclared: true writes KV routing/undeclared true (the gateway then routes services no replica of the stack registers)", async () => {
+        const p = await evaluate(devWith({ gateway: { routeUndeclared: true } }));
+        assert.equal(p.error, null, String(p.error));
+        const keys = p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string }[];
+        assert.deepEqual(
+            keys.filter((k) => k.path === "service/haproxy/routing/undeclared").map((k) => k.value),
+            ["true"],
         );
     });
 

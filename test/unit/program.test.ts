@@ -269,6 +269,9 @@ describe("program: the dev stack as shipped", () => {
                 IMAGE_DIGEST: `sha256:${"0".repeat(64)}`,
                 SERVICE_NAME: consulName,
                 SERVICE_TAGS: "rest,check=/health",
+                // Per port too: an image's own SERVICE_8080_NAME cannot take the port elsewhere.
+                SERVICE_8080_NAME: consulName,
+                SERVICE_8080_TAGS: "rest,check=/health",
                 SERVICE_CHECK_HTTP: "/health",
                 SERVICE_CHECK_INTERVAL: "5s",
                 SERVICE_CHECK_TIMEOUT: "2s",
@@ -308,8 +311,11 @@ describe("program: the dev stack as shipped", () => {
             { path: "service/haproxy/limits/client-rate", value: "0", delete: true },
             { path: "service/haproxy/limits/body-size", value: "10485760", delete: true },
             { path: "service/haproxy/limits/server-maxconn", value: "1000", delete: true },
+            { path: "service/haproxy/routing/undeclared", value: "false", delete: true },
             { path: "service/haproxy/services/hello-v1/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/hello-v1/replicas", value: "dev-hello-v1-1 dev-hello-v1-2", delete: true },
             { path: "service/haproxy/services/hello-v2/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/hello-v2/replicas", value: "dev-hello-v2-1", delete: true },
             { path: "service/haproxy/networks/backends", value: "172.28.0.0/24", delete: true },
             { path: "service/haproxy/networks/nodes", value: "172.28.0.1/32", delete: true },
         ]);
@@ -328,6 +334,26 @@ describe("program: the dev stack as shipped", () => {
             management.dependencies.some((d) => d.endsWith("docker:index/container:Container::consul-dev-node-1")),
             "provider waits for the Consul container",
         );
+    });
+
+    it("writes each service's replicas to KV: exactly the containers it runs for that service, by replica name", () => {
+        const keys = p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string }[];
+        const inKv = new Map(
+            keys
+                .filter((k) => k.path.endsWith("/replicas"))
+                .map((k) => [k.path.replace(/^service\/haproxy\/services\/(.*)\/replicas$/, "$1"), k.value.split(" ")]),
+        );
+        // The service containers the program declares, grouped by the name Registrator registers
+        // their port under; the gateway matches a container by its name without the generation.
+        const running = new Map<string, string[]>();
+        for (const c of p.containers()) {
+            const { env } = envOf(c);
+            const name = env[`SERVICE_${env.PORT}_NAME`];
+            if (name === undefined || !GENERATION_SUFFIX.test(String(c.inputs.name))) continue;
+            running.set(name, [...(running.get(name) ?? []), withoutGeneration(String(c.inputs.name))]);
+        }
+        assert.deepEqual([...running.keys()].sort(), ["hello-v1", "hello-v2"]);
+        assert.deepEqual([...inKv].map(([svc, names]) => [svc, [...names].sort()]).sort(), [...running].map(([svc, names]) => [svc, [...names].sort()]).sort());
     });
 
     it("exports the gateway, service, stats and Consul UI URLs", () => {

@@ -38,6 +38,7 @@ describe("renames: GatewayKv (was GatewaySettings in components/settings.ts)", (
                 haproxy: settings.haproxy,
                 services: settings.services,
                 networks: { backends: "172.28.0.0/24", nodes: "172.28.0.1/32" },
+                routeUndeclared: false,
                 provider,
             },
             {

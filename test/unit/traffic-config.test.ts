@@ -436,7 +436,7 @@ describe("traffic config: the order of errors", () => {
 });
 
 describe("traffic config: what the components take from it", () => {
-    it("the KV keys: check for http, listen for tcp, weight, maintenance (all or container names), one sticky key per split", () => {
+    it("the KV keys: check for http, listen for tcp, the replicas, weight, maintenance (all or container names), one sticky key per split", () => {
         const s = parse([
             { ...v1, replicas: 3, weight: 90, sticky: true, maintenance: [3, 1] },
             { ...v2, weight: 10, sticky: true, healthCheckPath: "/ready" },
@@ -446,15 +446,20 @@ describe("traffic config: what the components take from it", () => {
         ]);
         assert.deepEqual(serviceKeys(s.services), [
             { path: "service/haproxy/services/hello-v1/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/hello-v1/replicas", value: "dev-hello-v1-1 dev-hello-v1-2 dev-hello-v1-3", delete: true },
             { path: "service/haproxy/services/hello-v1/weight", value: "90", delete: true },
             { path: "service/haproxy/services/hello-v1/maintenance", value: "dev-hello-v1-3 dev-hello-v1-1", delete: true },
             { path: "service/haproxy/services/hello-v2/check", value: "/ready", delete: true },
+            { path: "service/haproxy/services/hello-v2/replicas", value: "dev-hello-v2-1", delete: true },
             { path: "service/haproxy/services/hello-v2/weight", value: "10", delete: true },
             { path: "service/haproxy/services/hello-v3/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/hello-v3/replicas", value: "dev-hello-v3-1", delete: true },
             { path: "service/haproxy/services/hello-v3/maintenance", value: "all", delete: true },
             { path: "service/haproxy/services/pg/listen", value: "5432", delete: true },
+            { path: "service/haproxy/services/pg/replicas", value: "dev-pg-1 dev-pg-2", delete: true },
             { path: "service/haproxy/services/pg/maintenance", value: "all", delete: true },
             { path: "service/haproxy/services/api-v1/check", value: "/health", delete: true },
+            { path: "service/haproxy/services/api-v1/replicas", value: "dev-api-v1-1", delete: true },
             { path: "service/haproxy/services/api-v1/weight", value: "0", delete: true },
             { path: "service/haproxy/routes/hello/sticky", value: "true", delete: true },
         ]);
@@ -469,8 +474,10 @@ describe("traffic config: what the components take from it", () => {
             serviceKeys(s.services).map((k) => k.path),
             [
                 "service/haproxy/services/hello-v1/check",
+                "service/haproxy/services/hello-v1/replicas",
                 "service/haproxy/services/hello-v1/weight",
                 "service/haproxy/services/hello-v2/check",
+                "service/haproxy/services/hello-v2/replicas",
                 "service/haproxy/services/hello-v2/weight",
             ],
         );

@@ -91,7 +91,7 @@ describe("trust rules: what the gateway is given", () => {
         assert.deepEqual(networks(p), { backends: "10.60.0.0/16", nodes: "10.60.0.0/16" });
     });
 
-    it("writes the caps and each declared service's check path to KV", async () => {
+    it("writes the caps and each declared service's check path and replicas to KV", async () => {
         const keysOf = (p: Program) =>
             Object.fromEntries(
                 (p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string; delete: boolean }[]).map((k) => {
@@ -119,7 +119,10 @@ describe("trust rules: what the gateway is given", () => {
         assert.equal(custom["service/haproxy/limits/instances"], "7");
         assert.equal(custom["service/haproxy/services/api-v2/check"], "/ready");
         assert.equal(custom["service/haproxy/services/web/check"], "/health");
-        assert.equal(Object.keys(custom).filter((k) => k.startsWith("service/haproxy/services/")).length, 2, "one key per declared service, no other");
+        assert.equal(custom["service/haproxy/services/api-v2/replicas"], "dev-api-v2-1");
+        assert.equal(custom["service/haproxy/services/web/replicas"], "dev-web-1");
+        assert.equal(custom["service/haproxy/routing/undeclared"], "false");
+        assert.equal(Object.keys(custom).filter((k) => k.startsWith("service/haproxy/services/")).length, 4, "two keys per declared service, no other");
     });
 });
 

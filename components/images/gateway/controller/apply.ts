@@ -64,6 +64,7 @@ export class Applier {
         this.o.metrics.skipped = model.notes.filter((n) => n.startsWith("skipped:")).length;
         this.o.metrics.rejected = model.notes.length - this.o.metrics.skipped;
         this.o.metrics.quarantined = model.quarantined.length;
+        this.o.metrics.foreignInstances = model.foreignInstances;
     }
 
     /** Applies `next`. Its notes are logged as it becomes the live file (or when it is set aside). */

@@ -26,6 +26,8 @@ export interface ControllerMetrics {
     rejectedRenders: number;
     latestRenderRunning: boolean;
     quarantined: number;
+    /** Registrations refused because their container is not a declared replica of the service they claim. */
+    foreignInstances: number;
     /** Lines of the model's notes: skipped instances and services, rejected values. */
     skipped: number;
     rejected: number;
@@ -51,6 +53,7 @@ export function newMetrics(watches: ControllerMetrics["watches"] = () => [], con
         rejectedRenders: 0,
         latestRenderRunning: false,
         quarantined: 0,
+        foreignInstances: 0,
         skipped: 0,
         rejected: 0,
         lastApplySeconds: { runtime: 0, reload: 0 },
@@ -123,6 +126,12 @@ export function renderMetrics(m: ControllerMetrics, nowMs = Date.now()): string 
         ["", m.latestRenderRunning ? 1 : 0],
     ]);
     metric("gateway_controller_quarantined_services", "gauge", "Services running on a last good value because a new one was rejected.", [["", m.quarantined]]);
+    metric(
+        "gateway_controller_foreign_instances",
+        "gauge",
+        "Registrations claiming a declared service from a container that is not one of its replicas (refused, never routed), now.",
+        [["", m.foreignInstances]],
+    );
     metric("gateway_controller_notes", "gauge", "What the trust rules skipped (instances, services) or rejected (values), now.", [
         ['{kind="skipped"}', m.skipped],
         ['{kind="rejected"}', m.rejected],

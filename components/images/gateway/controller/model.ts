@@ -25,7 +25,10 @@
 // - never a port of the control plane on any address, nor on node addresses the ports the
 //   stack publishes there;
 // - at most limits/services routed services (those the stack declares first) and
-//   limits/instances servers per service.
+//   limits/instances servers per service;
+// - a declared service's route belongs to its replicas (ownership, below): an instance is routed
+//   only from a container its replicas key names, and a service no replicas key declares only
+//   when routing/undeclared is true.
 import { createHash } from "node:crypto";
 import { readCertificates, readChallenges, type Certificate } from "./certificates";
 import {
@@ -37,6 +40,7 @@ import {
     DNS_LABEL,
     DURATION,
     IPV4,
+    KV_KEYS,
     KV_PREFIX,
     LIMIT_RANGES,
     NODE_NAME,
@@ -225,6 +229,8 @@ export interface Model {
     readonly quarantined: readonly string[];
     /** The per-service KV values in force (for the next model's quarantine). */
     readonly accepted: ReadonlyMap<string, string>;
+    /** Instances rejected because their container is not a declared replica of the service they claim. */
+    readonly foreignInstances: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,6 +379,14 @@ export function buildModel(input: ModelInput): Model {
         accepted.set(rel, value);
         return true;
     };
+    const replicas = new Map<string, ReadonlySet<string>>();
+    const acceptReplicas = (svc: string, rel: string, value: string): boolean => {
+        const names = readReplicas(value);
+        if (names === undefined) return false;
+        replicas.set(svc, names);
+        accepted.set(rel, value);
+        return true;
+    };
     const acceptWeight = (svc: string, rel: string, value: string): boolean => {
         if (!WEIGHT.test(value)) return false;
         const base = VERSIONED_NAME.exec(svc)![1]!;
@@ -387,10 +401,10 @@ export function buildModel(input: ModelInput): Model {
         const value = kv.get(key)!;
         if (key.startsWith("services/")) {
             const rel = key.slice("services/".length);
-            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout)$/.exec(rel);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout|replicas)$/.exec(rel);
             if (rel.length > 76 || !m) {
                 note(
-                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate or /idle-timeout; ignored`,
+                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout or /replicas; ignored`,
                 );
                 continue;
             }
@@ -450,6 +464,13 @@ export function buildModel(input: ModelInput): Model {
                               ? [`is not an integer from ${LIMIT_RANGES.clientRate.join(" to ")}`, "no request rate of its own"]
                               : [notDuration, `running the stack's ${timeouts.tcpIdle}`];
                     note(`${prefix} ${what}; ${keeping(last, otherwise)}`);
+                }
+            } else if (field === "replicas") {
+                if (!acceptReplicas(svc, key, value)) {
+                    const last = lastGood(key, svc);
+                    if (last !== undefined) acceptReplicas(svc, key, last);
+                    else replicas.set(svc, new Set());
+                    note(`${prefix} is not container names separated by spaces; ${keeping(last, `no instance of ${svc} is routed`)}`);
                 }
             } else if (!acceptMaintenance(svc, key, value)) {
                 const last = lastGood(key, svc);
@@ -518,10 +539,17 @@ export function buildModel(input: ModelInput): Model {
     const versionedRoutes: string[] = [];
     let plainRoutes: string[] = [];
     let routed = 0;
+    const routeUndeclared = readRouteUndeclared(kv, note);
     const names = [...httpNames].sort(byBytes);
     for (const pass of [true, false]) {
         for (const name of names) {
             if (declared.has(name) !== pass) continue;
+            if (!routeUndeclared && !replicas.has(name)) {
+                note(
+                    `skipped: service ${name}: the stack does not declare it (no KV ${KV_PREFIX}/${KV_KEYS.service(name, "replicas")}) and KV ${KV_PREFIX}/${KV_KEYS.routeUndeclared} is not true`,
+                );
+                continue;
+            }
             if (routed >= serviceCap) {
                 note(`skipped: service ${name}: over the cap of ${serviceCap} routed services (KV ${KV_PREFIX}/limits/services)`);
                 continue;
@@ -590,6 +618,7 @@ export function buildModel(input: ModelInput): Model {
         return v;
     };
     const backends: Backend[] = [];
+    let foreignInstances = 0;
     /** Per routed version: its written servers, how many are not drained, its check path, which are drained. */
     const versionInfo = new Map<string, { servers: string[]; live: number; check: string; drained: Set<string> }>();
     for (const name of [...routes, ...tcpRoutes]) {
@@ -620,6 +649,12 @@ export function buildModel(input: ModelInput): Model {
                 note(`skipped: ${name} instance ${addr}: ${skip}`);
                 continue;
             }
+            const foreign = foreignClaim(name, addr, inst.id, replicas.get(name));
+            if (foreign !== undefined) {
+                note(foreign);
+                foreignInstances++;
+                continue;
+            }
             if (written.has(addr)) continue; // the same server registered twice: written once
             if (written.size >= instanceCap) {
                 note(`skipped: ${name} instance ${addr}: over the cap of ${instanceCap} instances per service (KV ${KV_PREFIX}/limits/instances)`);
@@ -629,11 +664,7 @@ export function buildModel(input: ModelInput): Model {
             // is named by the container field of its ID (Registrator: <node>:<container>:<port>[:udp]),
             // as it is or without its generation suffix "-<8 hex>" (a replaced replica's container is
             // a new one, so the key names the replica).
-            let drain = m === "all";
-            if (m !== undefined && m !== "all") {
-                const f = inst.id.split(":");
-                if (f.length >= 3) drain = m.has(f[1]!) || m.has(f[1]!.replace(/-[0-9a-f]{8}$/, ""));
-            }
+            const drain = m === "all" || (m !== undefined && namesContainer(m, serviceIdContainer(inst.id)));
             if (drain) drained.add(addr);
             written.add(addr);
             const maxconn = svcMaxconn.get(name) ?? serverMaxconn;
@@ -774,7 +805,60 @@ export function buildModel(input: ModelInput): Model {
         notes: [...notes].sort(byBytes),
         quarantined: [...quarantined].sort(byBytes),
         accepted,
+        foreignInstances,
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ownership (docs/security.md, "Routes belong to declared replicas"): Registrator registers
+// whatever name a container's SERVICE_<port>_NAME says, so a name proves nothing. The stack
+// writes each declared service's replica names (KV services/<consul name>/replicas); an instance
+// of that service is routed only from one of those containers, read off its service ID.
+
+/** The container field of a Registrator service ID (<node>:<container>:<port>[:udp]), or undefined. */
+export function serviceIdContainer(id: string): string | undefined {
+    const f = id.split(":");
+    return f.length >= 3 ? f[1] : undefined;
+}
+
+/**
+ * Whether `names` names the container: as it is, or without its generation suffix "-<8 hex>"
+ * (a replaced replica's container is a new one, <replica>-<generation>: the KV keys name the replica).
+ */
+export function namesContainer(names: ReadonlySet<string>, container: string | undefined): boolean {
+    return container !== undefined && (names.has(container) || names.has(container.replace(/-[0-9a-f]{8}$/, "")));
+}
+
+/** A replicas key's value: container names separated by spaces (at most 200 of 128 characters), else undefined. */
+export function readReplicas(value: string): ReadonlySet<string> | undefined {
+    const names = value.replace(/\s+/g, " ").trim();
+    if (names.length > 26000 || !CONTAINER_NAMES.test(names)) return undefined;
+    const list = names.split(" ");
+    return list.length <= 200 && list.every((n) => n.length <= 128) ? new Set(list) : undefined;
+}
+
+/**
+ * Why an instance of `service` at `addr` is refused as foreign (a note), or undefined when it may
+ * be routed: the service declares no replicas (undeclared: routeUndeclared decides, per service),
+ * or the instance's container is one of them.
+ */
+export function foreignClaim(service: string, addr: string, id: string, replicas: ReadonlySet<string> | undefined): string | undefined {
+    if (replicas === undefined) return undefined;
+    const container = serviceIdContainer(id);
+    if (namesContainer(replicas, container)) return undefined;
+    const key = `KV ${KV_PREFIX}/${KV_KEYS.service(service, "replicas")}`;
+    if (container === undefined || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(container))
+        return `rejected: ${service} instance ${addr}: its service ID (sha256 ${sha8(id)}) names no container of Registrator's form <node>:<container>:<port>, and only the declared replicas of ${service} are routed (${key}); not routed`;
+    return `rejected: ${service} instance ${addr}: container ${container} is not a declared replica of ${service} (${key}); not routed`;
+}
+
+/** KV routing/undeclared: true or false; absent, the gateway's default; any other value is refused and routes none. */
+export function readRouteUndeclared(kv: ReadonlyMap<string, string>, note: (line: string) => void): boolean {
+    const v = kv.get(KV_KEYS.routeUndeclared);
+    if (v === undefined) return DEFAULTS.routeUndeclared;
+    if (v === "true" || v === "false") return v === "true";
+    note(`rejected: KV ${KV_PREFIX}/${KV_KEYS.routeUndeclared}: value (sha256 ${sha8(v)}) is neither true nor false; routing no undeclared service`);
+    return false;
 }
 
 /** The check path an instance's check= tags ask for: the path, "!" (invalid or several), or "none". */

@@ -51,13 +51,15 @@ export const KV_KEYS = {
     limitServerMaxconn: "limits/server-maxconn",
     networkBackends: "networks/backends",
     networkNodes: "networks/nodes",
-    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout. */
+    /** "true" or "false": whether services the stack does not declare (no replicas key) are routed. */
+    routeUndeclared: "routing/undeclared",
+    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout, replicas. */
     service: (consulName: string, field: ServiceField): string => `services/${consulName}/${field}`,
     /** routes/<name>/sticky */
     sticky: (name: string): string => `routes/${name}/sticky`,
 } as const;
 
-export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout";
+export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout" | "replicas";
 
 /** Defaults the gateway runs with when a key is absent or rejected. */
 export const DEFAULTS = {
@@ -80,6 +82,12 @@ export const DEFAULTS = {
     bodySize: 10485760,
     /** Concurrent connections (HTTP: requests) the gateway sends one server (instance). */
     serverMaxconn: 1000,
+    /**
+     * Services no replicas key declares are routed when KV routing/undeclared is absent: a stack
+     * written before the key existed keeps its routes. The stack writes the key, false unless
+     * gateway.routeUndeclared says otherwise.
+     */
+    routeUndeclared: true,
 } as const;
 
 /**
