@@ -7,10 +7,11 @@
 // and the traffic settings (docs/traffic-control.md): a tcp service's listener
 // (services/<consul name>/listen), a version's weight in the split of its unversioned path
 // (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance),
-// a sticky split (routes/<name>/sticky), and a service's own budgets (services/<consul name>/maxconn,
-// /rate, /idle-timeout). Routes belong to declared replicas (docs/security.md): each declared
-// service's replica names (services/<consul name>/replicas), the only containers whose instances
-// of it are routed, and whether services the stack does not declare are routed (routing/undeclared).
+// a sticky split (routes/<name>/sticky), a service's own budgets (services/<consul name>/maxconn,
+// /rate, /idle-timeout) and the host names it is routed by (services/<consul name>/hosts). Routes
+// belong to declared replicas (docs/security.md): each declared service's replica names
+// (services/<consul name>/replicas), the only containers whose instances of it are routed, and
+// whether services the stack does not declare are routed (routing/undeclared).
 import * as consul from "@pulumi/consul";
 import * as pulumi from "@pulumi/pulumi";
 import { HaproxySettings, ServiceSettings } from "./config";
@@ -52,6 +53,7 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
         ...(s.connectionsPerInstance !== undefined ? [key(KV_KEYS.service(s.consulName, "maxconn"), String(s.connectionsPerInstance))] : []),
         ...(s.requestsPerClient !== undefined ? [key(KV_KEYS.service(s.consulName, "rate"), String(s.requestsPerClient))] : []),
         ...(s.idleTimeout !== undefined ? [key(KV_KEYS.service(s.consulName, "idle-timeout"), s.idleTimeout)] : []),
+        ...(s.hosts.length > 0 ? [key(KV_KEYS.service(s.consulName, "hosts"), s.hosts.join(" "))] : []),
     ]);
     // Config validation makes every weighted version of a name agree: one key per split.
     const sticky = [...new Set(services.filter((s) => s.weight !== undefined && s.sticky).map((s) => s.name))];

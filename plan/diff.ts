@@ -1,5 +1,5 @@
 // The difference between two route tables: what users will notice. Pure.
-import type { HttpRouteEntry, RouteTable, TcpRouteEntry } from "../components/images/gateway/controller/routes";
+import type { HostRouteEntry, HttpRouteEntry, RouteTable, TcpRouteEntry } from "../components/images/gateway/controller/routes";
 
 export type RouteChange =
     | { readonly kind: "added"; readonly route: string; readonly to: string }
@@ -21,6 +21,13 @@ export function describeTcp(e: TcpRouteEntry): string {
 
 export const tcpRoute = (port: number): string => `tcp :${port}`;
 
+/** What a host route sends users to: `hello-v1 (2 replicas), every path`. */
+export function describeHost(e: HostRouteEntry): string {
+    return `${e.service} (${replicas(e.servers)}${e.drained > 0 ? `, ${e.drained} in maintenance` : ""}), every path`;
+}
+
+export const hostRoute = (host: string): string => `host ${host}`;
+
 function httpChanges(before: HttpRouteEntry, after: HttpRouteEntry): string[] {
     const what: string[] = [];
     if (before.service !== after.service) what.push(`now ${after.service} (was ${before.service})`);
@@ -41,6 +48,20 @@ function httpChanges(before: HttpRouteEntry, after: HttpRouteEntry): string[] {
 /** Routes added, removed and changed from `before` to `after`, in `after`'s matching order (removed ones last). */
 export function diffTables(before: RouteTable, after: RouteTable): RouteChange[] {
     const changes: RouteChange[] = [];
+    // Tables served by a gateway that predates host routes have none.
+    const oldHosts = new Map((before.hosts ?? []).map((e) => [e.host, e]));
+    const newHosts = new Set(after.hosts.map((e) => e.host));
+    for (const e of after.hosts) {
+        const was = oldHosts.get(e.host);
+        if (!was) changes.push({ kind: "added", route: hostRoute(e.host), to: describeHost(e) });
+        else {
+            const what: string[] = [];
+            if (was.service !== e.service) what.push(`now ${e.service} (was ${was.service})`);
+            if (was.servers !== e.servers) what.push(`${replicas(was.servers)} → ${e.servers}`);
+            if (was.drained !== e.drained) what.push(`in maintenance ${was.drained} → ${e.drained}`);
+            if (what.length > 0) changes.push({ kind: "changed", route: hostRoute(e.host), what });
+        }
+    }
     const oldHttp = new Map(before.http.map((e) => [e.prefix, e]));
     const newHttp = new Set(after.http.map((e) => e.prefix));
     for (const e of after.http) {
@@ -64,6 +85,7 @@ export function diffTables(before: RouteTable, after: RouteTable): RouteChange[]
             if (what.length > 0) changes.push({ kind: "changed", route: tcpRoute(e.port), what });
         }
     }
+    for (const e of before.hosts ?? []) if (!newHosts.has(e.host)) changes.push({ kind: "removed", route: hostRoute(e.host), from: describeHost(e) });
     for (const e of before.http) if (!newHttp.has(e.prefix)) changes.push({ kind: "removed", route: e.prefix, from: describeHttp(e) });
     for (const e of before.tcp) if (!newTcp.has(e.port)) changes.push({ kind: "removed", route: tcpRoute(e.port), from: describeTcp(e) });
     return changes;

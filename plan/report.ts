@@ -1,5 +1,5 @@
 // A plan in words: Markdown for the pull request's comment, plain text for a terminal. Pure.
-import { describeHttp, describeTcp, tcpRoute } from "./diff";
+import { describeHost, describeHttp, describeTcp, hostRoute, tcpRoute } from "./diff";
 import type { Plan } from "./index";
 
 const SYMBOL = { added: "+", removed: "-", changed: "~" } as const;
@@ -16,6 +16,7 @@ function changeText(c: Plan["changes"][number]): string {
 function tableRows(p: Plan): [string, string][] {
     if (!p.table) return [];
     return [
+        ...p.table.hosts.map((e): [string, string] => [hostRoute(e.host), describeHost(e)]),
         ...p.table.http.map((e): [string, string] => [e.prefix, describeHttp(e)]),
         ...p.table.tcp.map((e): [string, string] => [tcpRoute(e.port), describeTcp(e)]),
     ];

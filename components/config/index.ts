@@ -105,7 +105,7 @@ export interface Settings {
 /** gateway.tls resolved: each source's defaults applied, its secrets as Outputs (docs/security.md, "TLS at the edge"). */
 export interface TlsSettings {
     readonly source: TlsSource;
-    /** The names the certificate covers: acme's (required), self-signed's (default localhost); [] otherwise. */
+    /** The names an acme or self-signed certificate covers (certificateHosts): those listed, else the services' hosts; [] otherwise. */
     readonly hosts: readonly string[];
     readonly redirect: boolean;
     readonly hstsSeconds: number;
@@ -435,6 +435,15 @@ function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: k
             `${key}.healthCheckPath: ${describe(s.healthCheckPath)} is not allowed; expected no healthCheckPath for protocol tcp (the gateway and Consul check a tcp service by connecting to it)`,
         );
     }
+    if (tcp && s.hosts.length > 0) {
+        throw new ConfigError(
+            `${key}.hosts: ${describe(s.hosts)} is not allowed; expected no hosts for protocol tcp (routing a tcp service by host name, SNI with TLS pass-through, is not supported yet: a tcp service has its own listenPort)`,
+        );
+    }
+    s.hosts.forEach((host, k) => {
+        const first = s.hosts.indexOf(host);
+        if (first !== k) throw new ConfigError(`${key}.hosts[${k}]: ${describe(host)} is not allowed; expected each host name once (also at hosts[${first}])`);
+    });
     if (s.weight !== undefined && tcp) {
         throw new ConfigError(
             `${key}.weight: ${s.weight} is not allowed; expected no weight for protocol tcp (a weight is a version's share of the http path /${s.name}/)`,
@@ -492,6 +501,19 @@ function checkTrafficAcrossServices(services: readonly ServiceSettings[]): void 
                 `${PROJECT}:services[${i}].name: ${describe(s.name)} is not allowed; expected a name without weighted versions: services[${weighted}] (${services[weighted].consulName}) has a weight, so ${s.name} is the split of its versions at /${s.name}/`,
             );
         }
+    });
+    const hostOwner = new Map<string, string>();
+    services.forEach((s, i) => {
+        s.hosts.forEach((host, k) => {
+            const key = `${PROJECT}:services[${i}].hosts[${k}]`;
+            const first = hostOwner.get(host);
+            if (first !== undefined) {
+                throw new ConfigError(
+                    `${key}: ${describe(host)} is not allowed; expected a host name no other service declares (also at ${first}): a host name routes to one service or version`,
+                );
+            }
+            hostOwner.set(host, key);
+        });
     });
     services.forEach((s, i) => {
         if (s.weight === undefined) return;
@@ -593,6 +615,25 @@ export function readSettings(): Settings {
     });
 }
 
+/** The most DNS names one certificate covers (Let's Encrypt's limit; gateway.tls.hosts' too). */
+export const MAX_CERTIFICATE_HOSTS = 100;
+
+/**
+ * The DNS names the gateway's certificate covers: those gateway.tls.hosts lists when it lists
+ * them, else every host name the services declare (in their order, each once), after localhost
+ * for a self-signed certificate. None for a provided certificate (it names its own) or none.
+ */
+export function certificateHosts(
+    source: TlsSource,
+    listed: readonly string[] | undefined,
+    services: readonly { readonly hosts: readonly string[] }[],
+): readonly string[] {
+    if (source !== "acme" && source !== "self-signed") return [];
+    if (listed !== undefined) return listed;
+    const declared = [...new Set(services.flatMap((s) => s.hosts))];
+    return source === "self-signed" ? [...new Set(["localhost", ...declared])] : declared;
+}
+
 /**
  * gateway.tls against the rest of the config: what each source requires and allows, the aws
  * target's HTTPS, and the secrets of the provided certificate and of the ACME account binding.
@@ -637,11 +678,17 @@ function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: 
             );
         }
     }
+    const hosts = certificateHosts(t.source, t.hosts, c.services);
     let acme: TlsSettings["acme"];
     if (t.source === "acme") {
-        if (t.hosts === undefined) {
+        if (hosts.length === 0) {
             throw new ConfigError(
-                `${key}.hosts: missing is not allowed; expected the DNS names the certificate covers, such as ["app.example.com"] (required with source acme)`,
+                `${key}.hosts: missing is not allowed; expected the DNS names the certificate covers, such as ["app.example.com"] (required with source acme unless services declare hosts, which it then covers)`,
+            );
+        }
+        if (hosts.length > MAX_CERTIFICATE_HOSTS) {
+            throw new ConfigError(
+                `${key}.hosts: missing is not allowed; expected the DNS names the certificate covers (at most ${MAX_CERTIFICATE_HOSTS}): the services declare ${hosts.length} host names, more than one certificate covers; list the ones it should`,
             );
         }
         const email = t.acme?.email;
@@ -663,7 +710,7 @@ function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: 
     const redirect = t.redirect ?? t.source !== "none";
     return {
         source: t.source,
-        hosts: t.hosts ?? (t.source === "self-signed" ? ["localhost"] : []),
+        hosts,
         redirect,
         hstsSeconds: t.hstsSeconds ?? (redirect ? DEFAULT_HSTS_SECONDS : 0),
         ...(acme ? { acme } : {}),

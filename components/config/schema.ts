@@ -7,8 +7,10 @@ import {
     DEFAULT_ACME_RENEW_BEFORE_DAYS,
     DEFAULTS,
     DNS_NAME,
+    HOST_NAME,
     LETS_ENCRYPT_DIRECTORY,
     LIMIT_RANGES,
+    MAX_HOSTS_PER_SERVICE,
     RATE_PERIOD,
     TLS_SOURCES,
 } from "../images/gateway/controller/rules";
@@ -63,7 +65,7 @@ export const tlsSchema = section({
             error: "none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey) or acme (the gateways order from an ACME CA such as Let's Encrypt)",
         })
         .default("none"),
-    /** The DNS names an acme or self-signed certificate covers. */
+    /** The DNS names an acme or self-signed certificate covers; default: every host name the services declare (and localhost, self-signed). */
     hosts: z
         .array(matching(DNS_NAME, "a lowercase DNS name such as app.example.com (no wildcard: the HTTP-01 challenge cannot prove one)"), {
             error: 'a list of DNS names such as ["app.example.com"]',
@@ -112,6 +114,13 @@ const tmpfsPath = matching(/^(\/[A-Za-z0-9._-]{1,100}){1,10}$/, TMPFS_PATH).refi
     (v) => !v.split("/").some((segment) => segment === "." || segment === "..") && !/^\/(proc|sys|dev)(\/|$)/.test(v),
     { error: TMPFS_PATH },
 );
+const HOST =
+    "a DNS name such as app.example.com: labels of letters, digits and - (not at either end), at most 63 characters each, the last one starting with a letter; exact names only (no wildcard *.)";
+/** A host name routed to the service: lower-cased, then checked (the gateway's own pattern). */
+const hostName = z
+    .string({ error: HOST })
+    .transform((v) => v.toLowerCase())
+    .pipe(matching(HOST_NAME, HOST));
 const CPUS = "a number of CPUs from 0.01 to 64 with at most two decimals, such as 0.5, 1 or 2";
 
 export const serviceSchema = section(
@@ -126,6 +135,11 @@ export const serviceSchema = section(
         replicas: intIn(1, 50).default(1),
         healthCheckPath: matching(/^\/[A-Za-z0-9._~\/-]{0,100}$/, "a path starting with / (letters, digits, . _ ~ / -)").default("/health"),
         protocol: z.enum(["http", "tcp"], { error: "http (routed by URL path) or tcp (a gateway listener on listenPort)" }).default("http"),
+        /** http: host names routed to this service (or version) by the Host header, every path, before the path prefixes. */
+        hosts: z
+            .array(hostName, { error: 'a list of DNS names such as ["app.example.com"]' })
+            .max(MAX_HOSTS_PER_SERVICE, { error: `at most ${MAX_HOSTS_PER_SERVICE} host names` })
+            .default([]),
         /** tcp: the port the gateway listens on, published on each edge node at the same port. */
         listenPort: port.optional(),
         /** tcp, target aws: who may reach listenPort (one security-group rule each); [] = the cluster's nodes only. */

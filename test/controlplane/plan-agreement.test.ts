@@ -1,6 +1,6 @@
 // The routing plan and a running gateway agree: the KV keys and the registrations the plan
 // assumes for a stack file (plan/input.ts), written to a real Consul (ACLs, TLS) and followed by
-// the real gateway, give at /routes the very table `npm run plan` computes; and
+// the real gateway, give at /routes the very table `npm run plan` computes (host routes included); and
 // `npm run plan -- --gateway` against that gateway finds no change.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -28,6 +28,8 @@ describe("routing plan and running gateway: one route table", { timeout: 120_000
             config["service-discovery:aws"] = { ...config["service-discovery:aws"], adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY };
             const listen = await freePort();
             for (const s of config["service-discovery:services"]) if (s.protocol === "tcp") s.listenPort = listen;
+            // And host routes: v2 (the canary) also answers on a name of its own.
+            config["service-discovery:services"].find((s: { version?: string }) => s.version === "v2").hosts = ["canary.example.com"];
             fs.writeFileSync(stackFile, `config: ${JSON.stringify(config)}\n`);
             const t = stackTable(config, "plan-agreement-test");
             assert.ok("table" in t);
@@ -62,12 +64,20 @@ describe("routing plan and running gateway: one route table", { timeout: 120_000
                 const res = await routes();
                 if (res.status !== 200) return undefined;
                 const table = JSON.parse(res.body) as RouteTable;
-                return table.http.length === planned.http.length && table.tcp.length === planned.tcp.length ? table : undefined;
+                return table.http.length === planned.http.length && table.tcp.length === planned.tcp.length && table.hosts?.length === planned.hosts.length
+                    ? table
+                    : undefined;
             },
             { timeoutMs: 20_000, message: "the gateway serves the stack's routes" },
         );
         assert.deepEqual(served.http, planned.http, h.diagnostics());
         assert.deepEqual(served.tcp, planned.tcp);
+        assert.deepEqual(served.hosts, planned.hosts);
+        assert.deepEqual(
+            planned.hosts,
+            [{ host: "canary.example.com", service: "hello-v2", servers: 1, drained: 0 }],
+            "host routes were part of what was compared",
+        );
         assert.equal(planned.http.find((e) => e.prefix === "/hello/")?.split?.[0]?.share, 90.1, "the split is part of what was compared");
         // And HAProxy runs it: the split's servers carry the weights the shares came from.
         const cfg = h.gateway.readRenderedConfig("live");

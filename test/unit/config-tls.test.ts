@@ -113,7 +113,7 @@ describe("config: gateway.tls, invalid values", () => {
         [
             "acme without hosts",
             tlsOf({ source: "acme", acme: { email: "ops@example.com" } }),
-            'service-discovery:gateway.tls.hosts: missing is not allowed; expected the DNS names the certificate covers, such as ["app.example.com"] (required with source acme)',
+            'service-discovery:gateway.tls.hosts: missing is not allowed; expected the DNS names the certificate covers, such as ["app.example.com"] (required with source acme unless services declare hosts, which it then covers)',
         ],
         [
             "acme without an e-mail",

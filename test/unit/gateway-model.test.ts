@@ -375,7 +375,7 @@ describe("settings", () => {
         const m = model([], { "services/a/evil": "1", "routes/a/other": "1" });
         assert.ok(
             m.notes.includes(
-                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout or /replicas; ignored`,
+                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas or /hosts; ignored`,
             ),
         );
         assert.ok(m.notes.includes(`rejected: KV key under service/haproxy/routes/ (sha256 ${sha8("a/other")}) is not <name>/sticky; ignored`));

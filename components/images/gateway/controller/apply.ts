@@ -11,11 +11,11 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { addCommand, certificateSlots, DEFAULT_SLOT, planChange, type ProbeTarget, type RuntimeOp, type TlsOp } from "./diff";
+import { addCommand, certificateSlots, DEFAULT_SLOT, planChange, type HostOp, type ProbeTarget, type RuntimeOp, type TlsOp } from "./diff";
 import { checkConfig, saveServerState, withPayload, type HaproxyMaster, type RuntimeApi } from "./haproxy";
 import type { ControllerMetrics } from "./metrics";
 import type { Model } from "./model";
-import { ACME_MAP, CRT_LIST, renderConfig } from "./render";
+import { ACME_MAP, CRT_LIST, HOSTS_MAP, hostsMapText, renderConfig } from "./render";
 
 export interface ApplierOptions {
     readonly runDir: string;
@@ -86,7 +86,8 @@ export class Applier {
         // Servers only: HAProxy first, the files after (rendering 10,000 servers is not on the way
         // of a new instance's first request).
         if (plan.kind === "runtime") {
-            const failed = (await this.runtime(plan.ops, started)) ?? (await this.runtimeTls(next, plan.tls ?? []));
+            const failed =
+                (await this.runtime(plan.ops, started)) ?? (await this.runtimeTls(next, plan.tls ?? [])) ?? (await this.runtimeHosts(next, plan.hosts ?? []));
             if (failed === undefined) {
                 // The live file is what runs: written once HAProxy has taken every command.
                 const text = renderConfig(next);
@@ -121,8 +122,9 @@ export class Applier {
 
     private async reload(next: Model, text: string, started: number, why: string): Promise<Outcome> {
         const rendered = this.file("haproxy.cfg.new");
-        // The certificates and ACME answers the new worker loads (haproxy -c loads them too).
+        // The certificates, ACME answers and host routes the new worker loads (haproxy -c loads them too).
         this.writeTlsFiles(next);
+        this.write(this.file(HOSTS_MAP), hostsMapText(next));
         const check = await checkConfig(this.o.haproxyBin, rendered, this.o.haproxyEnv);
         if (!check.ok) {
             fs.copyFileSync(rendered, this.file("haproxy.cfg.rejected"));
@@ -338,6 +340,32 @@ export class Applier {
         this.o.log(
             `gateway: runtime API: ${[...(changed.length > 0 ? [`certificate(s) ${changed.join(", ")} installed`] : []), ...(answers > 0 ? [`${answers} ACME answer(s) changed`] : [])].join(", ")}, no reload (${Math.round(performance.now() - started)} ms)`,
         );
+        return undefined;
+    }
+
+    /** Host routes through the runtime API: the map file first (a later reload loads it), then HAProxy's copy. */
+    private async runtimeHosts(next: Model, ops: readonly HostOp[]): Promise<string | undefined> {
+        if (ops.length === 0) return undefined;
+        const started = performance.now();
+        const map = this.file(HOSTS_MAP);
+        this.write(map, hostsMapText(next));
+        const cmds: { cmd: string; expect: RegExp }[] = [];
+        for (const o of ops) {
+            cmds.push({ cmd: `del map ${map} ${o.host}`, expect: /^$|Key not found/ });
+            if (o.op === "host") cmds.push({ cmd: `add map ${map} ${o.host} ${o.backend}`, expect: /^$/ });
+        }
+        let got: string[];
+        try {
+            got = await this.o.api.run(cmds.map((c) => c.cmd));
+        } catch (err) {
+            return (err as Error).message;
+        }
+        for (let i = 0; i < cmds.length; i++) {
+            const a = (got[i] ?? "").trim();
+            if (!cmds[i]!.expect.test(a)) return `${cmds[i]!.cmd}: ${a.replace(/\n/g, " ")}`;
+        }
+        const added = ops.filter((o) => o.op === "host").length;
+        this.o.log(`gateway: runtime API: host routes: ${added} set, ${ops.length - added} removed, no reload (${Math.round(performance.now() - started)} ms)`);
         return undefined;
     }
 

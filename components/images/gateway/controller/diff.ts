@@ -19,6 +19,9 @@ export type TlsOp =
     | { readonly op: "challenge"; readonly token: string; readonly keyAuthorization: string }
     | { readonly op: "unchallenge"; readonly token: string };
 
+/** Host routes, changed at run time (the map file for the next reload, then the runtime API). */
+export type HostOp = { readonly op: "host"; readonly host: string; readonly backend: string } | { readonly op: "unhost"; readonly host: string };
+
 /** The HTTPS listener's default certificate (first in its crt-list): what a client without SNI, or with a name no certificate covers, gets. */
 export const DEFAULT_SLOT = "default";
 
@@ -39,7 +42,7 @@ export type ProbeTarget = { readonly kind: "http"; readonly path: string } | { r
 
 export type Plan =
     | { readonly kind: "none" }
-    | { readonly kind: "runtime"; readonly ops: readonly RuntimeOp[]; readonly tls?: readonly TlsOp[] }
+    | { readonly kind: "runtime"; readonly ops: readonly RuntimeOp[]; readonly tls?: readonly TlsOp[]; readonly hosts?: readonly HostOp[] }
     | { readonly kind: "reload"; readonly why: string };
 
 export function planChange(running: Model, next: Model): Plan {
@@ -77,8 +80,19 @@ export function planChange(running: Model, next: Model): Plan {
     for (const [token, keyAuthorization] of nextAnswers) {
         if (answers.get(token) !== keyAuthorization) tls.push({ op: "challenge", token, keyAuthorization });
     }
-    if (ops.length === 0 && tls.length === 0) return { kind: "none" };
-    return tls.length === 0 ? { kind: "runtime", ops } : { kind: "runtime", ops, tls };
+    const hosts = hostChanges(running, next);
+    if (ops.length === 0 && tls.length === 0 && hosts.length === 0) return { kind: "none" };
+    return { kind: "runtime", ops, ...(tls.length > 0 ? { tls } : {}), ...(hosts.length > 0 ? { hosts } : {}) };
+}
+
+/** The host routes' map entries removed, then those added or pointed at another backend. */
+export function hostChanges(running: Model, next: Model): HostOp[] {
+    const before = new Map(running.hostRoutes.map((r) => [r.host, r.backend]));
+    const after = new Map(next.hostRoutes.map((r) => [r.host, r.backend]));
+    const ops: HostOp[] = [];
+    for (const host of before.keys()) if (!after.has(host)) ops.push({ op: "unhost", host });
+    for (const [host, backend] of after) if (before.get(host) !== backend) ops.push({ op: "host", host, backend });
+    return ops;
 }
 
 /** The same servers in the same order with the same settings. */

@@ -7,6 +7,8 @@
 // Routing: a Consul service tagged `rest` named `<name>-v<N>` is served at /<name>/v<N>/..., any
 // other name at /<name>/...; the prefix is stripped. Versioned prefixes are matched first, so
 // /hello/v1 wins over /hello; matching is segment-exact (/hello never captures /hello-world).
+// Host routes (services/<name>/hosts) come first: a request whose Host header names a service's
+// host goes to it, every path, unprefixed (docs/traffic-control.md, "Routes by host name").
 // Traffic control (docs/traffic-control.md): a service with a listen key is a TCP service (its own
 // listener); versions with a weight key share the unversioned path /<name>/ (backend svc_<name>),
 // optionally sticky by cookie; a maintenance key drains instances (weight 0).
@@ -41,6 +43,7 @@ import {
     DURATION,
     IPV4,
     KV_KEYS,
+    isHostList,
     KV_PREFIX,
     LIMIT_RANGES,
     NODE_NAME,
@@ -155,6 +158,12 @@ export interface HttpRoute {
     readonly backend: string;
 }
 
+/** A host route (KV services/<name>/hosts): requests whose Host header is `host` go to `backend`, every path, unchanged. */
+export interface HostRoute {
+    readonly host: string;
+    readonly backend: string;
+}
+
 /** A sticky split's rule: a request for /<base>/ whose cookie names <version> goes to it. */
 export interface StickyRule {
     readonly base: string;
@@ -221,6 +230,8 @@ export interface Model {
     readonly stickyRules: readonly StickyRule[];
     /** In matching order: versioned, then unversioned, then splits. */
     readonly routes: readonly HttpRoute[];
+    /** Host routes, by host; matched before the path routes. A change is applied at run time (`add map`), never a reload. */
+    readonly hostRoutes: readonly HostRoute[];
     readonly tcpListeners: readonly { readonly name: string; readonly port: number; readonly backend: string }[];
     readonly backends: readonly Backend[];
     /** What was skipped or rejected ("skipped: ...", "rejected: ..."), sorted, each once. */
@@ -344,6 +355,8 @@ export function buildModel(input: ModelInput): Model {
     const svcMaxconn = new Map<string, number>();
     const svcRate = new Map<string, number>();
     const svcIdle = new Map<string, string>();
+    /** KV services/<name>/hosts as written, checked by hostRoutesOf once the backends are known. */
+    const hostValues = new Map<string, string>();
     const accepted = new Map<string, string>();
     const quarantined = new Set<string>();
     /** The value this service ran before, when the new one is rejected. */
@@ -401,10 +414,10 @@ export function buildModel(input: ModelInput): Model {
         const value = kv.get(key)!;
         if (key.startsWith("services/")) {
             const rel = key.slice("services/".length);
-            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout|replicas)$/.exec(rel);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout|replicas|hosts)$/.exec(rel);
             if (rel.length > 76 || !m) {
                 note(
-                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout or /replicas; ignored`,
+                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas or /hosts; ignored`,
                 );
                 continue;
             }
@@ -412,7 +425,9 @@ export function buildModel(input: ModelInput): Model {
             const field = m[3]!;
             declared.add(svc);
             const prefix = `rejected: KV ${KV_PREFIX}/services/${svc}/${field}: value (sha256 ${sha8(value)})`;
-            if (field === "check") {
+            if (field === "hosts") {
+                hostValues.set(svc, value);
+            } else if (field === "check") {
                 if (CHECK_PATH.test(value)) {
                     kvCheck.set(svc, value);
                     accepted.set(key, value);
@@ -786,6 +801,9 @@ export function buildModel(input: ModelInput): Model {
     else if (settings.publicHttpPort !== undefined && settings.publicHttpPort !== "")
         note(`rejected: GATEWAY_PUBLIC_HTTP_PORT (sha256 ${sha8(settings.publicHttpPort)}) is not a port number; X-Forwarded-Port is ${forwardedPort}`);
 
+    // Host routes: once the backends are known (their notes and quarantine go with the others').
+    const hostRoutes = hostRoutesOf(hostValues, { backends, listen, previous, accepted, quarantined }, note);
+
     return {
         maxconn,
         listenerMaxconn,
@@ -800,6 +818,7 @@ export function buildModel(input: ModelInput): Model {
         trustedProxies: networks.trustedProxies,
         stickyRules,
         routes: [...routes, ...splitRoutes].map((name) => ({ path: routePath(name), backend: `svc_${name}` })),
+        hostRoutes,
         tcpListeners: tcpRoutes.map((name) => ({ name, port: listen.get(name)!, backend: `svc_${name}` })),
         backends,
         notes: [...notes].sort(byBytes),
@@ -859,6 +878,63 @@ export function readRouteUndeclared(kv: ReadonlyMap<string, string>, note: (line
     if (v === "true" || v === "false") return v === "true";
     note(`rejected: KV ${KV_PREFIX}/${KV_KEYS.routeUndeclared}: value (sha256 ${sha8(v)}) is neither true nor false; routing no undeclared service`);
     return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host routes (docs/traffic-control.md, "Routes by host name")
+
+/**
+ * The host routes of the KV keys services/<name>/hosts (`values`, by service): each value is
+ * host names separated by single spaces (isHostList), else rejected whole (the service keeps its
+ * last good value, else has none); a TCP service's are rejected (no SNI routing); a name another
+ * service claimed first, in name order, is rejected. Only a routed http service (its backend
+ * exists) gets routes: the map never names a backend HAProxy does not have.
+ */
+export function hostRoutesOf(
+    values: ReadonlyMap<string, string>,
+    o: {
+        readonly backends: readonly Backend[];
+        readonly listen: ReadonlyMap<string, number>;
+        readonly previous: Model | undefined;
+        readonly accepted: Map<string, string>;
+        readonly quarantined: Set<string>;
+    },
+    note: (line: string) => void,
+): HostRoute[] {
+    const owner = new Map<string, string>();
+    const http = new Set(o.backends.filter((b) => b.kind === "http").map((b) => b.name));
+    for (const svc of [...values.keys()].sort(byBytes)) {
+        const key = `services/${svc}/hosts`;
+        const value = values.get(svc)!;
+        const at = `rejected: KV ${KV_PREFIX}/${key}:`;
+        if (o.listen.has(svc)) {
+            note(`${at} ${svc} is a TCP service (KV ${KV_PREFIX}/services/${svc}/listen); a TCP service is not routed by host name; ignored`);
+            continue;
+        }
+        let hosts = value;
+        if (!isHostList(value)) {
+            const last = o.previous?.accepted.get(key);
+            note(
+                `${at} value (sha256 ${sha8(value)}) is not lowercase DNS names separated by single spaces; ${last === undefined ? `${svc} has no host routes` : "keeping its last good value"}`,
+            );
+            if (last === undefined) continue;
+            o.quarantined.add(svc);
+            hosts = last;
+        }
+        o.accepted.set(key, hosts);
+        for (const host of new Set(hosts.split(" "))) {
+            const first = owner.get(host);
+            if (first !== undefined) {
+                note(`${at} ${host} is already a host of ${first}; ignored for ${svc}`);
+                continue;
+            }
+            owner.set(host, svc);
+        }
+    }
+    return [...owner]
+        .filter(([, svc]) => http.has(`svc_${svc}`))
+        .map(([host, svc]) => ({ host, backend: `svc_${svc}` }))
+        .sort((a, b) => byBytes(a.host, b.host));
 }
 
 /** The check path an instance's check= tags ask for: the path, "!" (invalid or several), or "none". */

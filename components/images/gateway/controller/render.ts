@@ -25,17 +25,41 @@ export function serverLine(s: Server): string {
     return `    server ${s.name} ${s.addr}${settings === "" ? "" : ` ${settings}`}`;
 }
 
-/** X-Forwarded-Prefix and prefix stripping of a backend served at /<path>/. */
+/** Set by the frontends when a host route chose the backend (hostRouteLines). */
+const HOST_ROUTED = "{ var(txn.host_backend) -m found }";
+
+/** X-Forwarded-Prefix and prefix stripping of a backend served at /<path>/; a host-routed request keeps its path. */
 function prefixLines(path: string, trusted: boolean): string[] {
     return [
+        `    # Reached by its path prefix: the prefix is stripped. Reached by a host route: the path is kept.`,
         ...(trusted
             ? [
                   "    # A trusted proxy's own prefix comes first.",
-                  `    http-request set-header X-Forwarded-Prefix %[req.fhdr(x-forwarded-prefix)]/${path} if { req.fhdr(x-forwarded-prefix) -m found }`,
-                  `    http-request set-header X-Forwarded-Prefix /${path} unless { req.fhdr(x-forwarded-prefix) -m found }`,
+                  `    http-request set-header X-Forwarded-Prefix %[req.fhdr(x-forwarded-prefix)]/${path} if { req.fhdr(x-forwarded-prefix) -m found } !${HOST_ROUTED}`,
+                  `    http-request set-header X-Forwarded-Prefix /${path} unless { req.fhdr(x-forwarded-prefix) -m found } || ${HOST_ROUTED}`,
               ]
-            : [`    http-request set-header X-Forwarded-Prefix /${path}`]),
-        `    http-request replace-path ^/${path}/?(.*)$ /\\1`,
+            : [`    http-request set-header X-Forwarded-Prefix /${path} unless ${HOST_ROUTED}`]),
+        `    http-request replace-path ^/${path}/?(.*)$ /\\1 unless ${HOST_ROUTED}`,
+    ];
+}
+
+/** The host routes' map (`<host> <backend>` lines), kept in sync at run time (`add map`/`del map`) with the model's hostRoutes. */
+export const HOSTS_MAP = "hosts.map";
+
+/** The map file's text. */
+export function hostsMapText(model: Model): string {
+    return model.hostRoutes.map((r) => `${r.host} ${r.backend}\n`).join("");
+}
+
+/**
+ * Host routes: the Host header (the authority of HTTP/2), its port stripped and lowercased, is
+ * looked up in the map; a name found there picks the backend, before any path route.
+ */
+function hostRouteLines(): string[] {
+    return [
+        "    # Host routes (KV services/<name>/hosts, the map changed at run time): the Host header without",
+        "    # its port, lowercased, names a backend; every path of that host goes there, before the path routes.",
+        `    http-request set-var(txn.host_backend) req.hdr(host),field(1,:),lower,map("\${GATEWAY_RUN_DIR}/${HOSTS_MAP}")`,
     ];
 }
 
@@ -131,6 +155,7 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         "    # harm; a connection that failed is retried whatever the method.",
         "    http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
     );
+    out.push(...hostRouteLines());
     for (const rule of model.stickyRules) {
         const b = rule.base;
         out.push(
@@ -142,10 +167,11 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         );
         for (const v of rule.versions) {
             out.push(
-                `    http-request replace-path ^/${b}(/.*)?$ /${b}/${v.version}\\1 if sd_path_${b} !sd_versioned_${b} { req.cook(sd-${b}) -m str ${v.version} } { nbsrv(${v.backend}) gt 0 }`,
+                `    http-request replace-path ^/${b}(/.*)?$ /${b}/${v.version}\\1 if sd_path_${b} !sd_versioned_${b} { req.cook(sd-${b}) -m str ${v.version} } { nbsrv(${v.backend}) gt 0 } !${HOST_ROUTED}`,
             );
         }
     }
+    out.push(`    use_backend %[var(txn.host_backend)] if ${HOST_ROUTED}`);
     for (const r of model.routes) out.push(`    use_backend ${r.backend} if { path /${r.path} } || { path_beg /${r.path}/ }`);
     out.push("    default_backend no_route");
     return out;

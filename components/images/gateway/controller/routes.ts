@@ -33,7 +33,17 @@ export interface TcpRouteEntry {
     readonly drained: number;
 }
 
+/** A host route: every request whose Host header is `host` goes to `service`, whatever its path. */
+export interface HostRouteEntry {
+    readonly host: string;
+    readonly service: string;
+    readonly servers: number;
+    readonly drained: number;
+}
+
 export interface RouteTable {
+    /** By host name; matched before the path prefixes. */
+    readonly hosts: readonly HostRouteEntry[];
     /** In matching order. */
     readonly http: readonly HttpRouteEntry[];
     /** By port. */
@@ -84,5 +94,9 @@ export function routeTable(model: Model): RouteTable {
         const servers = primaries(byName.get(l.backend));
         return { port: l.port, service: l.name, servers: servers.length, drained: servers.filter((s) => s.weight === 0).length };
     });
-    return { http, tcp: [...tcp].sort((a, b) => a.port - b.port), notes: model.notes };
+    const hosts = model.hostRoutes.map((r): HostRouteEntry => {
+        const servers = primaries(byName.get(r.backend));
+        return { host: r.host, service: r.backend.replace(/^svc_/, ""), servers: servers.length, drained: servers.filter((s) => s.weight === 0).length };
+    });
+    return { hosts, http, tcp: [...tcp].sort((a, b) => a.port - b.port), notes: model.notes };
 }

@@ -53,13 +53,30 @@ export const KV_KEYS = {
     networkNodes: "networks/nodes",
     /** "true" or "false": whether services the stack does not declare (no replicas key) are routed. */
     routeUndeclared: "routing/undeclared",
-    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout, replicas. */
+    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout, replicas, hosts. */
     service: (consulName: string, field: ServiceField): string => `services/${consulName}/${field}`,
     /** routes/<name>/sticky */
     sticky: (name: string): string => `routes/${name}/sticky`,
 } as const;
 
-export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout" | "replicas";
+export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout" | "replicas" | "hosts";
+
+// ---------------------------------------------------------------------------------------------
+// Host routes (docs/traffic-control.md, "Routes by host name")
+
+/**
+ * A host name a service is routed by (the Host header): a DNS name of RFC 1123 labels, lower
+ * case, whose last label starts with a letter (no IP address); exact names only, no wildcard.
+ */
+export const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The most host names one service (or version) declares. */
+export const MAX_HOSTS_PER_SERVICE = 50;
+/** KV services/<consul name>/hosts: its host names separated by single spaces. */
+export function isHostList(value: string): boolean {
+    if (value.length > MAX_HOSTS_PER_SERVICE * 254) return false;
+    const names = value.split(" ");
+    return names.length <= MAX_HOSTS_PER_SERVICE && names.every((n) => HOST_NAME.test(n));
+}
 
 /** Defaults the gateway runs with when a key is absent or rejected. */
 export const DEFAULTS = {
