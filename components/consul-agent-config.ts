@@ -12,6 +12,9 @@ export const CONSUL_HOST = "consul";
 /** The script that sets an agent's token, relative to the project (Pulumi runs programs there). */
 export const AGENT_TOKEN_SCRIPT = "components/local-commands/consul-agent-token.mjs";
 
+/** The script a server's gate runs (rolling replacement: the next server waits for it), relative to the project. */
+export const SERVER_READY_SCRIPT = "components/local-commands/consul-server-ready.mjs";
+
 /** Where the container keeps what this module refers to (the official image's layout). */
 export const CONSUL_PATHS = {
     /** The official image's entrypoint loads every .json/.hcl file here (`-config-dir`). */

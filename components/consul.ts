@@ -7,10 +7,20 @@
 // management token never appear in a command line or the container's environment.
 // Every node's containers reach their local agent as https://consul:8501; plain HTTP answers
 // only on the agent's own loopback. Data lives on a volume so the state survives a restart.
+//
+// Rolling replacement: an agent's container keeps its fixed name, so a change that replaces it
+// (a new consul.image, a new setting in its config) deletes it before creating it again. The
+// servers are chained so that a `pulumi up` never stops two at once: each server has a gate (a
+// local command, components/local-commands/consul-server-ready.mjs) that waits until that server
+// is back among the raft voters with a leader and every server healthy, and whose triggers hold
+// the server's container id (replaced with it, run again); server i+1's container depends on
+// server i's gate, the client agents on the last server's gate (servers first, then clients).
+// Only dependsOn points at a gate, never an input: nothing is replaced because a gate is.
+import * as command from "@pulumi/command";
 import * as consul from "@pulumi/consul";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS } from "./consul-agent-config";
+import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS, SERVER_READY_SCRIPT } from "./consul-agent-config";
 import { ConsulTls } from "./consul-tls";
 import { ALL_ADDRESSES, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
@@ -41,6 +51,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
     /** A Consul provider with the management token: creates the ACL policies and tokens. */
     public readonly provider: consul.Provider;
     private readonly agents = new PerNode<docker.Container>("Consul agent");
+    private readonly gates = new PerNode<command.local.Command>("Consul server gate");
     private readonly apiUrls = new PerNode<pulumi.Output<string>>("Consul agent");
     private readonly nodeNames = new PerNode<string>("Consul agent");
     private readonly runVolumes = new PerNode<pulumi.Output<string>>("Consul agent");
@@ -54,10 +65,18 @@ export class ConsulCluster extends pulumi.ComponentResource {
         const serverAddresses = nodes.slice(0, c.servers).map((n) => n.address);
         const cluster = `${settings.project}-${settings.stack}`;
         this.caPem = args.tls.caPem;
+        const nodeNameOf = (node: Node): string => (multiNode ? node.name : `${settings.stack}-consul`);
+        const apiUrlOf = (node: Node): pulumi.Output<string> =>
+            settings.target === "local"
+                ? pulumi.output(`https://${c.bindAddress === undefined || c.bindAddress === ALL_ADDRESSES ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
+                : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`;
+        // The servers in the order a rolling replacement takes them; each one's gate, once declared.
+        const serverNodes = [...nodes].filter((n) => n.index <= c.servers).sort((a, b) => a.index - b.index);
+        let previousGate: command.local.Command | undefined;
 
-        for (const node of nodes) {
+        for (const node of [...nodes].sort((a, b) => a.index - b.index)) {
             const isServer = node.index <= c.servers;
-            const nodeName = multiNode ? node.name : `${settings.stack}-consul`;
+            const nodeName = nodeNameOf(node);
             this.nodeNames.set(node, nodeName);
             const dockerOpts = { parent: this, provider: node.provider, dependsOn: node.ready };
             const image = new docker.RemoteImage(`${name}-${node.name}-image`, { name: c.image, keepLocally: true }, dockerOpts);
@@ -153,20 +172,46 @@ export class ConsulCluster extends pulumi.ComponentResource {
                         retries: 30,
                         startPeriod: "2s",
                     },
-                    // Wait for a healthy agent: the ACL policies and KV keys are written right after.
-                    wait: true,
+                    // Wait for a healthy agent (a leader known): the ACL policies and KV keys are
+                    // written right after. Not a server followed by others: on the first `pulumi up`
+                    // no leader exists before the later servers run, and they wait for its gate.
+                    wait: !isServer || node.index === c.servers,
                     waitTimeout: 120,
                     // A fixed name: the old container goes first (its data volume stays).
                 },
-                { ...dockerOpts, deleteBeforeReplace: true },
+                // After the previous server's gate (a client: the last server's): never two servers down at once.
+                { ...dockerOpts, dependsOn: [...node.ready, ...(previousGate ? [previousGate] : [])], deleteBeforeReplace: true },
             );
             this.agents.set(node, container);
-            this.apiUrls.set(
-                node,
-                settings.target === "local"
-                    ? pulumi.output(`https://${c.bindAddress === undefined || c.bindAddress === ALL_ADDRESSES ? "127.0.0.1" : c.bindAddress}:${c.httpsPort}`)
-                    : pulumi.interpolate`https://${node.publicAddress}:${c.httpsPort}`,
-            );
+            this.apiUrls.set(node, apiUrlOf(node));
+            if (isServer) {
+                const position = serverNodes.indexOf(node);
+                const last = position === serverNodes.length - 1;
+                // The server replaced next should not lead when this gate lets it go; after the
+                // last one, the first (where the next rolling replacement starts).
+                const avoid = serverNodes.length > 1 ? serverNodes[last ? 0 : position + 1] : undefined;
+                const gate = new command.local.Command(
+                    `${name}-${node.name}-ready`,
+                    {
+                        create: `node ${SERVER_READY_SCRIPT}`,
+                        environment: {
+                            CONSUL_HTTP_ADDR: apiUrlOf(node),
+                            CONSUL_CACERT_PEM: args.tls.caPem,
+                            CONSUL_HTTP_TOKEN: pulumi.secret(args.managementToken),
+                            CONSUL_NODE: nodeName,
+                            CONSUL_SERVERS: String(c.servers),
+                            CONSUL_MAY_BOOTSTRAP: String(!last),
+                            CONSUL_OTHER_ADDRS: pulumi.all(serverNodes.filter((n) => n !== node).map(apiUrlOf)).apply((urls) => urls.join(",")),
+                            ...(avoid ? { CONSUL_AVOID_LEADER: nodeNameOf(avoid) } : {}),
+                        },
+                        // A new container (a replacement): wait for it again. Nothing else replaces the gate.
+                        triggers: [container.id],
+                    },
+                    { parent: this, dependsOn: [container] },
+                );
+                this.gates.set(node, gate);
+                previousGate = gate;
+            }
         }
 
         this.internalAddress = pulumi.output(`${CONSUL_HOST}:${CONSUL_PORTS.https}`);
@@ -181,7 +226,8 @@ export class ConsulCluster extends pulumi.ComponentResource {
                 datacenter: c.datacenter,
                 token: pulumi.secret(args.managementToken),
             },
-            { parent: this, dependsOn: nodes.slice(0, c.servers).map((n) => this.agentOn(n)) },
+            // Every server back and healthy (the last gate waits for the whole cluster).
+            { parent: this, dependsOn: serverNodes.flatMap((n) => [this.agentOn(n), this.serverReadyOn(n)]) },
         );
 
         this.registerOutputs({ internalAddress: this.internalAddress, apiUrl: this.apiUrl, uiUrl: this.uiUrl, servers: this.servers, caPem: this.caPem });
@@ -190,6 +236,11 @@ export class ConsulCluster extends pulumi.ComponentResource {
     /** The agent container on `node`. */
     agentOn(node: Node): docker.Container {
         return this.agents.on(node);
+    }
+
+    /** Done once the server on `node` is back among the raft voters with every server healthy (a server's node only). */
+    serverReadyOn(node: Node): command.local.Command {
+        return this.gates.on(node);
     }
 
     /** The HTTPS API of the agent on `node`, from the machine running Pulumi. */

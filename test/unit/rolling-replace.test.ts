@@ -2,14 +2,19 @@
 // named after its replica plus a generation, the hash of the inputs that make the Docker provider
 // replace it, and is replaced create-before-delete: the new container (a new name) runs beside
 // the old one, which is then stopped with its destroy grace (drained) and removed. The one-per-node
-// containers keep their fixed names and delete-before-replace.
+// containers keep their fixed names and delete-before-replace; the Consul servers among them are
+// replaced one at a time (the last part of this file).
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
+import { SERVER_READY_SCRIPT } from "../../components/consul-agent-config";
 import { LOG_LIMITS } from "../../components/container-defaults";
 import { replicaGeneration, type ReplicaReplaceInputs } from "../../components/service";
 import { type Declared } from "../support/mocks";
-import { devWith, envOf, evaluate, GENERATION_SUFFIX, Program, stackConfig, withoutGeneration } from "../support/program";
+import { devWith, envOf, evaluate, GENERATION_SUFFIX, isSecret, Program, ROOT, stackConfig, withoutGeneration } from "../support/program";
 
 const resolved = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
 
@@ -234,5 +239,296 @@ describe("rolling replace: what changes a replica's generation", () => {
         // What the template does with the container field of Registrator's ID (components/images/gateway/haproxy.ctmpl).
         assert.equal(container.replace(/-[0-9a-f]{8}$/, ""), value);
         assert.equal(withoutGeneration(container), value);
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The Consul servers (components/consul.ts): fixed names, replaced delete-before-replace, so a
+// `pulumi up` that replaces them must take them one at a time. Each server has a gate (a local
+// command running components/local-commands/consul-server-ready.mjs) whose triggers hold the
+// server's container id; the next server's container depends on that gate.
+
+const CONTAINER = "docker:index/container:Container";
+const COMMAND = "command:local:Command";
+
+/** A `hosts` stack of `n` nodes with `servers` Consul servers and the dev stack's services. */
+function hostsStack(n: number, servers: number, consul: Record<string, unknown> = {}, more: Record<string, unknown> = {}): Record<string, string> {
+    return devWith({
+        target: "hosts",
+        nodeCount: undefined,
+        hosts: Array.from({ length: n }, (_, i) => ({ name: `h${i + 1}`, host: `ssh://ops@10.1.0.${i + 1}`, address: `10.1.0.${i + 1}` })),
+        edgeNodes: [1, 2],
+        consul: { image: "hashicorp/consul:1.16.3", servers, ...consul },
+        ...more,
+    });
+}
+
+const agentOf = (p: Program, i: number): Declared => p.one(CONTAINER, `consul-dev-node-${i}`);
+const gateOf = (p: Program, i: number): Declared => p.one(COMMAND, `consul-dev-node-${i}-ready`);
+const dependsOn = (r: Declared, on: Declared): boolean => r.dependencies.some((d) => d.endsWith(`$${on.type}::${on.name}`));
+const plain = (v: unknown): unknown => (v && typeof v === "object" && "$secret" in (v as object) ? (v as { $secret: unknown }).$secret : v);
+const envOfGate = (g: Declared): Record<string, string> => plain(g.inputs.environment) as Record<string, string>;
+
+/** The mock id of a declared resource (test/support/evaluate.ts: `<name>-id`). */
+const idOf = (r: Declared): string => `${r.name}-id`;
+
+describe("rolling replace: the Consul servers, one at a time", () => {
+    let three: Program;
+    let five: Program;
+    let newImage: Program;
+    let newSetting: Program;
+    let gatewayChange: Program;
+    before(async () => {
+        [three, five, newImage, newSetting, gatewayChange] = await Promise.all([
+            evaluate(hostsStack(4, 3)),
+            evaluate(hostsStack(6, 5)),
+            evaluate(hostsStack(4, 3, { image: "hashicorp/consul:1.16.4" })),
+            evaluate(hostsStack(4, 3, { maxConnsPerClient: 300 })),
+            evaluate(hostsStack(4, 3, {}, { haproxy: { maxconn: 2048, timeouts: { connect: "4s", client: "31s", server: "2m" } } })),
+        ]);
+        for (const p of [three, five, newImage, newSetting, gatewayChange]) assert.equal(p.error, null, String(p.error));
+    });
+
+    for (const [servers, nodes] of [
+        [3, 4],
+        [5, 6],
+    ] as const) {
+        it(`${servers} servers: a chain server 1 -> gate 1 -> server 2 -> ... -> gate ${servers} -> every client agent and the Consul provider`, () => {
+            const p = servers === 3 ? three : five;
+            const gates = p.ofType(COMMAND).filter((c) => /^consul-dev-node-[0-9]+-ready$/.test(c.name));
+            assert.deepEqual(
+                gates.map((g) => g.name).sort(),
+                Array.from({ length: servers }, (_, i) => `consul-dev-node-${i + 1}-ready`).sort(),
+                "one gate per server, none for a client agent",
+            );
+            for (let i = 1; i <= servers; i++) {
+                const [agent, gate] = [agentOf(p, i), gateOf(p, i)];
+                assert.equal(agent.deleteBeforeReplace, true, "a fixed name: deleted before it is created again");
+                assert.ok(dependsOn(gate, agent), `gate ${i} waits for server ${i}'s container`);
+                assert.deepEqual(gate.inputs.triggers, [idOf(agent)], `gate ${i} is replaced (run again) with server ${i}'s container, and by nothing else`);
+                if (i > 1) assert.ok(dependsOn(agent, gateOf(p, i - 1)), `server ${i} waits for gate ${i - 1}`);
+                else assert.ok(!gates.some((g) => dependsOn(agent, g)), "server 1 waits for no gate");
+                // Not for gates further back either: only the one before (the chain orders the rest).
+                for (let j = 1; j < i - 1; j++) assert.ok(!dependsOn(agent, gateOf(p, j)), `server ${i} does not name gate ${j}`);
+            }
+            for (let i = servers + 1; i <= nodes; i++) {
+                assert.ok(dependsOn(agentOf(p, i), gateOf(p, servers)), `client agent ${i} waits for the last server's gate`);
+                assert.equal(agentOf(p, i).inputs.wait, true, `client agent ${i} waits for a healthy agent`);
+            }
+            const provider = p.one("pulumi:providers:consul", "consul-provider");
+            for (let i = 1; i <= servers; i++) assert.ok(dependsOn(provider, gateOf(p, i)), `the ACLs are written once server ${i} is back`);
+        });
+    }
+
+    it("a first `pulumi up` cannot deadlock: only the last server's container waits for a leader; the earlier gates let a forming cluster through", () => {
+        for (const [p, servers] of [
+            [three, 3],
+            [five, 5],
+        ] as const) {
+            for (let i = 1; i <= servers; i++) {
+                const last = i === servers;
+                // Waiting for health (`consul catalog nodes`: a leader) would need the later servers, which wait for this one's gate.
+                assert.equal(agentOf(p, i).inputs.wait, last, `server ${i}: wait`);
+                const env = envOfGate(gateOf(p, i));
+                assert.equal(env.CONSUL_MAY_BOOTSTRAP, String(!last), `gate ${i}: may pass a cluster still forming`);
+                assert.equal(env.CONSUL_SERVERS, String(servers));
+                assert.equal(env.CONSUL_NODE, `dev-node-${i}`);
+                assert.equal(env.CONSUL_HTTP_ADDR, `https://10.1.0.${i}:8501`);
+                assert.deepEqual(
+                    env.CONSUL_OTHER_ADDRS.split(","),
+                    Array.from({ length: servers }, (_, j) => j + 1)
+                        .filter((j) => j !== i)
+                        .map((j) => `https://10.1.0.${j}:8501`),
+                );
+                // Leadership moves off the server replaced next; after the last, off the first.
+                assert.equal(env.CONSUL_AVOID_LEADER, `dev-node-${last ? 1 : i + 1}`);
+            }
+        }
+    });
+
+    it("the gate runs the server-ready script; its token is a secret in the environment, never in the command", () => {
+        const gate = gateOf(three, 2);
+        assert.equal(gate.inputs.create, `node ${SERVER_READY_SCRIPT}`);
+        assert.ok(fs.existsSync(path.join(ROOT, SERVER_READY_SCRIPT)));
+        const env = gate.inputs.environment as Record<string, unknown>;
+        assert.ok(isSecret(env.CONSUL_HTTP_TOKEN) || isSecret(gate.inputs.environment), "the management token is a secret");
+        assert.equal(plain(envOfGate(gate).CONSUL_HTTP_TOKEN), "00000000-0000-4000-8000-000000000000");
+        assert.doesNotMatch(String(gate.inputs.create), /00000000-0000/);
+    });
+
+    it("a server replacement replaces nothing else: only the gate and the agent-token command take an input from a server's container", () => {
+        // The engine replaces, with a delete-before-replace resource, the dependents whose inputs
+        // come from it; dependsOn alone replaces nothing (client agents, Registrators, gateways).
+        for (let i = 1; i <= 3; i++) {
+            const id = idOf(agentOf(three, i));
+            const taking = three.resources.filter((r) => r !== agentOf(three, i) && JSON.stringify(r.inputs).includes(JSON.stringify(id).slice(1, -1)));
+            assert.deepEqual(taking.map((r) => r.name).sort(), [`consul-acl-agent-dev-node-${i}-set`, `consul-dev-node-${i}-ready`].sort(), `server ${i}`);
+        }
+        // Not vacuous: the Registrator and the gateway of node 1 do wait for its agent.
+        const registrator = three.one(CONTAINER, "registrator-dev-node-1");
+        assert.ok(dependsOn(registrator, agentOf(three, 1)));
+        assert.ok(!JSON.stringify(registrator.inputs).includes(idOf(agentOf(three, 1))));
+        // No resource takes an input from a gate: a gate run again replaces nothing.
+        for (let i = 1; i <= 3; i++) {
+            const out = idOf(gateOf(three, i));
+            assert.ok(!three.resources.some((r) => JSON.stringify(r.inputs).includes(out)), `gate ${i}'s outputs are nobody's input`);
+        }
+    });
+
+    it("a new consul.image replaces every agent (the image is ForceNew), servers ordered by the chain, clients after them", () => {
+        for (let i = 1; i <= 4; i++) {
+            assert.notEqual(agentOf(newImage, i).inputs.image, agentOf(three, i).inputs.image, `agent ${i}: a new image, replaced`);
+            assert.deepEqual(agentOf(newImage, i).dependencies.sort(), agentOf(three, i).dependencies.sort(), `agent ${i}: the same order`);
+        }
+        for (let i = 2; i <= 3; i++) assert.ok(dependsOn(agentOf(newImage, i), gateOf(newImage, i - 1)));
+        assert.ok(dependsOn(agentOf(newImage, 4), gateOf(newImage, 3)));
+        // The gates' own inputs are the same: they run again because their server's container id changes.
+        for (let i = 1; i <= 3; i++) assert.deepEqual(gateOf(newImage, i).inputs, gateOf(three, i).inputs);
+    });
+
+    it("a server setting (consul.maxConnsPerClient) replaces the agents through their config upload, in the same order", () => {
+        for (let i = 1; i <= 3; i++) {
+            assert.equal(agentOf(newSetting, i).inputs.image, agentOf(three, i).inputs.image);
+            assert.notDeepEqual(agentOf(newSetting, i).inputs.uploads, agentOf(three, i).inputs.uploads, `server ${i}: its agent.json changes`);
+            if (i > 1) assert.ok(dependsOn(agentOf(newSetting, i), gateOf(newSetting, i - 1)));
+        }
+    });
+
+    it("a change that replaces no Consul agent leaves the agents and the gates exactly as they were", () => {
+        for (let i = 1; i <= 4; i++) assert.deepEqual(agentOf(gatewayChange, i).inputs, agentOf(three, i).inputs, `agent ${i}`);
+        for (let i = 1; i <= 3; i++) assert.deepEqual(gateOf(gatewayChange, i).inputs, gateOf(three, i).inputs, `gate ${i}`);
+        assert.notDeepEqual(
+            gatewayChange.one("consul:index/keys:Keys", "haproxy-settings").inputs,
+            three.one("consul:index/keys:Keys", "haproxy-settings").inputs,
+            "not vacuous: the change reached the program",
+        );
+    });
+
+    it("one server (the dev stack): its gate waits for the whole (one-server) cluster; the container waits for a leader as before", async () => {
+        const dev = await evaluate(stackConfig("dev"));
+        assert.equal(dev.error, null);
+        const agent = dev.one(CONTAINER, "consul-dev-node-1");
+        const gate = dev.one(COMMAND, "consul-dev-node-1-ready");
+        assert.equal(agent.inputs.wait, true);
+        assert.deepEqual(gate.inputs.triggers, [idOf(agent)]);
+        const env = envOfGate(gate);
+        assert.equal(env.CONSUL_MAY_BOOTSTRAP, "false");
+        assert.equal(env.CONSUL_SERVERS, "1");
+        assert.equal(env.CONSUL_NODE, "dev-consul");
+        assert.equal(env.CONSUL_OTHER_ADDRS, "");
+        assert.equal(env.CONSUL_AVOID_LEADER, undefined, "no other server to hand leadership to");
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The gate's decision (components/local-commands/consul-server-ready.mjs), as a pure function.
+
+interface AutopilotServer {
+    ID: string;
+    Name: string;
+    Healthy: boolean;
+    Voter: boolean;
+    Leader: boolean;
+}
+interface Observation {
+    node: string;
+    servers: number;
+    mayBootstrap: boolean;
+    self: { error?: string; leader?: string; peers?: string[] };
+    othersWithLeader: number;
+    autopilot?: { Healthy: boolean; FailureTolerance: number; Servers: AutopilotServer[] };
+    autopilotError?: string;
+}
+interface ReadyScript {
+    serverReadiness(o: Observation): { ready: boolean; forming: boolean; reason: string };
+    leadershipTarget(autopilot: Observation["autopilot"], node: string, avoid: string | undefined): string | undefined;
+}
+
+describe("rolling replace: the server gate's decision", () => {
+    let gate: ReadyScript;
+    before(async () => {
+        gate = (await import(pathToFileURL(path.join(ROOT, SERVER_READY_SCRIPT)).href)) as ReadyScript;
+    });
+
+    const server = (n: number, over: Partial<AutopilotServer> = {}): AutopilotServer => ({
+        ID: `id-${n}`,
+        Name: `node-${n}`,
+        Healthy: true,
+        Voter: true,
+        Leader: n === 3,
+        ...over,
+    });
+    const healthy = (servers: AutopilotServer[] = [server(1), server(2), server(3)]) => ({
+        Healthy: servers.every((s) => s.Healthy),
+        FailureTolerance: 1,
+        Servers: servers,
+    });
+    const back: Observation = {
+        node: "node-1",
+        servers: 3,
+        mayBootstrap: true,
+        self: { leader: "10.0.0.3:8300", peers: ["10.0.0.1:8300", "10.0.0.2:8300", "10.0.0.3:8300"] },
+        othersWithLeader: 2,
+        autopilot: healthy(),
+    };
+
+    it("ready when the server knows a leader and autopilot counts every server a healthy voter, itself included", () => {
+        const r = gate.serverReadiness(back);
+        assert.deepEqual({ ready: r.ready, forming: r.forming }, { ready: true, forming: false });
+        assert.match(r.reason, /3 healthy voters, leader node-3, failure tolerance 1/);
+    });
+
+    it("waits while the server does not answer, knows no leader, or autopilot does not answer", () => {
+        const cases: [string, Observation, RegExp][] = [
+            ["no answer", { ...back, self: { error: "connect ECONNREFUSED" } }, /does not answer: connect ECONNREFUSED/],
+            ["no leader", { ...back, self: { ...back.self, leader: "" } }, /knows no leader/],
+            [
+                "no autopilot",
+                { ...back, autopilot: undefined, autopilotError: "HTTP 500: No cluster leader" },
+                /autopilot health not available.*No cluster leader/,
+            ],
+        ];
+        for (const [what, o, reason] of cases) {
+            const r = gate.serverReadiness(o);
+            assert.equal(r.ready, false, what);
+            assert.match(r.reason, reason, what);
+        }
+    });
+
+    it("waits while this server is missing from raft, not yet a voter or not yet healthy, or another server is unhealthy or missing", () => {
+        const cases: [string, AutopilotServer[], RegExp][] = [
+            ["missing", [server(2), server(3)], /node-1 is not among the raft servers yet \(node-2, node-3\)/],
+            ["non-voter", [server(1, { Voter: false }), server(2), server(3)], /node-1 is not a voter yet/],
+            ["unhealthy", [server(1, { Healthy: false }), server(2), server(3)], /node-1 is not healthy yet/],
+            ["another unhealthy", [server(1), server(2, { Healthy: false }), server(3)], /not every server is healthy: node-2/],
+            ["a voter short", [server(1), server(2), server(3, { Voter: false })], /2 of 3 servers are voters/],
+        ];
+        for (const [what, servers, reason] of cases) {
+            const r = gate.serverReadiness({ ...back, autopilot: healthy(servers) });
+            assert.equal(r.ready, false, what);
+            assert.match(r.reason, reason, what);
+        }
+    });
+
+    it("lets a cluster still forming through at once (first `pulumi up`), but never for the last server, nor once a leader exists anywhere", () => {
+        const forming: Observation = { ...back, self: { leader: "", peers: [] }, othersWithLeader: 0, autopilot: undefined };
+        const r = gate.serverReadiness(forming);
+        assert.deepEqual({ ready: r.ready, forming: r.forming }, { ready: true, forming: true });
+        assert.match(r.reason, /forms once all 3 servers run/);
+        // The last server's gate waits for the whole cluster.
+        assert.equal(gate.serverReadiness({ ...forming, mayBootstrap: false }).ready, false);
+        // A server that lost its data joins a cluster that has a leader: it must become a voter first.
+        assert.equal(gate.serverReadiness({ ...forming, othersWithLeader: 1 }).ready, false);
+        // A server with raft state is a replacement, not a first start.
+        assert.equal(gate.serverReadiness({ ...forming, self: { leader: "", peers: ["10.0.0.1:8300"] } }).ready, false);
+    });
+
+    it("hands leadership to this server only when the server to avoid leads", () => {
+        const servers = [server(1), server(2), server(3)];
+        assert.equal(gate.leadershipTarget(healthy(servers), "node-1", "node-3"), "id-1", "node-3 leads: to node-1");
+        assert.equal(gate.leadershipTarget(healthy(servers), "node-1", "node-2"), undefined, "node-2 does not lead");
+        assert.equal(gate.leadershipTarget(healthy(servers), "node-3", "node-3"), undefined);
+        assert.equal(gate.leadershipTarget(healthy(servers), "node-1", undefined), undefined);
+        assert.equal(gate.leadershipTarget(undefined, "node-1", "node-3"), undefined);
     });
 });

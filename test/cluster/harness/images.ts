@@ -58,6 +58,20 @@ export class ImageShop {
         return result;
     }
 
+    /**
+     * A new image `tag` made on the builder from `ref` with one label more: the same files, another
+     * image ID, as a new release of an image looks to the program (an upgrade, offline).
+     */
+    async derive(ref: string, tag: string): Promise<string> {
+        await this.builder.docker.cli(["build", "--label", `service-discovery.test.derived-from=${ref}`, "-t", tag, "-"], {
+            input: `FROM ${ref}\n`,
+            timeoutMs: 300_000,
+        });
+        const [base, derived] = [await this.builder.docker.imageExists(ref), await this.builder.docker.imageExists(tag)];
+        if (!derived || derived.Id === base?.Id) throw new Error(`${tag} is not a new image of ${ref}`);
+        return tag;
+    }
+
     /** `ref` from the builder into `target`'s engine, unless the same image is there already. */
     ship(ref: string, target: Docker): Promise<void> {
         const key = `${ref} -> ${target.host}`;

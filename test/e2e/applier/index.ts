@@ -11,8 +11,18 @@
 // apply fails the run loudly, so nothing the program sets is silently dropped.
 // A second evaluation works like a second `pulumi up`: unchanged resources are kept as they
 // are, changed consul.Keys are updated in place, a container whose inputs changed is replaced
-// as the engine replaces it (see replaceDeclared), a pulled image whose name changed is pulled
-// again; any other change fails loudly.
+// as the engine replaces it (see replaceDeclared) or updated in place when only inputs the
+// provider updates changed, a pulled image whose name changed is pulled again, a local command
+// whose inputs changed is run again (see rerunCommand); any other change fails loudly.
+// The order is the engine's: the program registers a resource once everything it depends on
+// (inputs and dependsOn) is done, so the applier sees it then, and replaces it right away, as the
+// engine's step executor does (https://www.pulumi.com/docs/iac/concepts/options/deletebeforereplace/:
+// delete-before-replace deletes the old resource first, otherwise the new one is created first
+// and the old one deleted at the end of the update). A delete-before-replace also deletes first
+// the dependents whose inputs come from the resource (they are replaced with it), but not those
+// that only name it in dependsOn (pulumi/pulumi tests/integration/delete_before_create: a
+// dependsOn-only dependent is updated, not replaced); here such dependents are local commands
+// without a delete command, so deleting them first does nothing to record.
 // This file keeps the state and hands each resource type to its module (applier-*.ts beside it).
 import { randomUUID } from "node:crypto";
 import { ROOT } from "../../support/program";
@@ -41,8 +51,13 @@ const PROVIDER_DELETE_BEFORE_REPLACE: ReadonlySet<string> = new Set([CONTAINER])
 export function replacementMode(type: string, deleteBeforeReplace: boolean | undefined): Replacement["mode"] {
     return (deleteBeforeReplace ?? PROVIDER_DELETE_BEFORE_REPLACE.has(type)) ? "delete-before-replace" : "create-before-delete";
 }
-/** Container inputs the provider updates in place (not ForceNew in its schema); any other change replaces. */
-const CONTAINER_UPDATED_IN_PLACE: ReadonlySet<string> = new Set(["restart", "destroyGraceSeconds"]);
+/**
+ * Container inputs the provider updates in place (not ForceNew in its schema: restart through
+ * the engine's update, wait, waitTimeout and destroyGraceSeconds only in its state); any other
+ * change replaces.
+ */
+const CONTAINER_UPDATED_IN_PLACE: ReadonlySet<string> = new Set(["restart", "destroyGraceSeconds", "wait", "waitTimeout"]);
+const COMMAND = "command:local:Command";
 
 /** A container the applier replaced, and when each step ran (ms since the epoch). */
 export interface Replacement {
@@ -74,6 +89,8 @@ export class Applier implements ApplierScope {
     readonly emulated: string[] = [];
     /** Every container replacement, in the order they began. */
     readonly replacements: Replacement[] = [];
+    /** Every run of a local command, in the order they began (ms since the epoch). */
+    readonly commandRuns: { resource: string; evaluation: number; started: number; finished?: number }[] = [];
     /** Deletions remove containers with force at once, as if destroyGraceSeconds were not declared (a control for the drain). */
     ignoreDestroyGrace = false;
     /** Old containers of create-before-delete replacements: deleted once the evaluation is done. */
@@ -135,6 +152,10 @@ export class Applier implements ApplierScope {
             );
             if (type === CONTAINER && changed.some((k) => !CONTAINER_UPDATED_IN_PLACE.has(k))) {
                 result = await this.replaceDeclared(key, where, inputs, providerRef, previous, options.deleteBeforeReplace);
+            } else if (type === CONTAINER) {
+                result = await this.updateContainer(where, inputs, previous, changed);
+            } else if (type === COMMAND) {
+                result = await this.create(type, name, where, inputs, providerRef);
             } else if (type === "docker:index/remoteImage:RemoteImage" && changed.every((k) => k === "name") && inputs.keepLocally === true) {
                 // name is ForceNew: a new image resource; the old one's deletion keeps the image (keepLocally).
                 result = await this.create(type, name, where, inputs, providerRef);
@@ -215,8 +236,14 @@ export class Applier implements ApplierScope {
                 );
             case "consul:index/aclTokenPolicyAttachment:AclTokenPolicyAttachment":
                 return secure.aclTokenPolicyAttachment(this.consulProvider(where, providerRef), allow(where, inputs, ["tokenId", "policy"]));
-            case "command:local:Command":
-                return secure.localCommand(where, allow(where, inputs, ["create"], ["environment", "triggers"]), ROOT);
+            case COMMAND: {
+                // Created, replaced (new triggers) or updated (no `update` command: `create` again), it runs `create`.
+                const run: Applier["commandRuns"][number] = { resource: `${type}::${name}`, evaluation: this.evaluation, started: Date.now() };
+                this.commandRuns.push(run);
+                const result = await secure.localCommand(where, allow(where, inputs, ["create"], ["environment", "triggers"]), ROOT);
+                run.finished = Date.now();
+                return result;
+            }
             case "docker:index/network:Network":
                 this.provider(where, providerRef, "docker");
                 return network(this, where, inputs);
@@ -276,6 +303,19 @@ export class Applier implements ApplierScope {
         replacement.created = Date.now();
         if (!deleteFirst) this.pendingDeletes.push({ inputs: previous.inputs, replacement });
         return result;
+    }
+
+    /**
+     * A container whose changed inputs the provider updates in place: the same container; a new
+     * restart policy through the engine's update, as the provider's update does.
+     */
+    private async updateContainer(where: string, inputs: Obj, previous: Applied, changed: string[]): Promise<{ id: string; outputs: Obj }> {
+        if (changed.includes("restart")) {
+            if (!["no", "on-failure", "always", "unless-stopped"].includes(inputs.restart ?? "no")) throw new Error(`${where}: restart ${inputs.restart}`);
+            await this.docker.request("POST", `/containers/${previous.id}/update`, { RestartPolicy: { Name: inputs.restart ?? "no" } });
+        }
+        this.containers.set(inputs.name, { ...(this.containers.get(inputs.name) ?? {}), ...Object.fromEntries(changed.map((k) => [k, inputs[k]])) });
+        return { id: previous.id, outputs: previous.outputs };
     }
 
     /** A Consul provider the applier created, with what its requests need (address, CA, token). */
