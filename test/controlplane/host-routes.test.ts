@@ -34,7 +34,7 @@ describe("routes by host name", { timeout: 300_000 }, () => {
         return `${b.service}${b.version ? `-${b.version}` : ""} ${b.path}`;
     };
     const metrics = async (): Promise<string> => {
-        const auth = Buffer.from(`${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`).toString("base64");
+        const auth = Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
         return (await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth}` } })).body;
     };
     /** HTTPS to 127.0.0.1 with this SNI and Host, verified by the test CA. */

@@ -35,7 +35,7 @@ describe("routes belong to declared replicas", { timeout: 120_000 }, () => {
         await h?.stop();
     });
 
-    const auth = (): string => Buffer.from(`${h.gateway.env.STATS_USER}:${h.gateway.env.STATS_PASSWORD}`).toString("base64");
+    const auth = (): string => Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
     async function metric(name: string): Promise<number | undefined> {
         const res = await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth()}` } });
         assert.equal(res.status, 200, res.body);
