@@ -3,6 +3,8 @@
 import * as aws from "@pulumi/aws";
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy, UnknownValueError, validateResourceOfType } from "@pulumi/policy";
 
 /**
@@ -20,6 +22,8 @@ export interface ServiceDiscoveryPolicyConfig {
     relaxedReplicaStacks?: string[];
     /** Stacks whose containers may publish ports on every address of a node (0.0.0.0, a firewall in front); default ["dev"]. */
     allAddressesStacks?: string[];
+    /** Stacks that may pull images and build FROM images by tag alone, without a digest; default ["dev"]. */
+    tagOnlyImageStacks?: string[];
 }
 
 /** Repository of the Docker socket proxy's image tag (components/socket-proxy.ts builds it). */
@@ -51,6 +55,112 @@ const pinnedImages: ResourceValidationPolicy = {
         }),
         validateResourceOfType(dockerBuild.Image, (img, _args, report) => {
             for (const tag of img.tags ?? []) if (!isPinnedImage(tag)) report(`built image is tagged "${tag}" (no tag, or latest)`);
+        }),
+    ],
+};
+
+/** A reference that names one image for good: an image ID, or a reference with @sha256:<digest>. */
+export function isDigestPinned(ref: string): boolean {
+    return /^sha256:[a-f0-9]{64}$/.test(ref) || /@sha256:[a-f0-9]{64}$/.test(ref);
+}
+
+/**
+ * The images a Dockerfile builds FROM, as Docker resolves them: ARGs declared before the first
+ * FROM, with `buildArgs` over their defaults, substituted (${NAME}, $NAME); `scratch` and earlier
+ * stages are left out. An ARG with neither a default nor a build arg leaves its name in place.
+ */
+export function dockerfileBaseImages(text: string, buildArgs: Record<string, string> = {}): string[] {
+    const lines = text
+        .replace(/\\\r?\n/g, " ")
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && !l.startsWith("#"));
+    const globals = new Map<string, string>();
+    const stages = new Set<string>();
+    const bases: string[] = [];
+    let seenFrom = false;
+    const expand = (s: string): string => s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, a, b) => globals.get(a ?? b) ?? m);
+    for (const line of lines) {
+        const [instruction, ...rest] = line.split(/\s+/);
+        if (/^ARG$/i.test(instruction) && !seenFrom) {
+            for (const decl of rest) {
+                const eq = decl.indexOf("=");
+                const name = eq === -1 ? decl : decl.slice(0, eq);
+                const value = buildArgs[name] ?? (eq === -1 ? undefined : decl.slice(eq + 1).replace(/^"(.*)"$/, "$1"));
+                if (value !== undefined) globals.set(name, value);
+            }
+        } else if (/^FROM$/i.test(instruction)) {
+            seenFrom = true;
+            const words = rest.filter((w) => !w.startsWith("--"));
+            const image = expand(words[0] ?? "");
+            // An earlier stage (also one an ARG chooses: FROM node-${NODE_SOURCE}) is no image to pull.
+            if (image.toLowerCase() !== "scratch" && !stages.has(image.toLowerCase())) bases.push(image);
+            if (words.length >= 3 && /^AS$/i.test(words[1])) stages.add(words[2].toLowerCase());
+        }
+    }
+    return bases;
+}
+
+/** The images a Dockerfile builds FROM that are not pinned by digest. */
+export function unpinnedBaseImages(text: string, buildArgs: Record<string, string> = {}): string[] {
+    return dockerfileBaseImages(text, buildArgs).filter((ref) => !isDigestPinned(ref));
+}
+
+/**
+ * A built image's Dockerfile, when the policy can read it: inline, or at its location (as given,
+ * else relative to the project folder this pack is in). Undefined when it cannot.
+ */
+function dockerfileText(img: { dockerfile?: { inline?: string; location?: string }; context?: { location?: string } }): string | undefined {
+    if (typeof img.dockerfile?.inline === "string") return img.dockerfile.inline;
+    const location = img.dockerfile?.location ?? (img.context?.location === undefined ? undefined : `${img.context.location}/Dockerfile`);
+    if (typeof location !== "string") return undefined;
+    for (const candidate of path.isAbsolute(location) ? [location] : [path.resolve(location), path.resolve(__dirname, "..", location)]) {
+        try {
+            return fs.readFileSync(candidate, "utf8");
+        } catch {
+            /* the next place */
+        }
+    }
+    return undefined;
+}
+
+const digestPinnedImages: ResourceValidationPolicy = {
+    name: "pinned-image-digests",
+    description:
+        "Every pulled image is pinned by digest (name:tag@sha256:...), and every image a build starts FROM too (its Dockerfile's defaults with the build's args); " +
+        "only the stacks named in tagOnlyImageStacks (default dev) may use tags alone.",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { tagOnlyImageStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateResource: [
+        validateResourceOfType(docker.RemoteImage, (img, args, report) => {
+            const stack = stackOfUrn(args.urn);
+            const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().tagOnlyImageStacks ?? ["dev"];
+            if ((stack !== undefined && allowed.includes(stack)) || typeof img.name !== "string" || isDigestPinned(img.name)) return;
+            report(
+                `image "${img.name}"${stack ? ` on stack ${stack}` : ""} is pulled by tag alone: a tag can be moved to another image. ` +
+                    `Pin it by digest in the stack config (consul.image, registrator.image or services[i].image), e.g. ${img.name}@sha256:<digest> ` +
+                    `(docker buildx imagetools inspect ${img.name} prints it); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
+            );
+        }),
+        validateResourceOfType(dockerBuild.Image, (img, args, report) => {
+            const stack = stackOfUrn(args.urn);
+            const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().tagOnlyImageStacks ?? ["dev"];
+            if (stack !== undefined && allowed.includes(stack)) return;
+            const buildArgs = Object.fromEntries(Object.entries(known(() => img.buildArgs) ?? {}).filter(([, v]) => typeof v === "string")) as Record<
+                string,
+                string
+            >;
+            const text = dockerfileText(img as any);
+            const unpinned = text === undefined ? [] : [...new Set(unpinnedBaseImages(text, buildArgs))];
+            // Unread or not, a base image given as a build arg must carry its digest.
+            for (const [name, value] of Object.entries(buildArgs))
+                if (/IMAGE$/.test(name) && !isDigestPinned(value) && !unpinned.includes(value)) unpinned.push(value);
+            for (const ref of unpinned) {
+                report(
+                    `the build of ${(img.tags ?? []).join(", ") || args.name}${stack ? ` on stack ${stack}` : ""} starts FROM "${ref}" without a digest: ` +
+                        `pin it (FROM or its ARG default: name:tag@sha256:<digest>, or the build arg); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
+                );
+            }
         }),
     ],
 };
@@ -522,6 +632,7 @@ const publishedPortsClosed: ResourceValidationPolicy = {
 
 export const policies = [
     pinnedImages,
+    digestPinnedImages,
     dockerSocketOnlyInProxy,
     onlyGatewayPublic,
     hardenedInstances,

@@ -18,6 +18,7 @@ import { readTool } from "../support/tools";
 import { type Replacement, replacementMode } from "./applier";
 import { DockerError } from "./harness/docker";
 import { skipReason } from "./harness/engine";
+import { localBaseBuildArgs } from "./harness/images";
 import { consulGet, hostnameOf, replicasOf, rotationIs } from "./harness/scenario";
 import { e2eName, eventually, type Stack, stackForSuite } from "./harness/stack";
 
@@ -76,7 +77,10 @@ function startLoad(url: string): { stop: () => Promise<Load> } {
 describe("the dev stack's config on a real engine (stack e2e): graceful drain", { skip: skipReason() }, () => {
     const up = stackForSuite({
         beforeApply: async (docker) => {
-            await docker.cli(["build", "--network", "host", "--tag", `${IMAGE}:${TAGS.a}`, path.join(ROOT, "components/images/hello")], { timeoutMs: 900_000 });
+            await docker.cli(
+                ["build", "--network", "host", ...localBaseBuildArgs(), "--tag", `${IMAGE}:${TAGS.a}`, path.join(ROOT, "components/images/hello")],
+                { timeoutMs: 900_000 },
+            );
             await docker.cli(["build", "--tag", `${IMAGE}:${TAGS.b}`, "-"], {
                 input: `FROM ${IMAGE}:${TAGS.a}\nLABEL io.service-discovery.e2e-drain=b\n`,
                 timeoutMs: 300_000,

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { before, describe, test } from "node:test";
 import { PROJECT, ROOT, stackConfig } from "../support/program";
 import { skipReason } from "./harness/engine";
+import { localBaseBuildArgs } from "./harness/images";
 import { consulGet, hostnameOf, hostnames, metric, replicasOf, rotationIs } from "./harness/scenario";
 import { e2eName, eventually, type Stack, stackForSuite } from "./harness/stack";
 
@@ -25,7 +26,9 @@ function services(): Record<string, unknown>[] {
 describe("the dev stack's config on a real engine (stack e2e): an image claiming another service's route", { skip: skipReason() }, () => {
     const up = stackForSuite({
         beforeApply: async (docker) => {
-            await docker.cli(["build", "--network", "host", "--tag", BASE, path.join(ROOT, "components/images/hello")], { timeoutMs: 900_000 });
+            await docker.cli(["build", "--network", "host", ...localBaseBuildArgs(), "--tag", BASE, path.join(ROOT, "components/images/hello")], {
+                timeoutMs: 900_000,
+            });
             await docker.cli(["build", "--tag", EVIL, "-"], {
                 input: `FROM ${BASE}\nENV SERVICE_8080_NAME=hello-v1 SERVICE_8080_TAGS=rest\nLABEL SERVICE_8080_NAME=hello-v1 SERVICE_8080_TAGS=rest\n`,
                 timeoutMs: 300_000,

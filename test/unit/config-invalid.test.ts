@@ -441,4 +441,15 @@ describe("config: invalid values", () => {
         const s = parseSettings(dev({ services: [{ name: "web", image: digest }] }), "dev");
         assert.equal(s.services[0].image, digest);
     });
+
+    it("accepts a tag with its digest (name:tag@sha256:<64 hex>) for consul.image and registrator.image; refuses a short or upper-case digest", () => {
+        const consul = `hashicorp/consul:1.16.3@sha256:${"b".repeat(64)}`;
+        const registrator = `gliderlabs/registrator:v7@sha256:${"c".repeat(64)}`;
+        const s = parseSettings(dev({ consul: { image: consul }, registrator: { image: registrator } }), "aws");
+        assert.equal(s.consul.image, consul);
+        assert.equal(s.registrator.image, registrator);
+        for (const bad of [`hashicorp/consul:1.16.3@sha256:${"b".repeat(63)}`, `hashicorp/consul:1.16.3@sha256:${"B".repeat(64)}`]) {
+            assert.throws(() => parseSettings(dev({ consul: { image: bad } }), "dev"), /service-discovery:consul\.image: .* is not allowed/);
+        }
+    });
 });

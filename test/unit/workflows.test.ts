@@ -122,7 +122,10 @@ function previewPolicyPackProblems(pullRequest: string): string[] {
 
 describe("workflows: every action pinned by commit", () => {
     it("the shipped workflows: each uses: is owner/repo@<40 hex> # vX.Y.Z, the tag's confirmed commit", () => {
-        assert.ok(WORKFLOWS.length >= 2, WORKFLOWS.join(", "));
+        assert.ok(
+            ["deploy.yml", "pull-request.yml", "rebuild.yml"].every((f) => WORKFLOWS.includes(f)),
+            WORKFLOWS.join(", "),
+        );
         for (const f of WORKFLOWS) assert.deepEqual(unpinnedActions(read(f)), [], f);
         assert.ok(WORKFLOWS.some((f) => /uses: actions\/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4\.2\.2/.test(read(f))));
     });
@@ -141,6 +144,40 @@ describe("workflows: every action pinned by commit", () => {
             assert.equal(unpinnedActions(step(bad)).length, 1, bad);
         }
         assert.deepEqual(unpinnedActions(step("./.github/actions/local")), []);
+    });
+});
+
+/**
+ * What the scheduled rebuild misses: a weekly schedule and a manual trigger, a build of every
+ * shipped image that fetches the base again and installs every package again (--pull --no-cache),
+ * a scan for pending security updates, and a failure someone sees (an issue).
+ */
+function rebuildProblems(text: string): string[] {
+    const problems: string[] = [];
+    const wf = parseYaml(text) as { on?: Record<string, unknown> };
+    const schedule = (wf.on?.schedule ?? []) as { cron?: string }[];
+    if (!schedule.some((s) => /^\S+ \S+ \* \* [0-6]$/.test(s.cron ?? ""))) problems.push("no weekly schedule (cron on one day of the week)");
+    if (!("workflow_dispatch" in (wf.on ?? {}))) problems.push("no workflow_dispatch");
+    const runs = Object.values(jobsOf(text))
+        .flatMap((j) => j.steps ?? [])
+        .map((s) => s.run ?? "")
+        .join("\n");
+    if (!/for dir in components\/images\/\*\//.test(runs)) problems.push("does not rebuild every folder of components/images");
+    if (!/docker build --pull --no-cache\b/.test(runs)) problems.push("builds without --pull --no-cache (a cached layer keeps old packages)");
+    if (!/apt list --upgradable/.test(runs)) problems.push("no scan for pending updates (apt list --upgradable)");
+    if (!/gh issue (create|comment)/.test(runs)) problems.push("a failure opens no issue");
+    return problems;
+}
+
+describe("workflows: the scheduled rebuild", () => {
+    it("rebuild.yml: weekly and on demand, every image with --pull --no-cache, scanned, an issue on failure", () => {
+        assert.deepEqual(rebuildProblems(read("rebuild.yml")), []);
+    });
+    it("fails a rebuild that uses the cache, runs daily only, or scans nothing", () => {
+        const good = read("rebuild.yml");
+        assert.deepEqual(rebuildProblems(good.replace("--pull --no-cache ", "")), ["builds without --pull --no-cache (a cached layer keeps old packages)"]);
+        assert.deepEqual(rebuildProblems(good.replace(/cron: "[^"]+"/, 'cron: "17 5 * * *"')), ["no weekly schedule (cron on one day of the week)"]);
+        assert.deepEqual(rebuildProblems(good.replace(/apt list --upgradable/g, "true")), ["no scan for pending updates (apt list --upgradable)"]);
     });
 });
 

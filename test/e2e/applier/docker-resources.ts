@@ -8,6 +8,7 @@ import { allow, list, strings } from "./inputs";
 import { type ApplierScope, type Obj } from "./scope";
 import { DockerError } from "../harness/docker";
 import { E2E_LABEL, log } from "../harness/engine";
+import { LOCAL_BASE_BUILD_ARGS } from "../harness/images";
 
 /** Image id of the Registrator image when it is not on the engine: its container is emulated. */
 export const ABSENT = "e2e-image-not-on-engine:";
@@ -100,10 +101,14 @@ export async function build(applier: ApplierScope, where: string, inputs: Obj): 
     if (p.network !== undefined && !["default", "host", "none"].includes(p.network)) throw new Error(`${where}: network ${p.network}`);
     const args = ["build", "--network", p.network ?? "default"];
     if (dockerfile) args.push("--file", path.resolve(ROOT, dockerfile.location));
-    for (const [k, v] of Object.entries((p.buildArgs ?? {}) as Obj)) {
+    const buildArgs = (p.buildArgs ?? {}) as Obj;
+    for (const [k, v] of Object.entries(buildArgs)) {
         if (typeof v !== "string") throw new Error(`${where}.buildArgs.${k}: expected a string, got ${JSON.stringify(v)}`);
         args.push("--build-arg", `${k}=${v}`);
     }
+    // The shipped Dockerfiles start FROM a base pinned by digest, which the harness never pulls:
+    // the local stand-in instead, unless the program chose a base itself (test/e2e/harness/images.ts).
+    for (const [k, v] of Object.entries(LOCAL_BASE_BUILD_ARGS)) if (!(k in buildArgs)) args.push("--build-arg", `${k}=${v}`);
     const tags = strings(`${where}.tags`, p.tags);
     for (const t of tags) args.push("--tag", t);
     const iidDir = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-iid-"));

@@ -1,9 +1,14 @@
 // Images the stack needs that cannot be pulled here, made locally:
-//   debian:bookworm-slim  from `debootstrap --variant=minbase` (tarball cached) + docker import
+//   debian:bookworm-slim  from `debootstrap --variant=minbase` (tarball cached) + docker import,
+//                         with the apt sources of the official image (bookworm, its updates and
+//                         security updates, from this machine's mirrors) so that the Dockerfiles'
+//                         pinned package versions install
 //   the Consul image      built from the pinned, locally built consul binary (test/e2e/consul)
 // and, in the gateway's build context, a Linux Node.js 22 binary as `node` (for
 // gateway.nodeSource=context) and the controller's bundle. The shipped Dockerfiles are built
-// unchanged.
+// unchanged: their base image is pinned by digest (ARG BASE_IMAGE), which cannot be pulled here,
+// so every build of them is given this local stand-in as the build arg BASE_IMAGE
+// (LOCAL_BASE_BUILD_ARGS; the applier adds it to the builds the program declares).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -18,6 +23,13 @@ import { Docker, run } from "./docker";
 import { aptInstall, log } from "./engine";
 
 export const BASE_IMAGE = "debian:bookworm-slim";
+/** The build arg that makes a shipped Dockerfile start FROM the local stand-in instead of its pinned digest. */
+export const LOCAL_BASE_BUILD_ARGS: Readonly<Record<string, string>> = { BASE_IMAGE };
+/** LOCAL_BASE_BUILD_ARGS as `docker build` flags, for the tests that build a shipped Dockerfile themselves. */
+export const localBaseBuildArgs = (): string[] => Object.entries(LOCAL_BASE_BUILD_ARGS).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
+const BASE_SOURCES_LABEL = "io.service-discovery.e2e.apt-sources-sha256";
+/** The imported root file system, before the apt sources are added. */
+const MINBASE_IMAGE = "service-discovery-test/debian-minbase:bookworm";
 export const CONSUL_TEST_IMAGE = `service-discovery-test/consul:${CONSUL_VERSION}`;
 const CONSUL_HASH_LABEL = "io.service-discovery.e2e.consul-sha256";
 
@@ -36,6 +48,38 @@ export function readTools(): Tools {
  */
 export function debianMirror(): string {
     if (process.env.SD_E2E_DEBIAN_MIRROR) return process.env.SD_E2E_DEBIAN_MIRROR;
+    const entries = aptEntries();
+    const archive = (uri: string): boolean => /^https?:\/\//.test(uri) && !/security/.test(uri);
+    const found = entries.find((e) => archive(e.uri) && e.suites.includes("bookworm")) ?? entries.find((e) => archive(e.uri) && /\/debian\/?$/.test(e.uri));
+    if (!found) {
+        throw new Error(
+            "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/: set SD_E2E_DEBIAN_MIRROR to a Debian archive URL for debootstrap",
+        );
+    }
+    return found.uri;
+}
+
+/**
+ * The mirror of Debian's security updates this machine's apt uses: SD_E2E_DEBIAN_SECURITY_MIRROR,
+ * else the first `deb` source for bookworm-security; undefined when it has none.
+ */
+export function debianSecurityMirror(): string | undefined {
+    if (process.env.SD_E2E_DEBIAN_SECURITY_MIRROR) return process.env.SD_E2E_DEBIAN_SECURITY_MIRROR;
+    return aptEntries().find((e) => /^https?:\/\//.test(e.uri) && e.suites.includes("bookworm-security"))?.uri;
+}
+
+/**
+ * The stand-in's apt sources, as the official image has them (deb822, debian.sources): bookworm
+ * and bookworm-updates from the Debian mirror, bookworm-security from the security mirror.
+ */
+export function baseAptSources(mirror: string, securityMirror: string | undefined): string {
+    const stanza = (uri: string, suites: string) =>
+        `Types: deb\nURIs: ${uri}\nSuites: ${suites}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`;
+    return [stanza(mirror, "bookworm bookworm-updates"), ...(securityMirror ? [stanza(securityMirror, "bookworm-security")] : [])].join("\n");
+}
+
+/** The `deb` sources of this machine's apt (sources.list and sources.list.d, both formats). */
+function aptEntries(): { uri: string; suites: string[] }[] {
     const entries: { uri: string; suites: string[] }[] = [];
     const files = ["/etc/apt/sources.list"];
     const dir = "/etc/apt/sources.list.d";
@@ -59,19 +103,39 @@ export function debianMirror(): string {
             }
         }
     }
-    const archive = (uri: string): boolean => /^https?:\/\//.test(uri) && !/security/.test(uri);
-    const found = entries.find((e) => archive(e.uri) && e.suites.includes("bookworm")) ?? entries.find((e) => archive(e.uri) && /\/debian\/?$/.test(e.uri));
-    if (!found) {
-        throw new Error(
-            "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/: set SD_E2E_DEBIAN_MIRROR to a Debian archive URL for debootstrap",
-        );
-    }
-    return found.uri;
+    return entries;
 }
 
-/** debian:bookworm-slim on the engine, made from a cached minbase root file system. */
+/** debian:bookworm-slim on the engine, made from a cached minbase root file system and the official image's apt sources. */
 export async function ensureBaseImage(docker: Docker): Promise<void> {
-    if (await docker.imageExists(BASE_IMAGE)) return;
+    const mirror = debianMirror();
+    const security = debianSecurityMirror();
+    if (!security)
+        log("no bookworm-security source found on this machine (SD_E2E_DEBIAN_SECURITY_MIRROR): the images' pinned security versions may not install");
+    const sources = baseAptSources(mirror, security);
+    const hash = createHash("sha256").update(sources).digest("hex");
+    const existing = await docker.imageExists(BASE_IMAGE);
+    // A pulled image (it has a registry digest) is the real one: kept. A stand-in is made again when its sources differ.
+    if ((existing?.RepoDigests ?? []).length > 0 || existing?.Config?.Labels?.[BASE_SOURCES_LABEL] === hash) return;
+    await ensureMinbaseImage(docker, mirror);
+    const started = Date.now();
+    const context = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-base-"));
+    try {
+        fs.writeFileSync(path.join(context, "debian.sources"), sources);
+        fs.writeFileSync(
+            path.join(context, "Dockerfile"),
+            `FROM ${MINBASE_IMAGE}\nCOPY debian.sources /etc/apt/sources.list.d/debian.sources\nRUN rm -f /etc/apt/sources.list\n`,
+        );
+        await docker.cli(["build", "--network", "host", "--label", `${BASE_SOURCES_LABEL}=${hash}`, "-t", BASE_IMAGE, context], { timeoutMs: 300_000 });
+    } finally {
+        fs.rmSync(context, { recursive: true, force: true });
+    }
+    log(`made ${BASE_IMAGE} (the minbase root file system with the official image's apt sources) in ${since(started)}`);
+}
+
+/** The minbase root file system as an image (MINBASE_IMAGE), imported from its cached tarball. */
+async function ensureMinbaseImage(docker: Docker, mirror: string): Promise<void> {
+    if (await docker.imageExists(MINBASE_IMAGE)) return;
     const dir = path.join(cacheDir(), "rootfs");
     fs.mkdirSync(dir, { recursive: true });
     const tarball = path.join(dir, "debian-bookworm-minbase.tar");
@@ -86,7 +150,6 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
                 );
             }
         }
-        const mirror = debianMirror();
         const rootfs = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-rootfs-"));
         const started = Date.now();
         log(`making ${BASE_IMAGE}: debootstrap --variant=minbase bookworm from the apt mirror (about a minute, cached afterwards)`);
@@ -114,8 +177,8 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
     }
     const importStarted = Date.now();
     log(`making ${BASE_IMAGE}: docker import of the cached root file system ${tarball}`);
-    await docker.cli(["import", tarball, BASE_IMAGE], { timeoutMs: 300_000 });
-    log(`imported ${BASE_IMAGE} in ${since(importStarted)}`);
+    await docker.cli(["import", tarball, MINBASE_IMAGE], { timeoutMs: 300_000 });
+    log(`imported ${MINBASE_IMAGE} in ${since(importStarted)}`);
 }
 
 /** Seconds since a Date.now() value, for the progress lines: "12.3 s". */
