@@ -124,24 +124,18 @@ function dockerfileText(img: { dockerfile?: { inline?: string; location?: string
     return undefined;
 }
 
-const digestPinnedImages: ResourceValidationPolicy = {
-    name: "pinned-image-digests",
+// Digests where this project can verify them: the base image every shipped Dockerfile starts
+// FROM (mandatory). Consul's and Registrator's images are pulled by the tag the stack names: a
+// digest for them comes from the user (docs/security.md, "Pinned images"), so that rule warns
+// (advisory) until the stack pins them; a policy config can make it mandatory.
+const digestPinnedBaseImages: ResourceValidationPolicy = {
+    name: "pinned-base-images",
     description:
-        "Every pulled image is pinned by digest (name:tag@sha256:...), and every image a build starts FROM too (its Dockerfile's defaults with the build's args); " +
+        "Every image a build starts FROM is pinned by digest (its Dockerfile's defaults with the build's args: name:tag@sha256:...); " +
         "only the stacks named in tagOnlyImageStacks (default dev) may use tags alone.",
     enforcementLevel: "mandatory",
     configSchema: { properties: { tagOnlyImageStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
     validateResource: [
-        validateResourceOfType(docker.RemoteImage, (img, args, report) => {
-            const stack = stackOfUrn(args.urn);
-            const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().tagOnlyImageStacks ?? ["dev"];
-            if ((stack !== undefined && allowed.includes(stack)) || typeof img.name !== "string" || isDigestPinned(img.name)) return;
-            report(
-                `image "${img.name}"${stack ? ` on stack ${stack}` : ""} is pulled by tag alone: a tag can be moved to another image. ` +
-                    `Pin it by digest in the stack config (consul.image, registrator.image or services[i].image), e.g. ${img.name}@sha256:<digest> ` +
-                    `(docker buildx imagetools inspect ${img.name} prints it); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
-            );
-        }),
         validateResourceOfType(dockerBuild.Image, (img, args, report) => {
             const stack = stackOfUrn(args.urn);
             const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().tagOnlyImageStacks ?? ["dev"];
@@ -161,6 +155,27 @@ const digestPinnedImages: ResourceValidationPolicy = {
                         `pin it (FROM or its ARG default: name:tag@sha256:<digest>, or the build arg); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
                 );
             }
+        }),
+    ],
+};
+
+const digestPinnedPulledImages: ResourceValidationPolicy = {
+    name: "pinned-pulled-images",
+    description:
+        "Every pulled image (consul.image, registrator.image, services[i].image) is pinned by digest (name:tag@sha256:...); " +
+        "only the stacks named in tagOnlyImageStacks (default dev) may use tags alone. Advisory: set its enforcementLevel to mandatory once the stack pins them.",
+    enforcementLevel: "advisory",
+    configSchema: { properties: { tagOnlyImageStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateResource: [
+        validateResourceOfType(docker.RemoteImage, (img, args, report) => {
+            const stack = stackOfUrn(args.urn);
+            const allowed = args.getConfig<ServiceDiscoveryPolicyConfig>().tagOnlyImageStacks ?? ["dev"];
+            if ((stack !== undefined && allowed.includes(stack)) || typeof img.name !== "string" || isDigestPinned(img.name)) return;
+            report(
+                `image "${img.name}"${stack ? ` on stack ${stack}` : ""} is pulled by tag alone: a tag can be moved to another image. ` +
+                    `Pin it by digest in the stack config (consul.image, registrator.image or services[i].image), e.g. ${img.name}@sha256:<digest> ` +
+                    `(docker buildx imagetools inspect ${img.name} prints it); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
+            );
         }),
     ],
 };
@@ -632,7 +647,8 @@ const publishedPortsClosed: ResourceValidationPolicy = {
 
 export const policies = [
     pinnedImages,
-    digestPinnedImages,
+    digestPinnedBaseImages,
+    digestPinnedPulledImages,
     dockerSocketOnlyInProxy,
     onlyGatewayPublic,
     hardenedInstances,

@@ -105,7 +105,7 @@ describe("policy: pinned-image-tags", () => {
     });
 });
 
-describe("policy: pinned-image-digests", () => {
+describe("policy: pinned-base-images (mandatory) and pinned-pulled-images (advisory)", () => {
     const DIGEST = `sha256:${"c".repeat(64)}`;
     /** A resource of `stack` (the policy reads the stack from the URN: urn:pulumi:<stack>::...). */
     const on = (stack: string, r: Res): Res => ({ ...r, name: `pulumi:${stack}::service-discovery::${r.type}::${r.name}` });
@@ -114,44 +114,44 @@ describe("policy: pinned-image-digests", () => {
     const GATEWAY = { context: { location: "components/images/gateway" }, dockerfile: { location: "components/images/gateway/Dockerfile" } };
 
     it("passes a pulled image with a digest on any stack, and one by tag alone on the stacks in tagOnlyImageStacks (dev)", () => {
-        assert.deepEqual(violations("pinned-image-digests", [on("prod", pulled(`hashicorp/consul:1.16.3@${DIGEST}`)), on("prod", pulled(DIGEST))]), []);
-        assert.deepEqual(violations("pinned-image-digests", [on("dev", pulled("hashicorp/consul:1.16.3"))]), []);
+        assert.deepEqual(violations("pinned-pulled-images", [on("prod", pulled(`hashicorp/consul:1.16.3@${DIGEST}`)), on("prod", pulled(DIGEST))]), []);
+        assert.deepEqual(violations("pinned-pulled-images", [on("dev", pulled("hashicorp/consul:1.16.3"))]), []);
         assert.deepEqual(
-            violations("pinned-image-digests", [on("staging", pulled("hashicorp/consul:1.16.3"))], { gatewayPort: 80, tagOnlyImageStacks: ["staging"] }),
+            violations("pinned-pulled-images", [on("staging", pulled("hashicorp/consul:1.16.3"))], { gatewayPort: 80, tagOnlyImageStacks: ["staging"] }),
             [],
         );
     });
     it("fails a pulled image by tag alone elsewhere, naming the config keys and how to find the digest", () => {
-        assert.deepEqual(violations("pinned-image-digests", [on("prod", pulled("hashicorp/consul:1.16.3"))]), [
+        assert.deepEqual(violations("pinned-pulled-images", [on("prod", pulled("hashicorp/consul:1.16.3"))]), [
             'image "hashicorp/consul:1.16.3" on stack prod is pulled by tag alone: a tag can be moved to another image. Pin it by digest in the stack config (consul.image, registrator.image or services[i].image), e.g. hashicorp/consul:1.16.3@sha256:<digest> (docker buildx imagetools inspect hashicorp/consul:1.16.3 prints it); only the stacks in tagOnlyImageStacks (dev) may use tags alone',
         ]);
-        assert.equal(violations("pinned-image-digests", [on("dev", pulled("hashicorp/consul:1.16.3"))], { gatewayPort: 80, tagOnlyImageStacks: [] }).length, 1);
+        assert.equal(violations("pinned-pulled-images", [on("dev", pulled("hashicorp/consul:1.16.3"))], { gatewayPort: 80, tagOnlyImageStacks: [] }).length, 1);
         // No stack in the URN: the rule holds.
-        assert.equal(violations("pinned-image-digests", [pulled("gliderlabs/registrator:v7")]).length, 1);
+        assert.equal(violations("pinned-pulled-images", [pulled("gliderlabs/registrator:v7")]).length, 1);
     });
     it("passes the shipped Dockerfiles as the program builds them (nothing for BASE_IMAGE: the pinned default)", () => {
-        assert.deepEqual(violations("pinned-image-digests", [on("prod", built({ ...GATEWAY, buildArgs: { NODE_SOURCE: "release" } }))]), []);
+        assert.deepEqual(violations("pinned-base-images", [on("prod", built({ ...GATEWAY, buildArgs: { NODE_SOURCE: "release" } }))]), []);
         assert.deepEqual(
-            violations("pinned-image-digests", [on("prod", built({ ...GATEWAY, buildArgs: { BASE_IMAGE: `debian:bookworm-slim@${DIGEST}` } }))]),
+            violations("pinned-base-images", [on("prod", built({ ...GATEWAY, buildArgs: { BASE_IMAGE: `debian:bookworm-slim@${DIGEST}` } }))]),
             [],
         );
     });
     it("fails a build FROM a base without a digest: the Dockerfile's FROM (inline or read), or a BASE_IMAGE build arg", () => {
-        const tagArg = violations("pinned-image-digests", [on("prod", built({ ...GATEWAY, buildArgs: { BASE_IMAGE: "debian:bookworm-slim" } }))]);
+        const tagArg = violations("pinned-base-images", [on("prod", built({ ...GATEWAY, buildArgs: { BASE_IMAGE: "debian:bookworm-slim" } }))]);
         assert.deepEqual(tagArg, [
             'the build of service-discovery/gateway:dev on stack prod starts FROM "debian:bookworm-slim" without a digest: pin it (FROM or its ARG default: name:tag@sha256:<digest>, or the build arg); only the stacks in tagOnlyImageStacks (dev) may use tags alone',
         ]);
-        assert.equal(violations("pinned-image-digests", [on("prod", built({ dockerfile: { inline: "FROM python:3.12-slim\nCOPY . /app\n" } }))]).length, 1);
-        assert.equal(violations("pinned-image-digests", [on("prod", built({ dockerfile: { inline: `FROM python:3.12-slim@${DIGEST}\n` } }))]).length, 0);
+        assert.equal(violations("pinned-base-images", [on("prod", built({ dockerfile: { inline: "FROM python:3.12-slim\nCOPY . /app\n" } }))]).length, 1);
+        assert.equal(violations("pinned-base-images", [on("prod", built({ dockerfile: { inline: `FROM python:3.12-slim@${DIGEST}\n` } }))]).length, 0);
         // A Dockerfile read from its location: a test fixture that builds FROM a tag.
         const fixture = "test/unit/fixtures/unpinned-base/Dockerfile";
         assert.equal(
-            violations("pinned-image-digests", [
+            violations("pinned-base-images", [
                 on("prod", built({ context: { location: "test/unit/fixtures/unpinned-base" }, dockerfile: { location: fixture } })),
             ]).length,
             1,
         );
-        assert.equal(violations("pinned-image-digests", [on("dev", built({ dockerfile: { location: fixture } }))]).length, 0);
+        assert.equal(violations("pinned-base-images", [on("dev", built({ dockerfile: { location: fixture } }))]).length, 0);
     });
 });
 
@@ -527,8 +527,8 @@ describe("policy: the shipped stacks pass", () => {
                 for (const u of uploads ?? []) if (u.content === "generated-password-secrets-stats-password") u.content = "Zq8XbW3kP0tLm2Rv9sYc4HnJaB7d";
             }
             for (const policy of policies) {
-                // Checked below, on the stacks by name: the shipped defaults pull Consul and Registrator by tag.
-                if (policy.name === "pinned-image-digests") continue;
+                // Checked below, on the stacks by name: the shipped defaults pull Consul and Registrator by tag (advisory).
+                if (policy.name === "pinned-pulled-images") continue;
                 assert.deepEqual(violations(policy.name, resources), [], `${policy.name} on ${title}`);
             }
         });
@@ -539,22 +539,25 @@ describe("policy: the shipped stacks pass", () => {
         p.resources.map((r) => ({ type: r.type, name: `pulumi:${stack}::service-discovery::${r.type}::${r.name}`, props: unwrap(r.inputs) }));
     const aws = (extra: Record<string, unknown> = {}) =>
         devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY }, ...extra });
-    it("pinned-image-digests: dev passes with the default images by tag", async () => {
+    it("pinned-pulled-images: dev passes with the default images by tag", async () => {
         const p = await evaluate(stackConfig("dev"));
         assert.equal(p.error, null);
-        assert.deepEqual(violations("pinned-image-digests", asStack("dev", p)), []);
+        assert.deepEqual(violations("pinned-pulled-images", asStack("dev", p)), []);
     });
-    it("pinned-image-digests: aws fails the default Consul and Registrator tags until consul.image and registrator.image carry digests; its builds pass", async () => {
+    it("pinned-pulled-images (advisory): aws warns of the default Consul and Registrator tags until consul.image and registrator.image carry digests; pinned-base-images passes its builds", async () => {
         const p = await evaluate(aws());
         assert.equal(p.error, null);
-        const found = violations("pinned-image-digests", asStack("aws", p));
+        assert.equal(policies.find((x) => x.name === "pinned-pulled-images")!.enforcementLevel, "advisory");
+        assert.equal(policies.find((x) => x.name === "pinned-base-images")!.enforcementLevel, "mandatory");
+        assert.deepEqual(violations("pinned-base-images", asStack("aws", p)), []);
+        const found = violations("pinned-pulled-images", asStack("aws", p));
         assert.deepEqual([...new Set(found.map((m) => /^image "([^"]+)"/.exec(m)?.[1] ?? m))].sort(), ["gliderlabs/registrator:v7", "hashicorp/consul:1.16.3"]);
         const digest = `sha256:${"d".repeat(64)}`;
         const pinned = await evaluate(
             aws({ consul: { image: `hashicorp/consul:1.16.3@${digest}` }, registrator: { image: `gliderlabs/registrator:v7@${digest}` } }),
         );
         assert.equal(pinned.error, null);
-        assert.deepEqual(violations("pinned-image-digests", asStack("aws", pinned)), []);
+        assert.deepEqual(violations("pinned-pulled-images", asStack("aws", pinned)), []);
     });
 });
 
