@@ -68,25 +68,30 @@ const gatewayTls =
         ? new GatewayTls("gateway-tls", { settings, sealingKey: secrets.gatewaySealingKey!, provider: acl.kvProvider })
         : undefined;
 
-const gateways = settings.edgeNodes
-    .map((n) => targetNodes.numbered(n))
-    .map(
-        (node) =>
-            new Gateway(`gateway-${node.name}`, {
-                settings,
-                node,
-                statsPassword: secrets.statsPassword,
-                ...(secrets.gatewaySealingKey ? { sealingKey: secrets.gatewaySealingKey } : {}),
-                consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
-                dependsOn: [
-                    consul.agentOn(node),
-                    acl.agentTokenSetOn(node),
-                    registrators.on(node).container,
-                    gatewayKv.keys,
-                    ...(gatewayTls?.keys ? [gatewayTls.keys] : []),
-                ],
-            }),
+// The gateways one after another: each waits for the previous one's container (healthy), so a change
+// that replaces them all (a rotated Consul token is an uploaded file; a rebuilt image) never takes
+// every gateway down at once: `pulumi up` replaces them one at a time (docs/operations.md, "Lifecycles").
+const gateways: Gateway[] = [];
+for (const node of settings.edgeNodes.map((n) => targetNodes.numbered(n))) {
+    const previous = gateways.at(-1);
+    gateways.push(
+        new Gateway(`gateway-${node.name}`, {
+            settings,
+            node,
+            statsPassword: secrets.statsPassword,
+            ...(secrets.gatewaySealingKey ? { sealingKey: secrets.gatewaySealingKey } : {}),
+            consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
+            dependsOn: [
+                consul.agentOn(node),
+                acl.agentTokenSetOn(node),
+                registrators.on(node).container,
+                gatewayKv.keys,
+                ...(gatewayTls?.keys ? [gatewayTls.keys] : []),
+                ...(previous ? [previous.container] : []),
+            ],
+        }),
     );
+}
 
 // Each replica starts once its own node's agent has its token and its Registrator runs.
 const services = settings.services.map(
@@ -130,5 +135,7 @@ export const consulUiUrl = consul.uiUrl;
 export const nodes = pulumi.all(targetNodes.nodes.map((n) => pulumi.all({ name: n.name, address: n.address, consulServer: n.index <= consul.servers })));
 /** The CA of the Consul cluster: `curl --cacert`, or import it to open the UI without a warning. */
 export const consulCaPem = consul.caPem;
-/** Consul's management token (secret): the UI's login, and `consul` CLI as an operator. */
+/** The operators' Consul token (secret, read-only: components/consul-policies.ts): the UI's login and `npm run operator`'s. */
+export const consulOperatorToken = acl.operatorToken;
+/** Consul's management token (secret): Pulumi's own, and break-glass only (docs/security.md). */
 export const consulManagementToken = secrets.consulManagementToken;

@@ -5,7 +5,9 @@
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
 import { EPHEMERAL_PORTS, Settings } from "./config";
+import { cloudInitHostKey } from "./host-keys";
 
 /** Debian's own AWS account; its AMIs are the official Debian images. */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -31,10 +33,14 @@ export function subnetCidr(vpcCidr: string, index: number): string {
     return `${[24, 16, 8, 0].map((s) => Math.floor(value / 2 ** s) % 256).join(".")}/${prefix}`;
 }
 
-/** cloud-init: Docker from Debian's packages, usable by the SSH user without sudo. */
-export function cloudInit(sshUser: string): string {
+/**
+ * cloud-init: Docker from Debian's packages, usable by the SSH user without sudo; with `hostKey`
+ * (its OpenSSH private and public key) the node's only SSH host key (components/host-keys.ts).
+ */
+export function cloudInit(sshUser: string, hostKey?: { privateKeyOpenssh: string; publicKeyOpenssh: string }): string {
     return [
         "#cloud-config",
+        ...(hostKey ? cloudInitHostKey(hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh) : []),
         "package_update: true",
         "packages:",
         "  - docker.io",
@@ -49,6 +55,8 @@ export class AwsNodes extends pulumi.ComponentResource {
     public readonly vpc: aws.ec2.Vpc;
     public readonly securityGroup: aws.ec2.SecurityGroup;
     public readonly instances: aws.ec2.Instance[];
+    /** Per instance: its SSH host key, generated here and installed by cloud-init (the only key its sshd offers). */
+    public readonly hostKeys: pulumi.Output<string>[];
     /** Per instance: Docker installed and answering (cloud-init finished). */
     public readonly dockerReady: command.remote.Command[];
     public readonly loadBalancerDns: pulumi.Output<string>;
@@ -220,6 +228,12 @@ export class AwsNodes extends pulumi.ComponentResource {
             o,
         );
 
+        // Each node's SSH host key: made by Pulumi, so the program knows it before the node exists
+        // and pins it (components/host-keys.ts) instead of trusting whatever answers first. The
+        // private key reaches the node in its user data only (a secret in the state).
+        const hostKeyPairs = args.nodeNames.map((node) => new tls.PrivateKey(`${node}-host-key`, { algorithm: "ED25519" }, o));
+        this.hostKeys = hostKeyPairs.map((k) => k.publicKeyOpenssh.apply((key) => key.trim()));
+
         this.instances = args.nodeNames.map(
             (node, i) =>
                 new aws.ec2.Instance(
@@ -233,7 +247,11 @@ export class AwsNodes extends pulumi.ComponentResource {
                         keyName: keyPair.keyName,
                         iamInstanceProfile: profile.name,
                         associatePublicIpAddress: true,
-                        userData: cloudInit(a.sshUser),
+                        userData: pulumi.secret(
+                            pulumi
+                                .all([hostKeyPairs[i]!.privateKeyOpenssh, hostKeyPairs[i]!.publicKeyOpenssh])
+                                .apply(([privateKeyOpenssh, publicKeyOpenssh]) => cloudInit(a.sshUser, { privateKeyOpenssh, publicKeyOpenssh })),
+                        ),
                         metadataOptions: {
                             httpEndpoint: "enabled",
                             httpTokens: "required", // IMDSv2 only
@@ -246,16 +264,20 @@ export class AwsNodes extends pulumi.ComponentResource {
                         tags: { ...tags, Name: node, "consul-cluster": cluster },
                         // cloud-init installs Docker from the network: the route out must exist first.
                     },
-                    { ...o, ignoreChanges: ["ami"], dependsOn: [igw, ...associations, egress] },
+                    // A newer AMI must not replace running nodes, and new user data must not stop and start
+                    // every running node at once (AWS applies it so; cloud-init would not run it again):
+                    // both reach a node when it is replaced (docs/operations.md, "Lifecycles").
+                    { ...o, ignoreChanges: ["ami", "userData"], dependsOn: [igw, ...associations, egress] },
                 ),
-        ); // a newer AMI must not replace running nodes
+        );
 
         this.dockerReady = this.instances.map(
             (instance, i) =>
                 new command.remote.Command(
                     `${args.nodeNames[i]}-docker-ready`,
                     {
-                        connection: { host: instance.publicIp, user: a.sshUser },
+                        // The pinned host key: a node answering with another key is refused.
+                        connection: { host: instance.publicIp, user: a.sshUser, hostKey: this.hostKeys[i] },
                         // sudo: this SSH session may predate cloud-init adding the user to the docker group.
                         create: "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'",
                     },

@@ -6,6 +6,9 @@
 //   gateway      reads the catalog, health and service/haproxy/; writes nothing (with ACME: its
 //                ACME keys and certificate, and a session for the ACME lock)
 //   kvWriter     what Pulumi itself uses to manage service/haproxy/
+//   operator     people (`npm run operator`, the UI login): reads the catalog, health, agents,
+//                service/haproxy/ and the raft peers; writes nothing, no ACLs. The management
+//                token stays Pulumi's provider's (and break-glass)
 //   anonymous    no token: catalog reads for DNS, nothing else
 import * as command from "@pulumi/command";
 import * as consul from "@pulumi/consul";
@@ -31,6 +34,8 @@ export class ConsulAcl extends pulumi.ComponentResource {
     /** Secret IDs (the tokens themselves), secrets. */
     public readonly registratorToken: pulumi.Output<string>;
     public readonly gatewayToken: pulumi.Output<string>;
+    /** The operators' token (read-only; the stack output consulOperatorToken). */
+    public readonly operatorToken: pulumi.Output<string>;
     /** A Consul provider that may only write the gateway settings' KV prefix. */
     public readonly kvProvider: consul.Provider;
     private readonly agentTokens = new PerNode<command.local.Command>("Consul agent token");
@@ -83,6 +88,7 @@ export class ConsulAcl extends pulumi.ComponentResource {
         this.registratorToken = roleToken("registrator");
         this.gatewayToken = roleToken("gateway");
         const kvWriterToken = roleToken("kvWriter");
+        this.operatorToken = roleToken("operator");
 
         for (const node of args.nodes) {
             const nodeName = cluster.nodeNameOf(node);

@@ -8,7 +8,7 @@ import { TLS_KV } from "./images/gateway/controller/rules";
 /** Consul's fixed accessor ID of the anonymous token (requests without a token). */
 export const ANONYMOUS_TOKEN_ACCESSOR_ID = "00000000-0000-0000-0000-000000000002";
 
-export type Role = "registrator" | "gateway" | "kvWriter" | "anonymous";
+export type Role = "registrator" | "gateway" | "kvWriter" | "operator" | "anonymous";
 
 export interface RolePolicy {
     /** Policy name in Consul. */
@@ -36,6 +36,20 @@ export const POLICIES: Readonly<Record<Role, RolePolicy>> = {
         name: "gateway-settings-writer",
         description: "Pulumi: manages the gateway settings under the KV prefix",
         rules: `key_prefix "${KV_PREFIX}/" { policy = "write" }`,
+    },
+    // What operators do by hand (docs/operations.md): `consul members`, the catalog and health, the
+    // UI, the gateway settings as the gateways read them, the raft peers. Changes go through
+    // `pulumi up`; the management token stays Pulumi's (and break-glass: docs/security.md).
+    operator: {
+        name: "operator",
+        description: "Operators (npm run operator, the UI): read the catalog, health, agents, the gateway settings and the raft peers; no writes, no ACLs",
+        rules: [
+            'service_prefix "" { policy = "read" }',
+            'node_prefix "" { policy = "read" }',
+            'agent_prefix "" { policy = "read" }',
+            `key_prefix "${KV_PREFIX}/" { policy = "read" }`,
+            'operator = "read"',
+        ].join("\n"),
     },
     anonymous: {
         name: "anonymous-dns",

@@ -250,6 +250,10 @@ export class Gateway extends pulumi.ComponentResource {
                     retries: 3,
                     startPeriod: "5s",
                 },
+                // Created means healthy (HAProxy answers /-/health): the next edge node's gateway, which
+                // depends on this one, is replaced only then (index.ts).
+                wait: true,
+                waitTimeout: 120,
             },
             {
                 parent: this,

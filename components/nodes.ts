@@ -5,6 +5,7 @@
 //   virtualbox  nodeCount docker-machine VMs (VirtualBox driver), reached over TLS
 //   hosts       an explicit list of existing Docker hosts (tcp with certificates, or ssh)
 //   aws         nodeCount EC2 instances (components/aws-nodes.ts), reached over SSH
+// An SSH connection trusts only the node's pinned host key (components/host-keys.ts).
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
@@ -13,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { AwsNodes } from "./aws-nodes";
 import { Settings, Target } from "./config";
+import { knownHostsFile, knownHostsNameOfUrl, PINNED_SSH_OPTS, writePinnedHostKeys } from "./host-keys";
 
 export interface Node {
     /** Stable name, `<stack>-node-<n>`; also the hostname Registrator puts in service IDs. */
@@ -67,10 +69,21 @@ export interface NodesArgs {
 interface Engine {
     readonly host?: pulumi.Input<string>;
     readonly certPath?: pulumi.Input<string>;
-    readonly sshOpts?: string[];
+    readonly sshOpts?: readonly string[];
     readonly address: pulumi.Input<string>;
     readonly publicAddress: pulumi.Input<string>;
     readonly ready: pulumi.Resource[];
+}
+
+/**
+ * An ssh:// Docker endpoint whose host key is recorded as the only one of its host in the known_hosts
+ * file every SSH client of this machine reads (components/host-keys.ts), before anything connects:
+ * the providers take the endpoint from here. Runs at every preview and update, so a machine that
+ * never ran the stack (a CI runner) pins the keys too.
+ */
+export function pinnedHost(url: string, hostKey: string, comment: string): string {
+    writePinnedHostKeys(knownHostsFile(), [{ name: knownHostsNameOfUrl(url), key: hostKey, comment }]);
+    return url;
 }
 
 /**
@@ -100,10 +113,12 @@ export class Nodes extends pulumi.ComponentResource {
                 engines = names.map((node) => this.virtualMachine(node, settings));
                 break;
             case "hosts":
-                engines = settings.hosts.map((h) => ({
-                    host: h.host,
+                // An ssh:// host with hostKey: that key, pinned; without: the user's known_hosts decides
+                // (an unknown host is refused, nothing is asked or trusted on first use).
+                engines = settings.hosts.map((h, i) => ({
+                    host: h.hostKey === undefined ? h.host : pinnedHost(h.host, h.hostKey, `${settings.project} ${settings.stack} ${names[i]}`),
                     certPath: h.certPath,
-                    sshOpts: h.host.startsWith("ssh://") ? ["-o", "BatchMode=yes"] : undefined,
+                    sshOpts: h.host.startsWith("ssh://") ? PINNED_SSH_OPTS : undefined,
                     address: h.address,
                     publicAddress: h.address,
                     ready: [],
@@ -113,8 +128,11 @@ export class Nodes extends pulumi.ComponentResource {
                 const aws = new AwsNodes(`${name}-aws`, { settings, nodeNames: names }, { parent: this });
                 this.loadBalancerDns = aws.loadBalancerDns;
                 engines = aws.instances.map((instance, i) => ({
-                    host: pulumi.interpolate`ssh://${settings.aws.sshUser}@${instance.publicIp}`,
-                    sshOpts: ["-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"],
+                    // The host key Pulumi generated for the node (cloud-init installed it), pinned.
+                    host: pulumi
+                        .all([instance.publicIp, aws.hostKeys[i]!])
+                        .apply(([ip, key]) => pinnedHost(`ssh://${settings.aws.sshUser}@${ip}`, key, `${settings.project} ${settings.stack} ${names[i]}`)),
+                    sshOpts: PINNED_SSH_OPTS,
                     address: instance.privateIp,
                     publicAddress: instance.publicIp,
                     ready: [aws.dockerReady[i]],
@@ -130,7 +148,7 @@ export class Nodes extends pulumi.ComponentResource {
                 {
                     host: engine.host,
                     certPath: engine.certPath,
-                    sshOpts: engine.sshOpts,
+                    sshOpts: engine.sshOpts === undefined ? undefined : [...engine.sshOpts],
                 },
                 { parent: this, dependsOn: engine.ready },
             );

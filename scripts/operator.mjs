@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The operator's shortcut (`npm run operator`): from a stack's outputs, writes the Consul CA to
 // .pulumi/<stack>-consul-ca.pem (git-ignored) and prints
-//   - on stdout, the CONSUL_HTTP_ADDR / CONSUL_CACERT / CONSUL_HTTP_TOKEN exports, so that
+//   - on stdout, the CONSUL_HTTP_ADDR / CONSUL_CACERT / CONSUL_HTTP_TOKEN exports (the operators'
+//     read-only token, never the management token), so that
 //     `eval "$(npm run -s operator)"` makes `consul members`, `consul catalog services` and
 //     `curl --cacert "$CONSUL_CACERT"` work in this shell;
 //   - on stderr, every URL of the stack with what it is and how to read its login, and how to
@@ -80,10 +81,13 @@ export function operatorView(outputs, { stack, caFile, showToken, served }) {
     const need = (name) => required(outputs, stack, name);
     const uiUrl = need("consulUiUrl");
     const api = new URL(uiUrl).origin;
-    const token = need("consulManagementToken");
+    // The operators' read-only token, never the management token (Pulumi's, and break-glass).
+    if (typeof outputs.consulOperatorToken !== "string" || outputs.consulOperatorToken === "")
+        throw new Error(`stack ${stack} has no output consulOperatorToken: run \`pulumi up\` (it creates the operators' token)`);
+    const token = outputs.consulOperatorToken;
     const statsUser = typeof outputs.statsUser === "string" ? outputs.statsUser : "stats";
     const show = (name) => `pulumi stack output ${name} --show-secrets --stack ${shellWord(stack)}`;
-    const tokenExport = showToken && token !== "[secret]" ? shellWord(token) : `"$(${show("consulManagementToken")})"`;
+    const tokenExport = showToken && token !== "[secret]" ? shellWord(token) : `"$(${show("consulOperatorToken")})"`;
     const exports = [
         `export CONSUL_HTTP_ADDR=${shellWord(api)}`,
         `export CONSUL_CACERT=${shellWord(caFile)}`,
@@ -104,7 +108,7 @@ export function operatorView(outputs, { stack, caFile, showToken, served }) {
         rows.push([`${stats}/`, "HAProxy stats page", `user ${statsUser}, password: ${show("statsPassword")}`]);
         rows.push([`${stats}/metrics`, "Prometheus metrics", "the same"]);
     }
-    rows.push([uiUrl, "Consul UI", `the management token ($CONSUL_HTTP_TOKEN, or ${show("consulManagementToken")}) at "Log in"`]);
+    rows.push([uiUrl, "Consul UI", `the operator token ($CONSUL_HTTP_TOKEN, or ${show("consulOperatorToken")}) at "Log in"`]);
     rows.push([`${api}/v1/`, "Consul HTTP API (consul, curl)", "the same token: header X-Consul-Token, CA $CONSUL_CACERT"]);
     const width = (i) => Math.max(...rows.map((r) => r[i].length), ["URL", "what"][i].length);
     const line = (r) => `  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2]}`;

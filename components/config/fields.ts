@@ -19,6 +19,18 @@ export const port = intIn(1, 65535);
 export const matching = (pattern: RegExp, allowed: string) => z.string({ error: allowed }).regex(pattern, { error: allowed });
 export const duration = matching(DURATION_PATTERN, "a non-zero duration such as 5s, 500ms or 1m: up to 999999 us, ms or s, 9999m, 99h or 24d");
 export const ipv4 = matching(IPV4_PATTERN, "an IPv4 address such as 127.0.0.1 or 0.0.0.0");
+const SSH_HOST_KEY = "an OpenSSH public key line such as ssh-ed25519 AAAA... (ssh-keyscan or /etc/ssh/ssh_host_ed25519_key.pub on the host)";
+/** Whether `line` is `<type> <base64>[ comment]` whose base64 is a key blob of that very type (its first field). */
+export function isOpensshPublicKey(line: string): boolean {
+    const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]{40,2000}={0,2})( [^\n]{0,100})?$/.exec(line);
+    if (!m) return false;
+    const blob = Buffer.from(m[2]!, "base64");
+    if (blob.length < 4) return false;
+    const length = blob.readUInt32BE(0);
+    return length === m[1]!.length && blob.subarray(4, 4 + length).toString("latin1") === m[1];
+}
+/** An SSH host key (hosts[i].hostKey): one OpenSSH public key line whose key blob matches its type. */
+export const sshHostKey = z.string({ error: SSH_HOST_KEY }).refine(isOpensshPublicKey, { error: SSH_HOST_KEY });
 export const lowercaseName = matching(/^[a-z][a-z0-9-]{0,30}$/, "a lowercase name: a-z first, then a-z 0-9 -");
 
 /** An IPv4 CIDR block taken apart: the address as written, as a number, and the prefix length. */

@@ -582,6 +582,11 @@ function resolveNodeCount(c: ParsedConfig): number {
             hosts.forEach((h, i) => {
                 if (hosts.findIndex((o) => o.name === h.name) !== i)
                     throw new ConfigError(`${PROJECT}:hosts[${i}].name: ${describe(h.name)} is not allowed; expected each host name once`);
+                if (h.host.startsWith("tcp://") && h.hostKey !== undefined) {
+                    throw new ConfigError(
+                        `${PROJECT}:hosts[${i}].hostKey: a key is not allowed; expected no hostKey for ${h.host} (an SSH host key pins ssh:// hosts; tcp:// hosts are verified by their certificates, certPath)`,
+                    );
+                }
                 if (h.host.startsWith("tcp://") && h.certPath === undefined) {
                     throw new ConfigError(
                         `${PROJECT}:hosts[${i}].certPath: missing is not allowed; expected the TLS certificate folder for ${h.host} (plain TCP Docker endpoints are refused)`,

@@ -28,6 +28,7 @@ import {
     parseCidr,
     port,
     section,
+    sshHostKey,
     SERVICE_NAME_PATTERN,
     VERSION_PATTERN,
 } from "./fields";
@@ -99,6 +100,8 @@ export const hostSchema = section({
     /** Address other nodes and the gateway reach this host's published ports on. */
     address: ipv4,
     certPath: matching(/^[A-Za-z0-9_.~\/-]{1,200}$/, "a folder holding ca.pem, cert.pem and key.pem").optional(),
+    /** An ssh:// host's SSH host key, pinned (components/host-keys.ts); without it the user's known_hosts decides. */
+    hostKey: sshHostKey.optional(),
 });
 
 // A replica's containment (components/containment.ts; docs/services.md, "What a replica may do").

@@ -193,6 +193,35 @@ describe("ACLs: default deny, least privilege per token", { timeout: 180_000 }, 
         assert.equal((await h.consul.tryRegister(rogue("kv-rogue"), w)).status, 403);
     });
 
+    it("the operators' token reads what docs/operations.md does by hand, and changes nothing, ACLs least of all", async () => {
+        const o = h.consul.tokens.operator;
+        const status = async (method: string, apiPath: string, body?: unknown) => (await h.consul.api(method, apiPath, body, o)).status;
+        // consul members, consul catalog services, health, the gateway settings, the raft peers.
+        const members = await h.consul.api("GET", "/v1/agent/members", undefined, o);
+        assert.equal(members.status, 200, members.body);
+        assert.ok(members.body.includes(h.consul.nodeName), "members are listed");
+        const services = await h.consul.api("GET", "/v1/catalog/services", undefined, o);
+        assert.equal(services.status, 200);
+        assert.ok("acl-v1" in JSON.parse(services.body), services.body);
+        assert.equal(await status("GET", "/v1/health/state/critical"), 200);
+        assert.equal(await status("GET", "/v1/health/service/acl-v1"), 200);
+        assert.equal((await h.consul.api("PUT", `/v1/kv/${KV_PREFIX}/operator-probe`, "1")).status, 200, "written with the management token");
+        assert.equal(await status("GET", `/v1/kv/${KV_PREFIX}/operator-probe`), 200);
+        assert.equal(await status("GET", "/v1/operator/raft/configuration"), 200);
+        // No writes: KV, services, the catalog, and no ACL reads or writes (no token minting).
+        assert.equal(await status("PUT", `/v1/kv/${KV_PREFIX}/operator-probe`, "2"), 403);
+        assert.equal(await status("DELETE", `/v1/kv/${KV_PREFIX}/operator-probe`), 403);
+        assert.equal(await status("GET", "/v1/kv/other/key"), 403);
+        assert.equal((await h.consul.tryRegister(rogue("operator-rogue"), o)).status, 403);
+        assert.equal(await status("PUT", `/v1/agent/service/deregister/${encodeURIComponent(a.id)}`), 403);
+        assert.equal(await status("GET", "/v1/acl/tokens"), 403);
+        assert.equal(await status("GET", "/v1/acl/policies"), 403);
+        assert.equal(await status("PUT", "/v1/acl/token", { Description: "minted", Policies: [{ Name: "gateway-settings-writer" }] }), 403);
+        assert.equal(await status("POST", "/v1/operator/raft/transfer-leader"), 403);
+        await h.consul.api("DELETE", `/v1/kv/${KV_PREFIX}/operator-probe`);
+        await stillServing();
+    });
+
     it("the API is HTTPS only, verified: plain HTTP and an unknown CA are refused", async () => {
         const plain = await httpRequest(`http://${h.consul.addr}/v1/status/leader`, { timeoutMs: 2000 }).catch((e: Error) => e);
         assert.ok(plain instanceof Error || plain.status === 400, `plain HTTP on the HTTPS port: ${plain instanceof Error ? plain.message : plain.status}`);

@@ -42,6 +42,7 @@ async function main(): Promise<void> {
                     provider: args.provider ?? "",
                     deleteBeforeReplace: extra?.deleteBeforeReplaceDefined ? extra.deleteBeforeReplace : undefined,
                     aliases: extra?.aliases ?? [],
+                    ignoreChanges: extra?.ignoreChanges ?? [],
                     urn: "",
                 });
                 return { id, state };

@@ -17,6 +17,8 @@ export interface Declared {
     deleteBeforeReplace?: boolean;
     /** Former names and types whose URNs the resource keeps (the aliases resource option). */
     aliases: { name: string; type: string }[];
+    /** The ignoreChanges resource option (inputs whose changes never update or replace it). */
+    ignoreChanges: string[];
     urn: string;
 }
 
@@ -54,6 +56,19 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "random:index/randomUuid:RandomUuid":
             return { result: `00000000-0000-4000-8000-${String(ordinal(name)).padStart(12, "0")}` };
         case "tls:index/privateKey:PrivateKey":
+            if (inputs.algorithm === "ED25519") {
+                // A key blob of the right type (ssh-ed25519) with the name in it: distinct per key.
+                const blob = Buffer.concat([
+                    Buffer.from([0, 0, 0, 11]),
+                    Buffer.from("ssh-ed25519"),
+                    Buffer.from([0, 0, 0, 32]),
+                    Buffer.from(name.padEnd(32, "k").slice(0, 32)),
+                ]);
+                return {
+                    privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock-${name}\n-----END OPENSSH PRIVATE KEY-----\n`,
+                    publicKeyOpenssh: `ssh-ed25519 ${blob.toString("base64")}\n`,
+                };
+            }
             return { privateKeyPem: `-----BEGIN EC PRIVATE KEY-----\nmock-${name}\n-----END EC PRIVATE KEY-----\n`, publicKeyPem: `mock-public-${name}` };
         case "tls:index/selfSignedCert:SelfSignedCert":
         case "tls:index/locallySignedCert:LocallySignedCert":

@@ -2,6 +2,7 @@
 // what it declared, with helpers to find resources and read secrets.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { Declared, Evaluation } from "./mocks";
@@ -32,7 +33,15 @@ export async function evaluate(config: Record<string, string>, stack = "dev", co
             args,
             {
                 cwd: ROOT,
-                env: { ...process.env, EVAL_CONFIG: JSON.stringify(config), EVAL_STACK: stack },
+                // The program pins SSH host keys in a known_hosts file (components/host-keys.ts): never
+                // the user's own under test.
+                env: {
+                    ...process.env,
+                    SERVICE_DISCOVERY_KNOWN_HOSTS:
+                        process.env.SERVICE_DISCOVERY_KNOWN_HOSTS ?? path.join(os.tmpdir(), `service-discovery-test-known-hosts-${process.pid}`),
+                    EVAL_CONFIG: JSON.stringify(config),
+                    EVAL_STACK: stack,
+                },
                 maxBuffer: 64 * 1024 * 1024,
             },
             (err, out, errOut) => (err ? reject(new Error(`evaluation crashed: ${errOut || err.message}`)) : resolve(out)),

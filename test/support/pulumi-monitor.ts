@@ -1,6 +1,6 @@
 // The one place the tests reach past @pulumi/pulumi's documented mock API, kept small on purpose.
 // Why: Mocks.newResource() is handed a resource's type, name, inputs and provider, but not its
-// parent, its dependencies or deleteBeforeReplace, which the graph tests assert; only the
+// parent, its dependencies, deleteBeforeReplace or ignoreChanges, which the graph tests assert; only the
 // registration request the SDK sends to its resource monitor carries them. The monitor is reached
 // through the public pulumi.runtime.getMonitor() (after setMocks it is the mock monitor); the
 // request is the engine protocol's RegisterResourceRequest (proto/pulumi/resource.proto).
@@ -20,6 +20,8 @@ export interface RegistrationExtras {
     deleteBeforeReplaceDefined: boolean;
     /** The aliases the resource was declared with: the former names and types it keeps the URNs of. */
     aliases: { name: string; type: string }[];
+    /** The ignoreChanges resource option: inputs whose changes never update or replace the resource. */
+    ignoreChanges: string[];
 }
 
 /** The getters of RegisterResourceRequest read here. */
@@ -31,6 +33,7 @@ const GETTERS = [
     "getDeletebeforereplace",
     "getDeletebeforereplacedefined",
     "getAliasesList",
+    "getIgnorechangesList",
 ] as const;
 type Request = Record<(typeof GETTERS)[number], () => unknown>;
 
@@ -56,6 +59,7 @@ export function readRegistration(req: unknown): RegistrationExtras {
             name: a.toObject().spec?.name ?? "",
             type: a.toObject().spec?.type ?? "",
         })),
+        ignoreChanges: r.getIgnorechangesList(),
     };
     if (
         typeof extras.type !== "string" ||
@@ -63,7 +67,8 @@ export function readRegistration(req: unknown): RegistrationExtras {
         typeof extras.parent !== "string" ||
         !Array.isArray(extras.dependencies) ||
         typeof extras.deleteBeforeReplace !== "boolean" ||
-        typeof extras.deleteBeforeReplaceDefined !== "boolean"
+        typeof extras.deleteBeforeReplaceDefined !== "boolean" ||
+        !Array.isArray(extras.ignoreChanges)
     ) {
         throw new Error(`${WHERE}: unexpected registration request fields ${JSON.stringify(extras)}: adapt ${WHERE}`);
     }

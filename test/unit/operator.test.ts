@@ -48,6 +48,7 @@ function outputs(caPem: string, uiPort: number): Record<string, unknown> {
         consulUiUrl: `https://127.0.0.1:${uiPort}/ui/`,
         consulCaPem: caPem,
         consulManagementToken: "6f1c3a2e-1b2c-4d5e-8f90-0123456789ab",
+        consulOperatorToken: "0b7e4d2c-9a8b-4c3d-8e2f-fedcba987654",
         nodes: [{ name: "ops-node-1", address: "172.28.0.1", consulServer: true }],
     };
 }
@@ -96,15 +97,25 @@ describe("npm run operator: one step to a shell that talks to the stack's Consul
             [
                 `export CONSUL_HTTP_ADDR=https://127.0.0.1:${port}`,
                 `export CONSUL_CACERT=${caFile}`,
-                "export CONSUL_HTTP_TOKEN=6f1c3a2e-1b2c-4d5e-8f90-0123456789ab",
+                // The operators' read-only token, not the management token.
+                "export CONSUL_HTTP_TOKEN=0b7e4d2c-9a8b-4c3d-8e2f-fedcba987654",
                 "",
             ].join("\n"),
         );
         // What `eval "$(npm run -s operator)"` leaves in the shell.
         const env = spawnSync("sh", ["-c", `${r.stdout}\nprintf '%s|%s|%s' "$CONSUL_HTTP_ADDR" "$CONSUL_CACERT" "$CONSUL_HTTP_TOKEN"`], { encoding: "utf8" });
-        assert.equal(env.stdout, `https://127.0.0.1:${port}|${caFile}|6f1c3a2e-1b2c-4d5e-8f90-0123456789ab`);
+        assert.equal(env.stdout, `https://127.0.0.1:${port}|${caFile}|0b7e4d2c-9a8b-4c3d-8e2f-fedcba987654`);
         // Nothing secret goes to the screen (stderr): the passwords are read by a command shown.
-        assert.doesNotMatch(r.stderr, /6f1c3a2e-1b2c|s3cret-stats/);
+        assert.doesNotMatch(r.stderr, /6f1c3a2e-1b2c|0b7e4d2c-9a8b|s3cret-stats/);
+        assert.doesNotMatch(r.stdout + r.stderr, /6f1c3a2e-1b2c|consulManagementToken/, "the management token is never handed out");
+    });
+
+    it("refuses a stack without the operators' token rather than handing out the management token", async () => {
+        const { consulOperatorToken: _operator, ...older } = outputs(ca.caPem, port);
+        const r = await operator(older, "ops");
+        assert.equal(r.code, 1);
+        assert.equal(r.stdout, "");
+        assert.match(r.stderr, /^operator: stack ops has no output consulOperatorToken: run `pulumi up`/);
     });
 
     it("names every URL with what it is and how to read its login", async () => {
@@ -119,7 +130,7 @@ describe("npm run operator: one step to a shell that talks to the stack's Consul
         assert.match(row("http://127.0.0.1:1936/metrics"), /Prometheus metrics/);
         assert.match(
             row(`https://127.0.0.1:${port}/ui/`),
-            /Consul UI\s+the management token \(\$CONSUL_HTTP_TOKEN, or pulumi stack output consulManagementToken --show-secrets --stack ops\) at "Log in"$/,
+            /Consul UI\s+the operator token \(\$CONSUL_HTTP_TOKEN, or pulumi stack output consulOperatorToken --show-secrets --stack ops\) at "Log in"$/,
         );
         assert.match(row(`https://127.0.0.1:${port}/v1/`), /Consul HTTP API .*X-Consul-Token/);
         assert.match(r.stderr, /eval "\$\(STACK=ops npm run -s operator\)", then\n  consul members\n  consul catalog services\n/);

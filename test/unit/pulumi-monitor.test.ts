@@ -146,7 +146,7 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
     it("fails by name when the registration request changes shape", () => {
         assert.throws(
             () => readRegistration({}),
-            /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace, getDeletebeforereplacedefined, getAliasesList: @pulumi\/pulumi changed/,
+            /has no getType, getName, getParent, getDependenciesList, getDeletebeforereplace, getDeletebeforereplacedefined, getAliasesList, getIgnorechangesList: @pulumi\/pulumi changed/,
         );
         const wrong = {
             getType: () => "t",
@@ -156,11 +156,16 @@ describe("Pulumi SDK: what the graph tests read past the mock API", () => {
             getDeletebeforereplace: () => false,
             getDeletebeforereplacedefined: () => false,
             getAliasesList: () => [],
+            getIgnorechangesList: () => [],
         };
         assert.throws(
             () => readRegistration({ ...wrong, getDependenciesList: () => [], getDeletebeforereplacedefined: () => "no" }),
             /unexpected registration request fields/,
         );
         assert.throws(() => readRegistration(wrong), /unexpected registration request fields/);
+        assert.throws(
+            () => readRegistration({ ...wrong, getDependenciesList: () => [], getIgnorechangesList: () => "ami" }),
+            /unexpected registration request fields/,
+        );
     });
 });

@@ -14,7 +14,7 @@ import { SERVER_READY_SCRIPT } from "../../components/consul-agent-config";
 import { LOG_LIMITS } from "../../components/container-defaults";
 import { replicaGeneration, type ReplicaReplaceInputs } from "../../components/service";
 import { type Declared } from "../support/mocks";
-import { devWith, envOf, evaluate, GENERATION_SUFFIX, isSecret, Program, ROOT, stackConfig, withoutGeneration } from "../support/program";
+import { devWith, envOf, evaluate, GENERATION_SUFFIX, isSecret, Program, ROOT, stackConfig, uploadsOf, withoutGeneration } from "../support/program";
 
 const resolved = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
 
@@ -530,5 +530,36 @@ describe("rolling replace: the server gate's decision", () => {
         assert.equal(gate.leadershipTarget(healthy(servers), "node-3", "node-3"), undefined);
         assert.equal(gate.leadershipTarget(healthy(servers), "node-1", undefined), undefined);
         assert.equal(gate.leadershipTarget(undefined, "node-1", "node-3"), undefined);
+    });
+});
+
+describe("rolling replace: the gateways, one at a time (a rotated Consul token, a rebuilt image)", () => {
+    let p: Program;
+    before(async () => {
+        p = await evaluate(hostsStack(4, 3, {}, { edgeNodes: [1, 2, 4] }));
+        assert.equal(p.error, null, String(p.error));
+    });
+    const gatewayOf = (i: number): Declared => p.one(CONTAINER, `gateway-dev-node-${i}`);
+
+    it("each gateway waits for the previous edge node's gateway, healthy; the first for none", () => {
+        const order = [1, 2, 4];
+        order.forEach((n, k) => {
+            const g = gatewayOf(n);
+            assert.equal(g.deleteBeforeReplace, true, "a fixed name: deleted before it is created again");
+            assert.equal(g.inputs.wait, true, `gateway ${n}: created means healthy, so the next one waits for a serving gateway`);
+            const others = order.filter((m) => m !== n).map(gatewayOf);
+            const waitsFor = others.filter((o) => dependsOn(g, o)).map((o) => o.name);
+            assert.deepEqual(waitsFor, k === 0 ? [] : [`gateway-dev-node-${order[k - 1]}`], `gateway ${n} waits for the one before it only`);
+        });
+    });
+
+    it("the token is an uploaded file of each gateway (a rotation replaces them, in that order); no gateway takes an input from another", () => {
+        for (const n of [1, 2, 4]) {
+            const token = uploadsOf(gatewayOf(n)).get("/etc/gateway/secrets/consul.token");
+            assert.deepEqual([token?.content, token?.secret], ["secret-of-consul-acl-gateway-id", true]);
+            // dependsOn alone: replacing one gateway never forces the replacement of the next (the
+            // engine replaces, with a delete-before-replace resource, the dependents whose inputs come from it).
+            for (const m of [1, 2, 4].filter((m) => m !== n)) assert.ok(!JSON.stringify(gatewayOf(n).inputs).includes(idOf(gatewayOf(m))));
+        }
     });
 });

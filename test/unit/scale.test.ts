@@ -214,7 +214,7 @@ describe("scale: targets in detail", () => {
         const p = await graph("hosts", 2);
         assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-1").inputs, {
             host: "ssh://ops@10.1.0.1",
-            sshOpts: JSON.stringify(["-o", "BatchMode=yes"]),
+            sshOpts: JSON.stringify(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]),
         });
         assert.deepEqual(p.one("pulumi:providers:docker", "dev-node-2").inputs, { host: "tcp://10.1.0.2:2376", certPath: "certs/h2" });
         assert.equal(
@@ -285,7 +285,7 @@ describe("scale: targets in detail", () => {
                 // Hop limit 1: containers cannot reach the instance metadata (consul.join static, the default).
                 assert.deepEqual(inst.inputs.metadataOptions, { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
                 assert.deepEqual(inst.inputs.rootBlockDevice, { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true });
-                const userData = String(inst.inputs.userData);
+                const userData = String(secretValue(inst.inputs.userData));
                 assert.match(userData, /^#cloud-config\n/);
                 assert.match(userData, /packages:\n {2}- docker\.io\n/);
                 assert.match(userData, /systemctl enable --now docker/);

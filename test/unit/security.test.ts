@@ -63,6 +63,16 @@ describe("security: ACLs and TLS in the dev stack", () => {
         assert.match(POLICIES.kvWriter.rules, /^key_prefix "service\/haproxy\/" \{ policy = "write" \}$/);
     });
 
+    it("gives operators a token of their own, read-only and without ACL rights, as a secret output beside the management token", () => {
+        const token = p.one("consul:index/aclToken:AclToken", "consul-acl-operator");
+        assert.deepEqual(token.inputs.policies, [POLICIES.operator.name]);
+        assert.deepEqual(p.outputs.consulOperatorToken, { $secret: "secret-of-consul-acl-operator-id" });
+        assert.notDeepEqual(p.outputs.consulOperatorToken, p.outputs.consulManagementToken);
+        assert.doesNotMatch(POLICIES.operator.rules, /write|acl/, "reads only; no ACL management");
+        assert.match(POLICIES.operator.rules, /^key_prefix "service\/haproxy\/" \{ policy = "read" \}$/m);
+        assert.doesNotMatch(POLICIES.operator.rules, /key_prefix "" /, "no KV outside the gateway settings");
+    });
+
     it("gives each node's agent a token scoped to its own node, set once the agent runs", () => {
         const agentToken = p.one("consul:index/aclToken:AclToken", "consul-acl-agent-dev-node-1");
         assert.deepEqual(agentToken.inputs.nodeIdentities, [{ nodeName: "dev-consul", datacenter: "dc1" }]);

@@ -65,6 +65,7 @@ export interface ConsulTokens {
     registrator: string;
     gateway: string;
     kvWriter: string;
+    operator: string;
 }
 
 /** What a client process needs to reach the agent: the variables Consul's clients read. */
@@ -98,7 +99,7 @@ export class ConsulAgent {
         fs.mkdirSync(path.join(this.dir, "data"));
         fs.mkdirSync(path.join(this.dir, "tmp"));
         this.tls = testPki();
-        this.tokens = { management: randomUUID(), registrator: "", gateway: "", kvWriter: "" };
+        this.tokens = { management: randomUUID(), registrator: "", gateway: "", kvWriter: "", operator: "" };
     }
 
     /**
@@ -194,6 +195,7 @@ export class ConsulAgent {
         this.tokens.registrator = await create({ Description: "registrator", Policies: [{ Name: POLICIES.registrator.name }] });
         this.tokens.gateway = await create({ Description: "gateway", Policies: [{ Name: POLICIES.gateway.name }] });
         this.tokens.kvWriter = await create({ Description: "kv writer", Policies: [{ Name: POLICIES.kvWriter.name }] });
+        this.tokens.operator = await create({ Description: "operator", Policies: [{ Name: POLICIES.operator.name }] });
         const agentToken = await create({ Description: "agent", NodeIdentities: [{ NodeName: this.nodeName, Datacenter: "dc1" }] });
         // The stack's own script sets it, with the management token from the environment.
         const r = spawnSync(process.execPath, [path.join(REPO_ROOT, AGENT_TOKEN_SCRIPT)], {
