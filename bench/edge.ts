@@ -2,7 +2,9 @@
 // HTTP in the same run, and how certificates arrive and change under load.
 // - Throughput: wrk against one route of two HAProxy-static backends, over keep-alive connections
 //   (the TLS cost per request) and with one connection per request (a full handshake per request:
-//   wrk does not resume sessions), HTTP and HTTPS interleaved, EDGE_ROUNDS rounds of each.
+//   wrk does not resume sessions), HTTP and HTTPS interleaved, EDGE_ROUNDS rounds of each; once
+//   with every process free to use every CPU, and once with the gateway (the controller and its
+//   HAProxy) on CPU 0 and wrk on CPU 1, so the client's own TLS work is not done on the gateway's CPU.
 // - Rotation: the certificate replaced in KV twice while wrk runs over HTTPS with a handshake per
 //   request: failed requests and HAProxy reloads.
 // - First certificate: a gateway with tls.source acme started against Pebble (Let's Encrypt's test
@@ -10,6 +12,7 @@
 //   HTTP-01 challenge answered by the gateway, certificate installed through the runtime API).
 // BENCH_ONLY=edge runs only this measure (edgeOnly) and updates the `edge` field of results.json.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { ConsulAgent, freePort, Gateway, Harness, PRODUCTION_CONSUL_LIMITS, readTools, runWrk, waitFor, type WrkResult } from "../test/controlplane/harness";
 import { acmeGatewayToken, forward, startDns, startPebble } from "../test/controlplane/harness/acme";
@@ -30,11 +33,16 @@ interface Run {
     failed: number;
 }
 
-export interface EdgeResult {
-    rounds: number;
-    seconds: number;
+interface Throughput {
     keepAlive: { http: Run[]; https: Run[] };
     perRequest: { http: Run[]; https: Run[] };
+}
+
+export interface EdgeResult extends Throughput {
+    rounds: number;
+    seconds: number;
+    /** The gateway on CPU 0, wrk on CPU 1 (undefined on a machine with one CPU). */
+    pinned: Throughput | undefined;
     rotation: { rotations: number; requests: number; failed: number; reloads: number; requestsPerSec: number };
     firstCertificateMs: number[];
 }
@@ -43,12 +51,12 @@ function run(w: WrkResult): Run {
     return { rps: Math.round(w.requestsPerSec), p50Ms: w.latencyMs?.p50 ?? NaN, p99Ms: w.latencyMs?.p99 ?? NaN, failed: w.failed };
 }
 
-async function throughput(): Promise<Pick<EdgeResult, "keepAlive" | "perRequest" | "rotation">> {
+async function throughput(pin: boolean): Promise<Throughput & Partial<Pick<EdgeResult, "rotation">>> {
     const sealing = sealingKeyFile();
     const ca = edgeCa("Edge bench CA");
     const env = await tlsGatewayEnv({ source: "provided", sealingKeyFile: sealing.file });
     const httpsPort = Number(env.GATEWAY_HTTPS_PORT);
-    const h = await Harness.start({ gatewayEnv: env });
+    const h = await Harness.start({ gatewayEnv: env, ...(pin ? { gatewayCpus: "0" } : {}) });
     try {
         for (const name of ["edge-a", "edge-b"]) await h.consul.register((await h.startStaticBackend(name)).registration("edge-v1"));
         await h.waitForRoute("/edge/v1/", { instance: "edge-b" });
@@ -65,15 +73,23 @@ async function throughput(): Promise<Pick<EdgeResult, "keepAlive" | "perRequest"
             // Alternate which scheme goes first, so neither always runs on a warmer machine.
             const order = round % 2 === 0 ? (["http", "https"] as const) : (["https", "http"] as const);
             for (const scheme of order) {
-                const common = { url: urls[scheme], durationSec: EDGE_SECONDS, threads: THREADS, connections: CONNECTIONS, latency: true };
+                const common = {
+                    url: urls[scheme],
+                    durationSec: EDGE_SECONDS,
+                    threads: THREADS,
+                    connections: CONNECTIONS,
+                    latency: true,
+                    ...(pin ? { cpus: "1" } : {}),
+                };
                 keepAlive[scheme].push(run(await runWrk(h.tools, common)));
                 perRequest[scheme].push(run(await runWrk(h.tools, { ...common, headers: ["Connection: close"] })));
                 log(
-                    `edge round ${round + 1} ${scheme}: keep-alive ${keepAlive[scheme].at(-1)!.rps} req/s, a connection per request ${perRequest[scheme].at(-1)!.rps} req/s`,
+                    `edge${pin ? " (gateway on CPU 0, wrk on CPU 1)" : ""} round ${round + 1} ${scheme}: keep-alive ${keepAlive[scheme].at(-1)!.rps} req/s, a connection per request ${perRequest[scheme].at(-1)!.rps} req/s`,
                 );
             }
         }
 
+        if (pin) return { keepAlive, perRequest };
         const reloads = await h.gateway.masterReloads();
         const wrk = startWrk(h.tools, { url: urls.https, threads: THREADS, connections: 16, headers: ["Connection: close"] });
         const t0 = performance.now();
@@ -152,8 +168,17 @@ async function firstCertificate(): Promise<number[]> {
 }
 
 export async function edge(): Promise<EdgeResult> {
-    const t = await throughput();
-    return { rounds: EDGE_ROUNDS, seconds: EDGE_SECONDS, ...t, firstCertificateMs: await firstCertificate() };
+    const t = await throughput(false);
+    const pinned = os.cpus().length >= 2 ? await throughput(true) : undefined;
+    return {
+        rounds: EDGE_ROUNDS,
+        seconds: EDGE_SECONDS,
+        keepAlive: t.keepAlive,
+        perRequest: t.perRequest,
+        rotation: t.rotation!,
+        pinned: pinned && { keepAlive: pinned.keepAlive, perRequest: pinned.perRequest },
+        firstCertificateMs: await firstCertificate(),
+    };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -167,14 +192,24 @@ function medianRun(runs: Run[]): Run {
     };
 }
 
+function throughputSummary(t: Throughput): {
+    keep_alive: { http: Run; https: Run; https_share_of_http_pct: number };
+    connection_per_request: { http: Run; https: Run; https_full_handshakes_per_sec: number };
+} {
+    const ka = { http: medianRun(t.keepAlive.http), https: medianRun(t.keepAlive.https) };
+    const pr = { http: medianRun(t.perRequest.http), https: medianRun(t.perRequest.https) };
+    return {
+        keep_alive: { http: ka.http, https: ka.https, https_share_of_http_pct: Math.round((1000 * ka.https.rps) / ka.http.rps) / 10 },
+        connection_per_request: { http: pr.http, https: pr.https, https_full_handshakes_per_sec: pr.https.rps },
+    };
+}
+
 export function edgeSummary(e: EdgeResult): Record<string, unknown> {
-    const ka = { http: medianRun(e.keepAlive.http), https: medianRun(e.keepAlive.https) };
-    const pr = { http: medianRun(e.perRequest.http), https: medianRun(e.perRequest.https) };
     return {
         rounds: e.rounds,
         seconds_per_run: e.seconds,
-        keep_alive: { http: ka.http, https: ka.https, https_share_of_http_pct: Math.round((1000 * ka.https.rps) / ka.http.rps) / 10 },
-        connection_per_request: { http: pr.http, https: pr.https, https_full_handshakes_per_sec: pr.https.rps },
+        ...throughputSummary(e),
+        ...(e.pinned ? { gateway_on_its_own_cpu: throughputSummary(e.pinned) } : {}),
         rotation_under_load: {
             rotations: e.rotation.rotations,
             requests: e.rotation.requests,
@@ -186,32 +221,36 @@ export function edgeSummary(e: EdgeResult): Record<string, unknown> {
 }
 
 export function edgeMarkdown(e: EdgeResult): string[] {
-    const s = edgeSummary(e) as {
-        keep_alive: { http: Run; https: Run; https_share_of_http_pct: number };
-        connection_per_request: { http: Run; https: Run };
-        first_certificate_ms: { p50: number; p99: number };
-    };
+    const first = stats(e.firstCertificateMs);
     const row = (what: string, r: Run, goal = ""): string => `| ${what} | ${r.rps} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.failed} | ${goal} |`;
+    const rows = (where: string, t: Throughput): string[] => {
+        const s = throughputSummary(t);
+        return [
+            row(`${where}: HTTP, keep-alive`, s.keep_alive.http),
+            row(`${where}: HTTPS, keep-alive`, s.keep_alive.https, `≥ 85 % of HTTP: ${s.keep_alive.https_share_of_http_pct} %`),
+            row(`${where}: HTTP, a connection per request`, s.connection_per_request.http),
+            row(`${where}: HTTPS, a full handshake per request`, s.connection_per_request.https),
+        ];
+    };
     return [
         "## The edge: HTTPS next to HTTP",
         "",
         `wrk, ${THREADS} threads × ${CONNECTIONS} connections, ${e.seconds} s per run, ${e.rounds} rounds of each row (HTTP and HTTPS`,
         "interleaved), against one route of two HAProxy-static backends; medians of the rounds (failed: the sum). HTTPS: TLS 1.3,",
         "ECDSA P-256 certificate, through the gateway's HTTPS listener; wrk resumes no session, so a connection per request is a",
-        "full handshake per request. The previous design had no HTTPS listener.",
+        "full handshake per request. Shared: every process on every CPU; pinned: the gateway (controller and HAProxy, which then",
+        "runs one thread) on CPU 0, wrk on CPU 1. The previous design had no HTTPS listener.",
         "",
         "| Run | Requests/s | Latency p50 | Latency p99 | Failed | Goal |",
         "|---|---|---|---|---|---|",
-        row("HTTP, keep-alive", s.keep_alive.http),
-        row("HTTPS, keep-alive", s.keep_alive.https, `≥ 85 % of HTTP: ${s.keep_alive.https_share_of_http_pct} %`),
-        row("HTTP, a connection per request", s.connection_per_request.http),
-        row("HTTPS, a full handshake per request", s.connection_per_request.https),
+        ...rows("shared", e),
+        ...(e.pinned ? rows("pinned", e.pinned) : []),
         "",
         `Certificate rotation under load: ${e.rotation.rotations} rotations through KV while wrk ran over HTTPS with a handshake per`,
         `request: ${e.rotation.requests} requests, **${e.rotation.failed} failed**, ${e.rotation.reloads} reloads of HAProxy.`,
         "",
         `Time to the first certificate from Pebble (tls.source acme, an empty KV: account, order, HTTP-01 answered by the gateway,`,
-        `installed through the runtime API), from the gateway's start: ${e.firstCertificateMs.join(", ")} ms (p50 ${s.first_certificate_ms.p50} ms).`,
+        `installed through the runtime API), from the gateway's start: ${e.firstCertificateMs.join(", ")} ms (p50 ${first.p50} ms).`,
         "",
     ];
 }

@@ -19,8 +19,16 @@ export class Harness {
 
     /** `gatewayEnv`: variables for the gateway on top of the test defaults (e.g. GATEWAY_TRUSTED_PROXIES). */
     /** `gatewayConfDir`: another version of the gateway image's folder (the benchmark's previous design). */
+    /** `gatewayCpus`: the CPUs the gateway may run on (taskset -c). */
     static async start(
-        opts: { consulHcl?: string[]; persistentConsul?: boolean; gatewayEnv?: NodeJS.ProcessEnv; gatewayConfDir?: string; gatewayNofile?: number } = {},
+        opts: {
+            consulHcl?: string[];
+            persistentConsul?: boolean;
+            gatewayEnv?: NodeJS.ProcessEnv;
+            gatewayConfDir?: string;
+            gatewayNofile?: number;
+            gatewayCpus?: string;
+        } = {},
     ): Promise<Harness> {
         const tools = readTools();
         const consul = await ConsulAgent.start(tools, {
@@ -33,6 +41,7 @@ export class Harness {
                 env: opts.gatewayEnv ?? {},
                 ...(opts.gatewayConfDir ? { confDir: opts.gatewayConfDir } : {}),
                 ...(opts.gatewayNofile ? { nofile: opts.gatewayNofile } : {}),
+                ...(opts.gatewayCpus ? { cpus: opts.gatewayCpus } : {}),
             });
         } catch (err) {
             await consul.destroy();

@@ -134,6 +134,8 @@ export class Gateway {
             /** consul-template for that previous design. */
             consulTemplateBin?: string;
             nofile?: number;
+            /** The CPUs the controller and its HAProxy may run on (taskset -c), as `docker run --cpuset-cpus` sets them. */
+            cpus?: string;
         } = {},
     ): Promise<Gateway> {
         const env = consul instanceof ConsulAgent ? consul.clientEnv("gateway") : consul;
@@ -146,7 +148,8 @@ export class Gateway {
         // The image's entry point: Node.js with source maps (stack traces name the TypeScript).
         const program = legacy ? ["bash", path.join(confDir, "entrypoint.sh")] : [process.execPath, "--enable-source-maps", bundleController()];
         // nofile: the container's file descriptor limit (soft and hard), as `docker run --ulimit` sets it.
-        const command = opts.nofile ? ["prlimit", `--nofile=${opts.nofile}:${opts.nofile}`, ...program] : program;
+        const limited = opts.nofile ? ["prlimit", `--nofile=${opts.nofile}:${opts.nofile}`, ...program] : program;
+        const command = opts.cpus ? ["taskset", "-c", opts.cpus, ...limited] : limited;
         const proc = new Proc("gateway", command[0]!, command.slice(1), {
             env: gw.env,
             stdout: "ignore",

@@ -56,6 +56,8 @@ export interface WrkOptions {
     latency?: boolean;
     /** POST: every request a POST with a small body, which the gateway never replays on another instance. Default GET. */
     method?: "GET" | "POST";
+    /** The CPUs wrk may run on (taskset -c). */
+    cpus?: string;
 }
 
 /** Runs wrk (tracked like every other process) and parses its summary. */
@@ -69,7 +71,7 @@ export async function runWrk(tools: Tools, opts: WrkOptions): Promise<WrkResult>
         args.push("-s", script);
     }
     args.push(opts.url);
-    const proc = new Proc("wrk", tools.WRK_BIN, args);
+    const proc = opts.cpus ? new Proc("wrk", "taskset", ["-c", opts.cpus, tools.WRK_BIN, ...args]) : new Proc("wrk", tools.WRK_BIN, args);
     const { code } = await proc.exited;
     await proc.stop();
     if (code !== 0) throw new Error(`wrk failed (${code}):\n${proc.output()}`);
