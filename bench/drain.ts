@@ -1,11 +1,9 @@
 // Graceful drain: a rolling replace under load, with the stack's grace and without one
 // BENCH_ONLY=drain runs only this measure (drainOnly) and updates the `drain` field of results.json.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Harness } from "../test/controlplane/harness";
 import { stopTimings } from "../components/drain";
 import { describeRun, rollingReplace, type RollingRun } from "../test/controlplane/harness/draining-backend";
-import { log, machine } from "./report";
+import { log, machine, writeField } from "./report";
 import { DRAIN_INSTANCES } from "./settings";
 
 export interface DrainResult {
@@ -70,9 +68,5 @@ export async function drainOnly(): Promise<void> {
     log(`machine: ${machine()}`);
     log(`graceful drain: rolling replace of ${DRAIN_INSTANCES} instances under load, with and without the grace`);
     const d = await drain();
-    const file = path.join(__dirname, "results.json");
-    const results = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-    results.drain = drainSummary(d);
-    fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify({ drain: results.drain }, null, 2)}\n\n${drainMarkdown(d).join("\n")}`);
+    writeField("drain", drainSummary(d), drainMarkdown(d));
 }

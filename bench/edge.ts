@@ -11,15 +11,13 @@
 //   CA) with an empty KV: from the start of the gateway to the certificate served (account, order,
 //   HTTP-01 challenge answered by the gateway, certificate installed through the runtime API).
 // BENCH_ONLY=edge runs only this measure (edgeOnly) and updates the `edge` field of results.json.
-import * as fs from "node:fs";
 import * as os from "node:os";
-import * as path from "node:path";
 import { ConsulAgent, freePort, Gateway, Harness, PRODUCTION_CONSUL_LIMITS, readTools, runWrk, waitFor, type WrkResult } from "../test/controlplane/harness";
 import { acmeGatewayToken, forward, startDns, startPebble } from "../test/controlplane/harness/acme";
 import { edgeCa, issue, presented, putCertificate, sealingKeyFile, tlsGatewayEnv } from "../test/controlplane/harness/tls";
 import { startWrk } from "../test/controlplane/harness/traffic";
 import { stats } from "./dataplane";
-import { log, machine } from "./report";
+import { log, machine, writeField } from "./report";
 import { EDGE_FIRST_CERTIFICATE_TRIALS, EDGE_ROUNDS, EDGE_SECONDS } from "./settings";
 
 const THREADS = 2;
@@ -260,9 +258,5 @@ export async function edgeOnly(): Promise<void> {
     log(`machine: ${machine()}`);
     log(`edge: HTTP and HTTPS, ${EDGE_ROUNDS} rounds of ${EDGE_SECONDS} s, then a rotation under load and ${EDGE_FIRST_CERTIFICATE_TRIALS} first certificates`);
     const e = await edge();
-    const file = path.join(__dirname, "results.json");
-    const results = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-    results.edge = edgeSummary(e);
-    fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify({ edge: results.edge }, null, 2)}\n\n${edgeMarkdown(e).join("\n")}`);
+    writeField("edge", edgeSummary(e), edgeMarkdown(e));
 }

@@ -1,7 +1,9 @@
 // Report helpers of the benchmark: progress on stderr, the machine and tool versions, and the
 // data-plane section of results.md.
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import { PREVIOUS_DESIGN_COMMIT, stats, type BigResult, type OverloadRun } from "./dataplane";
 import { LOAD_SEC } from "./settings";
 
@@ -14,6 +16,18 @@ export function machine(): string {
     const model = (cpus[0]?.model ?? "unknown CPU").replace(/\s+/g, " ").trim();
     const ram = (os.totalmem() / 1024 ** 3).toFixed(1);
     return `${model}, ${cpus.length} cores, ${ram} GiB RAM, ${os.type()} ${os.release()} (${os.arch()})`;
+}
+
+/**
+ * BENCH_ONLY=<field>: writes one measure's summary as `field` of results.json (the other fields
+ * kept), and prints it with its Markdown section.
+ */
+export function writeField(field: string, summary: unknown, markdown: string[]): void {
+    const file = path.join(__dirname, "results.json");
+    const results = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
+    results[field] = summary;
+    fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ [field]: summary }, null, 2)}\n\n${markdown.join("\n")}`);
 }
 
 /** First line of `<bin> <args>` (version strings for the report). */

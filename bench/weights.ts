@@ -3,11 +3,9 @@
 // counted by the version hello.py names in each answer. Reports the observed shares, their
 // deviation from the weights, how long the change took to run, and whether it reloaded HAProxy.
 // BENCH_ONLY=weights runs only this measure (weightsOnly) and updates the `weights` field of results.json.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Harness } from "../test/controlplane/harness";
 import { helloVersion, sample, setWeights, waitForSplit } from "../test/controlplane/harness/traffic";
-import { log, machine } from "./report";
+import { log, machine, writeField } from "./report";
 import { WEIGHT_REQUESTS } from "./settings";
 
 const WEIGHTS = { v1: 90, v2: 10 };
@@ -117,9 +115,5 @@ export async function weightsOnly(): Promise<void> {
     log(`machine: ${machine()}`);
     log(`weight split: ${WEIGHTS.v1}/${WEIGHTS.v2} over ${WEIGHT_REQUESTS} requests`);
     const r = await weights();
-    const file = path.join(__dirname, "results.json");
-    const results = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-    results.weights = weightsSummary(r);
-    fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify({ weights: results.weights }, null, 2)}\n\n${weightsMarkdown(r).join("\n")}`);
+    writeField("weights", weightsSummary(r), weightsMarkdown(r));
 }

@@ -15,18 +15,7 @@ import {
 import { addCommand, planChange, type Plan } from "../../components/images/gateway/controller/diff";
 import { renderConfig } from "../../components/images/gateway/controller/render";
 import { FORWARDING_HEADERS } from "../../components/images/gateway/controller/rules";
-
-const SETTINGS: StackSettings = {
-    httpPort: "8080",
-    statsPort: "8936",
-    backendNetworks: "10.1.0.0/16",
-    nodeNetworks: "10.1.0.1/32",
-    trustedProxies: "",
-    ownAddresses: "10.1.0.99",
-    nodePorts: "22 8501",
-    fdLimit: "1048576",
-    maxconnLimit: "",
-};
+import { SETTINGS } from "./gateway-support";
 
 let ids = 0;
 function inst(service: string, address: string, port: number, tags: string[] = ["rest"], id?: string): CatalogService {

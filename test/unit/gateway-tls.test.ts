@@ -18,18 +18,8 @@ import { PLACEHOLDER_NAME, selfSignedCertificate } from "../../components/images
 import { renderConfig } from "../../components/images/gateway/controller/render";
 import { DEFAULT_HSTS_SECONDS, TLS_CIPHERS } from "../../components/images/gateway/controller/rules";
 import { seal } from "../../components/images/gateway/controller/sealed";
+import { SETTINGS } from "./gateway-support";
 
-const SETTINGS: StackSettings = {
-    httpPort: "8080",
-    statsPort: "8936",
-    backendNetworks: "10.1.0.0/16",
-    nodeNetworks: "10.1.0.1/32",
-    trustedProxies: "",
-    ownAddresses: "10.1.0.99",
-    nodePorts: "22 8501",
-    fdLimit: "1048576",
-    maxconnLimit: "",
-};
 const TLS: Partial<StackSettings> = { tlsSource: "provided", httpsPort: "8443", tlsRedirect: "true", hstsSeconds: String(DEFAULT_HSTS_SECONDS) };
 const KEY = randomBytes(32);
 const NOW = Date.now();

@@ -18,6 +18,7 @@ import { diffTables } from "../../plan/diff";
 import { text } from "../../plan/report";
 import { devWith, envOf, evaluate, stackConfig, type Program } from "../support/program";
 import { dev, rejects } from "./config-support";
+import { SETTINGS } from "./gateway-support";
 
 const P = "service-discovery";
 const shop = { name: "shop", build: "components/images/hello" };
@@ -195,17 +196,6 @@ describe("host routes: the program under Pulumi's mocks", () => {
 // ---------------------------------------------------------------------------------------------
 // The gateway
 
-const SETTINGS: StackSettings = {
-    httpPort: "8080",
-    statsPort: "8936",
-    backendNetworks: "10.1.0.0/16",
-    nodeNetworks: "10.1.0.1/32",
-    trustedProxies: "",
-    ownAddresses: "10.1.0.99",
-    nodePorts: "22 8501",
-    fdLimit: "1048576",
-    maxconnLimit: "",
-};
 const inst = (service: string, last: number, tags = ["rest"]): CatalogService => ({
     id: `node1:${service}-${last}:80`,
     service,
