@@ -57,7 +57,9 @@ export async function checkRegistrations(stack: ClusterStack): Promise<void> {
     await stack.registratorsSettled();
     const via = stack.nodes[stack.nodes.length - 1].index;
     for (const { consulName } of routedServices(stack)) {
-        const catalog = await consulJson<any[]>(stack, via, `/v1/catalog/service/${consulName}`);
+        // Entries through the agent of a node no longer in the stack (removed without leaving) are not the stack's registrations.
+        const live = new Set(stack.nodes.map((n) => consulNodeName(n.index)));
+        const catalog = (await consulJson<any[]>(stack, via, `/v1/catalog/service/${consulName}`)).filter((s) => live.has(s.Node));
         const declared = replicasOf(stack, consulName);
         assert.equal(catalog.length, declared.length, `${consulName}: one registration per replica`);
         for (const replica of declared) {
@@ -521,6 +523,9 @@ export async function scale(stack: ClusterStack, to: number): Promise<ScaleRun> 
             checked += Object.keys(before[i]).length;
             changedElsewhere[i] = snapshotChanges(before[i], after);
         }
+        // How Consul remembers the node: its member status (1 alive, 3 left, 4 failed) and what its catalog entry still holds.
+        const memberStatus = (await members(stack, 1)).find((m) => m.Name === consulNodeName(node))?.Status ?? 0;
+        const catalogNode = await consulJson<{ Services?: Record<string, unknown> } | null>(stack, 1, `/v1/catalog/node/${consulNodeName(node)}`);
         const nodeContainers = (await stack.cluster.node(node).docker.request<any[]>("GET", "/containers/json?all=1")).map((c) => String(c.Names[0]).slice(1));
         const figures = {
             scenario: out ? ("scale-out" as const) : ("scale-in" as const),
@@ -531,6 +536,8 @@ export async function scale(stack: ClusterStack, to: number): Promise<ScaleRun> 
             rotationSeconds: rotation,
             memberSeconds,
             containersOnNode: nodeContainers.length,
+            memberStatus,
+            catalogServicesOfNode: Object.keys(catalogNode?.Services ?? {}).length,
             containersCheckedElsewhere: checked,
             containersChangedElsewhere: Object.values(changedElsewhere).reduce((n, c) => n + c.length, 0),
             gatewayRestarts: restarts(starts, await gatewayStarts(stack)),
