@@ -6,7 +6,9 @@
 // and bench/results.md, and the charts of docs/performance.md into docs/images/ (bench/charts.ts).
 // BENCH_ONLY=drain runs only the rolling replace and updates the `drain` field of results.json;
 // BENCH_ONLY=weights the weight-split accuracy (bench/weights.ts) and its `weights` field;
-// BENCH_ONLY=edge HTTPS next to HTTP and the certificates (bench/edge.ts), and its `edge` field.
+// BENCH_ONLY=edge HTTPS next to HTTP and the certificates (bench/edge.ts), and its `edge` field;
+// BENCH_ONLY=cluster the cluster scenarios of test/cluster (bench/cluster.ts), and its `cluster` field
+// (only then: they take minutes and need root).
 // This file runs the measures and writes the results; the measures are in the modules beside it,
 // their sizes in settings.ts.
 import * as fs from "node:fs";
@@ -29,6 +31,7 @@ import {
     type BigResult,
     type OverloadRun,
 } from "./dataplane";
+import { clusterOnly } from "./cluster";
 import { drain, drainMarkdown, drainOnly, drainSummary } from "./drain";
 import { edge, edgeMarkdown, edgeOnly, edgeSummary } from "./edge";
 import { weights, weightsMarkdown, weightsOnly, weightsSummary } from "./weights";
@@ -48,13 +51,21 @@ import {
     TRIALS,
 } from "./settings";
 
+/** The `cluster` field of an earlier results.json (BENCH_ONLY=cluster), which a full run does not measure. */
+function keptCluster(file: string): { cluster?: unknown } {
+    if (!fs.existsSync(file)) return {};
+    const previous = JSON.parse(fs.readFileSync(file, "utf8")) as { cluster?: unknown };
+    return previous.cluster === undefined ? {} : { cluster: previous.cluster };
+}
+
 async function main(): Promise<void> {
     const only = process.env.BENCH_ONLY;
     if (only !== undefined && only !== "") {
         if (only === "drain") return drainOnly();
         if (only === "weights") return weightsOnly();
         if (only === "edge") return edgeOnly();
-        throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain, weights or edge, or unset for every measure`);
+        if (only === "cluster") return clusterOnly();
+        throw new Error(`BENCH_ONLY: ${JSON.stringify(only)} is not allowed; expected drain, weights, edge or cluster, or unset for every measure`);
     }
     const started = new Date();
     log(`machine: ${machine()}`);
@@ -250,6 +261,8 @@ async function main(): Promise<void> {
         drain: drainSummary(dr),
         weights: weightsSummary(wt),
         edge: edgeSummary(ed),
+        // Measured only by BENCH_ONLY=cluster: the last such run's figures are kept.
+        ...keptCluster(path.join(__dirname, "results.json")),
     };
     const here = __dirname;
     fs.writeFileSync(path.join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);

@@ -54,8 +54,9 @@ export class ClusterApplier {
         for (const a of this.all()) a.beginEvaluation();
     }
 
+    /** The nodes' appliers first: what a node no longer declared uses (its agent's ACL token) goes after it. */
     async endEvaluation(): Promise<void> {
-        for (const a of this.all()) await a.endEvaluation();
+        for (const a of [...this.nodes.values(), this.control]) await a.endEvaluation();
     }
 
     /** The applier of the node a provider reference names; undefined for no provider. */

@@ -24,6 +24,8 @@ export const DEFAULT_SERVICES = [
 export interface ClusterStackOptions {
     /** Number of nodes (engines); default 3. */
     nodes?: number;
+    /** How many of them the stack config's `hosts` lists (the first ones); default all. The rest wait for a scale-out. */
+    hosts?: number;
     /** 1-based nodes that run a gateway; default [1, 2]. */
     edgeNodes?: number[];
     services?: unknown[];
@@ -41,6 +43,11 @@ export interface ClusterOutputs {
     nodes: { name: string; address: string; consulServer: boolean }[];
 }
 
+/** The stack config's `hosts` entries of these engines. */
+function hostsOf(nodes: ClusterNode[]): { name: string; host: string; address: string; certPath: string }[] {
+    return nodes.map((n) => ({ name: n.name, host: n.host, address: n.address, certPath: n.certPath }));
+}
+
 /** Pulumi's flattening of a stack file's values: strings as they are, anything else as JSON. */
 function flatten(config: Record<string, unknown>): Record<string, string> {
     return Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
@@ -55,8 +62,8 @@ export class ClusterStack {
         readonly cluster: Cluster,
         readonly images: ImageShop,
         readonly applier: ClusterApplier,
-        /** The stack config, as `pulumi config` holds it. */
-        readonly config: Record<string, string>,
+        /** The stack config, as `pulumi config` holds it (the last applied). */
+        public config: Record<string, string>,
         readonly edgeNodes: number[],
     ) {}
 
@@ -78,7 +85,7 @@ export class ClusterStack {
             const t2 = Date.now();
             const config = flatten({
                 target: "hosts",
-                hosts: cluster.nodes.map((n) => ({ name: n.name, host: n.host, address: n.address, certPath: n.certPath })),
+                hosts: hostsOf(cluster.nodes.slice(0, options.hosts ?? count)),
                 edgeNodes,
                 // Image builds run their RUN steps on the builder, which reaches the Debian mirror on the host network.
                 buildNetwork: "host",
@@ -159,8 +166,24 @@ export class ClusterStack {
         this.outputs = done.outputs as unknown as ClusterOutputs;
     }
 
+    /** The nodes the stack config's `hosts` lists now (the cluster may have more engines). */
     get nodes(): ClusterNode[] {
-        return this.cluster.nodes;
+        const hosts = new Set((this.configValue("hosts") as { name: string }[]).map((h) => h.name));
+        return this.cluster.nodes.filter((n) => hosts.has(n.name));
+    }
+
+    /**
+     * `pulumi up` with the first `hosts` engines in the stack config's `hosts` (and `services`, when
+     * given): a scale out or in. The config is kept for the next apply.
+     */
+    async scaleTo(hosts: number, services?: unknown[]): Promise<void> {
+        if (hosts < 1 || hosts > this.cluster.nodes.length) throw new Error(`scaleTo(${hosts}): the cluster has ${this.cluster.nodes.length} engines`);
+        const config = {
+            ...this.config,
+            ...flatten({ hosts: hostsOf(this.cluster.nodes.slice(0, hosts)), ...(services ? { services } : {}) }),
+        };
+        await this.apply(config);
+        this.config = config;
     }
 
     node(index: number): ClusterNode {

@@ -13,7 +13,8 @@
 // are, changed consul.Keys are updated in place, a container whose inputs changed is replaced
 // as the engine replaces it (see replaceDeclared) or updated in place when only inputs the
 // provider updates changed, a pulled image whose name changed is pulled again, a local command
-// whose inputs changed is run again (see rerunCommand); any other change fails loudly.
+// whose inputs changed is run again (see rerunCommand); any other change fails loudly. A resource
+// no longer declared is deleted when the evaluation ends (deleteDeclared), dependents first.
 // The order is the engine's: the program registers a resource once everything it depends on
 // (inputs and dependsOn) is done, so the applier sees it then, and replaces it right away, as the
 // engine's step executor does (https://www.pulumi.com/docs/iac/concepts/options/deletebeforereplace/:
@@ -91,6 +92,8 @@ export class Applier implements ApplierScope {
     readonly replacements: Replacement[] = [];
     /** Every run of a local command, in the order they began (ms since the epoch). */
     readonly commandRuns: { resource: string; evaluation: number; started: number; finished?: number }[] = [];
+    /** Keys of the resources deleted because an evaluation no longer declared them, in the order they went. */
+    readonly deleted: { resource: string; evaluation: number; at: number }[] = [];
     /** Deletions remove containers with force at once, as if destroyGraceSeconds were not declared (a control for the drain). */
     ignoreDestroyGrace = false;
     /** Old containers of create-before-delete replacements: deleted once the evaluation is done. */
@@ -125,9 +128,64 @@ export class Applier implements ApplierScope {
         );
         const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`${pending[i].replacement.old}: ${(r.reason as Error).message}`] : []));
         if (failed.length > 0) throw new Error(`deleting replaced containers failed: ${failed.join("; ")}`);
-        const gone = [...this.state.keys()].filter((k) => !this.seen.has(k));
-        if (gone.length > 0)
-            throw new Error(`evaluation ${this.evaluation} no longer declares ${gone.join(", ")}; deleting resources is not implemented by the e2e applier`);
+        // What the program no longer declares (a node removed from `hosts`), deleted as the engine ends
+        // an update: dependents first. The state holds resources in the order they were done, each
+        // after what it depends on, so the reverse order deletes dependents first.
+        const gone = [...this.state.keys()].filter((k) => !this.seen.has(k)).reverse();
+        for (const key of gone) await this.deleteDeclared(key);
+    }
+
+    /**
+     * A resource the program no longer declares, deleted as its provider deletes it: a container
+     * stopped with its destroy grace and removed (an emulated Registrator stopped), a network or
+     * volume removed, an ACL token deleted in Consul; an image pulled with keepLocally stays; what
+     * lives only in the state (providers, keys, certificates, random values, local commands without
+     * a delete command, components) is forgotten. Any other type fails loudly.
+     */
+    private async deleteDeclared(key: string): Promise<void> {
+        const r = this.state.get(key)!;
+        const where = `${r.type} ${r.name}`;
+        switch (r.type) {
+            case CONTAINER: {
+                const i = this.emulated.indexOf(r.inputs.name);
+                if (i >= 0) {
+                    // What it saw before it goes (the engine's events of the containers deleted before it) is handled first.
+                    await this.registrator?.settle();
+                    await this.registrator?.stop();
+                    this.registrator = undefined;
+                    this.registratorEngine = undefined;
+                    this.emulated.splice(i, 1);
+                    this.containers.delete(r.inputs.name);
+                } else {
+                    await deleteContainer(this, r.inputs, { ignoreGrace: this.ignoreDestroyGrace });
+                }
+                break;
+            }
+            case "docker:index/network:Network":
+            case "docker:index/volume:Volume": {
+                const kind = r.type === "docker:index/network:Network" ? "network" : "volume";
+                await this.docker.request("DELETE", `/${kind}s/${encodeURIComponent(r.inputs.name)}`);
+                const i = this.created.findIndex((c) => c.kind === kind && c.name === r.inputs.name);
+                if (i >= 0) this.created.splice(i, 1);
+                break;
+            }
+            case "docker:index/remoteImage:RemoteImage":
+                if (r.inputs.keepLocally !== true)
+                    throw new Error(`${where}: deleting a pulled image without keepLocally is not implemented by the e2e applier`);
+                break;
+            case "consul:index/aclToken:AclToken":
+                await secure.deleteAclToken(this.consulProvider(where, r.provider ?? ""), r.id);
+                break;
+            case COMMAND:
+                if (r.inputs.delete !== undefined) throw new Error(`${where}: a delete command is not run by the e2e applier`);
+                break;
+            default:
+                if (!/^(pulumi:providers:|service-discovery:|tls:|random:|docker-build:)/.test(r.type))
+                    throw new Error(`${where}: no longer declared; deleting a ${r.type} is not implemented by the e2e applier`);
+                if (r.type.startsWith("pulumi:providers:")) this.providers.delete(r.id);
+        }
+        this.state.delete(key);
+        this.deleted.push({ resource: key, evaluation: this.evaluation, at: Date.now() });
     }
 
     async apply(
@@ -169,7 +227,7 @@ export class Applier implements ApplierScope {
         } else {
             result = await this.create(type, name, where, inputs, providerRef);
         }
-        this.state.set(key, { type, name, id: result.id, inputsKey, inputs, outputs: result.outputs });
+        this.state.set(key, { type, name, id: result.id, inputsKey, inputs, outputs: result.outputs, provider: providerRef });
         return result;
     }
 

@@ -12,6 +12,8 @@ export interface Applied {
     inputsKey: string;
     inputs: Obj;
     outputs: Obj;
+    /** The provider reference it was applied with ("" for none): what deleting it goes through. */
+    provider?: string;
 }
 
 export interface ApplierOptions {

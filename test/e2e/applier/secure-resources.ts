@@ -80,6 +80,11 @@ export async function aclToken(p: ConsulProviderInputs, inputs: Obj): Promise<{ 
     return { id: created.AccessorID, outputs: { accessorId: created.AccessorID } };
 }
 
+/** consul_acl_token deleted (a node the program no longer declares): by its accessor ID, as the provider deletes it. */
+export async function deleteAclToken(p: ConsulProviderInputs, accessorId: string): Promise<void> {
+    await consulRequest(p, "DELETE", `/v1/acl/token/${encodeURIComponent(accessorId)}`);
+}
+
 /** consul_acl_token_policy_attachment: adds a policy to an existing token (the anonymous one). */
 export async function aclTokenPolicyAttachment(p: ConsulProviderInputs, inputs: Obj): Promise<{ id: string; outputs: Obj }> {
     const token = JSON.parse(await consulRequest(p, "GET", `/v1/acl/token/${inputs.tokenId}`));
