@@ -39,6 +39,9 @@ export interface ConsulClusterArgs {
     readonly tls: ConsulTls;
 }
 
+/** How long `docker stop` waits for a Consul agent before SIGKILL when the stack removes or replaces it. */
+export const CONSUL_STOP_GRACE_SECONDS = 15;
+
 export class ConsulCluster extends pulumi.ComponentResource {
     public readonly servers: number;
     /** HTTPS address of the node-local agent for containers on any node's network. */
@@ -161,6 +164,12 @@ export class ConsulCluster extends pulumi.ComponentResource {
                     ],
                     networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
                     restart: "unless-stopped",
+                    // Stopped (SIGTERM) before it is removed, not killed: a client agent then leaves the
+                    // cluster (Consul's leave_on_terminate, on for clients), so a node taken out of the
+                    // stack is "left" with its services deregistered, not a failed member whose
+                    // registrations stay until Consul reaps it (72 h); a server shuts down cleanly and,
+                    // not leaving (off for servers), keeps its raft seat for its replacement.
+                    destroyGraceSeconds: CONSUL_STOP_GRACE_SECONDS,
                     ...LOG_LIMITS,
                     healthcheck: {
                         // Healthy once the agent sees a cluster with a leader: `consul info` passes

@@ -8,8 +8,9 @@
 // The steps are harness/scenarios.ts `scale` (the benchmark records their figures: bench/cluster.ts).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { eventually } from "../e2e/harness/stack";
 import { skipReason } from "./harness/engines";
-import { ALIVE, consulJson, consulNodeName, converged, leaderSeenBy, members, replicasOf } from "./harness/observe";
+import { ALIVE, LEFT, consulJson, consulNodeName, converged, leaderSeenBy, members, replicasOf } from "./harness/observe";
 import { checkRegistrations, checkRoutes, onePerNode, scale, type ScaleRun } from "./harness/scenarios";
 import { CLUSTER_STACK, ClusterStack } from "./harness/stack";
 
@@ -103,9 +104,14 @@ describe("scaling a stack of the hosts target (stack cluster): 3 -> 4 -> 5 -> 4 
             assert.ok(f.memberSeconds !== undefined, "node 5's agent is no longer a live member");
             const node5 = (await members(stack, 1)).find((m) => m.Name === consulNodeName(5));
             assert.notEqual(node5?.Status, ALIVE, `node 5's agent is gone (${JSON.stringify(node5?.Status)})`);
-            // Nothing of node 5 passes Consul's checks: no gateway may route to it. (Its agent is removed
-            // without leaving, so Consul keeps it as a failed member, with what its catalog entry held,
-            // until it reaps it: figures memberStatus and catalogServicesOfNode.)
+            // Its agent was stopped, not killed (destroyGraceSeconds): it left the cluster, and Consul
+            // deregistered the node and what it held, instead of keeping a failed member for 72 h.
+            assert.equal(f.memberStatus, LEFT, `node 5's agent left (member status ${f.memberStatus}: 1 alive, 3 left, 4 failed)`);
+            await eventually(
+                "node 5 gone from Consul's catalog",
+                async () => ((await consulJson<unknown>(stack, 1, `/v1/catalog/node/${consulNodeName(5)}`)) === null ? true : undefined),
+                30_000,
+            );
             const passing = await consulJson<any[]>(stack, 1, "/v1/health/service/hello-v1?passing");
             assert.deepEqual(passing.map((s) => s.Node.Node).sort(), [1, 2, 3, 4].map(consulNodeName));
             await checkRoutes(stack);

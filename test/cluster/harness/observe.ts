@@ -57,6 +57,7 @@ export interface Member {
     Tags: Record<string, string>;
 }
 export const ALIVE = 1;
+export const LEFT = 3;
 export const FAILED = 4;
 
 export function members(stack: ClusterStack, via: number): Promise<Member[]> {
