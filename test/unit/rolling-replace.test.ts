@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
+import { CONSUL_STOP_GRACE_SECONDS } from "../../components/consul";
 import { SERVER_READY_SCRIPT } from "../../components/consul-agent-config";
 import { LOG_LIMITS } from "../../components/container-defaults";
 import { replicaGeneration, type ReplicaReplaceInputs } from "../../components/service";
@@ -311,6 +312,8 @@ describe("rolling replace: the Consul servers, one at a time", () => {
                 // Not for gates further back either: only the one before (the chain orders the rest).
                 for (let j = 1; j < i - 1; j++) assert.ok(!dependsOn(agent, gateOf(p, j)), `server ${i} does not name gate ${j}`);
             }
+            // Every agent is stopped before it is removed: a client leaves the cluster, a server shuts down cleanly.
+            for (let i = 1; i <= nodes; i++) assert.equal(agentOf(p, i).inputs.destroyGraceSeconds, CONSUL_STOP_GRACE_SECONDS, `agent ${i}'s stop grace`);
             for (let i = servers + 1; i <= nodes; i++) {
                 assert.ok(dependsOn(agentOf(p, i), gateOf(p, servers)), `client agent ${i} waits for the last server's gate`);
                 assert.equal(agentOf(p, i).inputs.wait, true, `client agent ${i} waits for a healthy agent`);
