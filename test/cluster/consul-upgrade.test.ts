@@ -10,29 +10,19 @@
 // nothing but the Consul agents replaced. The scenario is harness/upgrade.ts (the benchmark runs it
 // too: bench/cluster.ts); its figures in one `[cluster] figures` line.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { skipReason } from "./harness/engines";
 import { consulJson, consulNodeName, converged } from "./harness/observe";
 import { CLUSTER_STACK, ClusterStack } from "./harness/stack";
+import { clusterForSuite } from "./harness/suite";
 import { consulUpgrade, leaderOf } from "./harness/upgrade";
 
 describe("a Consul upgrade through the program (stack cluster): the servers replaced one at a time", { skip: skipReason() }, () => {
+    const up = clusterForSuite();
     let stack: ClusterStack;
-
-    before(
-        async () => {
-            stack = await ClusterStack.up();
-            await converged(stack);
-        },
-        { timeout: 20 * 60_000 },
-    );
-
-    after(
-        async () => {
-            await stack?.down();
-        },
-        { timeout: 5 * 60_000 },
-    );
+    before(() => {
+        stack = up();
+    });
 
     test(
         "pulumi up with a new consul.image: one server at a time behind its gate, a leader throughout, nothing lost, the gateways serving",

@@ -7,12 +7,13 @@
 // its restart count (docker inspect before and after), no request fails, no gateway restarts.
 // The steps are harness/scenarios.ts `scale` (the benchmark records their figures: bench/cluster.ts).
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { eventually } from "../e2e/harness/stack";
 import { skipReason } from "./harness/engines";
-import { ALIVE, LEFT, consulJson, consulNodeName, converged, leaderSeenBy, members, replicasOf } from "./harness/observe";
+import { ALIVE, LEFT, consulJson, consulNodeName, leaderSeenBy, members, replicasOf } from "./harness/observe";
 import { checkRegistrations, checkRoutes, onePerNode, scale, type ScaleRun } from "./harness/scenarios";
 import { CLUSTER_STACK, ClusterStack } from "./harness/stack";
+import { clusterForSuite } from "./harness/suite";
 
 /** What every scale step must show: the other nodes untouched, nothing failed, no gateway restarted. */
 function assertOnlyThatNode(run: ScaleRun): void {
@@ -25,22 +26,11 @@ function assertOnlyThatNode(run: ScaleRun): void {
 }
 
 describe("scaling a stack of the hosts target (stack cluster): 3 -> 4 -> 5 -> 4 nodes, only that node changes", { skip: skipReason() }, () => {
+    const up = clusterForSuite({ nodes: 5, hosts: 3, services: onePerNode(3) });
     let stack: ClusterStack;
-
-    before(
-        async () => {
-            stack = await ClusterStack.up({ nodes: 5, hosts: 3, services: onePerNode(3) });
-            await converged(stack);
-        },
-        { timeout: 20 * 60_000 },
-    );
-
-    after(
-        async () => {
-            await stack?.down();
-        },
-        { timeout: 5 * 60_000 },
-    );
+    before(() => {
+        stack = up();
+    });
 
     test(
         "scale out 3 -> 4: node 4 gets its agent, Registrator and replica; nothing on nodes 1-3 is replaced or restarted",

@@ -16,32 +16,22 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { httpRequest } from "../support/http";
 import { Docker } from "../e2e/harness/docker";
 import { skipReason } from "./harness/engines";
 import * as network from "./harness/network";
-import { ALIVE, consul, consulJson, consulNodeName, converged, leaderSeenBy, members, round } from "./harness/observe";
+import { ALIVE, consul, consulJson, consulNodeName, leaderSeenBy, members, round } from "./harness/observe";
 import { checkRegistrations, checkRoutes, leaderLoss, nodeLoss, partition } from "./harness/scenarios";
 import { ClusterStack } from "./harness/stack";
+import { clusterForSuite } from "./harness/suite";
 
 describe("a 3-node stack of the hosts target (stack cluster): three engines over TLS, three Consul servers, two edge gateways", { skip: skipReason() }, () => {
+    const up = clusterForSuite();
     let stack: ClusterStack;
-
-    before(
-        async () => {
-            stack = await ClusterStack.up();
-            await converged(stack);
-        },
-        { timeout: 20 * 60_000 },
-    );
-
-    after(
-        async () => {
-            await stack?.down();
-        },
-        { timeout: 5 * 60_000 },
-    );
+    before(() => {
+        stack = up();
+    });
 
     test("the engines are reached as the stack config says: tcp://<address>:2376, TLS with the client certificate of certPath, nothing else", async () => {
         const hosts = stack.configValue("hosts") as { name: string; host: string; address: string; certPath: string }[];

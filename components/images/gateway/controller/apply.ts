@@ -321,25 +321,38 @@ export class Applier {
                 answers++;
             }
         }
-        let got: string[];
-        try {
-            got = await this.o.api.run(cmds.map((c) => c.cmd));
-        } catch (err) {
-            return (err as Error).message;
-        }
-        for (let i = 0; i < cmds.length; i++) {
-            const a = (got[i] ?? "").trim();
-            if (!cmds[i]!.expect.test(a)) {
-                const cmd = cmds[i]!.cmd.split("\n")[0]!;
-                // A transaction left open would block the next one on that file.
-                if (cmd.startsWith("set ssl cert ")) await this.o.api.run([`abort ssl cert ${cmd.slice("set ssl cert ".length, -3)}`]).catch(() => undefined);
-                return `${cmd}: ${a.replace(/\n/g, " ")}`;
-            }
+        const failed = await this.runExpecting(cmds);
+        if (failed !== undefined) {
+            // A transaction left open would block the next one on that file.
+            if (failed.cmd?.startsWith("set ssl cert "))
+                await this.o.api.run([`abort ssl cert ${failed.cmd.slice("set ssl cert ".length, -3)}`]).catch(() => undefined);
+            return failed.error;
         }
         if (changed.length > 0) this.o.metrics.certificateChanges += changed.length;
         this.o.log(
             `gateway: runtime API: ${[...(changed.length > 0 ? [`certificate(s) ${changed.join(", ")} installed`] : []), ...(answers > 0 ? [`${answers} ACME answer(s) changed`] : [])].join(", ")}, no reload (${Math.round(performance.now() - started)} ms)`,
         );
+        return undefined;
+    }
+
+    /**
+     * Runs runtime API commands in one go; the first whose answer is not what it expects, as the
+     * error to report (the command's first line and the answer) and that command, or undefined.
+     */
+    private async runExpecting(cmds: readonly { cmd: string; expect: RegExp }[]): Promise<{ error: string; cmd?: string } | undefined> {
+        let got: string[];
+        try {
+            got = await this.o.api.run(cmds.map((c) => c.cmd));
+        } catch (err) {
+            return { error: (err as Error).message };
+        }
+        for (let i = 0; i < cmds.length; i++) {
+            const a = (got[i] ?? "").trim();
+            if (!cmds[i]!.expect.test(a)) {
+                const cmd = cmds[i]!.cmd.split("\n")[0]!;
+                return { error: `${cmd}: ${a.replace(/\n/g, " ")}`, cmd };
+            }
+        }
         return undefined;
     }
 
@@ -354,16 +367,8 @@ export class Applier {
             cmds.push({ cmd: `del map ${map} ${o.host}`, expect: /^$|Key not found/ });
             if (o.op === "host") cmds.push({ cmd: `add map ${map} ${o.host} ${o.backend}`, expect: /^$/ });
         }
-        let got: string[];
-        try {
-            got = await this.o.api.run(cmds.map((c) => c.cmd));
-        } catch (err) {
-            return (err as Error).message;
-        }
-        for (let i = 0; i < cmds.length; i++) {
-            const a = (got[i] ?? "").trim();
-            if (!cmds[i]!.expect.test(a)) return `${cmds[i]!.cmd}: ${a.replace(/\n/g, " ")}`;
-        }
+        const failed = await this.runExpecting(cmds);
+        if (failed !== undefined) return failed.error;
         const added = ops.filter((o) => o.op === "host").length;
         this.o.log(`gateway: runtime API: host routes: ${added} set, ${ops.length - added} removed, no reload (${Math.round(performance.now() - started)} ms)`);
         return undefined;
