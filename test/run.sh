@@ -34,9 +34,35 @@ tools_t0=$SECONDS
 setsid bash test/tools/install.sh &
 tools_pid=$!
 
-phase "types" npm run -s typecheck
-phase "format" npm run -s format:check
-phase "workflows" npm run -s lint:workflows
+# The three static checks at once (each is one process on one core), each one's output shown
+# whole when it ends; the first that failed fails the phase, after all three have ended.
+static_checks() {
+    local dir names=(types format workflows) cmds=(typecheck format:check lint:workflows) pids=() i status=0 s
+    dir="$(mktemp -d)"
+    for i in "${!names[@]}"; do
+        (
+            t0=$SECONDS
+            s=0
+            npm run -s "${cmds[$i]}" >"$dir/$i.out" 2>&1 || s=$?
+            echo "$((SECONDS - t0))" >"$dir/$i.time"
+            exit "$s"
+        ) &
+        pids+=($!)
+    done
+    for i in "${!names[@]}"; do
+        s=0
+        wait "${pids[$i]}" || s=$?
+        echo "[test] ${names[$i]} (npm run ${cmds[$i]}): $([ "$s" -eq 0 ] && echo passed || echo "FAILED (exit $s)")"
+        sed 's/^/    /' "$dir/$i.out"
+        static_times+=("  ${names[$i]}" "$(cat "$dir/$i.time")")
+        [ "$status" -ne 0 ] || status=$s
+    done
+    rm -rf "$dir"
+    return "$status"
+}
+static_times=()
+phase "types, format, workflows" static_checks
+for ((i = 0; i < ${#static_times[@]}; i += 2)); do record "${static_times[$i]}" "${static_times[$((i + 1))]}"; done
 phase "unit and graph" npm run -s test:unit
 
 echo "[test] waiting for the tools (test/tools/install.sh)"
@@ -48,5 +74,6 @@ record "tools (background)" $((SECONDS - tools_t0))
 record "  of which waited for" $((SECONDS - wait_t0))
 [ "$status" -eq 0 ] || { echo "[test] test/tools/install.sh failed (exit $status)" >&2; exit "$status"; }
 
-phase "control plane" node --import tsx --test --test-concurrency=1 test/controlplane/*.test.ts
+# The control-plane files run as two streams at once (test/run-controlplane.sh says how).
+phase "control plane" bash test/run-controlplane.sh
 phase "docker" node --import tsx --test --test-concurrency=1 test/e2e/*.test.ts

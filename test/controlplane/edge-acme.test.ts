@@ -14,9 +14,9 @@ import { presented, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
 import { startWrk } from "./harness/traffic";
 
 const HOST = "app.test";
-/** Pebble's certificates live 90 s and are renewed 60 s before they expire: a renewal every ~30 s. */
-const VALIDITY_SECONDS = 90;
-const RENEW_BEFORE_SECONDS = 60;
+/** Pebble's certificates live 60 s and are renewed 45 s before they expire: a renewal every ~15 s. */
+const VALIDITY_SECONDS = 60;
+const RENEW_BEFORE_SECONDS = 45;
 /** Where Pebble reaches each gateway (forwarded to its HTTP port). */
 const ADDRESSES: Record<string, string> = { "gw-a": "127.0.0.10", "gw-b": "127.0.0.11" };
 

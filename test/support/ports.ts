@@ -30,7 +30,24 @@ function udpFree(port: number): Promise<boolean> {
  * hands out for port 0 is also one it may give the next outgoing connection — the tests open
  * thousands (health checks, wrk) — before the process it was meant for binds it.
  */
-const RANGE = { from: 20000, to: 32767 } as const;
+const FULL = { from: 20000, to: 32767 } as const;
+
+/**
+ * Test files that run at the same time in separate processes (test/run.sh runs the control-plane
+ * files as two streams) each take a slice of the range, so two never pick the same port before
+ * either binds it: SD_TEST_PORT_SLICE=<i>/<n> (0 <= i < n) gives slice i of n; unset, the whole range.
+ */
+export function portRange(slice: string | undefined): { from: number; to: number } {
+    if (slice === undefined || slice === "") return FULL;
+    const m = /^(\d+)\/(\d+)$/.exec(slice);
+    const i = Number(m?.[1]);
+    const n = Number(m?.[2]);
+    if (!m || n < 1 || n > 16 || i >= n) throw new Error(`SD_TEST_PORT_SLICE=${slice} is not allowed; expected <i>/<n> with 0 <= i < n <= 16, such as 0/2`);
+    const size = Math.floor((FULL.to - FULL.from + 1) / n);
+    return { from: FULL.from + i * size, to: FULL.from + (i + 1) * size - 1 };
+}
+
+const RANGE = portRange(process.env.SD_TEST_PORT_SLICE);
 
 /** A free port on 127.0.0.1, outside the ephemeral range, distinct from every one handed out before; `udp` also checks the UDP port. */
 export async function freePort(udp = false): Promise<number> {

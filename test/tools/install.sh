@@ -5,6 +5,7 @@
 #                    the gateway's certificates are ordered from it in the control-plane tests
 #   consul-template  built from its Go module (test/tools/consul-template/go.mod), with --bench only:
 #                    the benchmark runs the previous design of the gateway beside the controller
+#   actionlint       built from its Go module by test/tools/actionlint.sh (npm test's workflow check)
 #   haproxy, wrk     distribution packages (on Debian bookworm HAProxy 2.6 LTS, the package the gateway image installs)
 #   postgresql       distribution packages (server and psql: the TCP service of the traffic tests)
 # Binaries are cached under ${XDG_CACHE_HOME:-~/.cache}/service-discovery/<tool>-<version>/ and
@@ -98,6 +99,9 @@ build_go_tool() { # name, version, module dir, package
     rm -rf "$out" && mv "$out.tmp" "$out"
     log "built $name $version in $(since "$start")"
 }
+# actionlint first (seconds; its own lock: npm test's workflow check waits for this build instead
+# of making a second), then Consul (minutes).
+bash "$root/test/tools/actionlint.sh" --build-only
 # One build at a time: a second install.sh (npm test after .ci/run's early --go-only start) waits
 # here for the first, then finds the binaries built.
 exec 9>"$cache/.go-build.lock"
