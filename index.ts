@@ -125,7 +125,9 @@ export const serviceUrls = pulumi.all(
 /** Each tcp service's listener on the first edge node's gateway (host:listenPort), by Consul service name. */
 export const tcpEndpoints = pulumi.all(
     Object.fromEntries(
-        settings.services.flatMap((s) => (s.protocol === "tcp" ? [[s.consulName, pulumi.interpolate`${gateways[0].host}:${s.listenPort}`]] : [])),
+        settings.services.flatMap((s) =>
+            s.protocol === "tcp" && s.listenPort !== undefined ? [[s.consulName, pulumi.interpolate`${gateways[0].host}:${s.listenPort}`]] : [],
+        ),
     ),
 );
 export const statsUrl = gateways[0].statsUrl;

@@ -8,7 +8,8 @@
 // (services/<consul name>/listen), a version's weight in the split of its unversioned path
 // (services/<consul name>/weight), the instances in maintenance (services/<consul name>/maintenance),
 // a sticky split (routes/<name>/sticky), a service's own budgets (services/<consul name>/maxconn,
-// /rate, /idle-timeout) and the host names it is routed by (services/<consul name>/hosts). Routes
+// /rate, /idle-timeout), the host names it is routed by (services/<consul name>/hosts) and a tcp
+// service's TLS host names passed through by SNI on the HTTPS port (services/<consul name>/sni). Routes
 // belong to declared replicas (docs/security.md): each declared service's replica names
 // (services/<consul name>/replicas), the only containers whose instances of it are routed, and
 // whether services the stack does not declare are routed (routing/undeclared).
@@ -40,9 +41,11 @@ export function serviceCheckKey(consulName: string): string {
 export function serviceKeys(services: readonly ServiceSettings[]): { path: string; value: string; delete: true }[] {
     const key = (path: string, value: string) => ({ path: `${KV_PREFIX}/${path}`, value, delete: true as const });
     const keys = services.flatMap((s) => [
-        s.protocol === "tcp"
-            ? key(KV_KEYS.service(s.consulName, "listen"), String(s.listenPort))
-            : { path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true as const },
+        ...(s.protocol === "tcp"
+            ? s.listenPort !== undefined
+                ? [key(KV_KEYS.service(s.consulName, "listen"), String(s.listenPort))]
+                : []
+            : [{ path: serviceCheckKey(s.consulName), value: s.healthCheckPath, delete: true as const }]),
         // The replicas' names without their generation (components/service.ts): known before
         // `pulumi up`, and the gateway matches a replaced replica's new container by them.
         key(KV_KEYS.service(s.consulName, "replicas"), s.containerNames.join(" ")),
@@ -53,7 +56,8 @@ export function serviceKeys(services: readonly ServiceSettings[]): { path: strin
         ...(s.connectionsPerInstance !== undefined ? [key(KV_KEYS.service(s.consulName, "maxconn"), String(s.connectionsPerInstance))] : []),
         ...(s.requestsPerClient !== undefined ? [key(KV_KEYS.service(s.consulName, "rate"), String(s.requestsPerClient))] : []),
         ...(s.idleTimeout !== undefined ? [key(KV_KEYS.service(s.consulName, "idle-timeout"), s.idleTimeout)] : []),
-        ...(s.hosts.length > 0 ? [key(KV_KEYS.service(s.consulName, "hosts"), s.hosts.join(" "))] : []),
+        // An http service is routed by these names (Host header); a tcp service's TLS is passed through by them (SNI).
+        ...(s.hosts.length > 0 ? [key(KV_KEYS.service(s.consulName, s.protocol === "tcp" ? "sni" : "hosts"), s.hosts.join(" "))] : []),
     ]);
     // Config validation makes every weighted version of a name agree: one key per split.
     const sticky = [...new Set(services.filter((s) => s.weight !== undefined && s.sticky).map((s) => s.name))];

@@ -28,6 +28,13 @@ export function describeHost(e: HostRouteEntry): string {
 
 export const hostRoute = (host: string): string => `host ${host}`;
 
+/** What an SNI route passes TLS through to: `pg (2 replicas), TLS passed through`. */
+export function describeSni(e: HostRouteEntry): string {
+    return `${e.service} (${replicas(e.servers)}${e.drained > 0 ? `, ${e.drained} in maintenance` : ""}), TLS passed through`;
+}
+
+export const sniRoute = (host: string): string => `sni ${host}`;
+
 function httpChanges(before: HttpRouteEntry, after: HttpRouteEntry): string[] {
     const what: string[] = [];
     if (before.service !== after.service) what.push(`now ${after.service} (was ${before.service})`);
@@ -62,6 +69,20 @@ export function diffTables(before: RouteTable, after: RouteTable): RouteChange[]
             if (what.length > 0) changes.push({ kind: "changed", route: hostRoute(e.host), what });
         }
     }
+    // SNI routes: tables of gateways that predate them have none.
+    const oldSni = new Map((before.sni ?? []).map((e) => [e.host, e]));
+    const newSni = new Set((after.sni ?? []).map((e) => e.host));
+    for (const e of after.sni ?? []) {
+        const was = oldSni.get(e.host);
+        if (!was) changes.push({ kind: "added", route: sniRoute(e.host), to: describeSni(e) });
+        else {
+            const what: string[] = [];
+            if (was.service !== e.service) what.push(`now ${e.service} (was ${was.service})`);
+            if (was.servers !== e.servers) what.push(`${replicas(was.servers)} → ${e.servers}`);
+            if (was.drained !== e.drained) what.push(`in maintenance ${was.drained} → ${e.drained}`);
+            if (what.length > 0) changes.push({ kind: "changed", route: sniRoute(e.host), what });
+        }
+    }
     const oldHttp = new Map(before.http.map((e) => [e.prefix, e]));
     const newHttp = new Set(after.http.map((e) => e.prefix));
     for (const e of after.http) {
@@ -86,6 +107,7 @@ export function diffTables(before: RouteTable, after: RouteTable): RouteChange[]
         }
     }
     for (const e of before.hosts ?? []) if (!newHosts.has(e.host)) changes.push({ kind: "removed", route: hostRoute(e.host), from: describeHost(e) });
+    for (const e of before.sni ?? []) if (!newSni.has(e.host)) changes.push({ kind: "removed", route: sniRoute(e.host), from: describeSni(e) });
     for (const e of before.http) if (!newHttp.has(e.prefix)) changes.push({ kind: "removed", route: e.prefix, from: describeHttp(e) });
     for (const e of before.tcp) if (!newTcp.has(e.port)) changes.push({ kind: "removed", route: tcpRoute(e.port), from: describeTcp(e) });
     return changes;

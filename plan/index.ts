@@ -56,8 +56,8 @@ export function plan(
         else if (base.config) {
             const b = stackTable(base.config, stack);
             // A base that was refused compares as empty: everything the head routes is new.
-            baseTable = "table" in b ? b.table : { hosts: [], http: [], tcp: [], notes: [] };
-        } else baseTable = { hosts: [], http: [], tcp: [], notes: [] };
+            baseTable = "table" in b ? b.table : { hosts: [], sni: [], http: [], tcp: [], notes: [] };
+        } else baseTable = { hosts: [], sni: [], http: [], tcp: [], notes: [] };
     }
     if ("error" in h) return { stack, ...(base ? { baseName: base.name } : {}), changes: [], findings: [h.error] };
     return {

@@ -93,6 +93,9 @@ export function modelInput(settings: Settings): ModelInput {
         nodePorts: env.get("GATEWAY_NODE_PORTS") ?? "",
         fdLimit: "1048576",
         maxconnLimit: "",
+        // The HTTPS listener, when the stack has one: a tcp service's hosts are passed through on it.
+        tlsSource: settings.gateway.tls.source,
+        httpsPort: String(settings.gateway.httpsPort),
     };
     return { kv, nodes: [...catalog.values()], settings: stack };
 }

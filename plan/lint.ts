@@ -50,7 +50,7 @@ export function lint(settings: Settings, table: RouteTable, base?: RouteTable, o
     }
 
     // Every declared service has its route.
-    const routed = new Set([...table.http.map((e) => e.service), ...table.tcp.map((e) => e.service)]);
+    const routed = new Set([...table.http.map((e) => e.service), ...table.tcp.map((e) => e.service), ...(table.sni ?? []).map((e) => e.service)]);
     for (const s of settings.services) {
         const split = s.weight !== undefined && table.http.some((e) => e.service === s.name && e.split?.some((v) => `${s.name}-${v.version}` === s.consulName));
         if (routed.has(s.consulName) || split) continue;
@@ -138,5 +138,7 @@ export function lint(settings: Settings, table: RouteTable, base?: RouteTable, o
                 message: `tcp :${t.port} (${t.service}): every replica is in maintenance: new connections are refused until it ends`,
             });
     }
+    for (const e of table.sni ?? [])
+        if (e.servers === 0) findings.push(noReplica(e.service, `sni ${e.host} (${e.service}) has no replica: every connection is refused`));
     return findings;
 }

@@ -1,5 +1,5 @@
 // A plan in words: Markdown for the pull request's comment, plain text for a terminal. Pure.
-import { describeHost, describeHttp, describeTcp, hostRoute, tcpRoute } from "./diff";
+import { describeHost, describeHttp, describeSni, describeTcp, hostRoute, sniRoute, tcpRoute } from "./diff";
 import type { Plan } from "./index";
 
 const SYMBOL = { added: "+", removed: "-", changed: "~" } as const;
@@ -19,6 +19,7 @@ function tableRows(p: Plan): [string, string][] {
         ...p.table.hosts.map((e): [string, string] => [hostRoute(e.host), describeHost(e)]),
         ...p.table.http.map((e): [string, string] => [e.prefix, describeHttp(e)]),
         ...p.table.tcp.map((e): [string, string] => [tcpRoute(e.port), describeTcp(e)]),
+        ...(p.table.sni ?? []).map((e): [string, string] => [sniRoute(e.host), describeSni(e)]),
     ];
 }
 

@@ -396,9 +396,9 @@ function stackHostPorts(c: ParsedConfig): readonly (readonly [string, number])[]
 function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: keyof ParsedService) => boolean): void {
     const key = `${PROJECT}:services[${i}]`;
     const tcp = s.protocol === "tcp";
-    if (tcp && s.listenPort === undefined) {
+    if (tcp && s.listenPort === undefined && s.hosts.length === 0) {
         throw new ConfigError(
-            `${key}.listenPort: missing is not allowed; expected the port the gateway listens on for this tcp service, such as 5432 (required with protocol tcp)`,
+            `${key}.listenPort: missing is not allowed; expected the port the gateway listens on for this tcp service, such as 5432 (required with protocol tcp unless hosts names the TLS host names passed through to it on gateway.httpsPort)`,
         );
     }
     if (!tcp && s.listenPort !== undefined) {
@@ -435,9 +435,9 @@ function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: k
             `${key}.healthCheckPath: ${describe(s.healthCheckPath)} is not allowed; expected no healthCheckPath for protocol tcp (the gateway and Consul check a tcp service by connecting to it)`,
         );
     }
-    if (tcp && s.hosts.length > 0) {
+    if (tcp && s.hosts.length > 0 && c.gateway.tls.source === "none") {
         throw new ConfigError(
-            `${key}.hosts: ${describe(s.hosts)} is not allowed; expected no hosts for protocol tcp (routing a tcp service by host name, SNI with TLS pass-through, is not supported yet: a tcp service has its own listenPort)`,
+            `${key}.hosts: ${describe(s.hosts)} is not allowed; expected no hosts for protocol tcp while gateway.tls.source is none (a tcp service's hosts are TLS host names passed through, by SNI, on the gateway's HTTPS listener: set gateway.tls.source to acme, provided or self-signed, or give the service a listenPort instead)`,
         );
     }
     s.hosts.forEach((host, k) => {
@@ -631,11 +631,12 @@ export const MAX_CERTIFICATE_HOSTS = 100;
 export function certificateHosts(
     source: TlsSource,
     listed: readonly string[] | undefined,
-    services: readonly { readonly hosts: readonly string[] }[],
+    services: readonly { readonly hosts: readonly string[]; readonly protocol?: "http" | "tcp" }[],
 ): readonly string[] {
     if (source !== "acme" && source !== "self-signed") return [];
     if (listed !== undefined) return listed;
-    const declared = [...new Set(services.flatMap((s) => s.hosts))];
+    // A tcp service's hosts are passed through: its own certificate answers them, never the gateway's.
+    const declared = [...new Set(services.flatMap((s) => (s.protocol === "tcp" ? [] : s.hosts)))];
     return source === "self-signed" ? [...new Set(["localhost", ...declared])] : declared;
 }
 
@@ -683,6 +684,13 @@ function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: 
             );
         }
     }
+    (t.hosts ?? []).forEach((host, k) => {
+        const i = c.services.findIndex((s) => s.protocol === "tcp" && s.hosts.includes(host));
+        if (i === -1) return;
+        throw new ConfigError(
+            `${key}.hosts[${k}]: ${describe(host)} is not allowed; expected names of the gateway's own certificate, not a host whose TLS is passed through to a tcp service (${PROJECT}:services[${i}].hosts[${c.services[i]!.hosts.indexOf(host)}]): that service's own certificate answers it`,
+        );
+    });
     const hosts = certificateHosts(t.source, t.hosts, c.services);
     let acme: TlsSettings["acme"];
     if (t.source === "acme") {

@@ -138,12 +138,13 @@ export const serviceSchema = section(
         replicas: intIn(1, 50).default(1),
         healthCheckPath: matching(/^\/[A-Za-z0-9._~\/-]{0,100}$/, "a path starting with / (letters, digits, . _ ~ / -)").default("/health"),
         protocol: z.enum(["http", "tcp"], { error: "http (routed by URL path) or tcp (a gateway listener on listenPort)" }).default("http"),
-        /** http: host names routed to this service (or version) by the Host header, every path, before the path prefixes. */
+        /** http: host names routed to this service (or version) by the Host header, every path, before the path prefixes.
+         * tcp: TLS host names passed through to it, undecrypted, by SNI on the gateway's HTTPS port. */
         hosts: z
             .array(hostName, { error: 'a list of DNS names such as ["app.example.com"]' })
             .max(MAX_HOSTS_PER_SERVICE, { error: `at most ${MAX_HOSTS_PER_SERVICE} host names` })
             .default([]),
-        /** tcp: the port the gateway listens on, published on each edge node at the same port. */
+        /** tcp: the port the gateway listens on, published on each edge node at the same port (optional with hosts). */
         listenPort: port.optional(),
         /** tcp, target aws: who may reach listenPort (one security-group rule each); [] = the cluster's nodes only. */
         allowedCidrs: z

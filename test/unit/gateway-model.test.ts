@@ -364,7 +364,7 @@ describe("settings", () => {
         const m = model([], { "services/a/evil": "1", "routes/a/other": "1" });
         assert.ok(
             m.notes.includes(
-                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas or /hosts; ignored`,
+                `rejected: KV key under service/haproxy/services/ (sha256 ${sha8("a/evil")}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas, /hosts or /sni; ignored`,
             ),
         );
         assert.ok(m.notes.includes(`rejected: KV key under service/haproxy/routes/ (sha256 ${sha8("a/other")}) is not <name>/sticky; ignored`));
@@ -685,7 +685,7 @@ describe("budgets: what no client can exhaust", () => {
         assert.equal(backend(m, "svc_web").idleTimeout, undefined);
         assert.ok(
             m.notes.includes(
-                "rejected: KV service/haproxy/services/web/idle-timeout: web is not a TCP service (no KV service/haproxy/services/web/listen); ignored",
+                "rejected: KV service/haproxy/services/web/idle-timeout: web is not a TCP service (no KV service/haproxy/services/web/listen or /sni); ignored",
             ),
         );
         const cfg = renderConfig(m);

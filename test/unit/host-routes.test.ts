@@ -90,14 +90,6 @@ describe("host routes: config", () => {
             }),
             `${P}:services[1].hosts[1]: "shop.example.com" is not allowed; expected a host name no other service declares (also at ${P}:services[0].hosts[0]): a host name routes to one service or version`,
         ));
-
-    it("refuses hosts on a tcp service: SNI routing is not supported yet", () =>
-        rejects(
-            dev({
-                services: [{ name: "pg", image: "example/postgres:16.4", containerPort: 5432, protocol: "tcp", listenPort: 5432, hosts: ["db.example.com"] }],
-            }),
-            `${P}:services[0].hosts: ["db.example.com"] is not allowed; expected no hosts for protocol tcp (routing a tcp service by host name, SNI with TLS pass-through, is not supported yet: a tcp service has its own listenPort)`,
-        ));
 });
 
 describe("host routes: the certificate's names", () => {

@@ -121,7 +121,7 @@ describe("traffic config: invalid values", () => {
         [
             "a tcp service without listenPort",
             [{ name: "pg", image: "example/postgres:16.4", protocol: "tcp" }],
-            `${P}:services[0].listenPort: missing is not allowed; expected the port the gateway listens on for this tcp service, such as 5432 (required with protocol tcp)`,
+            `${P}:services[0].listenPort: missing is not allowed; expected the port the gateway listens on for this tcp service, such as 5432 (required with protocol tcp unless hosts names the TLS host names passed through to it on gateway.httpsPort)`,
         ],
         [
             "listenPort on an http service",

@@ -15,7 +15,7 @@ import { addCommand, certificateSlots, DEFAULT_SLOT, planChange, type HostOp, ty
 import { checkConfig, saveServerState, withPayload, type HaproxyMaster, type RuntimeApi } from "./haproxy";
 import type { ControllerMetrics } from "./metrics";
 import type { Model } from "./model";
-import { ACME_MAP, CRT_LIST, HOSTS_MAP, hostsMapText, renderConfig } from "./render";
+import { ACME_MAP, CRT_LIST, HOSTS_MAP, hostsMapText, renderConfig, SNI_MAP, sniMapText } from "./render";
 
 export interface ApplierOptions {
     readonly runDir: string;
@@ -87,7 +87,10 @@ export class Applier {
         // of a new instance's first request).
         if (plan.kind === "runtime") {
             const failed =
-                (await this.runtime(plan.ops, started)) ?? (await this.runtimeTls(next, plan.tls ?? [])) ?? (await this.runtimeHosts(next, plan.hosts ?? []));
+                (await this.runtime(plan.ops, started)) ??
+                (await this.runtimeTls(next, plan.tls ?? [])) ??
+                (await this.runtimeHosts(next, plan.hosts ?? [])) ??
+                (await this.runtimeHosts(next, plan.sni ?? [], "sni"));
             if (failed === undefined) {
                 // The live file is what runs: written once HAProxy has taken every command.
                 const text = renderConfig(next);
@@ -125,6 +128,7 @@ export class Applier {
         // The certificates, ACME answers and host routes the new worker loads (haproxy -c loads them too).
         this.writeTlsFiles(next);
         this.write(this.file(HOSTS_MAP), hostsMapText(next));
+        this.write(this.file(SNI_MAP), sniMapText(next));
         const check = await checkConfig(this.o.haproxyBin, rendered, this.o.haproxyEnv);
         if (!check.ok) {
             fs.copyFileSync(rendered, this.file("haproxy.cfg.rejected"));
@@ -356,12 +360,12 @@ export class Applier {
         return undefined;
     }
 
-    /** Host routes through the runtime API: the map file first (a later reload loads it), then HAProxy's copy. */
-    private async runtimeHosts(next: Model, ops: readonly HostOp[]): Promise<string | undefined> {
+    /** Host (or SNI) routes through the runtime API: the map file first (a later reload loads it), then HAProxy's copy. */
+    private async runtimeHosts(next: Model, ops: readonly HostOp[], kind: "host" | "sni" = "host"): Promise<string | undefined> {
         if (ops.length === 0) return undefined;
         const started = performance.now();
-        const map = this.file(HOSTS_MAP);
-        this.write(map, hostsMapText(next));
+        const map = this.file(kind === "sni" ? SNI_MAP : HOSTS_MAP);
+        this.write(map, kind === "sni" ? sniMapText(next) : hostsMapText(next));
         const cmds: { cmd: string; expect: RegExp }[] = [];
         for (const o of ops) {
             cmds.push({ cmd: `del map ${map} ${o.host}`, expect: /^$|Key not found/ });
@@ -370,7 +374,9 @@ export class Applier {
         const failed = await this.runExpecting(cmds);
         if (failed !== undefined) return failed.error;
         const added = ops.filter((o) => o.op === "host").length;
-        this.o.log(`gateway: runtime API: host routes: ${added} set, ${ops.length - added} removed, no reload (${Math.round(performance.now() - started)} ms)`);
+        this.o.log(
+            `gateway: runtime API: ${kind === "sni" ? "SNI" : "host"} routes: ${added} set, ${ops.length - added} removed, no reload (${Math.round(performance.now() - started)} ms)`,
+        );
         return undefined;
     }
 

@@ -19,7 +19,7 @@ export type TlsOp =
     | { readonly op: "challenge"; readonly token: string; readonly keyAuthorization: string }
     | { readonly op: "unchallenge"; readonly token: string };
 
-/** Host routes, changed at run time (the map file for the next reload, then the runtime API). */
+/** Host routes and SNI routes, changed at run time (the map file for the next reload, then the runtime API). */
 export type HostOp = { readonly op: "host"; readonly host: string; readonly backend: string } | { readonly op: "unhost"; readonly host: string };
 
 /** The HTTPS listener's default certificate (first in its crt-list): what a client without SNI, or with a name no certificate covers, gets. */
@@ -42,7 +42,13 @@ export type ProbeTarget = { readonly kind: "http"; readonly path: string } | { r
 
 export type Plan =
     | { readonly kind: "none" }
-    | { readonly kind: "runtime"; readonly ops: readonly RuntimeOp[]; readonly tls?: readonly TlsOp[]; readonly hosts?: readonly HostOp[] }
+    | {
+          readonly kind: "runtime";
+          readonly ops: readonly RuntimeOp[];
+          readonly tls?: readonly TlsOp[];
+          readonly hosts?: readonly HostOp[];
+          readonly sni?: readonly HostOp[];
+      }
     | { readonly kind: "reload"; readonly why: string };
 
 export function planChange(running: Model, next: Model): Plan {
@@ -81,14 +87,16 @@ export function planChange(running: Model, next: Model): Plan {
         if (answers.get(token) !== keyAuthorization) tls.push({ op: "challenge", token, keyAuthorization });
     }
     const hosts = hostChanges(running, next);
-    if (ops.length === 0 && tls.length === 0 && hosts.length === 0) return { kind: "none" };
-    return { kind: "runtime", ops, ...(tls.length > 0 ? { tls } : {}), ...(hosts.length > 0 ? { hosts } : {}) };
+    // Both models pass TLS through (the structure says so) or neither has SNI routes.
+    const sni = hostChanges(running, next, "sniRoutes");
+    if (ops.length === 0 && tls.length === 0 && hosts.length === 0 && sni.length === 0) return { kind: "none" };
+    return { kind: "runtime", ops, ...(tls.length > 0 ? { tls } : {}), ...(hosts.length > 0 ? { hosts } : {}), ...(sni.length > 0 ? { sni } : {}) };
 }
 
-/** The host routes' map entries removed, then those added or pointed at another backend. */
-export function hostChanges(running: Model, next: Model): HostOp[] {
-    const before = new Map(running.hostRoutes.map((r) => [r.host, r.backend]));
-    const after = new Map(next.hostRoutes.map((r) => [r.host, r.backend]));
+/** The host routes' (or SNI routes') map entries removed, then those added or pointed at another backend. */
+export function hostChanges(running: Model, next: Model, routes: "hostRoutes" | "sniRoutes" = "hostRoutes"): HostOp[] {
+    const before = new Map(running[routes].map((r) => [r.host, r.backend]));
+    const after = new Map(next[routes].map((r) => [r.host, r.backend]));
     const ops: HostOp[] = [];
     for (const host of before.keys()) if (!after.has(host)) ops.push({ op: "unhost", host });
     for (const [host, backend] of after) if (before.get(host) !== backend) ops.push({ op: "host", host, backend });
@@ -113,6 +121,11 @@ function probeOf(b: Backend): ProbeTarget {
 
 /** A short reason for the log: the first part of the structure that differs. */
 function firstStructuralDifference(a: Model, b: Model): string {
+    // First: it comes with other changes (a TCP backend, hard-stop-after), but it is the one that matters.
+    if (a.sniRoutes.length > 0 !== b.sniRoutes.length > 0)
+        return b.sniRoutes.length > 0
+            ? "TLS pass-through by SNI on (first SNI route): the HTTPS port becomes a TCP frontend"
+            : "TLS pass-through by SNI off (last SNI route gone): the HTTPS port is the terminating frontend again";
     if (a.maxconn !== b.maxconn) return `maxconn ${a.maxconn} -> ${b.maxconn}`;
     for (const k of ["http", "tcp", "stats", "https"] as const)
         if (a.listenerMaxconn[k] !== b.listenerMaxconn[k]) return `maxconn of the ${k} listeners ${a.listenerMaxconn[k]} -> ${b.listenerMaxconn[k]}`;

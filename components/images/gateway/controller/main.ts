@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     const live = path.join(runDir, "haproxy.cfg");
     fs.copyFileSync(path.join(env.confDir, "bootstrap.cfg"), live);
     // Whatever the HAProxy that ran before left: its renders, state, bookkeeping.
-    for (const f of ["haproxy.cfg.new", "server-state", "latest-render-not-running", "tls", "hosts.map"])
+    for (const f of ["haproxy.cfg.new", "server-state", "latest-render-not-running", "tls", "hosts.map", "sni.map", "https.sock"])
         fs.rmSync(path.join(runDir, f), { force: true, recursive: true });
     // HTTPS cannot listen without a certificate: a placeholder until the real ones are read from Consul.
     let placeholderPem: string | undefined;

@@ -10,7 +10,8 @@
 // Host routes (services/<name>/hosts) come first: a request whose Host header names a service's
 // host goes to it, every path, unprefixed (docs/traffic-control.md, "Routes by host name").
 // Traffic control (docs/traffic-control.md): a service with a listen key is a TCP service (its own
-// listener); versions with a weight key share the unversioned path /<name>/ (backend svc_<name>),
+// listener), and so is one with an sni key (TLS connections on the HTTPS port whose SNI names one
+// of its hosts are passed through to it, undecrypted: "TLS pass-through by SNI"); versions with a weight key share the unversioned path /<name>/ (backend svc_<name>),
 // optionally sticky by cookie; a maintenance key drains instances (weight 0).
 // Budgets (docs/security.md, "Budgets"): per-client connections and request rate, a body cap, a
 // maxconn per server, idle timeouts; the stack's values (KV limits/*, timeouts/*) and a
@@ -143,7 +144,7 @@ export interface Backend {
     readonly checkPath?: string;
     /** Sticky split: the cookie sd-<name> names the version that answered. */
     readonly sticky?: boolean;
-    /** The TCP listener's port (tcp). */
+    /** The TCP listener's port (tcp; absent for a service reached only by SNI pass-through). */
     readonly listen?: number;
     /** Requests of one client address per RATE_PERIOD to this backend, beyond which it answers 429 (http, split). */
     readonly rate?: number;
@@ -232,6 +233,13 @@ export interface Model {
     readonly routes: readonly HttpRoute[];
     /** Host routes, by host; matched before the path routes. A change is applied at run time (`add map`), never a reload. */
     readonly hostRoutes: readonly HostRoute[];
+    /**
+     * TLS pass-through by SNI (KV services/<name>/sni), by host: a TLS connection to the HTTPS port
+     * whose SNI is `host` goes to the TCP backend, undecrypted. Only with an HTTPS listener. A change
+     * is applied at run time (`add map`); the first route and the last one gone are reloads (the
+     * HTTPS port's frontend changes).
+     */
+    readonly sniRoutes: readonly HostRoute[];
     readonly tcpListeners: readonly { readonly name: string; readonly port: number; readonly backend: string }[];
     readonly backends: readonly Backend[];
     /** What was skipped or rejected ("skipped: ...", "rejected: ..."), sorted, each once. */
@@ -357,6 +365,8 @@ export function buildModel(input: ModelInput): Model {
     const svcIdle = new Map<string, string>();
     /** KV services/<name>/hosts as written, checked by hostRoutesOf once the backends are known. */
     const hostValues = new Map<string, string>();
+    /** KV services/<name>/sni as written, checked below (a service with SNI names is a TCP service). */
+    const sniValues = new Map<string, string>();
     const accepted = new Map<string, string>();
     const quarantined = new Set<string>();
     /** The value this service ran before, when the new one is rejected. */
@@ -414,10 +424,10 @@ export function buildModel(input: ModelInput): Model {
         const value = kv.get(key)!;
         if (key.startsWith("services/")) {
             const rel = key.slice("services/".length);
-            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout|replicas|hosts)$/.exec(rel);
+            const m = /^([a-z]([a-z0-9-]*[a-z0-9])?)\/(check|listen|weight|maintenance|maxconn|rate|idle-timeout|replicas|hosts|sni)$/.exec(rel);
             if (rel.length > 76 || !m) {
                 note(
-                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas or /hosts; ignored`,
+                    `rejected: KV key under ${KV_PREFIX}/services/ (sha256 ${sha8(rel)}) is not <service>/check, /listen, /weight, /maintenance, /maxconn, /rate, /idle-timeout, /replicas, /hosts or /sni; ignored`,
                 );
                 continue;
             }
@@ -427,6 +437,8 @@ export function buildModel(input: ModelInput): Model {
             const prefix = `rejected: KV ${KV_PREFIX}/services/${svc}/${field}: value (sha256 ${sha8(value)})`;
             if (field === "hosts") {
                 hostValues.set(svc, value);
+            } else if (field === "sni") {
+                sniValues.set(svc, value);
             } else if (field === "check") {
                 if (CHECK_PATH.test(value)) {
                     kvCheck.set(svc, value);
@@ -509,18 +521,26 @@ export function buildModel(input: ModelInput): Model {
         }
     }
 
+    // TLS pass-through: each sni value checked as a hosts value is (rejected whole: the last good
+    // value, else none). A service with SNI names in force is a TCP service.
+    const sni = readSni(sniValues, { previous, accepted, quarantined }, note);
+    /** Why a service is a TCP service (the KV key that makes it one), or undefined for an http service. */
+    const tcpKey = (svc: string): string | undefined =>
+        listen.has(svc) ? `KV ${KV_PREFIX}/services/${svc}/listen` : sni.has(svc) ? `KV ${KV_PREFIX}/services/${svc}/sni` : undefined;
+    const isTcp = (svc: string): boolean => listen.has(svc) || sni.has(svc);
+
     // A request rate is counted on HTTP requests, an idle timeout is a TCP service's.
     for (const svc of [...svcRate.keys()]) {
-        if (!listen.has(svc)) continue;
+        if (!isTcp(svc)) continue;
         svcRate.delete(svc);
-        note(
-            `rejected: KV ${KV_PREFIX}/services/${svc}/rate: ${svc} is a TCP service (KV ${KV_PREFIX}/services/${svc}/listen); a request rate is an http service's; ignored`,
-        );
+        note(`rejected: KV ${KV_PREFIX}/services/${svc}/rate: ${svc} is a TCP service (${tcpKey(svc)}); a request rate is an http service's; ignored`);
     }
     for (const svc of [...svcIdle.keys()]) {
-        if (listen.has(svc)) continue;
+        if (isTcp(svc)) continue;
         svcIdle.delete(svc);
-        note(`rejected: KV ${KV_PREFIX}/services/${svc}/idle-timeout: ${svc} is not a TCP service (no KV ${KV_PREFIX}/services/${svc}/listen); ignored`);
+        note(
+            `rejected: KV ${KV_PREFIX}/services/${svc}/idle-timeout: ${svc} is not a TCP service (no KV ${KV_PREFIX}/services/${svc}/listen or /sni); ignored`,
+        );
     }
 
     // Instances: tagged rest (http) or tcp (a service with a listener), with a safe name; keyed
@@ -534,7 +554,7 @@ export function buildModel(input: ModelInput): Model {
             continue;
         }
         for (const s of node.services) {
-            const tcp = listen.has(s.service);
+            const tcp = isTcp(s.service);
             if (!s.tags.includes(tcp ? "tcp" : "rest")) continue;
             if (s.service.length > 63 || !DNS_LABEL.test(s.service)) {
                 note(`skipped: service (name sha256 ${sha8(s.service)}): the name is not a DNS label`);
@@ -576,10 +596,8 @@ export function buildModel(input: ModelInput): Model {
     // Splits: /<name>/ of a name whose versions have weights; an unversioned service of that name is then not routed.
     const splitRoutes: string[] = [];
     for (const base of [...split.keys()].sort(byBytes)) {
-        if (listen.has(base)) {
-            note(
-                `rejected: KV ${KV_PREFIX}/services/${base}-v<N>/weight: ${base} is a TCP service (KV ${KV_PREFIX}/services/${base}/listen); /${base}/ is not split`,
-            );
+        if (isTcp(base)) {
+            note(`rejected: KV ${KV_PREFIX}/services/${base}-v<N>/weight: ${base} is a TCP service (${tcpKey(base)}); /${base}/ is not split`);
             continue;
         }
         splitRoutes.push(base);
@@ -594,7 +612,10 @@ export function buildModel(input: ModelInput): Model {
     versionedRoutes.sort(byBytes);
     plainRoutes.sort(byBytes);
     const routes = [...versionedRoutes, ...plainRoutes];
-    const tcpRoutes = [...listen.keys()].sort(byBytes);
+    // TCP services: those with a listener and those reached by SNI pass-through (a backend even
+    // without instances: the SNI map never names a backend HAProxy does not have).
+    const tcpRoutes = [...new Set([...listen.keys(), ...sni.keys()])].sort(byBytes);
+    const tcpListened = tcpRoutes.filter((name) => listen.has(name));
 
     // File descriptors: two per connection, one per health-checked server; HAProxy refuses to
     // start above its limit (`haproxy -c` does not see it). maxconn is capped so that 2 x maxconn
@@ -637,7 +658,7 @@ export function buildModel(input: ModelInput): Model {
     /** Per routed version: its written servers, how many are not drained, its check path, which are drained. */
     const versionInfo = new Map<string, { servers: string[]; live: number; check: string; drained: Set<string> }>();
     for (const name of [...routes, ...tcpRoutes]) {
-        const isTcp = listen.has(name);
+        const tcp = isTcp(name);
         const m = maint.get(name);
         const servers: Server[] = [];
         const twins: Server[] = [];
@@ -696,8 +717,14 @@ export function buildModel(input: ModelInput): Model {
         const all = [...servers, ...twins];
         const idle = svcIdle.get(name);
         const rate = svcRate.get(name);
-        if (isTcp)
-            backends.push({ name: `svc_${name}`, kind: "tcp", listen: listen.get(name)!, ...(idle !== undefined ? { idleTimeout: idle } : {}), servers: all });
+        if (tcp)
+            backends.push({
+                name: `svc_${name}`,
+                kind: "tcp",
+                ...(listen.has(name) ? { listen: listen.get(name)! } : {}),
+                ...(idle !== undefined ? { idleTimeout: idle } : {}),
+                servers: all,
+            });
         else backends.push({ name: `svc_${name}`, kind: "http", path: routePath(name), checkPath: check, ...(rate ? { rate } : {}), servers: all });
         versionInfo.set(name, { servers: [...written], live: written.size - drained.size, check, drained });
     }
@@ -760,8 +787,8 @@ export function buildModel(input: ModelInput): Model {
     // listener at its share (the kernel queues what comes next): a flood of one fills only its own.
     const stats = Math.min(256, Math.max(8, Math.floor(maxconn / 16)));
     const publicShare = Math.max(1, maxconn - stats - 10);
-    const tcpEach = tcpRoutes.length > 0 ? Math.max(1, Math.floor(publicShare / 2 / tcpRoutes.length)) : 0;
-    const httpShare = Math.max(1, publicShare - tcpEach * tcpRoutes.length);
+    const tcpEach = tcpListened.length > 0 ? Math.max(1, Math.floor(publicShare / 2 / tcpListened.length)) : 0;
+    const httpShare = Math.max(1, publicShare - tcpEach * tcpListened.length);
 
     // HTTPS: its port, what X-Forwarded-Port says there, redirect and HSTS. It shares the HTTP
     // listeners' budget: three quarters when plain HTTP only redirects, else half.
@@ -801,8 +828,8 @@ export function buildModel(input: ModelInput): Model {
     else if (settings.publicHttpPort !== undefined && settings.publicHttpPort !== "")
         note(`rejected: GATEWAY_PUBLIC_HTTP_PORT (sha256 ${sha8(settings.publicHttpPort)}) is not a port number; X-Forwarded-Port is ${forwardedPort}`);
 
-    // Host routes: once the backends are known (their notes and quarantine go with the others').
-    const hostRoutes = hostRoutesOf(hostValues, { backends, listen, previous, accepted, quarantined }, note);
+    // Host and SNI routes: once the backends are known (their notes and quarantine go with the others').
+    const { hostRoutes, sniRoutes } = hostRoutesOf(hostValues, { backends, tcpKey, sni, tls: tls !== undefined, previous, accepted, quarantined }, note);
 
     return {
         maxconn,
@@ -819,7 +846,8 @@ export function buildModel(input: ModelInput): Model {
         stickyRules,
         routes: [...routes, ...splitRoutes].map((name) => ({ path: routePath(name), backend: `svc_${name}` })),
         hostRoutes,
-        tcpListeners: tcpRoutes.map((name) => ({ name, port: listen.get(name)!, backend: `svc_${name}` })),
+        sniRoutes,
+        tcpListeners: tcpListened.map((name) => ({ name, port: listen.get(name)!, backend: `svc_${name}` })),
         backends,
         notes: [...notes].sort(byBytes),
         quarantined: [...quarantined].sort(byBytes),
@@ -883,58 +911,112 @@ export function readRouteUndeclared(kv: ReadonlyMap<string, string>, note: (line
 // ---------------------------------------------------------------------------------------------
 // Host routes (docs/traffic-control.md, "Routes by host name")
 
+/** Why a hosts or sni value is rejected. */
+const NOT_HOST_LIST = "is not lowercase DNS names separated by single spaces";
+
 /**
- * The host routes of the KV keys services/<name>/hosts (`values`, by service): each value is
- * host names separated by single spaces (isHostList), else rejected whole (the service keeps its
- * last good value, else has none); a TCP service's are rejected (no SNI routing); a name another
- * service claimed first, in name order, is rejected. Only a routed http service (its backend
- * exists) gets routes: the map never names a backend HAProxy does not have.
+ * The KV keys services/<name>/sni (`values`, by service), checked as hosts values are (isHostList):
+ * a value that fails is rejected whole, and the service keeps its last good value, else has no
+ * SNI names. The names in force, by service: those services are TCP services.
+ */
+export function readSni(
+    values: ReadonlyMap<string, string>,
+    o: { readonly previous: Model | undefined; readonly accepted: Map<string, string>; readonly quarantined: Set<string> },
+    note: (line: string) => void,
+): Map<string, string> {
+    const sni = new Map<string, string>();
+    for (const svc of [...values.keys()].sort(byBytes)) {
+        const key = `services/${svc}/sni`;
+        let value = values.get(svc)!;
+        if (!isHostList(value)) {
+            const last = o.previous?.accepted.get(key);
+            note(
+                `rejected: KV ${KV_PREFIX}/${key}: value (sha256 ${sha8(value)}) ${NOT_HOST_LIST}; ${last === undefined ? `${svc} has no SNI routes` : "keeping its last good value"}`,
+            );
+            if (last === undefined) continue;
+            o.quarantined.add(svc);
+            value = last;
+        }
+        o.accepted.set(key, value);
+        sni.set(svc, value);
+    }
+    return sni;
+}
+
+/**
+ * The host routes of the KV keys services/<name>/hosts (`values`, by service) and the SNI routes
+ * of the sni names in force (`sni`, readSni). A hosts value is host names separated by single
+ * spaces (isHostList), else rejected whole (the service keeps its last good value, else has
+ * none); a TCP service's hosts are rejected (its names are its sni key). A name another service
+ * claimed first, in name order, by either key, is rejected. SNI routes need the HTTPS listener
+ * (`tls`). Only a routed http service (its backend exists) gets host routes, a TCP service SNI
+ * routes: the maps never name a backend HAProxy does not have.
  */
 export function hostRoutesOf(
     values: ReadonlyMap<string, string>,
     o: {
         readonly backends: readonly Backend[];
-        readonly listen: ReadonlyMap<string, number>;
+        /** The KV key that makes a service a TCP service, or undefined. */
+        readonly tcpKey: (svc: string) => string | undefined;
+        readonly sni: ReadonlyMap<string, string>;
+        readonly tls: boolean;
         readonly previous: Model | undefined;
         readonly accepted: Map<string, string>;
         readonly quarantined: Set<string>;
     },
     note: (line: string) => void,
-): HostRoute[] {
-    const owner = new Map<string, string>();
-    const http = new Set(o.backends.filter((b) => b.kind === "http").map((b) => b.name));
-    for (const svc of [...values.keys()].sort(byBytes)) {
-        const key = `services/${svc}/hosts`;
-        const value = values.get(svc)!;
-        const at = `rejected: KV ${KV_PREFIX}/${key}:`;
-        if (o.listen.has(svc)) {
-            note(`${at} ${svc} is a TCP service (KV ${KV_PREFIX}/services/${svc}/listen); a TCP service is not routed by host name; ignored`);
-            continue;
-        }
-        let hosts = value;
-        if (!isHostList(value)) {
-            const last = o.previous?.accepted.get(key);
-            note(
-                `${at} value (sha256 ${sha8(value)}) is not lowercase DNS names separated by single spaces; ${last === undefined ? `${svc} has no host routes` : "keeping its last good value"}`,
-            );
-            if (last === undefined) continue;
-            o.quarantined.add(svc);
-            hosts = last;
-        }
-        o.accepted.set(key, hosts);
+): { hostRoutes: HostRoute[]; sniRoutes: HostRoute[] } {
+    const owner = new Map<string, { svc: string; sni: boolean }>();
+    const claim = (svc: string, hosts: string, at: string, isSni: boolean): void => {
         for (const host of new Set(hosts.split(" "))) {
             const first = owner.get(host);
             if (first !== undefined) {
-                note(`${at} ${host} is already a host of ${first}; ignored for ${svc}`);
+                note(`${at} ${host} is already a ${first.sni ? "pass-through (SNI) " : ""}host of ${first.svc}; ignored for ${svc}`);
                 continue;
             }
-            owner.set(host, svc);
+            owner.set(host, { svc, sni: isSni });
         }
+    };
+    for (const svc of [...new Set([...values.keys(), ...o.sni.keys()])].sort(byBytes)) {
+        const value = values.get(svc);
+        if (value !== undefined) {
+            const key = `services/${svc}/hosts`;
+            const at = `rejected: KV ${KV_PREFIX}/${key}:`;
+            const tcp = o.tcpKey(svc);
+            if (tcp !== undefined) {
+                note(`${at} ${svc} is a TCP service (${tcp}); a TCP service is not routed by host name; ignored`);
+            } else {
+                let hosts: string | undefined = value;
+                if (!isHostList(value)) {
+                    const last = o.previous?.accepted.get(key);
+                    note(
+                        `${at} value (sha256 ${sha8(value)}) ${NOT_HOST_LIST}; ${last === undefined ? `${svc} has no host routes` : "keeping its last good value"}`,
+                    );
+                    if (last !== undefined) o.quarantined.add(svc);
+                    hosts = last;
+                }
+                if (hosts !== undefined) {
+                    o.accepted.set(key, hosts);
+                    claim(svc, hosts, at, false);
+                }
+            }
+        }
+        const names = o.sni.get(svc);
+        if (names === undefined) continue;
+        const at = `rejected: KV ${KV_PREFIX}/services/${svc}/sni:`;
+        if (!o.tls) {
+            note(`${at} the gateway has no HTTPS listener (GATEWAY_TLS_SOURCE none), where TLS is passed through by SNI; ${svc} has no SNI routes`);
+            continue;
+        }
+        claim(svc, names, at, true);
     }
-    return [...owner]
-        .filter(([, svc]) => http.has(`svc_${svc}`))
-        .map(([host, svc]) => ({ host, backend: `svc_${svc}` }))
-        .sort((a, b) => byBytes(a.host, b.host));
+    const kinds = new Map(o.backends.map((b) => [b.name, b.kind]));
+    const routes = (isSni: boolean): HostRoute[] =>
+        [...owner]
+            .filter(([, c]) => c.sni === isSni && kinds.get(`svc_${c.svc}`) === (isSni ? "tcp" : "http"))
+            .map(([host, c]) => ({ host, backend: `svc_${c.svc}` }))
+            .sort((a, b) => byBytes(a.host, b.host));
+    return { hostRoutes: routes(false), sniRoutes: routes(true) };
 }
 
 /** The check path an instance's check= tags ask for: the path, "!" (invalid or several), or "none". */
@@ -1054,6 +1136,8 @@ function structureText(model: Model): string {
         trustedProxies: model.trustedProxies,
         stickyRules: model.stickyRules,
         routes: model.routes,
+        // The SNI routes themselves change at run time (the map); whether there are any is the HTTPS port's frontend.
+        sniPassthrough: model.sniRoutes.length > 0,
         tcpListeners: model.tcpListeners,
         backends: model.backends.map((b) => ({ ...b, servers: undefined })),
     });

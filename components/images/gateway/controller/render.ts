@@ -63,6 +63,22 @@ function hostRouteLines(): string[] {
     ];
 }
 
+/** The SNI routes' map (`<host> <backend>` lines), kept in sync at run time (`add map`/`del map`) with the model's sniRoutes. */
+export const SNI_MAP = "sni.map";
+
+/** The map file's text. */
+export function sniMapText(model: Model): string {
+    return model.sniRoutes.map((r) => `${r.host} ${r.backend}\n`).join("");
+}
+
+/** While TLS is passed through by SNI, the terminating HTTPS frontend listens here (run dir), behind the HTTPS port's TCP frontend. */
+export const HTTPS_SOCKET = "https.sock";
+
+/** Whether the HTTPS port is a TCP frontend that passes TLS through by SNI (at least one SNI route). */
+export function passesThrough(model: Model): boolean {
+    return model.tls !== undefined && model.sniRoutes.length > 0;
+}
+
 const HTTP_CHECK = (path: string): string[] => ["    option httpchk", `    http-check send meth GET uri ${path}`, "    http-check expect status 200-399"];
 
 function backendLines(b: Backend, model: Model): string[] {
@@ -74,7 +90,12 @@ function backendLines(b: Backend, model: Model): string[] {
         "    option allbackups",
     );
     if (b.kind === "tcp") {
-        out.push(`    # TCP service on port ${b.listen} (frontend tcp_${b.name.slice(4)}): checks connect.`);
+        const sni = model.sniRoutes.some((r) => r.backend === b.name);
+        const reached = [
+            ...(b.listen !== undefined ? [`on port ${b.listen} (frontend tcp_${b.name.slice(4)})`] : []),
+            ...(sni ? ["by SNI on the HTTPS port, TLS passed through (frontend https_sni)"] : []),
+        ];
+        out.push(`    # TCP service${reached.length > 0 ? ` ${reached.join(" and ")}` : ""}: checks connect.`);
         if (b.idleTimeout !== undefined) out.push(`    timeout server ${b.idleTimeout}`);
     } else {
         if (b.rate !== undefined) {
@@ -114,7 +135,7 @@ const HTTP_CLIENTS = "clients_http";
  * `proto` and `port` are what X-Forwarded-Proto and X-Forwarded-Port say to backends; a TLS
  * listener takes the same rules with its own bind line.
  */
-export function httpFrontendLines(model: Model, o: { name: string; bind: string; proto: "http" | "https"; port: number }): string[] {
+export function httpFrontendLines(model: Model, o: { name: string; bind: string; proto: "http" | "https"; port: number; behindProxy?: boolean }): string[] {
     const trusted = model.trustedProxies !== "";
     const unlessTrusted = trusted ? " unless trusted_proxy" : "";
     const { clientConnections, clientRate, bodySize } = model.limits;
@@ -125,8 +146,14 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
         "    # Per client address (a trusted proxy, which carries many clients, is not counted):",
         "    # connections over the cap are closed at once, requests over the rate get 429.",
-        `    tcp-request connection track-sc0 src table ${HTTP_CLIENTS}${unlessTrusted}`,
-        `    tcp-request connection reject if { sc0_conn_cur gt ${clientConnections} }`,
+        ...(o.behindProxy
+            ? [
+                  "    # Behind the HTTPS port's TCP frontend: the client's address is the PROXY header's, which",
+                  "    # session rules see (connection rules would see the local socket).",
+              ]
+            : []),
+        `    tcp-request ${o.behindProxy ? "session" : "connection"} track-sc0 src table ${HTTP_CLIENTS}${unlessTrusted}`,
+        `    tcp-request ${o.behindProxy ? "session" : "connection"} reject if { sc0_conn_cur gt ${clientConnections} }`,
         "    # Answered before any http-request rule: a load balancer's check is never limited by rate.",
         "    monitor-uri /-/health",
     ];
@@ -227,6 +254,36 @@ function tcpFrontendLines(model: Model, l: Model["tcpListeners"][number]): strin
     ];
 }
 
+/**
+ * TLS pass-through by SNI: the HTTPS port is a TCP frontend that reads the client's TLS hello,
+ * passes connections whose SNI names a pass-through host (the map) to that TCP service,
+ * undecrypted, and every other one to the terminating https frontend on a local socket, with the
+ * PROXY protocol (its limits, X-Forwarded-For and logs see the client's address).
+ */
+function sniFrontendLines(model: Model, tls: NonNullable<Model["tls"]>): string[] {
+    const trusted = model.trustedProxies !== "";
+    const map = `map("\${GATEWAY_RUN_DIR}/${SNI_MAP}")`;
+    return [
+        "frontend https_sni from tcp_services",
+        `    bind "\${GATEWAY_BIND}:${tls.port}"${model.acceptProxy.https ? " accept-proxy" : ""}`,
+        `    maxconn ${model.listenerMaxconn.https ?? model.listenerMaxconn.http}`,
+        "    stick-table type ip size 100k expire 30s store conn_cur",
+        ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
+        `    tcp-request session track-sc0 src${trusted ? " unless trusted_proxy" : ""}`,
+        `    tcp-request session reject if { sc0_conn_cur gt ${model.limits.clientConnections} }`,
+        "    # The client's TLS hello (its SNI), waited for at most 5 s; never decrypted here.",
+        "    tcp-request inspect-delay 5s",
+        "    tcp-request content accept if { req.ssl_hello_type 1 }",
+        "    # Pass-through (KV services/<name>/sni, the map changed at run time): the SNI, lowercased, names a TCP backend.",
+        `    use_backend %[req.ssl_sni,lower,${map}] if { req.ssl_sni,lower,${map} -m found }`,
+        "    default_backend https_terminated",
+        "",
+        "# Every other TLS connection (another SNI, none) is terminated by the https frontend, one local hop away.",
+        "backend https_terminated from tcp_services",
+        `    server https "unix@\${GATEWAY_RUN_DIR}/${HTTPS_SOCKET}" send-proxy-v2`,
+    ];
+}
+
 /** The whole configuration file. */
 export function renderConfig(model: Model): string {
     const t = model.timeouts;
@@ -309,16 +366,14 @@ export function renderConfig(model: Model): string {
     if (model.tls) {
         // The certificates are files in the run directory, listed in the crt-list; the controller
         // changes them at run time (set ssl cert, add ssl crt-list) and on disk for the next reload.
-        const bind = `"\${GATEWAY_BIND}:${model.tls.port}" ssl crt-list "\${GATEWAY_RUN_DIR}/${CRT_LIST}" alpn h2,http/1.1 ssl-min-ver TLSv1.2`;
-        out.push(
-            "",
-            ...httpFrontendLines(model, {
-                name: "https",
-                bind: `${bind}${model.acceptProxy.https ? " accept-proxy" : ""}`,
-                proto: "https",
-                port: model.tls.forwardedPort,
-            }),
-        );
+        const ssl = `ssl crt-list "\${GATEWAY_RUN_DIR}/${CRT_LIST}" alpn h2,http/1.1 ssl-min-ver TLSv1.2`;
+        const behindProxy = passesThrough(model);
+        // With TLS pass-through, the HTTPS port is sniFrontendLines' and this frontend listens on a local socket behind it.
+        const bind = behindProxy
+            ? `"unix@\${GATEWAY_RUN_DIR}/${HTTPS_SOCKET}" mode 600 accept-proxy ${ssl}`
+            : `"\${GATEWAY_BIND}:${model.tls.port}" ${ssl}${model.acceptProxy.https ? " accept-proxy" : ""}`;
+        out.push("", ...httpFrontendLines(model, { name: "https", bind, proto: "https", port: model.tls.forwardedPort, behindProxy }));
+        if (behindProxy) out.push("", ...sniFrontendLines(model, model.tls));
     }
     for (const l of model.tcpListeners) out.push("", ...tcpFrontendLines(model, l));
     for (const b of model.backends) out.push("", ...backendLines(b, model));

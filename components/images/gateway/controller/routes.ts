@@ -41,9 +41,14 @@ export interface HostRouteEntry {
     readonly drained: number;
 }
 
+/** An SNI route: every TLS connection to the HTTPS port whose SNI is `host` is passed through, undecrypted, to the tcp service `service`. */
+export type SniRouteEntry = HostRouteEntry;
+
 export interface RouteTable {
     /** By host name; matched before the path prefixes. */
     readonly hosts: readonly HostRouteEntry[];
+    /** TLS pass-through by SNI on the HTTPS port, by host name (absent from tables of gateways that predate it). */
+    readonly sni?: readonly SniRouteEntry[];
     /** In matching order. */
     readonly http: readonly HttpRouteEntry[];
     /** By port. */
@@ -94,9 +99,9 @@ export function routeTable(model: Model): RouteTable {
         const servers = primaries(byName.get(l.backend));
         return { port: l.port, service: l.name, servers: servers.length, drained: servers.filter((s) => s.weight === 0).length };
     });
-    const hosts = model.hostRoutes.map((r): HostRouteEntry => {
+    const byHost = (r: Model["hostRoutes"][number]): HostRouteEntry => {
         const servers = primaries(byName.get(r.backend));
         return { host: r.host, service: r.backend.replace(/^svc_/, ""), servers: servers.length, drained: servers.filter((s) => s.weight === 0).length };
-    });
-    return { hosts, http, tcp: [...tcp].sort((a, b) => a.port - b.port), notes: model.notes };
+    };
+    return { hosts: model.hostRoutes.map(byHost), sni: model.sniRoutes.map(byHost), http, tcp: [...tcp].sort((a, b) => a.port - b.port), notes: model.notes };
 }

@@ -53,13 +53,13 @@ export const KV_KEYS = {
     networkNodes: "networks/nodes",
     /** "true" or "false": whether services the stack does not declare (no replicas key) are routed. */
     routeUndeclared: "routing/undeclared",
-    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout, replicas, hosts. */
+    /** services/<consul name>/<field>: check, listen, weight, maintenance, maxconn, rate, idle-timeout, replicas, hosts, sni. */
     service: (consulName: string, field: ServiceField): string => `services/${consulName}/${field}`,
     /** routes/<name>/sticky */
     sticky: (name: string): string => `routes/${name}/sticky`,
 } as const;
 
-export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout" | "replicas" | "hosts";
+export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxconn" | "rate" | "idle-timeout" | "replicas" | "hosts" | "sni";
 
 // ---------------------------------------------------------------------------------------------
 // Host routes (docs/traffic-control.md, "Routes by host name")
@@ -71,7 +71,7 @@ export type ServiceField = "check" | "listen" | "weight" | "maintenance" | "maxc
 export const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** The most host names one service (or version) declares. */
 export const MAX_HOSTS_PER_SERVICE = 50;
-/** KV services/<consul name>/hosts: its host names separated by single spaces. */
+/** KV services/<consul name>/hosts (and /sni, a tcp service's pass-through names): its host names separated by single spaces. */
 export function isHostList(value: string): boolean {
     if (value.length > MAX_HOSTS_PER_SERVICE * 254) return false;
     const names = value.split(" ");
