@@ -321,6 +321,24 @@ describe("TLS: the rendered configuration", () => {
         assert.match(renderConfig(model({}, { ...TLS, acceptProxy: "http https" })), /^ {4}bind "\$\{GATEWAY_BIND\}:\$\{GATEWAY_HTTP_PORT\}" accept-proxy$/m);
         assert.deepEqual(model({}, { acceptProxy: "https" }).acceptProxy, { http: false, https: false }, "no HTTPS, no PROXY on it");
     });
+
+    it("behind a load balancer, clients are counted by the PROXY header's address (session rules), not the balancer's", () => {
+        const frontend = (cfg: string, name: string): string => {
+            const start = cfg.indexOf(`\nfrontend ${name}\n`);
+            assert.ok(start >= 0, `frontend ${name}`);
+            const end = cfg.indexOf("\n\n", start + 1);
+            return cfg.slice(start, end < 0 ? undefined : end);
+        };
+        const rules = (text: string): string[] =>
+            [...text.matchAll(/^ {4}tcp-request (connection|session) (track-sc0|reject)/gm)].map((m) => `${m[1]} ${m[2]}`);
+        const both = renderConfig(model({}, { ...TLS, acceptProxy: "http https" }));
+        for (const name of ["http", "https"]) assert.deepEqual(rules(frontend(both, name)), ["session track-sc0", "session reject"], name);
+        const httpsOnly = renderConfig(model({}, { ...TLS, acceptProxy: "https" }));
+        assert.deepEqual(rules(frontend(httpsOnly, "http")), ["connection track-sc0", "connection reject"], "http without PROXY: rejected at accept");
+        assert.deepEqual(rules(frontend(httpsOnly, "https")), ["session track-sc0", "session reject"]);
+        const none = renderConfig(model({}, TLS));
+        for (const name of ["http", "https"]) assert.deepEqual(rules(frontend(none, name)), ["connection track-sc0", "connection reject"], name);
+    });
 });
 
 describe("TLS: the pieces around the model", () => {

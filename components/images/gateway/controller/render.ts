@@ -139,6 +139,8 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
     const trusted = model.trustedProxies !== "";
     const unlessTrusted = trusted ? " unless trusted_proxy" : "";
     const { clientConnections, clientRate, bodySize } = model.limits;
+    // The client's address comes in a PROXY header: from a load balancer, or from the HTTPS port's pass-through frontend.
+    const proxied = o.behindProxy === true || (o.proto === "http" ? model.acceptProxy.http : model.acceptProxy.https);
     const out: string[] = [
         `frontend ${o.name}`,
         `    bind ${o.bind}`,
@@ -146,14 +148,14 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         ...(trusted ? [`    acl trusted_proxy src ${model.trustedProxies}`] : []),
         "    # Per client address (a trusted proxy, which carries many clients, is not counted):",
         "    # connections over the cap are closed at once, requests over the rate get 429.",
-        ...(o.behindProxy
+        ...(proxied
             ? [
-                  "    # Behind the HTTPS port's TCP frontend: the client's address is the PROXY header's, which",
-                  "    # session rules see (connection rules would see the local socket).",
+                  `    # ${o.behindProxy ? "Behind the HTTPS port's TCP frontend" : "Behind a load balancer (accept-proxy)"}: the client's address is the PROXY header's, which`,
+                  `    # session rules see (connection rules would see the ${o.behindProxy ? "local socket" : "load balancer's"}: every client one).`,
               ]
             : []),
-        `    tcp-request ${o.behindProxy ? "session" : "connection"} track-sc0 src table ${HTTP_CLIENTS}${unlessTrusted}`,
-        `    tcp-request ${o.behindProxy ? "session" : "connection"} reject if { sc0_conn_cur gt ${clientConnections} }`,
+        `    tcp-request ${proxied ? "session" : "connection"} track-sc0 src table ${HTTP_CLIENTS}${unlessTrusted}`,
+        `    tcp-request ${proxied ? "session" : "connection"} reject if { sc0_conn_cur gt ${clientConnections} }`,
         "    # Answered before any http-request rule: a load balancer's check is never limited by rate.",
         "    monitor-uri /-/health",
     ];
