@@ -2,7 +2,7 @@
 // keys of services[i] that relax each default, valid and invalid (each refusal's whole message),
 // and what every shipped stack file declares for its replicas' containers, with the defaults and
 // with each relaxation. The policy pack's side is in policy.test.ts, the engine's in
-// test/e2e/replica-hardening.test.ts.
+// test/e2e/shared/replica-hardening.ts.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { parseSettings } from "../../components/config";

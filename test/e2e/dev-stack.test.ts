@@ -1,0 +1,21 @@
+// The dev stack's config on a real engine (stack e2e), brought up ONCE for the suites in shared/:
+// each of them looks at the running stack, attacks it from inside, or changes only what it puts
+// back, so they need no stack of their own (a bring-up is about 25 s of `pulumi up` on 2 cores).
+// In this order: the socket proxy's suite restarts a hello-v2 replica, so it runs last. A suite
+// that changes the stack for good (a second `pulumi up`, a node lost) brings up its own, as the
+// other files here do.
+import { describe } from "node:test";
+import { skipReason } from "./harness/engine";
+import { stackForSuite } from "./harness/stack";
+import { gatewayTrustSuite } from "./shared/gateway-trust";
+import { replicaHardeningSuite } from "./shared/replica-hardening";
+import { securitySuite } from "./shared/security";
+import { socketProxySuite } from "./shared/socket-proxy";
+
+describe("the dev stack on a real engine (stack e2e), one bring-up for four suites", { skip: skipReason() }, () => {
+    const up = stackForSuite();
+    gatewayTrustSuite(up);
+    securitySuite(up);
+    replicaHardeningSuite(up);
+    socketProxySuite(up);
+});

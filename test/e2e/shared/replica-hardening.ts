@@ -1,0 +1,261 @@
+// Contained replicas on a real engine (docs/services.md, "What a replica may do"; docs/security.md,
+// "Contained replicas"): the dev stack's config applied as `pulumi up` applies it (stack e2e),
+// then attacked from inside a hello-v1 replica with `docker exec`, as an attacker with code running
+// there would: as root (what an image that runs as root gives them) and as the image's own user.
+// Each attack is also run once in a control container of the same image without the program's
+// settings, so that a test that passes proves the settings, not the kernel or the image.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { type RunResult } from "../harness/docker";
+import { log } from "../harness/engine";
+import { hostnameOf, replicasOf, rotationIs, startedAt } from "../harness/scenario";
+import { get, type Stack } from "../harness/stack";
+
+const MiB = 1024 * 1024;
+
+/**
+ * Python run in a container: each named probe prints one JSON line, {"probe", "ok"} or
+ * {"probe", "errno", "error"}.
+ */
+const PROBES = String.raw`
+import errno, json, os, socket, subprocess, sys
+def probe(name, fn):
+    try:
+        fn()
+        print(json.dumps({"probe": name, "ok": True}))
+    except OSError as e:
+        print(json.dumps({"probe": name, "errno": errno.errorcode.get(e.errno, e.errno), "error": str(e)}))
+def write(path):
+    with open(path, "a") as f:
+        f.write("x")
+def fill(name, path):
+    # Until the folder is full; reports how much it took (then frees it).
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            while True:
+                f.write(b"\1" * (1 << 20)); f.flush(); os.fsync(f.fileno()); written += 1 << 20
+    except OSError as e:
+        print(json.dumps({"probe": name, "errno": errno.errorcode.get(e.errno, e.errno), "written": written}))
+    finally:
+        if os.path.exists(path): os.remove(path)
+def run_copy(folder):
+    target = os.path.join(folder, "true")
+    with open("/bin/true", "rb") as src, open(target, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(target, 0o755)
+    try:
+        subprocess.run([target], check=True)
+    finally:
+        os.remove(target)
+for name in sys.argv[1:]:
+    if name == "write /": probe(name, lambda: write("/pwned"))
+    elif name == "write image": probe(name, lambda: write("/app/hello.py"))
+    elif name == "fill /tmp": fill(name, "/tmp/fill")
+    elif name == "exec in /tmp": probe(name, lambda: run_copy("/tmp"))
+    elif name == "raw socket": probe(name, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close())
+    elif name == "packet socket": probe(name, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)).close())
+    elif name == "chown": probe(name, lambda: (open("/tmp/owned", "w").close(), os.chown("/tmp/owned", 4321, 4321)))
+    elif name == "setuid": probe(name, lambda: os.setuid(4321))
+`;
+
+/** Starts the image's setuid-root passwd and reads its IDs while it waits for input: "Uid: real effective saved fs". */
+const SETUID = String.raw`
+import subprocess, time
+p = subprocess.Popen(["/usr/bin/passwd"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+time.sleep(0.5)
+try:
+    status = open("/proc/%d/status" % p.pid).read()
+    print([l for l in status.splitlines() if l.startswith(("Uid:", "NoNewPrivs:", "CapEff:"))])
+finally:
+    p.kill(); p.wait()
+`;
+
+/** Allocates (and touches) 16 MiB at a time until it is killed. */
+const HOG = String.raw`
+chunks = []
+while True:
+    chunks.append(b"\1" * (16 << 20))
+`;
+
+export function replicaHardeningSuite(up: () => Stack): void {
+    describe("the dev stack's replicas on a real engine: contained", () => {
+        let stack: Stack;
+        let v1: string[];
+        let image: string;
+        before(async () => {
+            stack = up();
+            v1 = replicasOf(stack, "hello-v1");
+            assert.equal(v1.length, 2, "the dev stack's two hello-v1 replicas");
+            image = (await stack.docker.inspectContainer(v1[0])).Image;
+        });
+
+        /** `docker exec -u <user>` in a replica; its result whatever the exit code. */
+        const exec = (container: string, user: string, cmd: string[], timeoutMs = 60_000): Promise<RunResult> =>
+            stack.docker.cli(["exec", "-u", user, container, ...cmd], { allowFailure: true, timeoutMs });
+        /** The same image in a container of its own without the program's settings (no network), as `user`. */
+        const control = (user: string, cmd: string[]): Promise<RunResult> =>
+            stack.docker.cli(["run", "--rm", "--network", "none", "-u", user, "--entrypoint", cmd[0], image, ...cmd.slice(1)], { allowFailure: true });
+        const probes = (r: RunResult): Record<string, { ok?: true; errno?: string; written?: number }> => {
+            assert.equal(r.code, 0, `probes: exit ${r.code}\n${r.stderr}`);
+            return Object.fromEntries(
+                r.stdout
+                    .trim()
+                    .split("\n")
+                    .map((l) => JSON.parse(l))
+                    .map(({ probe, ...rest }) => [probe, rest]),
+            );
+        };
+
+        test("docker inspect: every capability dropped, no-new-privileges, a read-only root, /tmp a 64 MiB tmpfs, 256 MiB without swap, 1 CPU", async () => {
+            for (const c of replicasOf(stack, "hello-v1").concat(replicasOf(stack, "hello-v2"))) {
+                const h = (await stack.docker.inspectContainer(c)).HostConfig;
+                assert.deepEqual(
+                    {
+                        CapDrop: h.CapDrop,
+                        CapAdd: h.CapAdd ?? [],
+                        SecurityOpt: h.SecurityOpt,
+                        ReadonlyRootfs: h.ReadonlyRootfs,
+                        Tmpfs: h.Tmpfs,
+                        Memory: h.Memory,
+                        MemorySwap: h.MemorySwap,
+                        NanoCpus: h.NanoCpus,
+                        Privileged: h.Privileged,
+                    },
+                    {
+                        CapDrop: ["ALL"],
+                        CapAdd: [],
+                        SecurityOpt: ["no-new-privileges:true"],
+                        ReadonlyRootfs: true,
+                        Tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m" },
+                        Memory: 256 * MiB,
+                        MemorySwap: 256 * MiB,
+                        NanoCpus: 1e9,
+                        Privileged: false,
+                    },
+                    c,
+                );
+                // Any user of the image may write the tmpfs (sticky, as /tmp is).
+                assert.equal((await exec(c, "hello", ["stat", "-c", "%a %U", "/tmp"])).stdout.trim(), "1777 root", `${c}: /tmp`);
+                // What the processes get: no capability at all (bounding set included), no new privileges.
+                const status = (await exec(c, "0", ["grep", "-E", "^(CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):", "/proc/self/status"])).stdout;
+                assert.deepEqual(
+                    status
+                        .trim()
+                        .split("\n")
+                        .map((l) => l.split(/\s+/).join(" ")),
+                    ["CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "CapAmb: 0000000000000000", "NoNewPrivs: 1"],
+                    `${c}: as root`,
+                );
+            }
+        });
+
+        test("as root: nothing written to / or the image; /tmp holds 64 MiB and runs nothing; no raw or packet socket, no chown, no setuid()", async () => {
+            const all = ["write /", "write image", "fill /tmp", "exec in /tmp", "raw socket", "packet socket", "chown", "setuid"];
+            const attacked = probes(await exec(v1[0], "0", ["python3", "-c", PROBES, ...all]));
+            log(`as root in ${v1[0]}: ${JSON.stringify(attacked)}`);
+            assert.equal(attacked["write /"].errno, "EROFS");
+            assert.equal(attacked["write image"].errno, "EROFS");
+            assert.deepEqual(attacked["fill /tmp"], { errno: "ENOSPC", written: 64 * MiB }, "the tmpfs is bounded by its size");
+            assert.equal(attacked["exec in /tmp"].errno, "EACCES", "noexec");
+            assert.equal(attacked["raw socket"].errno, "EPERM", "no NET_RAW");
+            assert.equal(attacked["packet socket"].errno, "EPERM", "no NET_RAW: no ARP spoofing on the node network");
+            assert.equal(attacked.chown.errno, "EPERM", "no CHOWN");
+            assert.equal(attacked.setuid.errno, "EPERM", "no SETUID");
+            // The same attacks, as root in the same image without the program's settings: they work.
+            const free = probes(await control("0", ["python3", "-c", PROBES, "write /", "raw socket", "packet socket", "chown", "setuid"]));
+            log(`as root in a control container of the same image: ${JSON.stringify(free)}`);
+            for (const probe of ["write /", "raw socket", "packet socket", "chown", "setuid"]) assert.deepEqual(free[probe], { ok: true }, `control: ${probe}`);
+        });
+
+        test("as the image's user: its setuid-root passwd runs with the caller's IDs (no-new-privileges)", async () => {
+            const attacked = await exec(v1[0], "hello", ["python3", "-c", SETUID]);
+            const free = await control("hello", ["python3", "-c", SETUID]);
+            log(`passwd in ${v1[0]}: ${attacked.stdout.trim()} ${attacked.stderr.trim()}; in a control container: ${free.stdout.trim()} ${free.stderr.trim()}`);
+            const uid = (await exec(v1[0], "hello", ["id", "-u"])).stdout.trim();
+            assert.match(uid, /^[1-9][0-9]*$/);
+            assert.ok(attacked.stdout.includes(`'Uid:\\t${uid}\\t${uid}\\t${uid}\\t${uid}'`), `no effective root in the replica: ${attacked.stdout}`);
+            assert.ok(attacked.stdout.includes("'NoNewPrivs:\\t1'"), attacked.stdout);
+            assert.ok(free.stdout.includes(`'Uid:\\t${uid}\\t0\\t0\\t0'`), `the control gains root through the setuid bit: ${free.stdout}`);
+        });
+
+        test("a memory hog in one replica is OOM-killed in it; that replica and the other keep serving through the gateway", async () => {
+            const [victim, other] = v1;
+            const hosts = v1.map((c) => hostnameOf(stack, c));
+            await rotationIs(stack, "/hello/v1/", hosts);
+            const started = await Promise.all(v1.map((c) => startedAt(stack, c)));
+            // Requests through the gateway all along (round robin over both replicas), from 1 s before
+            // the hog starts to 2 s after it was killed.
+            let running = true;
+            const answers: number[] = [];
+            const load = (async () => {
+                while (running) answers.push((await get(`${stack.outputs.gatewayUrl}/hello/v1/`).catch(() => ({ status: 0 }))).status);
+            })();
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+            const t0 = Date.now();
+            const hog = await exec(victim, "hello", ["python3", "-c", HOG], 120_000);
+            const hogMs = Date.now() - t0;
+            await new Promise((resolve) => setTimeout(resolve, 2000));
+            running = false;
+            await load;
+            log(
+                `memory hog in ${victim}: exit ${hog.code} after ${hogMs} ms; ${answers.length} requests meanwhile, statuses ${JSON.stringify(countOf(answers))}`,
+            );
+            assert.equal(hog.code, 137, `the hog is killed (SIGKILL): ${hog.stderr}`);
+            const events = (
+                await exec(victim, "0", ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events"])
+            ).stdout;
+            assert.match(events, /^oom_kill [1-9]/m, `the kernel's OOM killer, in the replica's memory cgroup: ${events}`);
+            for (const [i, c] of v1.entries()) {
+                const state = (await stack.docker.inspectContainer(c)).State;
+                assert.equal(state.Running, true, `${c} still runs`);
+                log(`${c}: State.OOMKilled ${state.OOMKilled}, RestartCount ${(await stack.docker.inspectContainer(c)).RestartCount}`);
+                assert.equal(await startedAt(stack, c), started[i], `${c} was not restarted`);
+            }
+            assert.ok(answers.length > 0 && answers.every((s) => s === 200), `every request answered 200 meanwhile: ${JSON.stringify(countOf(answers))}`);
+            await rotationIs(stack, "/hello/v1/", hosts);
+            assert.notEqual(other, victim);
+        });
+
+        test("CPU: two busy loops in one replica get one CPU, throttled beyond", async () => {
+            const script = [
+                "read -r before < /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || before=$(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat)000",
+                "start=$(date +%s%N)",
+                "timeout 2 sh -c 'while :; do :; done' & timeout 2 sh -c 'while :; do :; done' & wait",
+                "end=$(date +%s%N)",
+                "read -r after < /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || after=$(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat)000",
+                "echo $((after - before)) $((end - start))",
+                "grep -E '^nr_throttled' /sys/fs/cgroup/cpu/cpu.stat /sys/fs/cgroup/cpu.stat 2>/dev/null | sed 's/.*nr_throttled //'",
+                // The quota the kernel enforces: cgroup v2 \"<quota> <period>\", v1 the two files.
+                'cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"',
+            ].join("\n");
+            const r = await exec(v1[0], "0", ["sh", "-c", script]);
+            const lines = r.stdout.trim().split("\n");
+            const [usage, wall] = lines[0].split(" ").map(Number);
+            const throttled = Number(lines[1]);
+            const [quota, period] = lines[2].split(" ").map(Number);
+            log(
+                `two busy loops in ${v1[0]}: ${(usage / 1e9).toFixed(2)} CPU-seconds in ${(wall / 1e9).toFixed(2)} s, throttled ${throttled} times; quota ${lines[2]}`,
+            );
+            assert.equal(quota / period, 1, `the kernel's CFS quota is one CPU: ${lines[2]}`);
+            assert.ok(usage / wall < 1.15, `at most one CPU: ${usage / wall}`);
+            // Throttled only when the two loops got more than one CPU's time in a period: not when
+            // the node's other work leaves them less. Logged, not asserted.
+        });
+
+        test("not limited yet: the number of processes (the provider has no input for the engine's PidsLimit)", async () => {
+            const h = (await stack.docker.inspectContainer(v1[0])).HostConfig;
+            const max = (await exec(v1[0], "0", ["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"])).stdout.trim();
+            log(`${v1[0]}: PidsLimit ${JSON.stringify(h.PidsLimit)}, pids.max ${max}`);
+            // When this fails, the gap is closed: update docs/security.md ("Contained replicas") and this test.
+            assert.ok(h.PidsLimit === null || h.PidsLimit === 0 || h.PidsLimit === undefined, `PidsLimit ${h.PidsLimit}`);
+            assert.equal(max, "max");
+        });
+    });
+}
+
+function countOf(values: number[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const v of values) out[v] = (out[v] ?? 0) + 1;
+    return out;
+}
