@@ -2,7 +2,6 @@
 // container can pick its registration, so none of it may reach the config: after each input the
 // rendered file passes `haproxy -c`, does not contain the input, existing routes still answer,
 // and rendering still follows later changes (a good service registered next gets routed).
-// test/run.sh: control-plane stream "load" (it evens the two streams out).
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";

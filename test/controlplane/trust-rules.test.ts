@@ -5,7 +5,6 @@
 // until the gateway has rendered it, and asserts that the attack never becomes a server or a
 // setting, that the real instances keep serving, and that the skip is logged once (not on every
 // render) with its reason.
-// test/run.sh: control-plane stream "load" (it evens the two streams out).
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { Gateway, Harness, NODE_ADDRESS, waitFor, type Backend, type Registration } from "./harness";

@@ -1,5 +1,5 @@
-// The test ports (test/support/ports.ts): the control-plane files run as two streams at once
-// (test/run.sh), each with its own slice of the range, so two processes never pick the same port.
+// The test ports (test/support/ports.ts): the control-plane files run as several streams at once
+// (test/run-controlplane.sh), each with its own slice of the range, so two processes never pick the same port.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { freePort, portRange } from "../support/ports";
