@@ -74,6 +74,6 @@ record "tools (background)" $((SECONDS - tools_t0))
 record "  of which waited for" $((SECONDS - wait_t0))
 [ "$status" -eq 0 ] || { echo "[test] test/tools/install.sh failed (exit $status)" >&2; exit "$status"; }
 
-# The control-plane files run as several streams at once (test/run-controlplane.sh says how).
+# The control-plane files run in several workers at once (test/run-controlplane.sh says how).
 phase "control plane" bash test/run-controlplane.sh
 phase "docker" node --import tsx --test --test-concurrency=1 test/e2e/*.test.ts

@@ -34,7 +34,7 @@ const FULL = { from: 20000, to: 32767 } as const;
 
 /**
  * Test files that run at the same time in separate processes (test/run-controlplane.sh runs the
- * control-plane files as several streams) each take a slice of the range, so two never pick the same port before
+ * control-plane files in several workers) each take a slice of the range, so two never pick the same port before
  * either binds it: SD_TEST_PORT_SLICE=<i>/<n> (0 <= i < n) gives slice i of n; unset, the whole range.
  */
 export function portRange(slice: string | undefined): { from: number; to: number } {

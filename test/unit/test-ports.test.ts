@@ -1,10 +1,10 @@
-// The test ports (test/support/ports.ts): the control-plane files run as several streams at once
+// The test ports (test/support/ports.ts): the control-plane files run in several workers at once
 // (test/run-controlplane.sh), each with its own slice of the range, so two processes never pick the same port.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { freePort, portRange } from "../support/ports";
 
-describe("test ports: slices for concurrent streams", () => {
+describe("test ports: slices for concurrent workers", () => {
     it("unset or empty: the whole range", () => {
         assert.deepEqual(portRange(undefined), { from: 20000, to: 32767 });
         assert.deepEqual(portRange(""), { from: 20000, to: 32767 });
