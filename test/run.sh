@@ -12,6 +12,7 @@ summary() {
     local status=$?
     # The tools build is its own process group (setsid): a failed phase stops it and its go processes.
     [ -z "${tools_pid:-}" ] || kill -- -"$tools_pid" 2>/dev/null || true
+    [ -z "${SD_EVAL_CACHE:-}" ] || rm -rf "$SD_EVAL_CACHE"
     echo "[test] phases:"
     for t in "${timings[@]}"; do echo "[test]   $t"; done
     echo "[test] $([ "$status" -eq 0 ] && echo passed || echo "FAILED (exit $status)") in $((SECONDS - started)) s"
@@ -29,6 +30,11 @@ phase() { # name, command...
     "$@"
     record "$name" $((SECONDS - t0))
 }
+
+# The test files that evaluate the same stack config under mocks share one evaluation for the
+# run (test/support/program.ts, evaluationCacheFile); removed at the end.
+SD_EVAL_CACHE="$(mktemp -d)"
+export SD_EVAL_CACHE
 
 tools_t0=$SECONDS
 setsid bash test/tools/install.sh &

@@ -1,6 +1,7 @@
 // Runs the program under mocks in a child process (test/support/evaluate.ts) and returns
 // what it declared, with helpers to find resources and read secrets.
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -26,6 +27,8 @@ export function stackConfig(stack: string): Record<string, string> {
  * project to run plain JavaScript instead of TypeScript through tsx (used by the benchmark).
  */
 export async function evaluate(config: Record<string, string>, stack = "dev", compiled?: string): Promise<Program> {
+    const cached = evaluationCacheFile(config, stack, compiled);
+    if (cached !== undefined && fs.existsSync(cached)) return new Program(JSON.parse(fs.readFileSync(cached, "utf8")) as Evaluation);
     const args = compiled ? [path.join(compiled, "test/support/evaluate.js")] : ["--import", "tsx", path.join(__dirname, "evaluate.ts")];
     const stdout = await new Promise<string>((resolve, reject) => {
         execFile(
@@ -47,7 +50,29 @@ export async function evaluate(config: Record<string, string>, stack = "dev", co
             (err, out, errOut) => (err ? reject(new Error(`evaluation crashed: ${errOut || err.message}`)) : resolve(out)),
         );
     });
-    return new Program(JSON.parse(stdout) as Evaluation);
+    const evaluation = JSON.parse(stdout) as Evaluation;
+    if (cached !== undefined) {
+        fs.writeFileSync(`${cached}.${process.pid}`, stdout);
+        fs.renameSync(`${cached}.${process.pid}`, cached);
+    }
+    return new Program(evaluation);
+}
+
+/**
+ * Where an evaluation of this config is kept for the rest of the run, or undefined: `npm test`
+ * (test/run.sh) sets SD_EVAL_CACHE to a directory of its own, removed when it ends, so that the
+ * test files that evaluate the same config (the dev stack's, most of all) evaluate it once; nothing
+ * changes the sources during a run. Not when the evaluation has an effect outside its answer: a
+ * caller that chose the known_hosts file the program edits (SERVICE_DISCOVERY_KNOWN_HOSTS) reads it
+ * afterwards, and PULUMI_DEBUG_PROMISE_LEAKS changes what the program prints.
+ */
+function evaluationCacheFile(config: Record<string, string>, stack: string, compiled: string | undefined): string | undefined {
+    const dir = process.env.SD_EVAL_CACHE;
+    if (!dir || process.env.SERVICE_DISCOVERY_KNOWN_HOSTS !== undefined || process.env.PULUMI_DEBUG_PROMISE_LEAKS !== undefined) return undefined;
+    const key = createHash("sha256")
+        .update(JSON.stringify([Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), stack, compiled ?? ""]))
+        .digest("hex");
+    return path.join(dir, `${key}.json`);
 }
 
 /** A well-formed SSH public key for the aws target's config (no private key exists for it). */
