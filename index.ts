@@ -12,6 +12,7 @@ import { PerNode } from "./components/per-node";
 import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
 import { VersionedService } from "./components/service";
+import { gatewayTerminatesTls } from "./components/images/gateway/controller/rules";
 import { suspendStackTraces } from "./components/stack-traces";
 
 const settings = readSettings();
@@ -23,7 +24,8 @@ const secrets = new StackSecrets("secrets", {
     statsPassword: settings.stats.password,
     consulEncryptKey: settings.consul.encryptKey,
     consulManagementToken: settings.consul.managementToken,
-    sealing: settings.gateway.tls.source !== "none",
+    // The sealing key opens the certificates' keys in KV: none with acm (the load balancer holds the certificate).
+    sealing: gatewayTerminatesTls(settings.gateway.tls.source),
 });
 // Named "hosts" for the URNs and resource names of existing stacks (its children are named after it).
 const targetNodes = new Nodes("hosts", { settings });
@@ -62,11 +64,11 @@ const gatewayKv = new GatewayKv("haproxy-settings", {
 });
 
 // The certificates of the HTTPS listeners (gateway.tls), in KV for every gateway: the stack's own
-// CA (self-signed) or the operator's certificate (provided); with acme the gateways order their own.
-const gatewayTls =
-    settings.gateway.tls.source !== "none"
-        ? new GatewayTls("gateway-tls", { settings, sealingKey: secrets.gatewaySealingKey!, provider: acl.kvProvider })
-        : undefined;
+// CA (self-signed) or the operator's certificate (provided); with acme the gateways order their own;
+// with acm the load balancer terminates TLS (components/aws-nodes.ts) and the gateways hold no certificate.
+const gatewayTls = gatewayTerminatesTls(settings.gateway.tls.source)
+    ? new GatewayTls("gateway-tls", { settings, sealingKey: secrets.gatewaySealingKey!, provider: acl.kvProvider })
+    : undefined;
 
 // The gateways one after another: each waits for the previous one's container (healthy), so a change
 // that replaces them all (a rotated Consul token is an uploaded file; a rebuilt image) never takes

@@ -136,7 +136,15 @@ export class AwsNodes extends pulumi.ComponentResource {
             );
         rule("gateway-http", "gateway HTTP from anywhere", "tcp", settings.gateway.httpPort, settings.gateway.httpPort, { cidrIpv4: "0.0.0.0/0" });
         const tlsOn = settings.gateway.tls.source !== "none";
-        if (tlsOn) {
+        const acm = settings.gateway.tls.acm;
+        if (acm) {
+            // The load balancer terminates TLS and is the offload listener's only client: from the
+            // VPC (the load balancer's own addresses there; its target group does not keep the
+            // client's address, the PROXY header carries it), never from the world.
+            rule("gateway-offload", "gateway offload listener (HTTPS terminated by the load balancer) from the VPC", "tcp", acm.offloadPort, acm.offloadPort, {
+                cidrIpv4: a.vpcCidr,
+            });
+        } else if (tlsOn) {
             rule("gateway-https", "gateway HTTPS from anywhere", "tcp", settings.gateway.httpsPort, settings.gateway.httpsPort, { cidrIpv4: "0.0.0.0/0" });
         }
         rule("stats", "gateway stats from the admin network", "tcp", settings.gateway.statsPort, settings.gateway.statsPort, { cidrIpv4: a.adminCidr });
@@ -333,7 +341,47 @@ export class AwsNodes extends pulumi.ComponentResource {
         // terminate TLS; PROXY protocol v2 tells them the client's address (their HTTPS listener
         // takes it: GATEWAY_ACCEPT_PROXY=https, components/gateway.ts). Health: a TCP connect there
         // (the HTTP target group checks /-/health).
-        if (tlsOn) {
+        // acm: the load balancer terminates TLS on 443 with the ACM certificate (TLS 1.2+ policy,
+        // HTTP/2 offered by ALPN) and sends the requests, plain, to the gateways' offload listener
+        // with PROXY protocol v2 (the client's address); the target group does not keep the client's
+        // address, so the security group admits the VPC only. Health: /-/health on the HTTP port.
+        if (acm) {
+            const offload = new aws.lb.TargetGroup(
+                `${name}-gateway-offload`,
+                {
+                    port: acm.offloadPort,
+                    protocol: "TCP",
+                    vpcId: this.vpc.id,
+                    targetType: "instance",
+                    proxyProtocolV2: true,
+                    preserveClientIp: "false",
+                    healthCheck: { protocol: "HTTP", path: "/-/health", port: String(settings.gateway.httpPort), interval: 10 },
+                    tags,
+                },
+                o,
+            );
+            new aws.lb.Listener(
+                `${name}-gateway-https`,
+                {
+                    loadBalancerArn: lb.arn,
+                    port: 443,
+                    protocol: "TLS",
+                    certificateArn: acm.certificateArn,
+                    sslPolicy: acm.sslPolicy,
+                    alpnPolicy: "HTTP2Preferred",
+                    defaultActions: [{ type: "forward", targetGroupArn: offload.arn }],
+                },
+                o,
+            );
+            edges.forEach(
+                (instance, i) =>
+                    new aws.lb.TargetGroupAttachment(
+                        `${name}-gateway-offload-${settings.edgeNodes[i]}`,
+                        { targetGroupArn: offload.arn, targetId: instance.id, port: acm.offloadPort },
+                        o,
+                    ),
+            );
+        } else if (tlsOn) {
             const https = new aws.lb.TargetGroup(
                 `${name}-gateway-https`,
                 {

@@ -13,7 +13,7 @@ import { bindAddressOn, Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
 import { bundleController } from "./images/gateway/bundle";
 import { CONSUL_TOKEN_FILE, DEFAULT_SEALING_KEY_FILE, STATS_PASSWORD_FILE } from "./images/gateway/controller/env";
-import { CONTAINER_HTTPS_PORT } from "./images/gateway/controller/rules";
+import { CONTAINER_HTTPS_PORT, gatewayTerminatesTls } from "./images/gateway/controller/rules";
 
 /** Build context of the gateway image, relative to the project (Pulumi runs programs there). */
 export const GATEWAY_IMAGE_CONTEXT = "components/images/gateway";
@@ -78,7 +78,7 @@ export function trustRuleEnv(settings: Settings): string[] {
     const g = settings.gateway;
     // The tcp services' listeners are published on the node too: an instance registered there
     // would be the gateway itself.
-    const https = g.tls.source !== "none" ? [g.httpsPort] : [];
+    const https = gatewayTerminatesTls(g.tls.source) ? [g.httpsPort] : g.tls.acm ? [g.tls.acm.offloadPort] : [];
     const ports = [...new Set([g.httpPort, ...https, g.statsPort, settings.consul.httpsPort, settings.consul.dnsPort, 22, ...tcpListenPorts(settings)])];
     return [`GATEWAY_NODE_PORTS=${ports.join(" ")}`, `GATEWAY_TRUSTED_PROXIES=${g.trustedProxies.join(" ")}`];
 }
@@ -115,6 +115,16 @@ export function tlsEnv(settings: Settings): string[] {
     const t = settings.gateway.tls;
     if (t.source === "none") return ["GATEWAY_TLS_SOURCE=none"];
     const aws = settings.target === "aws";
+    if (t.acm)
+        return [
+            // The load balancer terminates TLS (ACM) and sends the requests, plain, with the PROXY
+            // protocol v2, to the offload listener: HTTPS terminated upstream, published at the same port.
+            "GATEWAY_TLS_SOURCE=acm",
+            `GATEWAY_HTTPS_PORT=${t.acm.offloadPort}`,
+            "GATEWAY_PUBLIC_HTTPS_PORT=443",
+            `GATEWAY_TLS_REDIRECT=${t.redirect}`,
+            `GATEWAY_HSTS_SECONDS=${t.hstsSeconds}`,
+        ];
     return [
         `GATEWAY_TLS_SOURCE=${t.source}`,
         `GATEWAY_HTTPS_PORT=${GATEWAY_CONTAINER_HTTPS_PORT}`,
@@ -156,7 +166,9 @@ export class Gateway extends pulumi.ComponentResource {
         super("service-discovery:gateway:Gateway", name, {}, opts);
         const { settings, node } = args;
         const g = settings.gateway;
-        const tlsOn = g.tls.source !== "none";
+        // The gateway's own HTTPS listener (certificates from KV); with acm the load balancer terminates TLS.
+        const tlsOn = gatewayTerminatesTls(g.tls.source);
+        const offload = g.tls.acm?.offloadPort;
         if (tlsOn && args.sealingKey === undefined) throw new Error(`gateway ${name}: gateway.tls.source ${g.tls.source} needs the stack's sealing key`);
 
         // The image copies the controller's bundle from its folder: made (or found up to date) first.
@@ -207,6 +219,8 @@ export class Gateway extends pulumi.ComponentResource {
                         ...trustRuleEnv(settings),
                         ...tlsEnv(settings),
                         ...(tlsOn ? [`SERVICE_${GATEWAY_CONTAINER_HTTPS_PORT}_NAME=gateway-https`] : []),
+                        // The offload listener takes the PROXY protocol only: not a service Consul could check.
+                        ...(offload !== undefined ? [`SERVICE_${offload}_IGNORE=true`] : []),
                         // The port users reach the HTTP listener on, the X-Forwarded-Port the gateway
                         // sets: the load balancer's 80 on aws, else the published port.
                         `GATEWAY_PUBLIC_HTTP_PORT=${settings.target === "aws" ? 80 : g.httpPort}`,
@@ -232,6 +246,8 @@ export class Gateway extends pulumi.ComponentResource {
                 ports: [
                     { internal: GATEWAY_CONTAINER_HTTP_PORT, external: g.httpPort, ip, protocol: "tcp" },
                     ...(tlsOn ? [{ internal: GATEWAY_CONTAINER_HTTPS_PORT, external: g.httpsPort, ip, protocol: "tcp" }] : []),
+                    // acm: the offload listener, on the same port inside and out (the load balancer's only).
+                    ...(offload !== undefined ? [{ internal: offload, external: offload, ip, protocol: "tcp" }] : []),
                     { internal: 1936, external: g.statsPort, ip, protocol: "tcp" },
                     // Each tcp service's listener, on the same port inside and out.
                     ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip, protocol: "tcp" })),

@@ -4,9 +4,9 @@
 // are derived from it, adding only what parseSettings resolves.
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "node:fs";
-import { DEFAULT_HSTS_SECONDS, type TlsSource } from "../images/gateway/controller/rules";
+import { DEFAULT_HSTS_SECONDS, gatewayTerminatesTls, type TlsSource } from "../images/gateway/controller/rules";
 import { formatIpv4, parseCidr } from "./fields";
-import { CONFIG_KEYS, configSchema, ParsedConfig, SECRET_KEYS } from "./schema";
+import { CONFIG_KEYS, configSchema, DEFAULT_NLB_SSL_POLICY, DEFAULT_OFFLOAD_PORT, ParsedConfig, SECRET_KEYS } from "./schema";
 
 export { DURATION_PATTERN, formatIpv4, parseCidr, SERVICE_NAME_PATTERN, VERSION_PATTERN } from "./fields";
 export type { Cidr } from "./fields";
@@ -115,6 +115,8 @@ export interface TlsSettings {
     readonly privateKey?: pulumi.Output<string>;
     /** acme with eabKid: the EAB HMAC key (secret). */
     readonly eabHmacKey?: pulumi.Output<string>;
+    /** acm: the load balancer terminates TLS with this certificate and policy, and sends the requests to offloadPort. */
+    readonly acm?: { readonly certificateArn: string; readonly sslPolicy: string; readonly offloadPort: number };
 }
 
 /** The secrets the config may hold, as Outputs (readSettings reads them through Pulumi). */
@@ -386,7 +388,8 @@ function checkBindAddresses(c: ParsedConfig, nodeCount: number): void {
 function stackHostPorts(c: ParsedConfig): readonly (readonly [string, number])[] {
     return [
         ["gateway.httpPort", c.gateway.httpPort],
-        ...(c.gateway.tls.source !== "none" ? [["gateway.httpsPort", c.gateway.httpsPort] as const] : []),
+        ...(gatewayTerminatesTls(c.gateway.tls.source) ? [["gateway.httpsPort", c.gateway.httpsPort] as const] : []),
+        ...(c.gateway.tls.source === "acm" ? [["gateway.tls.offloadPort", c.gateway.tls.offloadPort ?? DEFAULT_OFFLOAD_PORT] as const] : []),
         ["gateway.statsPort", c.gateway.statsPort],
         ["consul.httpsPort", c.consul.httpsPort],
         ["consul.dnsPort", c.consul.dnsPort],
@@ -433,6 +436,11 @@ function checkTraffic(s: ParsedService, i: number, c: ParsedConfig, set: (key: k
     if (tcp && set("healthCheckPath")) {
         throw new ConfigError(
             `${key}.healthCheckPath: ${describe(s.healthCheckPath)} is not allowed; expected no healthCheckPath for protocol tcp (the gateway and Consul check a tcp service by connecting to it)`,
+        );
+    }
+    if (tcp && s.hosts.length > 0 && c.gateway.tls.source === "acm") {
+        throw new ConfigError(
+            `${key}.hosts: ${describe(s.hosts)} is not allowed; expected no hosts for protocol tcp while gateway.tls.source is acm (the load balancer terminates every TLS connection on 443, so none can be passed through by SNI: give the service a listenPort instead)`,
         );
     }
     if (tcp && s.hosts.length > 0 && c.gateway.tls.source === "none") {
@@ -651,8 +659,39 @@ function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: 
     const secretSet = (k: keyof ConfigSecrets): boolean => raw[k] !== undefined || secrets[k] !== undefined;
     if (c.target === "aws" && t.source === "none") {
         throw new ConfigError(
-            `${key}.source: ${describe(at(["gateway", "tls", "source"]))} is not allowed; expected acme, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate)`,
+            `${key}.source: ${describe(at(["gateway", "tls", "source"]))} is not allowed; expected acme, acm, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate, acm has the load balancer terminate TLS with an ACM certificate)`,
         );
+    }
+    if (t.source === "acm" && c.target !== "aws") {
+        throw new ConfigError(
+            `${key}.source: "acm" is not allowed; expected acme, provided or self-signed for target ${c.target} (acm has the AWS load balancer terminate TLS: target aws only)`,
+        );
+    }
+    for (const k of ["acmCertificateArn", "sslPolicy", "offloadPort"] as const) {
+        if (t.source !== "acm" && set(k))
+            throw new ConfigError(
+                `${key}.${k}: ${describe(at(["gateway", "tls", k]))} is not allowed; expected no ${k} with source ${t.source} (it configures source acm, target aws)`,
+            );
+    }
+    let acm: TlsSettings["acm"];
+    if (t.source === "acm") {
+        if (t.acmCertificateArn === undefined) {
+            throw new ConfigError(
+                `${key}.acmCertificateArn: missing is not allowed; expected the ARN of the ACM certificate the load balancer serves, such as arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789 (required with source acm; the certificate must be issued, in the stack's region)`,
+            );
+        }
+        if (set("hosts")) {
+            throw new ConfigError(`${key}.hosts: ${describe(t.hosts)} is not allowed; expected no hosts with source acm (the ACM certificate names its hosts)`);
+        }
+        acm = { certificateArn: t.acmCertificateArn, sslPolicy: t.sslPolicy ?? DEFAULT_NLB_SSL_POLICY, offloadPort: t.offloadPort ?? DEFAULT_OFFLOAD_PORT };
+        const reserved = RESERVED_LISTEN_PORTS.find((r) => acm!.offloadPort >= r.from && acm!.offloadPort <= r.to);
+        if (reserved) {
+            throw new ConfigError(
+                `${key}.offloadPort: ${acm.offloadPort} is not allowed; expected a port the stack does not use itself, such as ${DEFAULT_OFFLOAD_PORT}: ${reserved.why}`,
+            );
+        }
+        const clash = stackHostPorts(c).find(([k, value]) => k !== "gateway.tls.offloadPort" && value === acm!.offloadPort);
+        if (clash) throw new ConfigError(`${key}.offloadPort: ${acm.offloadPort} is not allowed; expected a port not already used by ${clash[0]}`);
     }
     if (t.source === "none") {
         for (const k of ["hosts", "redirect", "hstsSeconds", "acme"] as const) {
@@ -729,5 +768,6 @@ function resolveTls(c: ParsedConfig, at: (path: PropertyKey[]) => unknown, raw: 
         ...(acme ? { acme } : {}),
         ...(t.source === "provided" ? { certificate: secrets.gatewayTlsCertificate, privateKey: secrets.gatewayTlsPrivateKey } : {}),
         ...(acme?.eabKid !== undefined ? { eabHmacKey: secrets.gatewayAcmeEabHmacKey } : {}),
+        ...(acm ? { acm } : {}),
     };
 }

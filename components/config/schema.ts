@@ -55,6 +55,19 @@ const requestsPerClient = intIn(
     `an integer from ${LIMIT_RANGES.clientRate[0]} (no limit) to ${LIMIT_RANGES.clientRate[1]}: requests of one client address per ${RATE_PERIOD}`,
 );
 
+/** An ACM certificate's ARN: partition, region, account, certificate ID. */
+export const ACM_CERTIFICATE_ARN = /^arn:aws[-a-z]*:acm:[a-z]{2}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:certificate\/[A-Za-z0-9-]{1,128}$/;
+/**
+ * The load balancer's TLS security policies that allow TLS 1.2 and 1.3 only (AWS's
+ * ELBSecurityPolicy-TLS13-1-2-*, -TLS13-1-3-*, -TLS-1-2-*, -FS-1-2-*); ELBSecurityPolicy-TLS13-1-0-*,
+ * -TLS13-1-1-* and the older ones still allow TLS 1.0 or 1.1.
+ */
+export const NLB_TLS12_POLICY = /^ELBSecurityPolicy-(TLS13-1-[23]|TLS-1-2|FS-1-2)(-[A-Za-z0-9]{1,20}){1,6}$/;
+/** TLS 1.3 and 1.2 with forward-secret ciphers: AWS's recommended policy for a TLS listener. */
+export const DEFAULT_NLB_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+/** The host port of the offload listener (source acm) unless gateway.tls.offloadPort says otherwise. */
+export const DEFAULT_OFFLOAD_PORT = 8443;
+
 /**
  * TLS at the edge (docs/security.md, "TLS at the edge"): where the HTTPS listener's certificates
  * come from. The cross-key rules (what each source requires, the aws target) are checked in
@@ -63,7 +76,7 @@ const requestsPerClient = intIn(
 export const tlsSchema = section({
     source: z
         .enum(TLS_SOURCES, {
-            error: "none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey) or acme (the gateways order from an ACME CA such as Let's Encrypt)",
+            error: "none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey), acme (the gateways order from an ACME CA such as Let's Encrypt) or acm (target aws: the load balancer terminates TLS with an ACM certificate)",
         })
         .default("none"),
     /** The DNS names an acme or self-signed certificate covers; default: every host name the services declare (and localhost, self-signed). */
@@ -78,6 +91,18 @@ export const tlsSchema = section({
     redirect: z.boolean({ error: "true or false" }).optional(),
     /** Strict-Transport-Security max-age on HTTPS answers; 0: none. Default 15552000 (180 days) when redirecting. */
     hstsSeconds: intIn(0, 63072000, "an integer from 0 (no HSTS) to 63072000 (two years): seconds").optional(),
+    /** Source acm: the ACM certificate the load balancer's 443 serves. */
+    acmCertificateArn: matching(
+        ACM_CERTIFICATE_ARN,
+        "an ACM certificate ARN such as arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789 (the certificate, in the stack's region, the load balancer serves)",
+    ).optional(),
+    /** Source acm: the load balancer's TLS security policy (TLS 1.2 and 1.3 only). */
+    sslPolicy: matching(
+        NLB_TLS12_POLICY,
+        `a TLS 1.2+ security policy of the load balancer, such as ${DEFAULT_NLB_SSL_POLICY} (the default): ELBSecurityPolicy-TLS13-1-2-..., ELBSecurityPolicy-TLS13-1-3-..., ELBSecurityPolicy-TLS-1-2-... or ELBSecurityPolicy-FS-1-2-... (policies that allow TLS 1.0 or 1.1 are refused)`,
+    ).optional(),
+    /** Source acm: the host port of the gateway's offload listener, where the load balancer sends the HTTPS it terminated (PROXY protocol v2). */
+    offloadPort: intIn(1024, 65535, "a port from 1024 to 65535 for the gateway's offload listener, such as 8443 (the default)").optional(),
     acme: section({
         directoryUrl: matching(
             /^https:\/\/[^\s]{1,500}$/,

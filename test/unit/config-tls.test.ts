@@ -83,22 +83,22 @@ describe("config: gateway.tls, invalid values", () => {
         [
             "an unknown source",
             tlsOf({ source: "letsencrypt" }),
-            'service-discovery:gateway.tls.source: "letsencrypt" is not allowed; expected none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey) or acme (the gateways order from an ACME CA such as Let\'s Encrypt)',
+            'service-discovery:gateway.tls.source: "letsencrypt" is not allowed; expected none (no HTTPS listener), self-signed (a stack CA, for dev), provided (gatewayTlsCertificate and gatewayTlsPrivateKey), acme (the gateways order from an ACME CA such as Let\'s Encrypt) or acm (target aws: the load balancer terminates TLS with an ACM certificate)',
         ],
         [
             "an unknown key",
             tlsOf({ source: "acme", certificate: "x" }),
-            "service-discovery:gateway.tls.certificate: an unknown key is not allowed; expected an object with source, hosts, redirect, hstsSeconds, acme",
+            "service-discovery:gateway.tls.certificate: an unknown key is not allowed; expected an object with source, hosts, redirect, hstsSeconds, acmCertificateArn, sslPolicy, offloadPort, acme",
         ],
         [
             "no source on aws",
             dev({ ...AWS, gateway: { httpPort: 80 } }),
-            "service-discovery:gateway.tls.source: missing is not allowed; expected acme, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate)",
+            "service-discovery:gateway.tls.source: missing is not allowed; expected acme, acm, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate, acm has the load balancer terminate TLS with an ACM certificate)",
         ],
         [
             "source none on aws",
             dev({ ...AWS, gateway: { tls: { source: "none" } } }),
-            'service-discovery:gateway.tls.source: "none" is not allowed; expected acme, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate)',
+            'service-discovery:gateway.tls.source: "none" is not allowed; expected acme, acm, provided or self-signed for target aws (its gateways face the internet behind the load balancer: users get HTTPS, and HTTP is redirected; acme gets a real certificate, acm has the load balancer terminate TLS with an ACM certificate)',
         ],
         [
             "a wildcard host",

@@ -408,7 +408,7 @@ describe("TLS: the pieces around the model", () => {
         });
 
         it("refuses what it cannot run with, naming the variable", () => {
-            refuses({ GATEWAY_TLS_SOURCE: "letsencrypt" }, /^GATEWAY_TLS_SOURCE=letsencrypt is not one of none, self-signed, provided, acme$/);
+            refuses({ GATEWAY_TLS_SOURCE: "letsencrypt" }, /^GATEWAY_TLS_SOURCE=letsencrypt is not one of none, self-signed, provided, acme, acm$/);
             refuses(
                 { GATEWAY_TLS_SOURCE: "provided", GATEWAY_SEALING_KEY_FILE: path.join(dir, "missing") },
                 /^GATEWAY_SEALING_KEY_FILE=.*missing: no such file/,

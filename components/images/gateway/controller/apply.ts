@@ -269,7 +269,7 @@ export class Applier {
      * has are removed. The placeholder fills the default slot while no certificate is valid.
      */
     writeTlsFiles(model: Model): void {
-        if (!model.tls) return;
+        if (!model.tls || model.tls.offload) return;
         fs.mkdirSync(this.file("tls/certs"), { recursive: true, mode: 0o700 });
         const slots = certificateSlots(model);
         for (const [slot, pem] of slots) this.writePrivate(this.slotFile(slot), pem === "" ? this.placeholder() : pem);

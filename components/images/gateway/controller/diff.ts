@@ -31,7 +31,7 @@ export const DEFAULT_SLOT = "default";
  */
 export function certificateSlots(model: Model): Map<string, string> {
     const slots = new Map<string, string>();
-    if (!model.tls) return slots;
+    if (!model.tls || model.tls.offload) return slots;
     slots.set(DEFAULT_SLOT, model.certificates[0]?.pem ?? "");
     for (const c of model.certificates) slots.set(`certs/${c.name}`, c.pem);
     return slots;

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import type { StackSettings } from "./model";
-import { DEFAULT_ACME_RENEW_BEFORE_DAYS, DNS_NAME, LETS_ENCRYPT_DIRECTORY, TLS_SOURCES } from "./rules";
+import { DEFAULT_ACME_RENEW_BEFORE_DAYS, DNS_NAME, gatewayTerminatesTls, LETS_ENCRYPT_DIRECTORY, TLS_SOURCES } from "./rules";
 import { parseSealingKey } from "./sealed";
 
 /** Where the stack puts the sealing key (components/gateway.ts): a file only the gateway's user reads. */
@@ -172,8 +172,12 @@ export function readEnv(env: NodeJS.ProcessEnv, log: (line: string) => void): Co
         // own process environment, never in the container's (which `docker inspect` shows).
         STATS_PASSWORD: statsPassword,
     };
+    // The bootstrap config's HTTPS listener exists only with GATEWAY_HTTPS_PORT; with acm its
+    // offload listener (plain HTTP behind the load balancer) only with GATEWAY_OFFLOAD_PORT.
     delete haproxyEnv.GATEWAY_HTTPS_PORT;
-    if (tls.stack.tlsSource !== "none") haproxyEnv.GATEWAY_HTTPS_PORT = tls.stack.httpsPort;
+    delete haproxyEnv.GATEWAY_OFFLOAD_PORT;
+    if (gatewayTerminatesTls(tls.stack.tlsSource)) haproxyEnv.GATEWAY_HTTPS_PORT = tls.stack.httpsPort;
+    else if (tls.stack.tlsSource === "acm") haproxyEnv.GATEWAY_OFFLOAD_PORT = tls.stack.httpsPort;
     // The Consul token is the controller's; HAProxy has no use for it, nor for where it is.
     delete haproxyEnv.CONSUL_HTTP_TOKEN_FILE;
     return {
@@ -218,7 +222,13 @@ function readTls(env: NodeJS.ProcessEnv): {
         hstsSeconds: String(seconds("GATEWAY_HSTS_SECONDS", 0)),
         acceptProxy: acceptProxy.join(" "),
     };
-    if (source === "none") return { stack, acceptProxy };
+    // acm: the load balancer holds the certificate; the gateway needs no sealing key. Its HTTPS
+    // port (GATEWAY_HTTPS_PORT, no default: it is no well-known port) is the offload listener's.
+    if (source === "acm" && !env.GATEWAY_HTTPS_PORT)
+        throw new EnvError(
+            "GATEWAY_HTTPS_PORT must be set with GATEWAY_TLS_SOURCE=acm (the port of the offload listener the load balancer sends HTTPS it terminated to)",
+        );
+    if (source === "none" || source === "acm") return { stack, acceptProxy };
     const keyFile = env.GATEWAY_SEALING_KEY_FILE || DEFAULT_SEALING_KEY_FILE;
     let sealingKey: Buffer;
     try {

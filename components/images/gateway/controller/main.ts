@@ -16,7 +16,7 @@ import { routeTable } from "./routes";
 import { planChange } from "./diff";
 import { buildModel, type Model } from "./model";
 import { PLACEHOLDER_NAME, selfSignedCertificate } from "./placeholder";
-import { KV_PREFIX } from "./rules";
+import { gatewayTerminatesTls, KV_PREFIX } from "./rules";
 import { ConsulWatch, connectionFromEnv, type ChangeEvent } from "./watch";
 
 /** Coalesce bursts (a deploy of many containers): wait this long without a change, at most MAX. */
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
         fs.rmSync(path.join(runDir, f), { force: true, recursive: true });
     // HTTPS cannot listen without a certificate: a placeholder until the real ones are read from Consul.
     let placeholderPem: string | undefined;
-    if (env.stack.tlsSource !== "none") {
+    if (gatewayTerminatesTls(env.stack.tlsSource ?? "none")) {
         const p = selfSignedCertificate({ name: PLACEHOLDER_NAME, days: 365 });
         placeholderPem = `${p.certPem}${p.keyPem}`;
         writeBootstrapTls(runDir, placeholderPem);

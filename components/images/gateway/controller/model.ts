@@ -183,6 +183,11 @@ export interface TlsListener {
     readonly hstsSeconds: number;
     /** The gateways order certificates (ACME): HTTP answers the challenges of tls/acme/challenges/. */
     readonly acme: boolean;
+    /**
+     * HTTPS terminated upstream (GATEWAY_TLS_SOURCE acm): the load balancer holds the certificate and
+     * sends the requests, plain, with the PROXY protocol, to this port; the gateway serves no TLS.
+     */
+    readonly offload?: true;
 }
 
 export type { Certificate };
@@ -808,6 +813,7 @@ export function buildModel(input: ModelInput): Model {
                 redirect: settings.tlsRedirect === "true",
                 hstsSeconds,
                 acme: tlsSource === "acme",
+                ...(tlsSource === "acm" ? { offload: true as const } : {}),
             };
         }
     }
@@ -816,10 +822,12 @@ export function buildModel(input: ModelInput): Model {
         ? { http: Math.max(1, httpShare - httpsShare), tcp: tcpEach, stats, https: httpsShare }
         : { http: httpShare, tcp: tcpEach, stats };
     const proxied = words(settings.acceptProxy ?? "");
-    const acceptProxy = { http: proxied.includes("http"), https: tls !== undefined && proxied.includes("https") };
-    const certificates = tls
-        ? readCertificates(kv, { sealingKey: input.sealingKey, previous: previous?.certificates ?? [], nowMs: input.nowMs ?? Date.now() }, note)
-        : [];
+    // The offload listener's only client is the load balancer: it takes the PROXY protocol whatever GATEWAY_ACCEPT_PROXY says.
+    const acceptProxy = { http: proxied.includes("http"), https: tls !== undefined && (proxied.includes("https") || tls.offload === true) };
+    const certificates =
+        tls && !tls.offload
+            ? readCertificates(kv, { sealingKey: input.sealingKey, previous: previous?.certificates ?? [], nowMs: input.nowMs ?? Date.now() }, note)
+            : [];
     const challenges = tls?.acme ? readChallenges(kv, note) : [];
 
     // X-Forwarded-Port: the port clients reach the HTTP listener on.
@@ -829,7 +837,12 @@ export function buildModel(input: ModelInput): Model {
         note(`rejected: GATEWAY_PUBLIC_HTTP_PORT (sha256 ${sha8(settings.publicHttpPort)}) is not a port number; X-Forwarded-Port is ${forwardedPort}`);
 
     // Host and SNI routes: once the backends are known (their notes and quarantine go with the others').
-    const { hostRoutes, sniRoutes } = hostRoutesOf(hostValues, { backends, tcpKey, sni, tls: tls !== undefined, previous, accepted, quarantined }, note);
+    // SNI pass-through needs TLS to reach the gateway: none behind a load balancer that terminates it.
+    const { hostRoutes, sniRoutes } = hostRoutesOf(
+        hostValues,
+        { backends, tcpKey, sni, tls: tls !== undefined && !tls.offload, offload: tls?.offload === true, previous, accepted, quarantined },
+        note,
+    );
 
     return {
         maxconn,
@@ -960,6 +973,8 @@ export function hostRoutesOf(
         readonly tcpKey: (svc: string) => string | undefined;
         readonly sni: ReadonlyMap<string, string>;
         readonly tls: boolean;
+        /** TLS is terminated by the load balancer (acm): no SNI to pass through. */
+        readonly offload?: boolean;
         readonly previous: Model | undefined;
         readonly accepted: Map<string, string>;
         readonly quarantined: Set<string>;
@@ -1005,7 +1020,9 @@ export function hostRoutesOf(
         if (names === undefined) continue;
         const at = `rejected: KV ${KV_PREFIX}/services/${svc}/sni:`;
         if (!o.tls) {
-            note(`${at} the gateway has no HTTPS listener (GATEWAY_TLS_SOURCE none), where TLS is passed through by SNI; ${svc} has no SNI routes`);
+            note(
+                `${at} ${o.offload ? "the load balancer terminates TLS (GATEWAY_TLS_SOURCE acm), so none reaches the gateway to be passed through by SNI" : "the gateway has no HTTPS listener (GATEWAY_TLS_SOURCE none), where TLS is passed through by SNI"}; ${svc} has no SNI routes`,
+            );
             continue;
         }
         claim(svc, names, at, true);

@@ -76,7 +76,7 @@ export const HTTPS_SOCKET = "https.sock";
 
 /** Whether the HTTPS port is a TCP frontend that passes TLS through by SNI (at least one SNI route). */
 export function passesThrough(model: Model): boolean {
-    return model.tls !== undefined && model.sniRoutes.length > 0;
+    return model.tls !== undefined && !model.tls.offload && model.sniRoutes.length > 0;
 }
 
 const HTTP_CHECK = (path: string): string[] => ["    option httpchk", `    http-check send meth GET uri ${path}`, "    http-check expect status 200-399"];
@@ -114,7 +114,14 @@ function backendLines(b: Backend, model: Model): string[] {
         // would replace them).
         const cookie = `sd-${b.path}=%[srv_name,regsub(^panic-,),field(1,_)]; Path=/${b.path}; HttpOnly; SameSite=Lax`;
         out.push("    # Sticky: the version that answered, for the frontend's rule on the client's next request.");
-        if (model.tls)
+        if (model.tls?.offload)
+            out.push(
+                "    # Over HTTPS (terminated by the load balancer: the https_offloaded frontend says so) the cookie",
+                "    # is Secure: a browser never sends it back over plain HTTP.",
+                `    http-response add-header Set-Cookie "${cookie}; Secure" if ${OFFLOADED}`,
+                `    http-response add-header Set-Cookie "${cookie}" unless ${OFFLOADED}`,
+            );
+        else if (model.tls)
             out.push(
                 "    # Over HTTPS the cookie is Secure: a browser never sends it back over plain HTTP.",
                 `    http-response add-header Set-Cookie "${cookie}; Secure" if { ssl_fc }`,
@@ -127,6 +134,9 @@ function backendLines(b: Backend, model: Model): string[] {
     return out;
 }
 
+/** Set by the offload frontend (HTTPS terminated by the load balancer): what ssl_fc says on a TLS listener. */
+const OFFLOADED = "{ var(txn.https_offloaded) -m bool }";
+
 /** The per-client counters the public HTTP listeners share (a stick table in a section of its own). */
 const HTTP_CLIENTS = "clients_http";
 
@@ -135,7 +145,10 @@ const HTTP_CLIENTS = "clients_http";
  * `proto` and `port` are what X-Forwarded-Proto and X-Forwarded-Port say to backends; a TLS
  * listener takes the same rules with its own bind line.
  */
-export function httpFrontendLines(model: Model, o: { name: string; bind: string; proto: "http" | "https"; port: number; behindProxy?: boolean }): string[] {
+export function httpFrontendLines(
+    model: Model,
+    o: { name: string; bind: string; proto: "http" | "https"; port: number; behindProxy?: boolean; offloaded?: boolean },
+): string[] {
     const trusted = model.trustedProxies !== "";
     const unlessTrusted = trusted ? " unless trusted_proxy" : "";
     const { clientConnections, clientRate, bodySize } = model.limits;
@@ -150,7 +163,7 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         "    # connections over the cap are closed at once, requests over the rate get 429.",
         ...(proxied
             ? [
-                  `    # ${o.behindProxy ? "Behind the HTTPS port's TCP frontend" : "Behind a load balancer (accept-proxy)"}: the client's address is the PROXY header's, which`,
+                  `    # ${o.behindProxy ? "Behind the HTTPS port's TCP frontend" : o.offloaded ? "Behind the load balancer that terminated TLS (accept-proxy)" : "Behind a load balancer (accept-proxy)"}: the client's address is the PROXY header's, which`,
                   `    # session rules see (connection rules would see the ${o.behindProxy ? "local socket" : "load balancer's"}: every client one).`,
               ]
             : []),
@@ -158,6 +171,12 @@ export function httpFrontendLines(model: Model, o: { name: string; bind: string;
         `    tcp-request ${proxied ? "session" : "connection"} reject if { sc0_conn_cur gt ${clientConnections} }`,
         "    # Answered before any http-request rule: a load balancer's check is never limited by rate.",
         "    monitor-uri /-/health",
+        ...(o.offloaded
+            ? [
+                  "    # HTTPS terminated upstream: the request came over TLS (its Set-Cookie headers are Secure); never redirected.",
+                  "    http-request set-var(txn.https_offloaded) bool(true)",
+              ]
+            : []),
     ];
     if (clientRate > 0) out.push(`    http-request deny deny_status 429 if { sc0_http_req_rate gt ${clientRate} }`);
     out.push(`    http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${bodySize} }`);
@@ -304,7 +323,7 @@ export function renderConfig(model: Model): string {
         "    # change; instance, weight, maxconn and maintenance changes are not reloads) does not cut them.",
         `    hard-stop-after ${model.hardStopAfter}`,
         "    mworker-max-reloads 100",
-        ...(model.tls
+        ...(model.tls && !model.tls.offload
             ? [
                   "    # TLS 1.2+ with forward-secret AEAD ciphers only; sessions resume (cache and tickets, on by default).",
                   `    ssl-default-bind-ciphers ${TLS_CIPHERS}`,
@@ -365,7 +384,20 @@ export function renderConfig(model: Model): string {
             port: model.forwardedPort,
         }),
     ];
-    if (model.tls) {
+    if (model.tls?.offload) {
+        // acm: the load balancer terminated TLS and sends the requests here, plain, each connection
+        // opened by a PROXY header (the client's address): HTTPS for the backends, no certificate here.
+        out.push(
+            "",
+            ...httpFrontendLines(model, {
+                name: "https_offloaded",
+                bind: `"\${GATEWAY_BIND}:${model.tls.port}" accept-proxy`,
+                proto: "https",
+                port: model.tls.forwardedPort,
+                offloaded: true,
+            }),
+        );
+    } else if (model.tls) {
         // The certificates are files in the run directory, listed in the crt-list; the controller
         // changes them at run time (set ssl cert, add ssl crt-list) and on disk for the next reload.
         const ssl = `ssl crt-list "\${GATEWAY_RUN_DIR}/${CRT_LIST}" alpn h2,http/1.1 ssl-min-ver TLSv1.2`;

@@ -161,9 +161,18 @@ export const ACME_KEY_AUTHORIZATION = /^[A-Za-z0-9_-]{16,128}\.[A-Za-z0-9_-]{43}
 /** Where ACME CAs ask for HTTP-01 answers; never redirected to HTTPS. */
 export const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
 
-/** The certificate sources a stack chooses from (gateway.tls.source). */
-export const TLS_SOURCES = ["none", "self-signed", "provided", "acme"] as const;
+/**
+ * The certificate sources a stack chooses from (gateway.tls.source). acm: the AWS load balancer
+ * terminates TLS with an ACM certificate and sends the requests, plain, to the gateway's offload
+ * listener (HTTPS terminated upstream, the PROXY protocol v2): the gateway holds no certificate.
+ */
+export const TLS_SOURCES = ["none", "self-signed", "provided", "acme", "acm"] as const;
 export type TlsSource = (typeof TLS_SOURCES)[number];
+
+/** Whether the gateway terminates TLS itself (an HTTPS listener with certificates from KV): every source but none and acm. */
+export function gatewayTerminatesTls(source: string): boolean {
+    return (TLS_SOURCES as readonly string[]).includes(source) && source !== "none" && source !== "acm";
+}
 
 /** The KV keys of certificates and ACME, relative to KV_PREFIX. */
 export const TLS_KV = {
