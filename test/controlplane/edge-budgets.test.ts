@@ -226,7 +226,7 @@ describe("edge budgets: no client can exhaust the gateway", { timeout: 240_000 }
             message: "maxconn 4 running",
         });
         assert.equal(await h.gateway.masterReloads(), reloads, "a maxconn change reloaded HAProxy");
-        assert.match(h.gateway.proc!.stderr.toString(), /gateway: runtime API: .*2 maxconn\(s\) set, no reload/);
+        await h.gateway.logged(/gateway: runtime API: .*2 maxconn\(s\) set, no reload/);
     });
 
     it("a TCP service's own idle timeout closes its idle connections", async () => {

@@ -92,7 +92,7 @@ describe("edge TLS: certificates from KV, applied at run time", { timeout: 300_0
         // Any name, or none, gets the default certificate: the first by name.
         assert.equal((await presented(httpsPort, {})).serial, first.serial);
         assert.equal(await h.gateway.masterReloads(), reloads, "the master reloaded");
-        assert.match(h.gateway.proc!.stderr.toString(), /runtime API: certificate\(s\) the default certificate, app installed, no reload/);
+        await h.gateway.logged(/runtime API: certificate\(s\) the default certificate, app installed, no reload/);
         const m = await metrics();
         const expiry = new RegExp(`^gateway_controller_certificate_expiry_seconds\\{name="app",serial="${first.serial}"\\} (\\d+)$`, "m").exec(m);
         assert.ok(expiry, m);

@@ -174,7 +174,7 @@ describe("TLS pass-through by SNI on the HTTPS port", { timeout: 300_000 }, () =
         await waitFor(() => passedThrough("db2.example.com"), { timeoutMs: 10_000, message: "db2.example.com passed through" });
         assert.ok(await passedThrough("db.example.com"));
         assert.equal(await h.gateway.masterReloads(), reloads, "the master reloaded");
-        assert.match(h.gateway.proc!.stderr.toString(), /runtime API: SNI routes: 1 set, 0 removed, no reload/);
+        await h.gateway.logged(/runtime API: SNI routes: 1 set, 0 removed, no reload/);
         assert.equal(fs.readFileSync(path.join(h.gateway.runDir, "sni.map"), "utf8"), "db.example.com svc_db\ndb2.example.com svc_db\n");
     });
 
@@ -208,7 +208,7 @@ describe("TLS pass-through by SNI on the HTTPS port", { timeout: 300_000 }, () =
             message: "db.example.com terminated by the gateway again",
         });
         assert.ok((await h.gateway.masterReloads()) > reloads);
-        assert.match(h.gateway.proc!.stderr.toString(), /TLS pass-through by SNI off \(last SNI route gone\)/);
+        await h.gateway.logged(/TLS pass-through by SNI off \(last SNI route gone\)/);
         const cfg = h.gateway.readRenderedConfig("live");
         assert.ok(!cfg.includes("https_sni") && !cfg.includes("https.sock"), "today's HTTPS listener, exactly");
         assert.equal((await overHttps("/shop/y", "shop.example.com")).status, 200);

@@ -186,6 +186,18 @@ export class Gateway {
         return this.proc?.stderr.count(Gateway.RELOADED) ?? 0;
     }
 
+    /**
+     * Waits until the controller's log (stderr, from `from` characters on) has a line matching `re`:
+     * it logs a change once it has seen it applied, a moment after a client can see the change itself.
+     */
+    async logged(re: RegExp, o: { from?: number; timeoutMs?: number } = {}): Promise<void> {
+        await waitFor(() => re.test(this.proc?.stderr.toString().slice(o.from ?? 0) ?? "") || undefined, {
+            timeoutMs: o.timeoutMs ?? 10_000,
+            intervalMs: 50,
+            message: `the gateway's log to say ${re}`,
+        });
+    }
+
     /** Number of renders reload.sh rejected (haproxy -c failed). */
     rejections(): number {
         return this.proc?.stderr.count(Gateway.REJECTED) ?? 0;
