@@ -149,14 +149,15 @@ export class Stack {
             const dev = stackConfig("dev");
             const devValue = (key: string): Record<string, unknown> => JSON.parse(dev[`${PROJECT}:${key}`] ?? "{}");
             // Distinct ports (freePort never hands one out twice); Consul DNS is published as UDP.
-            const [httpPort, statsPort, consulHttp] = [await freePort(), await freePort(), await freePort()];
+            // The gateway's HTTPS port too: a `dev` stack (or another run) on this engine holds 443.
+            const [httpPort, httpsPort, statsPort, consulHttp] = [await freePort(), await freePort(), await freePort(), await freePort()];
             const consulDns = await freePort(true);
             const config = devWith({
                 buildNetwork: "host",
                 network: { subnet: await freeSubnet(docker) },
                 consul: { ...devValue("consul"), image: consulImage, httpsPort: consulHttp, dnsPort: consulDns },
                 // No bindAddress: the program's default on local (127.0.0.1), which the tests reach.
-                gateway: { ...devValue("gateway"), httpPort, statsPort, nodeSource: "context" },
+                gateway: { ...devValue("gateway"), httpPort, httpsPort, statsPort, nodeSource: "context" },
                 ...options.config,
             });
             stack = new Stack(engine, config, runId);
