@@ -11,23 +11,8 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { freePort, Gateway, Harness, waitFor } from "./harness";
-import { startRecordingBackend, type Seen } from "./harness/edge";
+import { proxyV2Header, startRecordingBackend, type Seen } from "./harness/edge";
 import { setWeights, stickyKey } from "./harness/traffic";
-
-/** A PROXY protocol v2 header (PROXY command, TCP over IPv4) claiming `source` as the client. */
-function proxyV2(source: string, destinationPort: number): Buffer {
-    const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-    const header = Buffer.alloc(16 + 12);
-    signature.copy(header, 0);
-    header[12] = 0x21; // version 2, PROXY
-    header[13] = 0x11; // AF_INET, STREAM
-    header.writeUInt16BE(12, 14);
-    Buffer.from(source.split(".").map(Number)).copy(header, 16);
-    Buffer.from([10, 0, 0, 10]).copy(header, 20);
-    header.writeUInt16BE(40000 + Math.floor(Math.random() * 20000), 24);
-    header.writeUInt16BE(destinationPort, 26);
-    return header;
-}
 
 interface Answer {
     status: number;
@@ -39,7 +24,7 @@ interface Answer {
 function request(port: number, client: string | undefined, path: string, host = "app.example.com"): Promise<Answer> {
     return new Promise((resolve, reject) => {
         const s = net.connect({ host: "127.0.0.1", port }, () => {
-            if (client !== undefined) s.write(proxyV2(client, port));
+            if (client !== undefined) s.write(proxyV2Header(client, port));
             s.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
         });
         let text = "";
@@ -127,7 +112,7 @@ describe("edge behind a load balancer that terminates TLS (acm): the offload lis
             () =>
                 new Promise<Answer>((resolve, reject) => {
                     const s = net.connect({ host: "127.0.0.1", port: offloadPort }, () => {
-                        s.write(proxyV2("198.51.100.24", offloadPort));
+                        s.write(proxyV2Header("198.51.100.24", offloadPort));
                         s.write("GET /acm/v1/spoof HTTP/1.0\r\nHost: app.example.com\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.6.6.6\r\n\r\n");
                     });
                     let text = "";
@@ -153,7 +138,7 @@ describe("edge behind a load balancer that terminates TLS (acm): the offload lis
         const session = http2.connect(`http://127.0.0.1:${offloadPort}`, {
             createConnection: () => {
                 const s = net.connect({ host: "127.0.0.1", port: offloadPort });
-                s.write(proxyV2("198.51.100.25", offloadPort));
+                s.write(proxyV2Header("198.51.100.25", offloadPort));
                 return s;
             },
         });

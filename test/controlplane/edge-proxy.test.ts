@@ -10,26 +10,11 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { Harness, waitFor, type HelloResponse } from "./harness";
-import { startRecordingBackend } from "./harness/edge";
+import { proxyV2Header, startRecordingBackend } from "./harness/edge";
 import { edgeCa, issue, putCertificate, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
 import type { TestCa } from "./harness/pki";
 
 const CLIENT_CAP = 5;
-
-/** A PROXY protocol v2 header (PROXY command, TCP over IPv4) claiming `source` as the client. */
-function proxyV2(source: string, destinationPort: number): Buffer {
-    const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-    const header = Buffer.alloc(16 + 12);
-    signature.copy(header, 0);
-    header[12] = 0x21; // version 2, PROXY
-    header[13] = 0x11; // AF_INET, STREAM
-    header.writeUInt16BE(12, 14);
-    Buffer.from(source.split(".").map(Number)).copy(header, 16);
-    Buffer.from([10, 0, 0, 10]).copy(header, 20);
-    header.writeUInt16BE(40000 + Math.floor(Math.random() * 20000), 24);
-    header.writeUInt16BE(destinationPort, 26);
-    return header;
-}
 
 describe("edge behind a PROXY-protocol load balancer: clients, not the balancer", { timeout: 180_000 }, () => {
     let h: Harness;
@@ -41,7 +26,7 @@ describe("edge behind a PROXY-protocol load balancer: clients, not the balancer"
     function connect(client: string): Promise<tls.TLSSocket> {
         return new Promise((resolve, reject) => {
             const raw = net.connect({ host: "127.0.0.1", port: httpsPort }, () => {
-                raw.write(proxyV2(client, httpsPort));
+                raw.write(proxyV2Header(client, httpsPort));
                 const s = tls.connect({ socket: raw, servername: "localhost", ca: ca.caPem });
                 s.once("secureConnect", () => {
                     raw.setTimeout(0);

@@ -8,12 +8,11 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
-import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KV_PREFIX } from "../../components/images/gateway/controller/rules";
 import { Harness, httpRequest, waitFor, type HelloResponse, type HttpResult } from "./harness";
-import { edgeCa, issue, presented, putCertificate, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
+import { edgeCa, httpsRequest, issue, presented, putCertificate, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
 import type { TestCa } from "./harness/pki";
 
 const hostsKey = (svc: string): string => `${KV_PREFIX}/services/${svc}/hosts`;
@@ -38,20 +37,7 @@ describe("routes by host name", { timeout: 300_000 }, () => {
         return (await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth}` } })).body;
     };
     /** HTTPS to 127.0.0.1 with this SNI and Host, verified by the test CA. */
-    const overHttps = (p: string, servername: string, host = servername): Promise<HttpResult> =>
-        new Promise((resolve, reject) => {
-            const req = https.request(
-                { host: "127.0.0.1", port: httpsPort, path: p, servername, headers: { host }, ca: ca.caPem, agent: false, timeout: 5000 },
-                (res) => {
-                    const chunks: Buffer[] = [];
-                    res.on("data", (c: Buffer) => chunks.push(c));
-                    res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-                },
-            );
-            req.on("timeout", () => req.destroy(new Error("HTTPS request timed out")));
-            req.on("error", reject);
-            req.end();
-        });
+    const overHttps = (p: string, servername: string, host = servername): Promise<HttpResult> => httpsRequest(httpsPort, p, { servername, host, ca: ca.caPem });
 
     before(
         async () => {

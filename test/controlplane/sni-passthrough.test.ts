@@ -9,14 +9,13 @@
 // metric), never reaches HAProxy, and the routes keep serving.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { KV_PREFIX } from "../../components/images/gateway/controller/rules";
 import { Harness, NODE_ADDRESS, freePort, httpRequest, waitFor, type HelloResponse, type HttpResult } from "./harness";
-import { edgeCa, issue, presented, putCertificate, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
+import { edgeCa, httpsRequest, issue, presented, putCertificate, sealingKeyFile, tlsGatewayEnv } from "./harness/tls";
 import type { TestCa } from "./harness/pki";
 
 const key = (svc: string, field: string): string => `${KV_PREFIX}/services/${svc}/${field}`;
@@ -48,20 +47,7 @@ describe("TLS pass-through by SNI on the HTTPS port", { timeout: 300_000 }, () =
             socket.once("error", reject);
         });
     /** HTTPS through the gateway with this SNI (and Host), verified by the gateway's CA. */
-    const overHttps = (p: string, servername: string): Promise<HttpResult> =>
-        new Promise((resolve, reject) => {
-            const req = https.request(
-                { host: "127.0.0.1", port: httpsPort, path: p, servername, headers: { host: servername }, ca: gatewayCa.caPem, agent: false, timeout: 5000 },
-                (res) => {
-                    const chunks: Buffer[] = [];
-                    res.on("data", (c: Buffer) => chunks.push(c));
-                    res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-                },
-            );
-            req.on("timeout", () => req.destroy(new Error("HTTPS request timed out")));
-            req.on("error", reject);
-            req.end();
-        });
+    const overHttps = (p: string, servername: string): Promise<HttpResult> => httpsRequest(httpsPort, p, { servername, ca: gatewayCa.caPem });
     const metrics = async (): Promise<string> => {
         const auth = Buffer.from(`${h.gateway.statsUser}:${h.gateway.statsPassword}`).toString("base64");
         return (await httpRequest(`http://127.0.0.1:${h.gateway.statsPort}/metrics/controller`, { headers: { authorization: `Basic ${auth}` } })).body;

@@ -234,3 +234,21 @@ export async function startRecordingBackend(
         close,
     };
 }
+
+/**
+ * A PROXY protocol v2 header (PROXY command, TCP over IPv4), as a load balancer sends it before the
+ * client's bytes: `source` is the client the gateway is told about, `destinationPort` the port it reached.
+ */
+export function proxyV2Header(source: string, destinationPort: number): Buffer {
+    const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+    const header = Buffer.alloc(16 + 12);
+    signature.copy(header, 0);
+    header[12] = 0x21; // version 2, PROXY
+    header[13] = 0x11; // AF_INET, STREAM
+    header.writeUInt16BE(12, 14);
+    Buffer.from(source.split(".").map(Number)).copy(header, 16);
+    Buffer.from([10, 0, 0, 10]).copy(header, 20);
+    header.writeUInt16BE(40000 + Math.floor(Math.random() * 20000), 24);
+    header.writeUInt16BE(destinationPort, 26);
+    return header;
+}

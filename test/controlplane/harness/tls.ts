@@ -4,10 +4,12 @@
 // client sees of the HTTPS listener. For the TLS tests, imported by name.
 import { randomBytes, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { seal } from "../../../components/images/gateway/controller/sealed";
 import { KV_PREFIX, TLS_KV } from "../../../components/images/gateway/controller/rules";
+import type { HttpResult } from "../../support/http";
 import { freePort } from "../../support/ports";
 import type { ConsulAgent } from "./consul";
 import { TestCa } from "./pki";
@@ -82,5 +84,22 @@ export function presented(
             socket.end();
         });
         socket.once("error", reject);
+    });
+}
+
+/** One HTTPS request to 127.0.0.1:`port` with this SNI and Host (the SNI by default), verified by `ca`. */
+export function httpsRequest(port: number, p: string, o: { servername: string; ca: string; host?: string }): Promise<HttpResult> {
+    return new Promise((resolve, reject) => {
+        const req = https.request(
+            { host: "127.0.0.1", port, path: p, servername: o.servername, headers: { host: o.host ?? o.servername }, ca: o.ca, agent: false, timeout: 5000 },
+            (res) => {
+                const chunks: Buffer[] = [];
+                res.on("data", (c: Buffer) => chunks.push(c));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+            },
+        );
+        req.on("timeout", () => req.destroy(new Error("HTTPS request timed out")));
+        req.on("error", reject);
+        req.end();
     });
 }
