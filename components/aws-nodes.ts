@@ -173,17 +173,36 @@ export class AwsNodes extends pulumi.ComponentResource {
                 });
             }
         }
-        const egress = new aws.vpc.SecurityGroupEgressRule(
-            `${name}-egress`,
-            {
-                securityGroupId: sg,
-                description: "packages, images, AWS APIs",
-                ipProtocol: "-1",
-                cidrIpv4: "0.0.0.0/0",
-                tags,
-            },
-            o,
-        );
+        // Outbound: what the nodes need and no more (docs/security.md, "Contained replicas"): HTTPS
+        // and HTTP anywhere (images, Debian packages over HTTP, AWS APIs and SSM, ACME), anything
+        // to the cluster's own nodes, and the rules aws.egress adds. DNS, NTP and instance metadata
+        // go to Amazon's link-local services, which security groups do not filter. Cloud-init
+        // needs the first two before Docker runs (the instances wait for them).
+        const egressRule = (ruleName: string, description: string, ipProtocol: string, port: number | undefined, dest: { cidrIpv4?: string; self?: boolean }) =>
+            new aws.vpc.SecurityGroupEgressRule(
+                `${name}-${ruleName}`,
+                {
+                    securityGroupId: sg,
+                    description,
+                    ipProtocol,
+                    fromPort: port,
+                    toPort: port,
+                    cidrIpv4: dest.cidrIpv4,
+                    referencedSecurityGroupId: dest.self ? sg : undefined,
+                    tags,
+                },
+                o,
+            );
+        const egress = [
+            egressRule("egress", "HTTPS anywhere: images, AWS APIs and SSM, ACME", "tcp", 443, { cidrIpv4: "0.0.0.0/0" }),
+            egressRule("egress-http", "HTTP anywhere: Debian packages", "tcp", 80, { cidrIpv4: "0.0.0.0/0" }),
+            egressRule("egress-nodes", "anything to the cluster's own nodes", "-1", undefined, { self: true }),
+        ];
+        for (const e of a.egress) {
+            egressRule(`egress-${e.protocol}-${e.port}-${cidrRuleName(e.cidr)}`, `aws.egress: ${e.protocol} ${e.port} to ${e.cidr}`, e.protocol, e.port, {
+                cidrIpv4: e.cidr,
+            });
+        }
 
         // SSM gives shell access without SSH. Consul's cloud auto-join (consul.join aws-tags)
         // also reads instance tags through this role, from inside its container.
@@ -275,7 +294,7 @@ export class AwsNodes extends pulumi.ComponentResource {
                     // A newer AMI must not replace running nodes, and new user data must not stop and start
                     // every running node at once (AWS applies it so; cloud-init would not run it again):
                     // both reach a node when it is replaced (docs/operations.md, "Lifecycles").
-                    { ...o, ignoreChanges: ["ami", "userData"], dependsOn: [igw, ...associations, egress] },
+                    { ...o, ignoreChanges: ["ami", "userData"], dependsOn: [igw, ...associations, ...egress] },
                 ),
         );
 

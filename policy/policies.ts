@@ -301,6 +301,37 @@ const onlyGatewayPublic: ResourceValidationPolicy = {
     ],
 };
 
+/** Whether an egress rule lets everything out: all protocols, or every port of tcp/udp. */
+function allTraffic(protocol: string | undefined, from: number | undefined, to: number | undefined): boolean {
+    if (protocol === undefined || protocol === "-1" || protocol === "all") return true;
+    return (from === undefined || from <= 1) && (to === undefined || to >= 65535);
+}
+
+const egressLimited: ResourceValidationPolicy = {
+    name: "egress-limited",
+    description:
+        "No security-group rule lets everything out to 0.0.0.0/0 or ::/0 (all protocols, or every port): nodes reach the world on the ports they need (the program: HTTPS and HTTP, and what aws.egress names).",
+    enforcementLevel: "mandatory",
+    validateResource: [
+        validateResourceOfType(aws.vpc.SecurityGroupEgressRule, (r, _args, report) => {
+            if (worldOpen(r.cidrIpv4, r.cidrIpv6) && allTraffic(r.ipProtocol, r.fromPort, r.toPort))
+                report(`egress ${r.ipProtocol} ${r.fromPort ?? "all"}-${r.toPort ?? "all"} to the world: name the ports the nodes need (aws.egress)`);
+        }),
+        validateResourceOfType(aws.ec2.SecurityGroupRule, (r, _args, report) => {
+            const open = (r.cidrBlocks ?? []).includes("0.0.0.0/0") || (r.ipv6CidrBlocks ?? []).includes("::/0");
+            if (r.type === "egress" && open && allTraffic(r.protocol, r.fromPort, r.toPort))
+                report(`egress ${r.protocol} ${r.fromPort}-${r.toPort} to the world: name the ports the nodes need (aws.egress)`);
+        }),
+        validateResourceOfType(aws.ec2.SecurityGroup, (sg, _args, report) => {
+            for (const r of sg.egress ?? []) {
+                const open = (r.cidrBlocks ?? []).includes("0.0.0.0/0") || (r.ipv6CidrBlocks ?? []).includes("::/0");
+                if (open && allTraffic(r.protocol, r.fromPort, r.toPort))
+                    report(`inline egress ${r.protocol} ${r.fromPort}-${r.toPort} to the world: name the ports the nodes need (aws.egress)`);
+            }
+        }),
+    ],
+};
+
 const hardenedInstances: ResourceValidationPolicy = {
     name: "ec2-imdsv2-encrypted-volumes",
     description: "EC2 instances require IMDSv2 and encrypt every volume.",
@@ -651,6 +682,7 @@ export const policies = [
     digestPinnedPulledImages,
     dockerSocketOnlyInProxy,
     onlyGatewayPublic,
+    egressLimited,
     hardenedInstances,
     strongCredentials,
     oddConsulServers,

@@ -304,6 +304,17 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecr
             );
         }
     }
+    c.aws.egress.forEach((e, i) => {
+        const first = c.aws.egress.findIndex((o) => o.cidr === e.cidr && o.port === e.port && o.protocol === e.protocol);
+        if (first !== i)
+            throw new ConfigError(
+                `${PROJECT}:aws.egress[${i}]: ${describe(e)} is not allowed; expected each outbound rule once (also at aws.egress[${first}])`,
+            );
+        if ((e.port === 443 || e.port === 80) && e.protocol === "tcp" && parseCidr(e.cidr)?.prefix === 0)
+            throw new ConfigError(
+                `${PROJECT}:aws.egress[${i}]: ${describe(e)} is not allowed; expected a rule the nodes do not have already (tcp 443 and 80 to anywhere are always allowed)`,
+            );
+    });
     const tls = resolveTls(c, (path) => valueAt(input, path), raw, secrets);
     if (c.consul.join === "aws-tags" && c.target !== "aws") {
         throw new ConfigError(

@@ -317,6 +317,21 @@ const shape = {
         ).optional(),
         sshUser: matching(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name").default("admin"),
         rootVolumeGb: intIn(8, 1000).default(20),
+        /**
+         * Outbound traffic the nodes may send besides what they need (HTTPS and HTTP to anywhere:
+         * images, Debian packages, AWS APIs, ACME; anything between the cluster's own nodes): one
+         * security-group egress rule each, such as a database your services call.
+         */
+        egress: z
+            .array(
+                section({
+                    cidr,
+                    port: intIn(1, 65535),
+                    protocol: z.enum(["tcp", "udp"], { error: "tcp or udp" }).default("tcp"),
+                }),
+                { error: 'a list of outbound rules such as [{ cidr: "10.1.0.0/16", port: 5432 }]' },
+            )
+            .default([]),
     }).prefault({}),
     /** Network mode for RUN steps of image builds: default, or host where the default bridge has no route out. */
     buildNetwork: z.enum(["default", "host"], { error: "default or host" }).default("default"),

@@ -65,6 +65,31 @@ describe("config: invalid values", () => {
             'service-discovery:aws.previewCidr: "0.0.0.0/0" is not allowed; expected a CIDR block narrower than /0, such as 198.51.100.7/32 (the preview runners\' addresses)',
         ],
         [
+            "an outbound rule twice",
+            {
+                target: "aws",
+                aws: {
+                    adminCidr: "203.0.113.7/32",
+                    publicKey: SSH_KEY,
+                    egress: [
+                        { cidr: "10.1.0.0/16", port: 5432 },
+                        { cidr: "10.1.0.0/16", port: 5432, protocol: "tcp" },
+                    ],
+                },
+            },
+            'service-discovery:aws.egress[1]: {"cidr":"10.1.0.0/16","port":5432,"protocol":"tcp"} is not allowed; expected each outbound rule once (also at aws.egress[0])',
+        ],
+        [
+            "an outbound rule the nodes have already",
+            { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, egress: [{ cidr: "0.0.0.0/0", port: 443 }] } },
+            'service-discovery:aws.egress[0]: {"cidr":"0.0.0.0/0","port":443,"protocol":"tcp"} is not allowed; expected a rule the nodes do not have already (tcp 443 and 80 to anywhere are always allowed)',
+        ],
+        [
+            "an outbound rule without a port",
+            { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, egress: [{ cidr: "10.1.0.0/16" }] } },
+            "service-discovery:aws.egress[0].port: missing is not allowed; expected an integer from 1 to 65535",
+        ],
+        [
             "VPC CIDR",
             { target: "aws", aws: { adminCidr: "203.0.113.7/32", publicKey: SSH_KEY, vpcCidr: "10.42.0.0" } },
             'service-discovery:aws.vpcCidr: "10.42.0.0" is not allowed; expected an aligned IPv4 block from /16 to /24 such as 10.42.0.0/16 (VPCs allow /16-/28; subnets are /+4)',

@@ -111,6 +111,25 @@ describe("hardening: AWS instance metadata and Consul join", () => {
         assert.equal(s.consul.join, "aws-tags");
     });
 
+    it("outbound: aws.egress adds one rule each, to what the nodes already reach", async () => {
+        const config = shippedAws();
+        const aws = JSON.parse(config["service-discovery:aws"]!);
+        config["service-discovery:aws"] = JSON.stringify({
+            ...aws,
+            egress: [
+                { cidr: "10.1.0.0/16", port: 5432 },
+                { cidr: "198.51.100.0/24", port: 514, protocol: "udp" },
+            ],
+        });
+        const p = await evaluate(config, "aws");
+        assert.equal(p.error, null);
+        const rules = p
+            .ofType("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+            .map((e) => `${e.inputs.ipProtocol} ${e.inputs.fromPort ?? "all"} ${e.inputs.cidrIpv4 ?? "nodes"}`)
+            .sort();
+        assert.deepEqual(rules, ["-1 all nodes", "tcp 443 0.0.0.0/0", "tcp 5432 10.1.0.0/16", "tcp 80 0.0.0.0/0", "udp 514 198.51.100.0/24"]);
+    });
+
     it("static (Pulumi.aws.yaml): hop limit 1, so no container reaches IMDS, and the role cannot list instances", async () => {
         const p = await evaluate(shippedAws(), "aws");
         assert.equal(p.error, null);

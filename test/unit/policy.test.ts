@@ -240,6 +240,38 @@ describe("policy: docker-socket-proxy-only", () => {
     });
 });
 
+describe("policy: egress-limited", () => {
+    const EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
+    const egress = (props: Props): Res => ({ type: EGRESS, name: "e", props: { securityGroupId: "sg", ...props } });
+    it("passes named ports to the world, and anything to a narrow CIDR or the group itself", () => {
+        assert.deepEqual(
+            violations("egress-limited", [
+                egress({ ipProtocol: "tcp", fromPort: 443, toPort: 443, cidrIpv4: "0.0.0.0/0" }),
+                egress({ ipProtocol: "tcp", fromPort: 80, toPort: 80, cidrIpv4: "0.0.0.0/0" }),
+                egress({ ipProtocol: "-1", referencedSecurityGroupId: "sg" }),
+                egress({ ipProtocol: "-1", cidrIpv4: "10.1.0.0/16" }),
+                { type: SG, name: "sg", props: { egress: [{ protocol: "udp", fromPort: 53, toPort: 53, cidrBlocks: ["0.0.0.0/0"] }] } },
+            ]),
+            [],
+        );
+    });
+    it("fails everything out to the world, in every rule form", () => {
+        assert.equal(violations("egress-limited", [egress({ ipProtocol: "-1", cidrIpv4: "0.0.0.0/0" })]).length, 1);
+        assert.equal(violations("egress-limited", [egress({ ipProtocol: "tcp", fromPort: 0, toPort: 65535, cidrIpv6: "::/0" })]).length, 1);
+        assert.equal(
+            violations("egress-limited", [
+                { type: SG_RULE, name: "r", props: { type: "egress", protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] } },
+            ]).length,
+            1,
+        );
+        assert.equal(
+            violations("egress-limited", [{ type: SG, name: "sg", props: { egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }] } }])
+                .length,
+            1,
+        );
+    });
+});
+
 describe("policy: only-gateway-port-public", () => {
     const ingress = (props: Props): Res => ({ type: INGRESS, name: "r", props: { securityGroupId: "sg", ...props } });
     it("passes the gateway port from anywhere and anything from a narrow CIDR or the group itself", () => {

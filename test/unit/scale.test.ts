@@ -266,11 +266,19 @@ describe("scale: targets in detail", () => {
             for (const r of p.ofType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) {
                 assert.equal(r.inputs.securityGroupId, "hosts-aws-nodes-id");
             }
+            // Outbound: HTTPS and HTTP anywhere, anything between the nodes; no "all protocols to the world".
             const egress = p.ofType("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule");
             assert.deepEqual(
-                egress.map((e) => [e.inputs.ipProtocol, e.inputs.cidrIpv4]),
-                [["-1", "0.0.0.0/0"]],
+                egress
+                    .map((e) => [e.name, e.inputs.ipProtocol, e.inputs.fromPort, e.inputs.toPort, e.inputs.cidrIpv4, e.inputs.referencedSecurityGroupId])
+                    .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+                [
+                    ["hosts-aws-egress", "tcp", 443, 443, "0.0.0.0/0", undefined],
+                    ["hosts-aws-egress-http", "tcp", 80, 80, "0.0.0.0/0", undefined],
+                    ["hosts-aws-egress-nodes", "-1", undefined, undefined, undefined, "hosts-aws-nodes-id"],
+                ],
             );
+            for (const e of egress) assert.equal(e.inputs.securityGroupId, "hosts-aws-nodes-id");
         });
 
         it("runs EC2 nodes with IMDSv2, encrypted volumes, Docker from cloud-init, tags and spread subnets", () => {
