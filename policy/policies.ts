@@ -18,7 +18,7 @@ export interface ServiceDiscoveryPolicyConfig {
     publicTcpPorts?: number[];
     /** Stacks whose gateways may serve plain HTTP only (gateway.tls.source none); default ["dev"]. */
     plainHttpStacks?: string[];
-    /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits); default ["dev"]. */
+    /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits, a shared network); default ["dev"]. */
     relaxedReplicaStacks?: string[];
     /** Stacks whose containers may publish ports on every address of a node (0.0.0.0, a firewall in front); default ["dev"]. */
     allAddressesStacks?: string[];
