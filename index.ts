@@ -13,6 +13,7 @@ import { Registrator } from "./components/registrator";
 import { StackSecrets } from "./components/secrets";
 import { VersionedService } from "./components/service";
 import { gatewayTerminatesTls } from "./components/images/gateway/controller/rules";
+import { ServiceNetworks } from "./components/service-networks";
 import { suspendStackTraces } from "./components/stack-traces";
 
 const settings = readSettings();
@@ -30,6 +31,9 @@ const secrets = new StackSecrets("secrets", {
 // Named "hosts" for the URNs and resource names of existing stacks (its children are named after it).
 const targetNodes = new Nodes("hosts", { settings });
 
+// Each service's own network on each node that runs its replicas (components/service-networks.ts).
+const serviceNetworks = new ServiceNetworks("service-networks", { settings, nodes: targetNodes.nodes });
+
 const tls = new ConsulTls("consul-tls", { settings, nodes: targetNodes.nodes, servers: settings.consul.servers });
 const consul = new ConsulCluster("consul", {
     settings,
@@ -37,6 +41,7 @@ const consul = new ConsulCluster("consul", {
     tls,
     encryptKey: secrets.consulEncryptKey,
     managementToken: secrets.consulManagementToken,
+    serviceNetworksOn: (node) => serviceNetworks.joinedByNodeOf(node),
 });
 const acl = new ConsulAcl("consul-acl", { settings, nodes: targetNodes.nodes, cluster: consul, managementToken: secrets.consulManagementToken });
 
@@ -58,7 +63,7 @@ const registrators = PerNode.of(
 const gatewayKv = new GatewayKv("haproxy-settings", {
     haproxy: settings.haproxy,
     services: settings.services,
-    networks: backendNetworks(settings, targetNodes.nodes),
+    networks: backendNetworks(settings, targetNodes.nodes, serviceNetworks.registeredSubnets(targetNodes.nodes)),
     routeUndeclared: settings.gateway.routeUndeclared,
     provider: acl.kvProvider,
 });
@@ -83,6 +88,7 @@ for (const node of settings.edgeNodes.map((n) => targetNodes.numbered(n))) {
             statsPassword: secrets.statsPassword,
             ...(secrets.gatewaySealingKey ? { sealingKey: secrets.gatewaySealingKey } : {}),
             consul: { address: consul.internalAddress, caPem: consul.caPem, token: acl.gatewayToken },
+            serviceNetworks: serviceNetworks.joinedByNodeOf(node),
             dependsOn: [
                 consul.agentOn(node),
                 acl.agentTokenSetOn(node),
@@ -102,6 +108,7 @@ const services = settings.services.map(
             settings,
             service,
             nodes: targetNodes.nodes,
+            networks: serviceNetworks,
             dependsOnNode: (node) => [acl.agentTokenSetOn(node), registrators.on(node).container],
         }),
 );

@@ -69,6 +69,17 @@ export interface AgentConfigInput {
     readonly bindAddr?: string;
 }
 
+/**
+ * A go-sockaddr template (Consul reads one in bind_addr, client_addr and addresses.*): the
+ * container's addresses inside `subnet`. An agent that joins the services' networks to check
+ * their replicas (one node: components/service-networks.ts) listens on its node-network address
+ * only: a replica that connects to it on its own network finds no listener.
+ */
+export function addressesIn(subnet: string): string {
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(subnet)) throw new Error(`addressesIn: ${JSON.stringify(subnet)} is not an IPv4 CIDR block`);
+    return `{{ GetAllInterfaces | include "network" "${subnet}" | attr "address" }}`;
+}
+
 /** The agent's configuration file (Consul reads JSON and HCL alike). */
 export function agentConfig(i: AgentConfigInput): Record<string, unknown> {
     const paths = { ...CONSUL_PATHS, ...i.paths };

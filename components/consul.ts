@@ -20,7 +20,7 @@ import * as command from "@pulumi/command";
 import * as consul from "@pulumi/consul";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS, SERVER_READY_SCRIPT } from "./consul-agent-config";
+import { addressesIn, agentConfig, CONSUL_FILE_OWNER, CONSUL_HOST, CONSUL_PATHS, CONSUL_PORTS, SERVER_READY_SCRIPT } from "./consul-agent-config";
 import { ConsulTls } from "./consul-tls";
 import { ALL_ADDRESSES, Settings } from "./config";
 import { LOG_LIMITS } from "./container-defaults";
@@ -37,6 +37,12 @@ export interface ConsulClusterArgs {
     /** The initial management token the servers bootstrap the ACL system with (secret UUID). */
     readonly managementToken: pulumi.Input<string>;
     readonly tls: ConsulTls;
+    /**
+     * The services' networks the agent of a node joins (ServiceNetworks.joinedByNodeOf): on one
+     * node, every one, as it checks the replicas at their container addresses; it then listens on
+     * the node network only. A change of that set replaces the agent's container.
+     */
+    readonly serviceNetworksOn?: (node: Node) => readonly docker.Network[];
 }
 
 /** How long `docker stop` waits for a Consul agent before SIGKILL when the stack removes or replaces it. */
@@ -97,6 +103,11 @@ export class ConsulCluster extends pulumi.ComponentResource {
             );
             this.runVolumes.set(node, run.name);
             const certificate = args.tls.certificateFor(node);
+            const serviceNetworks = args.serviceNetworksOn?.(node) ?? [];
+            // On the services' networks too (it checks their replicas there): its listeners, gossip
+            // and RPC on its node-network address only (several private addresses would also stop
+            // Consul from picking one itself).
+            const listenOn = serviceNetworks.length > 0 ? addressesIn(node.subnet) : undefined;
 
             const retryJoin =
                 c.join === "aws-tags"
@@ -116,6 +127,7 @@ export class ConsulCluster extends pulumi.ComponentResource {
                             // Across hosts, agents gossip through ports published on the node address.
                             advertiseAddr: multiNode ? address : undefined,
                             maxConnsPerClient: c.maxConnsPerClient,
+                            ...(listenOn ? { bindAddr: listenOn, clientAddr: listenOn } : {}),
                         }),
                         null,
                         2,
@@ -162,7 +174,9 @@ export class ConsulCluster extends pulumi.ComponentResource {
                         { volumeName: volume.name, containerPath: CONSUL_PATHS.dataDir },
                         { volumeName: run.name, containerPath: CONSUL_PATHS.runDir },
                     ],
-                    networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }],
+                    // Named only on the node network, where it listens; on each service network it joins
+                    // (one node) it only connects out, to check the replicas.
+                    networksAdvanced: [{ name: node.network.name, aliases: [CONSUL_HOST] }, ...serviceNetworks.map((n) => ({ name: n.name }))],
                     restart: "unless-stopped",
                     // Stopped (SIGTERM) before it is removed, not killed: a client agent then leaves the
                     // cluster (Consul's leave_on_terminate, on for clients), so a node taken out of the

@@ -5,10 +5,10 @@
 // policy pack (policy/policies.ts, service-replicas-contained) refuses the relaxations on every
 // stack but the ones it names (default dev).
 //
+// A replica's network, its service's own (sharedNetwork relaxes it), is components/service-networks.ts.
 // Not here, and why (docs/security.md, "Contained replicas"): a process limit (the Docker
 // provider has no input for the engine's PidsLimit, and an nproc ulimit counts every process of
-// a user ID on the node, not the container's); inter-container traffic (every replica of a node
-// shares its network).
+// a user ID on the node, not the container's).
 
 /**
  * The Linux capabilities by name (capabilities(7), Linux 5.9 and later), as Docker names them:

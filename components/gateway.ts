@@ -1,6 +1,7 @@
 // A gateway on one edge node: the HAProxy image with its controller (a Node.js program that
 // follows Consul and drives HAProxy), built by the program from components/images/gateway into
-// the node's engine, and its container on the node's network.
+// the node's engine, and its container on the node's network and, on one node, on every
+// service's own network (components/service-networks.ts), where it reaches the replicas.
 // It publishes the HTTP port, the HTTPS port (gateway.tls), the stats port and each tcp service's listenPort, follows the whole
 // cluster through the node's Consul agent, and registers itself in Consul through Registrator.
 import * as docker from "@pulumi/docker";
@@ -39,17 +40,23 @@ export const GATEWAY_UID = 10080;
  * docs/security.md, "Trust rules"). They change when nodes are added, so they are Pulumi-managed KV keys
  * (components/gateway-kv.ts: service/haproxy/networks/*, writable by Pulumi's token only), not
  * the gateway's environment: adding a node updates a key, it never replaces a gateway.
- *   backends  the Docker network's subnet where instances are registered with their container
- *             address (local), the VPC (aws), else each node's address (/32): Registrator
- *             registers node addresses.
+ *   backends  where instances are registered with their container address (local): the node
+ *             network's subnet (sharedNetwork services) and each service network's, as the engine
+ *             picked it (components/service-networks.ts); the VPC (aws), else each node's address
+ *             (/32): Registrator registers node addresses.
  *   nodes     which of those addresses are nodes, where GATEWAY_NODE_PORTS are refused: the
  *             host's address on the Docker network (local), else the same.
  */
-export function backendNetworks(settings: Settings, nodes: readonly Node[]): pulumi.Output<{ backends: string; nodes: string }> {
-    return pulumi.all(nodes.map((n) => n.address)).apply((addresses) =>
+export function backendNetworks(
+    settings: Settings,
+    nodes: readonly Node[],
+    serviceSubnets: pulumi.Input<string[]> = [],
+): pulumi.Output<{ backends: string; nodes: string }> {
+    return pulumi.all([pulumi.all(nodes.map((n) => n.address)), pulumi.output(serviceSubnets)]).apply(([addresses, subnets]) =>
         networksOf(
             settings,
             nodes.map((n, i) => ({ address: addresses[i]!, subnet: n.subnet, registersContainerAddresses: n.registersContainerAddresses })),
+            subnets,
         ),
     );
 }
@@ -58,10 +65,11 @@ export function backendNetworks(settings: Settings, nodes: readonly Node[]): pul
 export function networksOf(
     settings: Pick<Settings, "target" | "aws">,
     nodes: readonly { address: string; subnet: string; registersContainerAddresses: boolean }[],
+    serviceSubnets: readonly string[] = [],
 ): { backends: string; nodes: string } {
     const containerAddresses = nodes.some((n) => n.registersContainerAddresses);
     const nodeNetworks = settings.target === "aws" ? [settings.aws.vpcCidr] : [...new Set(nodes.map((n) => n.address))].map((a) => `${a}/32`);
-    const backends = containerAddresses ? [...new Set(nodes.map((n) => n.subnet))] : nodeNetworks;
+    const backends = containerAddresses ? [...new Set([...nodes.map((n) => n.subnet), ...serviceSubnets])] : nodeNetworks;
     return { backends: backends.join(" "), nodes: nodeNetworks.join(" ") };
 }
 
@@ -104,6 +112,12 @@ export interface GatewayArgs {
     readonly statsPassword: pulumi.Input<string>;
     /** The stack's sealing key (secret), with a TLS source: uploaded as a file the gateway's user alone reads. */
     readonly sealingKey?: pulumi.Input<string>;
+    /**
+     * The services' networks on the node that the gateway joins (ServiceNetworks.joinedByNodeOf): on
+     * one node, every one, as it reaches the replicas at their container addresses. A change of that
+     * set (a service added or removed) replaces the gateway's container.
+     */
+    readonly serviceNetworks?: readonly docker.Network[];
     readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -252,7 +266,10 @@ export class Gateway extends pulumi.ComponentResource {
                     // Each tcp service's listener, on the same port inside and out.
                     ...tcpListenPorts(settings).map((p) => ({ internal: p, external: p, ip, protocol: "tcp" })),
                 ],
-                networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }],
+                // The node network first (the Consul agent, by name; its published ports), then each
+                // service network it routes to. Registrator v7 -internal registers the gateway's own
+                // service (not routed) with the address of any one of them; the agent checks it there.
+                networksAdvanced: [{ name: node.network.name, aliases: ["gateway"] }, ...(args.serviceNetworks ?? []).map((n) => ({ name: n.name }))],
                 restart: "unless-stopped",
                 // The controller (Node.js) is the container's main process and HAProxy its child: a
                 // minimal init as process 1 reaps whatever the master leaves if it dies.

@@ -15,6 +15,7 @@ import { LOG_LIMITS } from "./container-defaults";
 import { stopTimings } from "./drain";
 import { Node } from "./nodes";
 import { buildImage, withImageDigest } from "./image";
+import { replicaPlacement, ServiceNetworks } from "./service-networks";
 
 /**
  * Every input of a replica's container except its name and the two below. The Docker provider
@@ -72,6 +73,8 @@ export interface VersionedServiceArgs {
     readonly settings: Settings;
     readonly service: ServiceSettings;
     readonly nodes: readonly Node[];
+    /** The services' own networks (components/service-networks.ts): a replica joins its service's. */
+    readonly networks: ServiceNetworks;
     /** What a replica on `node` waits for: that node's Registrator and Consul agent, so it is registered. */
     readonly dependsOnNode?: (node: Node) => pulumi.Input<pulumi.Resource>[];
 }
@@ -88,7 +91,7 @@ export class VersionedService extends pulumi.ComponentResource {
         this.path = s.path;
 
         // Replica i runs on node i mod n; each node that runs a replica gets the image.
-        const placement = Array.from({ length: s.replicas }, (_, i) => args.nodes[i % args.nodes.length]);
+        const placement = replicaPlacement(s, args.nodes);
         const images = new Map<string, pulumi.Output<string>>();
         const builds = new Map<string, dockerBuild.Image>();
         for (const node of placement) {
@@ -156,10 +159,14 @@ export class VersionedService extends pulumi.ComponentResource {
                 // signal stays the image's (STOPSIGNAL, else SIGTERM).
                 stopTimeout: timings.stopTimeoutSeconds,
                 // One node: nothing published, Registrator registers the container's address on
-                // the shared network and its exposed port. Several nodes: `-p :PORT`, a free host
+                // its one network and its exposed port. Several nodes: `-p :PORT`, a free host
                 // port Docker picks, bound to the node address the other nodes' gateways reach.
                 ports: node.registersContainerAddresses ? undefined : [{ internal: s.containerPort, ip: node.address, protocol: "tcp" }],
-                networksAdvanced: [{ name: node.network.name }],
+                // One network, its service's own (components/service-networks.ts), which only the
+                // gateway shares (and, on one node, the Consul agent that checks it); with
+                // sharedNetwork true, the node's, shared with every container of the stack. A change
+                // between the two replaces the replica (rolling), like any other input here.
+                networksAdvanced: [{ name: args.networks.replicaNetwork(s, node).name }],
                 ...LOG_LIMITS,
                 // No capability, no-new-privileges, a read-only root, memory and CPU limits, each but
                 // no-new-privileges relaxable by a key of the service (components/containment.ts).

@@ -18,7 +18,7 @@ export interface ServiceDiscoveryPolicyConfig {
     publicTcpPorts?: number[];
     /** Stacks whose gateways may serve plain HTTP only (gateway.tls.source none); default ["dev"]. */
     plainHttpStacks?: string[];
-    /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits); default ["dev"]. */
+    /** Stacks whose service replicas may relax their containment (capAdd beyond the safe ones, a writable root, no limits, a shared network); default ["dev"]. */
     relaxedReplicaStacks?: string[];
     /** Stacks whose containers may publish ports on every address of a node (0.0.0.0, a firewall in front); default ["dev"]. */
     allAddressesStacks?: string[];
@@ -558,7 +558,7 @@ export function isServiceReplicaUrn(urn: string): boolean {
 
 /**
  * Capabilities a replica may be given back outside the relaxed stacks: Docker's own default set
- * without NET_RAW (raw and packet sockets: ARP spoofing on the node network every replica shares).
+ * without NET_RAW (raw and packet sockets: ARP spoofing on a network the replica shares: its service's own, or the node network with sharedNetwork).
  */
 export const REPLICA_SAFE_CAPABILITIES: readonly string[] = [
     "AUDIT_WRITE",
@@ -632,6 +632,100 @@ const replicasContained: ResourceValidationPolicy = {
     }),
 };
 
+/** The component type of a gateway (components/gateway.ts): the container it parents is the edge node's gateway. */
+export const GATEWAY_COMPONENT_TYPE = "service-discovery:gateway:Gateway";
+
+/** Whether a URN is a container whose parent is a gateway component. */
+export function isGatewayUrn(urn: string): boolean {
+    const parts = urn.split("::");
+    if (parts.length < 4) return false;
+    const types = parts[2].split("$");
+    return types.length >= 2 && types[types.length - 1] === "docker:index/container:Container" && types[types.length - 2] === GATEWAY_COMPONENT_TYPE;
+}
+
+/**
+ * The one subnet an agent config's address setting is bound inside: a go-sockaddr template
+ * `{{ GetAllInterfaces | include "network" "<cidr>" | attr "address" }}` (components/consul-agent-config.ts,
+ * addressesIn), else undefined (every address, or one the policy cannot tell).
+ */
+export function boundSubnet(setting: unknown): string | undefined {
+    const m = typeof setting === "string" ? /^\{\{ GetAllInterfaces \| include "network" "([0-9./]+)" \| attr "address" \}\}$/.exec(setting) : null;
+    return m?.[1];
+}
+
+// A replica on a network where another service's replica, or anything else of the stack but the
+// gateway, is reachable, can reach it on any port (components/service-networks.ts). The Consul
+// agent may join a service network (one node: it checks the replicas there) only bound to
+// another network's subnet: nothing of it listens where the replica is.
+const replicasIsolated: StackValidationPolicy = {
+    name: "service-replicas-isolated",
+    description:
+        "Every service replica is on networks only its own service's replicas and the gateway share (a network of its own: services[i].sharedNetwork false); " +
+        "the Consul agent may be there too only with its listeners bound to another network; only the stacks named in relaxedReplicaStacks (default dev) may relax this.",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateStack: (args, report) => {
+        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
+        const fix = `(services[i].sharedNetwork true, or a container joined to it; only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may relax it)`;
+        // The subnets the stack declares for its networks (the node network's); the engine picks the others.
+        const subnets = new Map<string, string>();
+        for (const r of args.resources) {
+            const n = r.asType(docker.Network);
+            const subnet = n ? known(() => n.ipamConfigs?.[0]?.subnet) : undefined;
+            if (n && typeof n.name === "string" && subnet) subnets.set(n.name, subnet);
+        }
+        type Member = { name: string; urn: string; networks: string[]; service?: string; gateway: boolean; agentBound?: string; agent: boolean };
+        const members: Member[] = [];
+        for (const r of args.resources) {
+            const c = r.asType(docker.Container);
+            if (!c) continue;
+            const networks = (known(() => c.networksAdvanced) ?? []).flatMap((n) => {
+                const name = known(() => n.name);
+                return typeof name === "string" ? [name] : [];
+            });
+            const replica = isServiceReplicaUrn(r.urn);
+            const agent = consulAgentOf({ command: known(() => c.command), uploads: known(() => c.uploads) });
+            const config = agent?.config;
+            const bind = config ? boundSubnet(config.bind_addr) : undefined;
+            members.push({
+                name: known(() => c.name) ?? r.name,
+                urn: r.urn,
+                networks,
+                service: replica ? (envMap(known(() => c.envs)).get("SERVICE_NAME") ?? r.name.replace(/-[0-9]+$/, "")) : undefined,
+                gateway: isGatewayUrn(r.urn),
+                agent: agent !== undefined,
+                // Bound only when gossip, RPC, the API and DNS all are, inside one subnet.
+                agentBound:
+                    config && bind !== undefined && [config.client_addr, config.addresses?.https, config.addresses?.dns].every((x) => boundSubnet(x) === bind)
+                        ? bind
+                        : undefined,
+            });
+        }
+        for (const r of members) {
+            if (r.service === undefined) continue;
+            const stack = stackOfUrn(r.urn);
+            if (stack !== undefined && relaxed.includes(stack)) continue;
+            const who = `service replica ${r.name}${stack ? ` on stack ${stack}` : ""}`;
+            if (r.networks.length === 0)
+                report(`${who} joins no network of the stack: it would be on Docker's default bridge, which every container without one shares ${fix}`);
+            for (const network of r.networks) {
+                for (const other of members) {
+                    if (other === r || !other.networks.includes(network)) continue;
+                    if (other.service === r.service || other.gateway) continue;
+                    if (other.agent && other.agentBound !== undefined && other.agentBound !== subnets.get(network)) continue;
+                    const what =
+                        other.service !== undefined
+                            ? `service replica ${other.name} of ${other.service}`
+                            : other.agent
+                              ? `the Consul agent ${other.name}, which listens there`
+                              : `container ${other.name}`;
+                    report(`${who} shares network ${network} with ${what}: it can reach it on any port ${fix}`);
+                }
+            }
+        }
+    },
+};
+
 /** Host addresses that publish a port on every address of a node; Docker's own default when a port names none. */
 const EVERY_ADDRESS = new Set(["", "0.0.0.0", "::", "[::]"]);
 
@@ -689,6 +783,7 @@ export const policies = [
     containerLogLimits,
     consulSecured,
     replicasContained,
+    replicasIsolated,
     edgeTls,
     publishedPortsClosed,
 ];

@@ -231,6 +231,12 @@ export const serviceSchema = section(
             .max(64, { error: CPUS })
             .refine((v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-9, { error: CPUS })
             .default(REPLICA_DEFAULTS.cpus),
+        /** true: the replicas join the node's network, which every container of the stack shares, instead of a network of the service's own. */
+        sharedNetwork: z
+            .boolean({
+                error: "false (the default: the replicas are on a network of the service's own, which only they and the gateway join) or true (they join the node's network, where they reach every container of the stack)",
+            })
+            .default(false),
     },
     "an object with name and image or build",
 );

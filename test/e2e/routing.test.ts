@@ -116,11 +116,7 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
 
     // Docker Desktop cannot publish on an address the host does not own: on one node nothing of a
     // service is published, and Registrator (-internal) registers the container's own address.
-    test("no service container publishes a port: Consul has each at its address on the stack's network and its container port", async () => {
-        const network = stack.applied.containers.get(GATEWAY)!.networks[0].name;
-        const subnet: string = stack.configValue("network").subnet;
-        const prefix = subnet.replace(/\.0\/24$/, ".");
-        assert.match(subnet, /\.0\/24$/, "the suite picks a /24");
+    test("no service container publishes a port: Consul has each at its address on its service's network and its container port", async () => {
         const replicas = [...replicasOf(stack, "hello-v1"), ...replicasOf(stack, "hello-v2")];
         assert.equal(replicas.length, 3);
         const expected: string[] = [];
@@ -129,9 +125,12 @@ describe("the dev stack's config on a real engine (stack e2e): gateway and routi
             assert.deepEqual(c.HostConfig.PortBindings ?? {}, {}, `${name}: no port bindings`);
             const published = Object.entries(c.NetworkSettings.Ports ?? {}).filter(([, b]) => Array.isArray(b) && b.length > 0);
             assert.deepEqual(published, [], `${name}: nothing published`);
-            const address: string = c.NetworkSettings.Networks[network].IPAddress;
-            assert.ok(address.startsWith(prefix), `${name}: ${address} in ${subnet}`);
-            expected.push(`${name} ${address}:8080`);
+            // One network, its service's own (components/service-networks.ts): the address is unambiguous.
+            const networks = Object.entries(c.NetworkSettings.Networks as Record<string, { IPAddress: string }>);
+            const consulName = name.startsWith(e2eName("hello-v1")) ? "hello-v1" : "hello-v2";
+            assert.equal(networks.length, 1, `${name}: one network`);
+            assert.ok(networks[0]![0].endsWith(`-${E2E_STACK}-svc-${consulName}`), `${name}: on ${networks[0]![0]}`);
+            expected.push(`${name} ${networks[0]![1].IPAddress}:8080`);
         }
         const passing = await eventually("the three hello instances passing in Consul", async () => {
             const all = [

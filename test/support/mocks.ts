@@ -89,6 +89,12 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
             };
         case "docker-build:index:Image":
             return { ref: `${(inputs.tags ?? [name])[0]}@sha256:${"0".repeat(64)}`, digest: `sha256:${"0".repeat(64)}` };
+        case "docker:index/network:Network": {
+            // The engine picks a subnet when none is given: one per name, stable.
+            if (inputs.ipamConfigs !== undefined) return {};
+            const n = [...name].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 250, 7);
+            return { ipamConfigs: [{ subnet: `10.200.${n}.0/24`, gateway: `10.200.${n}.1` }] };
+        }
         case "docker:index/remoteImage:RemoteImage":
             return { imageId: `${inputs.name}@sha256:${"1".repeat(64)}`, repoDigest: `${inputs.name}@sha256:${"1".repeat(64)}` };
         default:

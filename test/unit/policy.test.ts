@@ -7,6 +7,8 @@ import { unknownCheckingProxy, UnknownValueError } from "@pulumi/policy";
 import * as policyProxy from "@pulumi/policy/proxy";
 import { SOCKET_PROXY_IMAGE_REPOSITORY as PROGRAM_SOCKET_PROXY_REPOSITORY } from "../../components/socket-proxy";
 import {
+    boundSubnet,
+    isGatewayUrn,
     isServiceReplicaUrn,
     policies,
     REPLICA_SAFE_CAPABILITIES,
@@ -730,6 +732,130 @@ describe("policy: service-replicas-contained", () => {
                 ],
             );
             assert.deepEqual(violations("service-replicas-contained", asDeployed(p, "dev")), []);
+        });
+    });
+});
+
+describe("policy: service-replicas-isolated", () => {
+    const REPLICA_TYPE = `${SERVICE_COMPONENT_TYPE}$${CONTAINER}`;
+    const GATEWAY_TYPE = "service-discovery:gateway:Gateway$" + CONTAINER;
+    const CONSUL_TYPE = "service-discovery:consul:ConsulCluster$" + CONTAINER;
+    const NODE_ONLY = '{{ GetAllInterfaces | include "network" "172.28.0.0/24" | attr "address" }}';
+    const nodeNet: Res = { type: "docker:index/network:Network", name: "n", props: { name: "sd-prod", ipamConfigs: [{ subnet: "172.28.0.0/24" }] } };
+    const svcNet = (s: string): Res => ({ type: "docker:index/network:Network", name: `n-${s}`, props: { name: `sd-prod-svc-${s}`, internal: true } });
+    const on = (stack: string, type: string, name: string, props: Props): Res => ({
+        type: CONTAINER,
+        name: `pulumi:${stack}::service-discovery::${type}::${name}`,
+        props: { image: "example/app:1.0", ...props },
+    });
+    const replica = (service: string, i: number, networks: string[], stack = "prod") =>
+        on(stack, REPLICA_TYPE, `service-${service}-${i}`, {
+            name: `${stack}-${service}-${i}-0a1b2c3d`,
+            envs: [`SERVICE_NAME=${service}`],
+            networksAdvanced: networks.map((name) => ({ name })),
+        });
+    const gateway = (networks: string[]) =>
+        on("prod", GATEWAY_TYPE, "gateway-prod-node-1", { name: "prod-gateway", networksAdvanced: networks.map((name) => ({ name })) });
+    const agent = (networks: string[], config: Props) =>
+        on("prod", CONSUL_TYPE, "consul-prod-node-1", {
+            name: "prod-consul",
+            command: ["agent"],
+            uploads: [{ file: "/consul/config/agent.json", content: JSON.stringify(config) }],
+            networksAdvanced: networks.map((name) => ({ name })),
+        });
+    const bound = { bind_addr: NODE_ONLY, client_addr: NODE_ONLY, addresses: { http: "127.0.0.1", https: NODE_ONLY, dns: NODE_ONLY } };
+    const open = { client_addr: "0.0.0.0", addresses: { http: "127.0.0.1", https: "0.0.0.0", dns: "0.0.0.0" } };
+    const all = ["sd-prod", "sd-prod-svc-a", "sd-prod-svc-b"];
+    const check = (...rs: Res[]) => violations("service-replicas-isolated", [nodeNet, svcNet("a"), svcNet("b"), ...rs], { gatewayPort: 80 });
+    const fix = "(services[i].sharedNetwork true, or a container joined to it; only the stacks in relaxedReplicaStacks, dev, may relax it)";
+
+    it("passes replicas alone with their own service, the gateway, and an agent bound to the node network", () => {
+        assert.deepEqual(
+            check(replica("a", 1, ["sd-prod-svc-a"]), replica("a", 2, ["sd-prod-svc-a"]), replica("b", 1, ["sd-prod-svc-b"]), gateway(all), agent(all, bound)),
+            [],
+        );
+        // Several nodes: the gateway and the agent on the node network alone, the agent bound as Consul picks.
+        assert.deepEqual(check(replica("a", 1, ["sd-prod-svc-a"]), gateway(["sd-prod"]), agent(["sd-prod"], open)), []);
+    });
+
+    it("fails a replica on a network another service's replica, the agent where it listens, or any other container shares, off dev", () => {
+        const who = "service replica prod-a-1-0a1b2c3d on stack prod";
+        assert.deepEqual(check(replica("a", 1, ["sd-prod"]), replica("b", 1, ["sd-prod"]), gateway(["sd-prod"])), [
+            `${who} shares network sd-prod with service replica prod-b-1-0a1b2c3d of b: it can reach it on any port ${fix}`,
+            `service replica prod-b-1-0a1b2c3d on stack prod shares network sd-prod with service replica prod-a-1-0a1b2c3d of a: it can reach it on any port ${fix}`,
+        ]);
+        // sharedNetwork true: on the node network, where the agent listens.
+        assert.deepEqual(check(replica("a", 1, ["sd-prod"]), agent(all, bound)), [
+            `${who} shares network sd-prod with the Consul agent prod-consul, which listens there: it can reach it on any port ${fix}`,
+        ]);
+        // An agent on a service network that listens on every address.
+        assert.deepEqual(check(replica("a", 1, ["sd-prod-svc-a"]), agent(all, open)), [
+            `${who} shares network sd-prod-svc-a with the Consul agent prod-consul, which listens there: it can reach it on any port ${fix}`,
+        ]);
+        // Bound for gossip but not for its API: still listening there.
+        assert.equal(check(replica("a", 1, ["sd-prod-svc-a"]), agent(all, { ...bound, client_addr: "0.0.0.0" })).length, 1);
+        assert.deepEqual(
+            check(
+                replica("a", 1, ["sd-prod-svc-a"]),
+                on("prod", CONTAINER, "x", { name: "prod-node-1-registrator", networksAdvanced: [{ name: "sd-prod-svc-a" }] }),
+            ),
+            [`${who} shares network sd-prod-svc-a with container prod-node-1-registrator: it can reach it on any port ${fix}`],
+        );
+        assert.deepEqual(check(replica("a", 1, [])), [
+            `${who} joins no network of the stack: it would be on Docker's default bridge, which every container without one shares ${fix}`,
+        ]);
+        // The relaxed stacks.
+        assert.deepEqual(check(replica("a", 1, ["sd-prod"], "dev"), replica("b", 1, ["sd-prod"], "dev")), []);
+        assert.deepEqual(
+            violations("service-replicas-isolated", [nodeNet, replica("a", 1, ["sd-prod"]), replica("b", 1, ["sd-prod"])], { relaxedReplicaStacks: ["prod"] }),
+            [],
+        );
+    });
+
+    it("reads the agent's bound subnet and the gateway's URN", () => {
+        assert.equal(boundSubnet(NODE_ONLY), "172.28.0.0/24");
+        assert.equal(boundSubnet("0.0.0.0"), undefined);
+        assert.equal(boundSubnet(undefined), undefined);
+        assert.equal(isGatewayUrn(`urn:pulumi:prod::service-discovery::${GATEWAY_TYPE}::gateway-prod-node-1`), true);
+        assert.equal(isGatewayUrn(`urn:pulumi:prod::service-discovery::service-discovery:gateway:Gateway$docker-build:index:Image::x`), false);
+    });
+
+    describe("on the program's graphs", () => {
+        const urnOf = (d: Declared, stack: string): string => {
+            const parentTypes = d.parent ? d.parent.split("::")[2] : "";
+            return `pulumi:${stack}::service-discovery::${parentTypes ? `${parentTypes}$` : ""}${d.type}::${d.name}`;
+        };
+        /** Containers and networks as the policy server shows them; secrets as their values. */
+        const unwrap = (v: any): any =>
+            Array.isArray(v)
+                ? v.map(unwrap)
+                : v && typeof v === "object"
+                  ? "$secret" in v
+                      ? unwrap(v.$secret)
+                      : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)]))
+                  : v;
+        const asDeployed = (p: Awaited<ReturnType<typeof evaluate>>, stack: string): Res[] =>
+            [...p.containers(), ...p.ofType("docker:index/network:Network")].map((c) => ({
+                type: c.type,
+                name: urnOf(c, stack),
+                props: unwrap(c.inputs) as Props,
+            }));
+        const hello = { name: "hello", version: "v1", build: "components/images/hello", replicas: 2 };
+        const v2 = { name: "hello", version: "v2", build: "components/images/hello" };
+
+        it("the shipped dev stack passes off dev; sharedNetwork fails off dev, replica by replica, and passes on dev", async () => {
+            const [shipped, shared] = await Promise.all([
+                evaluate(stackConfig("dev")),
+                evaluate(devWith({ services: [hello, { ...v2, sharedNetwork: true }] })),
+            ]);
+            assert.equal(shipped.error, null);
+            assert.equal(shared.error, null);
+            assert.deepEqual(violations("service-replicas-isolated", asDeployed(shipped, "prod")), []);
+            const found = violations("service-replicas-isolated", asDeployed(shared, "prod"));
+            assert.deepEqual(found, [
+                `service replica ${shared.replica("dev-hello-v2-1").inputs.name} on stack prod shares network service-discovery-dev with the Consul agent dev-consul, which listens there: it can reach it on any port ${fix}`,
+            ]);
+            assert.deepEqual(violations("service-replicas-isolated", asDeployed(shared, "dev")), []);
         });
     });
 });

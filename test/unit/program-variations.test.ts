@@ -54,7 +54,8 @@ describe("program: config variations", () => {
                 "dev-hello-v1-1 dev-hello-v1-2",
                 "/health",
                 "dev-hello-v2-1",
-                "172.28.0.0/24",
+                // The node network and each service's (the mocks' engine-picked subnets: test/support/mocks.ts).
+                "172.28.0.0/24 10.200.26.0/24 10.200.217.0/24",
                 "172.28.0.1/32",
             ],
         );

@@ -25,6 +25,7 @@ describe("program: the dev stack as shipped", () => {
             "service-discovery:gateway:Gateway/gateway-dev-node-1",
             "service-discovery:gateway:GatewayKv/haproxy-settings",
             "service-discovery:gateway:GatewayTls/gateway-tls",
+            "service-discovery:network:ServiceNetworks/service-networks",
             "service-discovery:nodes:Nodes/hosts",
             "service-discovery:registrator:DockerSocketProxy/registrator-dev-node-1-docker-socket-proxy",
             "service-discovery:registrator:Registrator/registrator-dev-node-1",
@@ -33,7 +34,11 @@ describe("program: the dev stack as shipped", () => {
             "service-discovery:service:VersionedService/service-hello-v2",
         ]);
         for (const r of p.resources.filter((x) => x.custom)) {
-            assert.match(r.parent, /service-discovery:(nodes|consul|registrator|gateway|service|secrets):/, `${r.type}/${r.name} has no component parent`);
+            assert.match(
+                r.parent,
+                /service-discovery:(nodes|network|consul|registrator|gateway|service|secrets):/,
+                `${r.type}/${r.name} has no component parent`,
+            );
         }
     });
 
@@ -61,18 +66,54 @@ describe("program: the dev stack as shipped", () => {
             ["dev-hello-v1-1", "dev-hello-v1-2", "dev-hello-v2-1"],
         );
         // The Docker API network holds the socket proxy and Registrator, nothing else.
+        const v1 = "service-discovery-dev-svc-hello-v1";
+        const v2 = "service-discovery-dev-svc-hello-v2";
         const networks: Record<string, string[]> = {
             "dev-node-1-docker-socket-proxy": ["service-discovery-dev-docker-api"],
             // Consul through its socket: Registrator is on no network a service container is on.
             "dev-node-1-registrator": ["service-discovery-dev-docker-api"],
+            // Each replica on its service's network alone; the gateway (routes) and the Consul agent
+            // (checks) on every one, the node network first.
+            "dev-hello-v1-1": [v1],
+            "dev-hello-v1-2": [v1],
+            "dev-hello-v2-1": [v2],
+            "dev-gateway": ["service-discovery-dev", v1, v2],
+            "dev-consul": ["service-discovery-dev", v1, v2],
         };
         for (const c of p.containers()) {
             assert.equal(c.inputs.restart, "unless-stopped", `${c.inputs.name} restarts with the engine`);
             assert.deepEqual(
                 (c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name),
-                networks[c.inputs.name as string] ?? ["service-discovery-dev"],
+                networks[withoutGeneration(String(c.inputs.name))],
                 `${c.inputs.name} networks`,
             );
+        }
+    });
+
+    it("gives each service a network of its own, which only its replicas, the gateway and the Consul agent join", () => {
+        for (const consulName of ["hello-v1", "hello-v2"]) {
+            const net = p.one("docker:index/network:Network", `dev-node-1-svc-${consulName}-network`);
+            assert.equal(net.inputs.name, `service-discovery-dev-svc-${consulName}`);
+            assert.equal(net.inputs.driver, "bridge");
+            assert.equal(net.inputs.internal, false, "an internal network hides the replicas' ports from Registrator v7 (the engine lists none)");
+            assert.equal(net.inputs.ipamConfigs, undefined, "the engine picks its subnet");
+            assert.match(net.parent, /service-discovery:network:ServiceNetworks/);
+            assert.ok(
+                net.dependencies.some((d) => d.endsWith("docker:index/network:Network::dev-node-1-network")),
+                "…once the node network holds its fixed one",
+            );
+            const members = p
+                .containers()
+                .filter((c) => (c.inputs.networksAdvanced as { name: string }[]).some((n) => n.name === net.inputs.name))
+                .map((c) => withoutGeneration(String(c.inputs.name)))
+                .sort();
+            const replicas = consulName === "hello-v1" ? ["dev-hello-v1-1", "dev-hello-v1-2"] : ["dev-hello-v2-1"];
+            assert.deepEqual(members, ["dev-consul", "dev-gateway", ...replicas].sort(), `on ${net.inputs.name}`);
+            // Neither the gateway nor the agent is named there: a replica finds them by no name.
+            for (const c of [p.container("dev-gateway"), p.container("dev-consul")]) {
+                const on = (c.inputs.networksAdvanced as { name: string; aliases?: string[] }[]).find((n) => n.name === net.inputs.name)!;
+                assert.equal(on.aliases, undefined, `${c.inputs.name} has no alias on ${net.inputs.name}`);
+            }
         }
     });
 
@@ -112,11 +153,15 @@ describe("program: the dev stack as shipped", () => {
         assert.equal(cfg.tls.defaults.verify_incoming, true);
         assert.equal(cfg.tls.defaults.verify_outgoing, true);
         assert.equal(cfg.tls.internal_rpc.verify_server_hostname, true);
+        // It joins the services' networks to check their replicas: it listens on its node-network address only.
+        const nodeNetworkOnly = '{{ GetAllInterfaces | include "network" "172.28.0.0/24" | attr "address" }}';
         assert.deepEqual(
             cfg.addresses,
-            { http: "127.0.0.1 unix:///consul/run/http.sock", https: "0.0.0.0", dns: "0.0.0.0" },
+            { http: "127.0.0.1 unix:///consul/run/http.sock", https: nodeNetworkOnly, dns: nodeNetworkOnly },
             "plain HTTP on the agent's loopback and its socket only",
         );
+        assert.equal(cfg.client_addr, nodeNetworkOnly);
+        assert.equal(cfg.bind_addr, nodeNetworkOnly, "gossip and RPC on the node network only");
         assert.deepEqual(cfg.unix_sockets, { mode: "0600" });
         const run = p.one("docker:index/volume:Volume", "consul-dev-node-1-run");
         assert.deepEqual(run.inputs.driverOpts, { type: "tmpfs", device: "tmpfs", o: "uid=100,gid=1000,mode=0750" }, "in memory, the consul user's");
@@ -316,7 +361,8 @@ describe("program: the dev stack as shipped", () => {
             { path: "service/haproxy/services/hello-v1/replicas", value: "dev-hello-v1-1 dev-hello-v1-2", delete: true },
             { path: "service/haproxy/services/hello-v2/check", value: "/health", delete: true },
             { path: "service/haproxy/services/hello-v2/replicas", value: "dev-hello-v2-1", delete: true },
-            { path: "service/haproxy/networks/backends", value: "172.28.0.0/24", delete: true },
+            // The node network (sharedNetwork services) and each service network, as the engine picked it (mocks: 10.200.x.0/24).
+            { path: "service/haproxy/networks/backends", value: "172.28.0.0/24 10.200.26.0/24 10.200.217.0/24", delete: true },
             { path: "service/haproxy/networks/nodes", value: "172.28.0.1/32", delete: true },
         ]);
         const provider = p.one("pulumi:providers:consul", "consul-acl-kv-provider");

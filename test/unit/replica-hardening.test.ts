@@ -166,7 +166,7 @@ describe("replica containment: config", () => {
         [
             "a key for no-new-privileges",
             { noNewPrivileges: false },
-            `${key}.noNewPrivileges: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus`,
+            `${key}.noNewPrivileges: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, sharedNetwork`,
         ],
     ];
     for (const [title, keys, message] of cases) {

@@ -74,8 +74,20 @@ for (const target of ["local", "virtualbox", "hosts", "aws"]) {
                         .sort(),
                     [...nodes].sort(),
                 );
-                // Per node: the shared network, and the internal one of its Docker socket proxy.
-                const networks = p.ofType("docker:index/network:Network");
+                // Per node: the node network, and the internal one of its Docker socket proxy; and a
+                // network of each service on each node that runs its replicas (hello-v1: 2, hello-v2: 1,
+                // round robin), components/service-networks.ts.
+                const all = p.ofType("docker:index/network:Network");
+                const serviceNets = all.filter((x) => /-svc-/.test(String(x.inputs.name)));
+                assert.deepEqual(
+                    serviceNets.map((x) => `${nodeOf(x)} ${x.inputs.name}`).sort(),
+                    [
+                        "dev-node-1 service-discovery-dev-svc-hello-v1",
+                        "dev-node-1 service-discovery-dev-svc-hello-v2",
+                        ...(n > 1 ? ["dev-node-2 service-discovery-dev-svc-hello-v1"] : []),
+                    ].sort(),
+                );
+                const networks = all.filter((x) => !serviceNets.includes(x));
                 assert.equal(networks.length, 2 * n);
                 for (const node of nodes) {
                     assert.deepEqual(

@@ -34,7 +34,8 @@ describe("trust rules: what the gateway is given", () => {
 
     it("local: servers lie in the Docker network's subnet; the host's address there is the node", () => {
         const env = gatewayEnv(dev);
-        assert.deepEqual(networks(dev), { backends: "172.28.0.0/24", nodes: "172.28.0.1/32" });
+        // The node network's subnet and each service network's, as the engine picked it (the mocks: 10.200.x.0/24).
+        assert.deepEqual(networks(dev), { backends: "172.28.0.0/24 10.200.26.0/24 10.200.217.0/24", nodes: "172.28.0.1/32" });
         assert.equal(env.GATEWAY_BACKEND_NETWORKS, undefined, "a KV key, so that adding nodes never replaces a gateway");
         // The ports the stack publishes on a node: gateway, stats, Consul HTTPS and DNS; and SSH.
         assert.equal(env.GATEWAY_NODE_PORTS, "80 443 1936 8501 8600 22");
@@ -52,7 +53,7 @@ describe("trust rules: what the gateway is given", () => {
         );
         assert.equal(p.error, null, String(p.error));
         const env = gatewayEnv(p);
-        assert.deepEqual(networks(p), { backends: "10.77.0.0/16", nodes: "10.77.0.1/32" });
+        assert.deepEqual(networks(p), { backends: "10.77.0.0/16 10.200.26.0/24 10.200.217.0/24", nodes: "10.77.0.1/32" });
         assert.equal(env.GATEWAY_NODE_PORTS, "8080 9090 18501 18600 22");
         assert.equal(env.GATEWAY_TRUSTED_PROXIES, "10.0.0.0/8 192.168.1.0/24");
     });

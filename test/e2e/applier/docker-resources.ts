@@ -58,7 +58,13 @@ export async function network(applier: ApplierScope, where: string, inputs: Obj)
         created = await applier.docker.request("POST", "/networks/create", body);
     }
     applier.created.push({ kind: "network", name: p.name });
-    return { id: created.Id, outputs: { driver: body.Driver } };
+    // As the provider reads it back: the subnet the engine picked when none was given.
+    const inspected = await applier.docker.request("GET", `/networks/${created.Id}`);
+    const ipamConfigs = ((inspected.IPAM?.Config ?? []) as { Subnet?: string; Gateway?: string }[]).map((c) => ({
+        ...(c.Subnet ? { subnet: c.Subnet } : {}),
+        ...(c.Gateway ? { gateway: c.Gateway } : {}),
+    }));
+    return { id: created.Id, outputs: { driver: body.Driver, internal: body.Internal, ipamConfigs } };
 }
 
 export async function volume(applier: ApplierScope, where: string, inputs: Obj): Promise<{ id: string; outputs: Obj }> {

@@ -15,7 +15,7 @@
 //               With -internal (-ip is then ignored): NetworkSettings.IPAddress (empty on a
 //               user-defined network), else the container's address on its network (v7 takes
 //               the last of NetworkSettings.Networks in Go's random map order: with several
-//               networks that is unpredictable, and the stand-in refuses it);  Port  the
+//               networks, any one of them, and the stand-in picks one at random too);  Port  the
 //               exposed container port.
 //       Check   HTTP http://<address>:<port><SERVICE_CHECK_HTTP>, else with SERVICE_CHECK_TCP
 //               TCP <address>:<port>; SERVICE_CHECK_INTERVAL (10s default), SERVICE_CHECK_TIMEOUT;
@@ -266,12 +266,11 @@ export class RegistratorEmulator {
         const networkModeIp = networks[container.HostConfig?.NetworkMode ?? ""]?.IPAddress ?? "";
         const exposedIp = (): string => {
             if (container.NetworkSettings?.IPAddress) return container.NetworkSettings.IPAddress;
+            // v7 keeps the last address of a loop over a Go map, whose order is random on every
+            // pass: one network, its address; several (the gateway on one node: the node network and
+            // each service's), any one of them, anew at each registration. So here: one at random.
             const ips = [...new Set(Object.values(networks).map((n) => n.IPAddress ?? ""))];
-            if (ips.length > 1)
-                throw new Error(
-                    `container ${name}: on several networks (${Object.keys(networks).join(", ")}); Registrator v7 -internal would register one of their addresses at random, which the e2e harness does not emulate`,
-                );
-            return ips[0] ?? "";
+            return ips[Math.floor(Math.random() * ips.length)] ?? "";
         };
         const ports = new Map<string, { exposedPort: string; type: string; hostPort: string }>();
         const add = (key: string, published: { HostIp?: string; HostPort?: string }[] | null): void => {

@@ -1,6 +1,8 @@
 // The secured control plane on a real engine, as `pulumi up` leaves it: Consul with ACLs (default
-// deny), TLS and its secrets in a 0600 config file, driven from inside an ordinary service
-// container on the stack's network, as an attacker who got code running there would.
+// deny), TLS and its secrets in a 0600 config file, driven from inside a container of the service
+// image on the node network (where a replica with sharedNetwork true runs: a replica on its own
+// network does not reach Consul at all, test/e2e/shared/replica-hardening.ts), as an attacker who got
+// code running there would.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { CONSUL_PATHS } from "../../../components/consul-agent-config";
@@ -39,16 +41,24 @@ export function securitySuite(up: () => Stack): void {
             stack = up();
         });
 
+        /** The hello image, run once on the node network, where the Consul agent is named and listens. */
         async function fromServiceContainer(requests: [string, string, string | null][]): Promise<{ url: string; status?: number; error?: string }[]> {
-            const container = replicasOf(stack, "hello-v1")[0]!;
-            const out = await stack.exec(container, ["python3", "-c", ATTACK, JSON.stringify(requests)]);
+            const image = (await stack.docker.inspectContainer(replicasOf(stack, "hello-v1")[0]!)).Image as string;
+            const networks = (await stack.docker.inspectContainer(CONSUL)).NetworkSettings.Networks as Record<string, { Aliases?: string[] | null }>;
+            const nodeNetwork = Object.entries(networks).find(([, n]) => (n.Aliases ?? []).includes("consul"))?.[0];
+            assert.ok(nodeNetwork, `the network Consul is named on: ${Object.keys(networks)}`);
+            const r = await stack.docker.cli(
+                ["run", "--rm", "--network", nodeNetwork, "--cap-drop", "ALL", "--entrypoint", "python3", image, "-c", ATTACK, JSON.stringify(requests)],
+                { timeoutMs: 120_000 },
+            );
+            const out = r.stdout;
             return out
                 .trim()
                 .split("\n")
                 .map((l) => JSON.parse(l));
         }
 
-        test("from an ordinary service container: no register, no deregister, no KV write; the routes keep answering", async () => {
+        test("from a service container on the node network: no register, no deregister, no KV write; the routes keep answering", async () => {
             const v1 = replicasOf(stack, "hello-v1");
             await rotationIs(
                 stack,
