@@ -35,15 +35,24 @@ const utf8 = (s: string): Buffer => der(0x0c, Buffer.from(s, "utf8"));
 const utcTime = (d: Date): Buffer => der(0x17, Buffer.from(d.toISOString().replace(/[-:T]/g, "").slice(2, 14) + "Z", "ascii"));
 const ECDSA_SHA256 = seq(oid("1.2.840.10045.4.3.2"));
 
+/**
+ * A positive serial from random bytes, its DER encoding minimal: the first byte from 0x40 to 0x7f.
+ * (With a first byte of 0 and a second below 0x80, the INTEGER would carry a leading zero that
+ * strict DER parsers refuse, OpenSSL with "illegal padding": one certificate in 256.)
+ */
+export function certificateSerial(random: Buffer): Buffer {
+    const serial = Buffer.from(random);
+    serial[0] = (serial[0]! & 0x3f) | 0x40;
+    return serial;
+}
+
 /** A self-signed certificate and its key, PEM, valid from an hour ago for `days`. */
 export function selfSignedCertificate(o: { name: string; days: number; key?: KeyObject }): { certPem: string; keyPem: string } {
     const privateKey = o.key ?? generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
     const spki = createPublicKey(privateKey).export({ type: "spki", format: "der" });
     const now = Date.now();
     const name = seq(set(seq(oid("2.5.4.3"), utf8(o.name))));
-    // A positive 16-byte serial.
-    const serial = randomBytes(16);
-    serial[0] = serial[0]! & 0x7f;
+    const serial = certificateSerial(randomBytes(16));
     const san = seq(oid("2.5.29.17"), der(0x04, seq(der(0x82, Buffer.from(o.name, "ascii")))));
     const keyId = seq(oid("2.5.29.14"), der(0x04, der(0x04, createHash("sha1").update(spki).digest())));
     const tbs = seq(
