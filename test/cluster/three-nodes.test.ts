@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, test } from "node:test";
 import { httpRequest } from "../support/http";
+import { CONNECT_PROBE } from "../support/probes";
 import { Docker } from "../e2e/harness/docker";
 import { skipReason } from "./harness/engines";
 import * as network from "./harness/network";
@@ -110,6 +111,34 @@ describe("a 3-node stack of the hosts target (stack cluster): three engines over
     });
 
     // The scenarios (harness/scenarios.ts) measure and put back what they disturbed; the bounds here are loose.
+    test("replicas are isolated on their node (Docker's isolation between bridges, iptables on): a hello-v1 replica reaches neither the hello-v2 replica beside it nor the Consul agent", async () => {
+        const node = stack.nodes[0]!; // node 1 runs a replica of each version, the agent and a gateway
+        const running = (await node.docker.request<any[]>("GET", "/containers/json")).map((c) => String(c.Names[0]).slice(1));
+        const [v1, v2] = ["hello-v1", "hello-v2"].map((s) => running.find((n) => new RegExp(`^cluster-${s}-[0-9]+-[0-9a-f]{8}$`).test(n)));
+        assert.ok(v1 && v2, `a replica of each version on ${node.name}: ${running.join(" ")}`);
+        const networksOf = async (c: string): Promise<Record<string, string>> =>
+            Object.fromEntries(
+                Object.entries((await node.docker.inspectContainer(c)).NetworkSettings.Networks as Record<string, { IPAddress: string }>).map(([n, x]) => [
+                    n,
+                    x.IPAddress,
+                ]),
+            );
+        const [mine, other, agent] = await Promise.all([v1, v2, "cluster-consul"].map(networksOf));
+        assert.deepEqual(Object.keys(mine).length, 1, `one network: ${JSON.stringify(mine)}`);
+        assert.match(Object.keys(mine)[0]!, /-svc-hello-v1$/);
+        assert.ok(!Object.keys(other).some((n) => n in mine) && !Object.keys(agent).some((n) => n in mine), "no network shared with them");
+        const self = `${Object.values(mine)[0]}:8080`;
+        const refused = [...Object.values(other).map((a) => `${a}:8080`), ...Object.values(agent).flatMap((a) => [`${a}:8501`, `${a}:8301`])];
+        const r = await node.docker.cli(["exec", v1, "python3", "-c", CONNECT_PROBE, self, ...refused], { allowFailure: true });
+        assert.equal(r.code, 0, r.stderr);
+        const out = JSON.parse(r.stdout.trim()) as Record<string, { ok?: true; error?: string }>;
+        console.log(`[cluster] TCP connects from ${v1} on ${node.name}: ${JSON.stringify(out)}`);
+        assert.deepEqual(out[self], { ok: true }, "the probe works: the replica reaches itself");
+        for (const x of refused) assert.ok(out[x]?.error !== undefined, `${x} must not be reachable from ${v1}: ${JSON.stringify(out[x])}`);
+        // Meanwhile both versions answer through both gateways.
+        await checkRoutes(stack);
+    });
+
     describe("faults under load through both edge gateways", () => {
         test(
             "partition: an edge node cut off from the Consul servers keeps serving its last good routes, says it is stale, catches up when the link returns",

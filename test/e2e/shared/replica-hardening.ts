@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { type RunResult } from "../harness/docker";
+import { CONNECT_PROBE as CONNECT } from "../../support/probes";
 import { log } from "../harness/engine";
 import { hostnameOf, replicasOf, rotationIs, startedAt } from "../harness/scenario";
 import { e2eName, get, type Stack } from "../harness/stack";
@@ -75,21 +76,6 @@ finally:
  * TCP connects, all at once, from inside a container: one JSON line {"target", "ok"} or
  * {"target", "error"} per "<address>:<port>" argument (3 s each at most).
  */
-const CONNECT = String.raw`
-import json, socket, sys, threading
-out = {}
-def connect(target):
-    host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-        out[target] = {"ok": True}
-    except Exception as e:
-        out[target] = {"error": type(e).__name__ + ": " + str(e)}
-threads = [threading.Thread(target=connect, args=(t,)) for t in sys.argv[1:]]
-for t in threads: t.start()
-for t in threads: t.join()
-print(json.dumps(out))
-`;
 
 /** Allocates (and touches) 16 MiB at a time until it is killed. */
 const HOG = String.raw`
