@@ -78,6 +78,21 @@ function evaluationCacheFile(config: Record<string, string>, stack: string, comp
 /** A well-formed SSH public key for the aws target's config (no private key exists for it). */
 export const TEST_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZ0dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleXQ operator@example";
 
+/** The admin network the tests give the aws target (documentation range). */
+export const TEST_ADMIN_CIDR = "203.0.113.7/32";
+
+/**
+ * Pulumi.aws.yaml with the two values the operator sets before the first `pulumi up` (the admin
+ * CIDR and the SSH key), and `overrides` (top-level keys, objects as they are) on top.
+ */
+export function shippedAws(overrides: Record<string, unknown> = {}): Record<string, string> {
+    const config = stackConfig("aws");
+    const aws = JSON.parse(config[`${PROJECT}:aws`] ?? "{}");
+    config[`${PROJECT}:aws`] = JSON.stringify({ ...aws, adminCidr: TEST_ADMIN_CIDR, publicKey: TEST_SSH_KEY });
+    for (const [key, value] of Object.entries(overrides)) config[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
+    return config;
+}
+
 /** Merges overrides into the dev stack's config; `undefined` removes a key. */
 export function devWith(overrides: Record<string, unknown>): Record<string, string> {
     const config = stackConfig("dev");

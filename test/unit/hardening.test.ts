@@ -5,21 +5,12 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { parseSettings } from "../../components/config";
 import { LOG_LIMITS } from "../../components/container-defaults";
-import { devWith, evaluate, Program, stackConfig, TEST_SSH_KEY } from "../support/program";
+import { devWith, evaluate, shippedAws, Program, stackConfig, TEST_SSH_KEY } from "../support/program";
 
 const BUILD = "docker-build:index:Image";
 const INSTANCE = "aws:ec2/instance:Instance";
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 const ADMIN = "203.0.113.7/32";
-
-/** Pulumi.aws.yaml with the two values the operator sets before the first `pulumi up`. */
-function shippedAws(consul?: Record<string, unknown>): Record<string, string> {
-    const config = stackConfig("aws");
-    const aws = JSON.parse(config["service-discovery:aws"]);
-    config["service-discovery:aws"] = JSON.stringify({ ...aws, adminCidr: ADMIN, publicKey: TEST_SSH_KEY });
-    if (consul) config["service-discovery:consul"] = JSON.stringify(consul);
-    return config;
-}
 
 const STACKS: { title: string; stack: string; remote: boolean; config: () => Record<string, string> }[] = [
     { title: "Pulumi.dev.yaml (local)", stack: "dev", remote: false, config: () => stackConfig("dev") },
@@ -152,7 +143,7 @@ describe("hardening: AWS instance metadata and Consul join", () => {
 
     it("aws-tags: hop limit 2 and the describe-instances role, as cloud auto-join needs from its container", async () => {
         const shipped = JSON.parse(stackConfig("aws")["service-discovery:consul"] ?? "{}");
-        const p = await evaluate(shippedAws({ ...shipped, join: "aws-tags" }), "aws");
+        const p = await evaluate(shippedAws({ consul: { ...shipped, join: "aws-tags" } }), "aws");
         assert.equal(p.error, null);
         for (const i of p.ofType(INSTANCE)) assert.equal((i.inputs.metadataOptions as { httpPutResponseHopLimit: number }).httpPutResponseHopLimit, 2, i.name);
         const policies = p.ofType(ROLE_POLICY);

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { parseSettings, type RawConfig } from "../../components/config";
 import { DEFAULT_NLB_SSL_POLICY } from "../../components/config/schema";
 import { policies } from "../../policy/policies";
-import { envOf, evaluate, isSecret, secretValue, stackConfig, TEST_SSH_KEY, uploadsOf, type Program } from "../support/program";
+import { envOf, evaluate, shippedAws, isSecret, secretValue, TEST_SSH_KEY, uploadsOf, type Program } from "../support/program";
 import { dev, rejects } from "./config-support";
 
 const LISTENER = "aws:lb/listener:Listener";
@@ -142,8 +142,7 @@ describe("config: gateway.tls.source acm", () => {
 });
 
 function awsAcm(tls: Record<string, unknown> = {}): Record<string, string> {
-    const c = stackConfig("aws");
-    c[`${P}:aws`] = JSON.stringify({ ...JSON.parse(c[`${P}:aws`]!), adminCidr: ADMIN, publicKey: TEST_SSH_KEY });
+    const c = shippedAws();
     c[`${P}:gateway`] = JSON.stringify({ ...JSON.parse(c[`${P}:gateway`]!), tls: { source: "acm", acmCertificateArn: ARN, ...tls } });
     return c;
 }

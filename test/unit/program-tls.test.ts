@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseSealingKey, unseal } from "../../components/images/gateway/controller/sealed";
 import { policies } from "../../policy/policies";
-import { devWith, envOf, evaluate, isSecret, secretValue, stackConfig, TEST_SSH_KEY, uploadsOf, type Program } from "../support/program";
+import { devWith, envOf, evaluate, shippedAws, isSecret, secretValue, stackConfig, uploadsOf, type Program } from "../support/program";
 
 const KEYS = "consul:index/keys:Keys";
 const LISTENER = "aws:lb/listener:Listener";
@@ -28,12 +28,6 @@ function kvOf(p: Program, name: string): Map<string, { value: string; secret: bo
     return new Map(
         keys.map((k) => [k.path, { value: String(isSecret(k.value) ? secretValue(k.value) : k.value), secret: isSecret(raw) || isSecret(k.value) }]),
     );
-}
-
-function awsShipped(): Record<string, string> {
-    const c = stackConfig("aws");
-    c["service-discovery:aws"] = JSON.stringify({ ...JSON.parse(c["service-discovery:aws"]!), adminCidr: ADMIN, publicKey: TEST_SSH_KEY });
-    return c;
 }
 
 /** The edge-tls policy over a program's graph, as the policy server calls it for `stack`. */
@@ -193,7 +187,7 @@ describe("program: TLS at the edge, Pulumi.aws.yaml (acme behind the load balanc
     let p: Program;
 
     it("evaluates", async () => {
-        p = await evaluate(awsShipped(), "aws");
+        p = await evaluate(shippedAws(), "aws");
         assert.equal(p.error, null, String(p.error));
     });
 

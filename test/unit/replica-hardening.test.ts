@@ -8,7 +8,7 @@ import { before, describe, it } from "node:test";
 import { parseSettings } from "../../components/config";
 import { LINUX_CAPABILITIES, REPLICA_DEFAULTS, tmpfsOptions } from "../../components/containment";
 import { type Declared } from "../support/mocks";
-import { devWith, evaluate, Program, stackConfig, TEST_SSH_KEY } from "../support/program";
+import { devWith, evaluate, shippedAws, Program, stackConfig } from "../support/program";
 import { dev, rejects } from "./config-support";
 
 const P = "service-discovery";
@@ -20,14 +20,6 @@ const settingsOf = (keys: Record<string, unknown>) => parseSettings(withHello(ke
 /** The containers of VersionedService components: the service replicas. */
 function replicas(p: Program): Declared[] {
     return p.containers().filter((c) => c.parent.includes("::service-discovery:service:VersionedService::"));
-}
-
-/** Pulumi.aws.yaml with the two values the operator sets before the first `pulumi up`. */
-function shippedAws(): Record<string, string> {
-    const config = stackConfig("aws");
-    const aws = JSON.parse(config[`${P}:aws`]);
-    config[`${P}:aws`] = JSON.stringify({ ...aws, adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY });
-    return config;
 }
 
 /** What a replica declares for its containment, the default way. */

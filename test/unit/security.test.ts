@@ -6,7 +6,7 @@ import { POLICIES } from "../../components/consul-policies";
 import { GATEWAY_CONSUL_TOKEN_FILE, GATEWAY_STATS_PASSWORD_FILE, GATEWAY_UID } from "../../components/gateway";
 import { REGISTRATOR_ENTRYPOINT, REGISTRATOR_TOKEN_FILE } from "../../components/registrator";
 import { Declared } from "../support/mocks";
-import { agentConfigOf, devWith, envOf, evaluate, isSecret, Program, secretValue, stackConfig, TEST_SSH_KEY, uploadsOf } from "../support/program";
+import { agentConfigOf, devWith, envOf, evaluate, shippedAws, isSecret, Program, secretValue, stackConfig, TEST_SSH_KEY, uploadsOf } from "../support/program";
 
 const MANAGEMENT = "00000000-0000-4000-8000-000000000000";
 
@@ -177,14 +177,6 @@ function secretStrings(value: unknown, inSecret = false): string[] {
         return Object.values(value as Record<string, unknown>).flatMap((v) => secretStrings(v, inSecret));
     }
     return [];
-}
-
-/** Pulumi.aws.yaml with the two values the operator sets before the first `pulumi up`. */
-function shippedAws(): Record<string, string> {
-    const config = stackConfig("aws");
-    const aws = JSON.parse(config["service-discovery:aws"]!);
-    config["service-discovery:aws"] = JSON.stringify({ ...aws, adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY });
-    return config;
 }
 
 const SECRET_ENV_NAME = /(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|PASSPHRASE|PRIVATE_KEY|ENCRYPT_KEY|HMAC_KEY)$/;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { Declared } from "../support/mocks";
-import { devWith, envOf, evaluate, Program, stackConfig, TEST_SSH_KEY } from "../support/program";
+import { devWith, envOf, evaluate, shippedAws, Program, TEST_SSH_KEY } from "../support/program";
 
 const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
 const ADMIN = "203.0.113.7/32";
@@ -264,9 +264,7 @@ describe("traffic program: aws security group rules for tcp services", () => {
 
 describe("traffic program: the shipped Pulumi.aws.yaml", () => {
     it("splits /hello/ 90/10 and runs pg as a tcp service reachable from the cluster's nodes only", async () => {
-        const config = stackConfig("aws");
-        config["service-discovery:aws"] = JSON.stringify({ ...JSON.parse(config["service-discovery:aws"]), adminCidr: ADMIN, publicKey: TEST_SSH_KEY });
-        const p = await evaluate(config, "aws");
+        const p = await evaluate(shippedAws(), "aws");
         assert.equal(p.error, null, String(p.error));
         const keys = p.one("consul:index/keys:Keys", "haproxy-settings").inputs.keys as { path: string; value: string }[];
         assert.deepEqual(
