@@ -6,8 +6,11 @@
 # with another such file. Those run one after another in the worker "load"; every other file is
 # taken from one queue by whichever worker is free (the load worker too, once its own files are
 # done), the long ones first. SD_CP_WORKERS sets the number of workers (default 3, 2 to 8). Each
-# worker takes its own slice of the test ports (SD_TEST_PORT_SLICE, test/support/ports.ts) and
-# prefixes its lines with its name; the files that failed are listed at the end.
+# worker takes its own slice of the test ports (SD_TEST_PORT_SLICE, test/support/ports.ts: slice i
+# of SD_CP_PORT_SLICES, default the number of workers, so that npm test keeps slices for the layers
+# it runs beside this one) and prefixes its lines with its name; the files that failed are listed
+# at the end. With SD_LOAD_LOCK (a file), each load file holds that lock while it runs: npm test's
+# other layers take it for their own load files, so that no two ever run at once.
 # With file arguments: those files, one after another, in one process.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +20,11 @@ if [ $# -gt 0 ]; then exec node --import tsx --test --test-concurrency=1 "$@"; f
 workers="${SD_CP_WORKERS:-3}"
 if ! [[ "$workers" =~ ^[0-9]+$ ]] || [ "$workers" -lt 2 ] || [ "$workers" -gt 8 ]; then
     echo "SD_CP_WORKERS=$workers is not allowed; expected a number of workers from 2 to 8" >&2
+    exit 2
+fi
+slices="${SD_CP_PORT_SLICES:-$workers}"
+if ! [[ "$slices" =~ ^[0-9]+$ ]] || [ "$slices" -lt "$workers" ] || [ "$slices" -gt 16 ]; then
+    echo "SD_CP_PORT_SLICES=$slices is not allowed; expected a number of port slices from the number of workers ($workers) to 16" >&2
     exit 2
 fi
 # Known to take 30 s or more: queued first, so that no long file starts last (a hint only: any
@@ -42,23 +50,24 @@ printf '%s\n' "${queued[@]}" >"$work/queue"
 # file of its own: sed -i replaces the queue's file).
 # shellcheck disable=SC2016 # expanded by the inner bash
 next() { flock "$work/lock" bash -c 'head -n 1 "$1"; sed -i 1d "$1"' _ "$work/queue"; }
-run_one() { # worker name, port slice, file
-    local s=0
-    (set -o pipefail; SD_TEST_PORT_SLICE="$2" node --import tsx --test "$3" 2>&1 | sed -u "s|^|[cp $1] |") || s=$?
+run_one() { # worker name, port slice, file[, lock file]
+    local s=0 lock=()
+    [ -z "${4:-}" ] || lock=(flock "$4")
+    (set -o pipefail; SD_TEST_PORT_SLICE="$2" "${lock[@]}" node --import tsx --test "$3" 2>&1 | sed -u "s|^|[cp $1] |") || s=$?
     [ "$s" -eq 0 ] || echo "$3 (exit $s)" >>"$work/failed"
 }
 worker() { # name, port slice, files of its own...
     local name="$1" slice="$2" f
     shift 2
-    for f in "$@"; do run_one "$name" "$slice" "$f"; done
+    for f in "$@"; do run_one "$name" "$slice" "$f" "${SD_LOAD_LOCK:-}"; done
     while f="$(next)" && [ -n "$f" ]; do run_one "$name" "$slice" "$f"; done
 }
 echo "[cp] worker load: ${load[*]}; then the queue: ${queued[*]}"
 pids=()
-worker load "0/$workers" "${load[@]}" &
+worker load "0/$slices" "${load[@]}" &
 pids+=($!)
 for ((i = 1; i < workers; i++)); do
-    worker "rest-$i" "$i/$workers" &
+    worker "rest-$i" "$i/$slices" &
     pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done

@@ -76,7 +76,10 @@ export async function aptInstall(packages: string[]): Promise<void> {
     if (install.code !== 0) throw new Error(`apt-get install ${packages.join(" ")} failed:\n${install.stderr || install.stdout}`);
 }
 
-/** Takes the cache data root, or returns undefined when another live run holds it. */
+/** The cached data roots (folders of the cache dir), each held by one live run at a time. */
+const DATA_ROOTS = ["docker", "docker-2"] as const;
+
+/** Takes a cached data root's lock; false when another live run holds it. */
 function lockDataRoot(lockFile: string): boolean {
     for (let attempt = 0; attempt < 2; attempt++) {
         try {
@@ -118,10 +121,13 @@ async function startDockerd(): Promise<Engine> {
     }
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sd-e2e-engine-"));
     const cache = cacheDir();
-    const lockFile = path.join(cache, "docker.lock");
-    const locked = lockDataRoot(lockFile);
-    const dataRoot = locked ? path.join(cache, "docker") : path.join(tmp, "data");
-    if (!locked) log(`the cached data root is in use by another run; using a temporary one (cold images)`);
+    // The first cached data root no other live run holds (npm test runs the Docker and the
+    // cluster layers at once, each with an engine of its own); a temporary one when all are held.
+    const slot = DATA_ROOTS.find((name) => lockDataRoot(path.join(cache, `${name}.lock`)));
+    const locked = slot !== undefined;
+    const lockFile = locked ? path.join(cache, `${slot}.lock`) : "";
+    const dataRoot = locked ? path.join(cache, slot) : path.join(tmp, "data");
+    if (!locked) log(`the ${DATA_ROOTS.length} cached data roots are in use by other runs; using a temporary one (cold images)`);
     fs.mkdirSync(dataRoot, { recursive: true });
     const socket = path.join(tmp, "docker.sock");
     const logFile = path.join(tmp, "dockerd.log");

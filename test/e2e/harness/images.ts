@@ -18,7 +18,9 @@ import { CONSUL_VERSION } from "../../../components/config";
 import { GATEWAY_IMAGE_CONTEXT } from "../../../components/gateway";
 import { bundleController } from "../../../components/images/gateway/bundle";
 import { cacheDir, ROOT } from "../../support/paths";
+import { pidAlive } from "../../support/proc";
 import { readTool } from "../../support/tools";
+import { sleep } from "../../support/wait";
 import { Docker, run } from "./docker";
 import { aptInstall, log } from "./engine";
 
@@ -133,13 +135,36 @@ export async function ensureBaseImage(docker: Docker): Promise<void> {
     log(`made ${BASE_IMAGE} (the minbase root file system with the official image's apt sources) in ${since(started)}`);
 }
 
-/** The minbase root file system as an image (MINBASE_IMAGE), imported from its cached tarball. */
-async function ensureMinbaseImage(docker: Docker, mirror: string): Promise<void> {
-    if (await docker.imageExists(MINBASE_IMAGE)) return;
-    const dir = path.join(cacheDir(), "rootfs");
-    fs.mkdirSync(dir, { recursive: true });
-    const tarball = path.join(dir, "debian-bookworm-minbase.tar");
-    if (!fs.existsSync(tarball)) {
+/**
+ * The minbase root file system as a tarball in the cache (debootstrap, about a minute). One run
+ * makes it while others that need it at the same time (npm test's Docker and cluster layers)
+ * wait for it: the lock file beside it holds the maker's pid, and one left by a dead run is taken over.
+ */
+async function makeRootfs(tarball: string, mirror: string): Promise<void> {
+    const lock = `${tarball}.lock`;
+    const deadline = Date.now() + 15 * 60_000;
+    let waiting = false;
+    for (;;) {
+        if (fs.existsSync(tarball)) return;
+        try {
+            fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
+            break;
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+            const holder = Number(fs.readFileSync(lock, "utf8").trim());
+            if (!(holder > 0 && pidAlive(holder))) {
+                fs.rmSync(lock, { force: true }); // left by a run that died
+                continue;
+            }
+            if (Date.now() > deadline) throw new Error(`${tarball}: run ${holder} has been making it for 15 minutes (lock ${lock})`);
+            if (!waiting) log(`waiting for run ${holder}, which is making ${tarball}`);
+            waiting = true;
+            await sleep(1000);
+        }
+    }
+    const partial = `${tarball}.${process.pid}.tmp`;
+    try {
+        if (fs.existsSync(tarball)) return; // made by the run that held the lock before
         if (!fs.existsSync("/usr/sbin/debootstrap")) {
             try {
                 await aptInstall(["debootstrap"]);
@@ -158,23 +183,35 @@ async function ensureMinbaseImage(docker: Docker, mirror: string): Promise<void>
             if (boot.code !== 0)
                 throw new Error(`debootstrap failed (exit ${boot.code}):\n${(boot.stderr || boot.stdout).trim().split("\n").slice(-20).join("\n")}`);
             // Like the slim images: no package cache, no package lists.
-            const tar = await run("tar", [
-                "-C",
-                rootfs,
-                "--exclude=./var/cache/apt/archives/*.deb",
-                "--exclude=./var/lib/apt/lists/*",
-                "-cf",
-                `${tarball}.tmp`,
-                ".",
-            ]);
+            const tar = await run("tar", ["-C", rootfs, "--exclude=./var/cache/apt/archives/*.deb", "--exclude=./var/lib/apt/lists/*", "-cf", partial, "."]);
             if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr}`);
-            fs.renameSync(`${tarball}.tmp`, tarball);
+            fs.renameSync(partial, tarball);
         } finally {
             fs.rmSync(rootfs, { recursive: true, force: true });
-            fs.rmSync(`${tarball}.tmp`, { force: true });
+            fs.rmSync(partial, { force: true });
         }
         log(`root file system ready in ${since(started)} (${tarball})`);
+    } finally {
+        fs.rmSync(lock, { force: true });
     }
+}
+
+/**
+ * The cached minbase root file system's tarball, made when missing (npm test makes it ahead, in
+ * the background, while the tools build: `node --import tsx test/e2e/harness/images.ts rootfs`).
+ */
+export async function ensureRootfs(mirror = debianMirror()): Promise<string> {
+    const dir = path.join(cacheDir(), "rootfs");
+    fs.mkdirSync(dir, { recursive: true });
+    const tarball = path.join(dir, "debian-bookworm-minbase.tar");
+    if (!fs.existsSync(tarball)) await makeRootfs(tarball, mirror);
+    return tarball;
+}
+
+/** The minbase root file system as an image (MINBASE_IMAGE), imported from its cached tarball. */
+async function ensureMinbaseImage(docker: Docker, mirror: string): Promise<void> {
+    if (await docker.imageExists(MINBASE_IMAGE)) return;
+    const tarball = await ensureRootfs(mirror);
     const importStarted = Date.now();
     log(`making ${BASE_IMAGE}: docker import of the cached root file system ${tarball}`);
     await docker.cli(["import", tarball, MINBASE_IMAGE], { timeoutMs: 300_000 });
@@ -256,10 +293,27 @@ export function prepareGatewayContext(): void {
     const binary = gatewayNodeBinary();
     const target = path.join(ROOT, GATEWAY_IMAGE_CONTEXT, "node");
     if (!(fs.existsSync(target) && sha256(target) === sha256(binary))) {
-        fs.copyFileSync(binary, `${target}.tmp`);
-        fs.chmodSync(`${target}.tmp`, 0o755);
-        fs.renameSync(`${target}.tmp`, target);
+        // Per process, then renamed: runs preparing it at once never share a partial file.
+        const partial = `${target}.${process.pid}.tmp`;
+        fs.copyFileSync(binary, partial);
+        fs.chmodSync(partial, 0o755);
+        fs.renameSync(partial, target);
         log(`placed ${binary} in the gateway's build context as node`);
     }
     bundleController();
+}
+
+// `node --import tsx test/e2e/harness/images.ts rootfs`: the root file system's tarball only.
+if (require.main === module) {
+    if (process.argv[2] !== "rootfs") {
+        process.stderr.write("usage: node --import tsx test/e2e/harness/images.ts rootfs\n");
+        process.exit(2);
+    }
+    ensureRootfs().then(
+        () => process.exit(0),
+        (e: Error) => {
+            log(`the root file system was not made ahead: ${e.message}`);
+            process.exit(1);
+        },
+    );
 }
