@@ -106,10 +106,14 @@ SD_LOAD_LOCK="$SD_EVAL_CACHE/load.lock"
 export SD_LOAD_LOCK
 is_load() { grep -qE 'wrk|Flood|control-plane stream "load"' "$1"; }
 
-# The Docker layer: the e2e files one after another, load files under the load lock.
+# The Docker layer: the e2e files one after another, the load files last (by then the
+# control plane's have run) and under the load lock.
 docker_layer() {
-    local f s failed=()
+    local f s failed=() files=() load=()
     for f in test/e2e/*.test.ts; do
+        if is_load "$f"; then load+=("$f"); else files+=("$f"); fi
+    done
+    for f in "${files[@]}" "${load[@]}"; do
         s=0
         if is_load "$f"; then
             SD_TEST_PORT_SLICE=3/5 flock "$SD_LOAD_LOCK" node --import tsx --test "$f" || s=$?

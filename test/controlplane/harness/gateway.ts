@@ -232,9 +232,9 @@ export class Gateway {
         return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
     }
 
-    /** One command on the running worker's admin socket. */
-    admin(command: string): Promise<string> {
-        return unixSocketCommand(path.join(this.runDir, "admin.sock"), command);
+    /** One command on the running worker's admin socket (the timeout catches a hung socket, not a slow one). */
+    admin(command: string, timeoutMs?: number): Promise<string> {
+        return unixSocketCommand(path.join(this.runDir, "admin.sock"), command, timeoutMs);
     }
 
     /** `show info` of the running worker as a map (Maxconn, Pid, Uptime_sec, ...). */
@@ -255,7 +255,8 @@ export class Gateway {
 
     /** One `show stat` column for each server of a backend: server name -> value. */
     async serverStat(backend: string, column: string): Promise<Record<string, string>> {
-        const rows = (await this.admin("show stat")).split("\n");
+        // With thousands of servers (scale.test.ts: 10,000) the dump takes seconds on a busy machine.
+        const rows = (await this.admin("show stat", 30_000)).split("\n");
         const header = (rows[0] ?? "").replace(/^# /, "").split(",");
         const col = header.indexOf(column);
         if (col < 0) throw new Error(`show stat has no column ${column}`);
