@@ -141,7 +141,7 @@ lane() { # name, line prefix, command...
 }
 layers_t0=$SECONDS
 echo "[test] control plane, docker and cluster at once"
-SD_CP_PORT_SLICES=5 lane "control plane" "" bash test/run-controlplane.sh
+lane "control plane" "" env SD_CP_PORT_SLICES=5 bash test/run-controlplane.sh
 lane docker "[docker] " docker_layer
 lane cluster "[cluster] " env SD_TEST_PORT_SLICE=4/5 node --import tsx --test test/cluster/three-nodes.test.ts
 for p in "${lane_pids[@]}"; do wait "$p" || true; done
