@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { EPHEMERAL_PORTS, Settings } from "./config";
-import { cloudInitHostKey } from "./host-keys";
+import { cloudInitHostKey, PINNED_SSH_OPTS, pinnedHost } from "./host-keys";
 
 /** Debian's own AWS account; its AMIs are the official Debian images. */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -17,6 +17,26 @@ export { EPHEMERAL_PORTS };
 /** The name part of a CIDR block's rule: stable whatever the order of the list. */
 export function cidrRuleName(cidr: string): string {
     return cidr.replace(/[./]/g, "-");
+}
+
+/**
+ * The readiness check of a node reached through Systems Manager (aws.access ssm): `remote` run
+ * over the system's ssh to $SD_NODE (user@instance-id), with the pinned host key only, tried
+ * `attempts` times `intervalSeconds` apart (the instance's SSM agent registers a little after it
+ * boots: 10 minutes by default); the last attempt's error is what fails the update.
+ */
+export function ssmReadinessScript(remote: string, attempts = 60, intervalSeconds = 10): string {
+    const ssh = ["ssh", ...PINNED_SSH_OPTS, "-o", "ConnectTimeout=60", '"$SD_NODE"'].join(" ");
+    const quoted = `'${remote.replace(/'/g, `'\\''`)}'`;
+    return [
+        'err="$(mktemp)"',
+        `for attempt in $(seq ${attempts}); do`,
+        `    if ${ssh} ${quoted} 2>"$err"; then rm -f "$err"; exit 0; fi`,
+        `    [ "$attempt" -eq ${attempts} ] || sleep ${intervalSeconds}`,
+        "done",
+        `echo "no SSH through Systems Manager to $SD_NODE after ${attempts} attempts, ${intervalSeconds} s apart; the last said:" >&2`,
+        'cat "$err" >&2; rm -f "$err"; exit 1',
+    ].join("\n");
 }
 
 export interface AwsNodesArgs {
@@ -57,8 +77,10 @@ export class AwsNodes extends pulumi.ComponentResource {
     public readonly instances: aws.ec2.Instance[];
     /** Per instance: its SSH host key, generated here and installed by cloud-init (the only key its sshd offers). */
     public readonly hostKeys: pulumi.Output<string>[];
+    /** Per instance: its Docker endpoint, `ssh://<sshUser>@<public IP>` or (aws.access ssm) `ssh://<sshUser>@<instance ID>`, with its host key pinned. */
+    public readonly dockerHosts: pulumi.Output<string>[];
     /** Per instance: Docker installed and answering (cloud-init finished). */
-    public readonly dockerReady: command.remote.Command[];
+    public readonly dockerReady: (command.remote.Command | command.local.Command)[];
     public readonly loadBalancerDns: pulumi.Output<string>;
 
     constructor(name: string, args: AwsNodesArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -151,10 +173,14 @@ export class AwsNodes extends pulumi.ComponentResource {
         rule("consul-ui", "Consul UI and HTTPS API from the admin network", "tcp", settings.consul.httpsPort, settings.consul.httpsPort, {
             cidrIpv4: a.adminCidr,
         });
-        rule("ssh", "SSH (Docker provider) from the admin network", "tcp", 22, 22, { cidrIpv4: a.adminCidr });
-        // Pull-request previews: SSH only, where their key reaches a read-only Docker API (docs/development.md).
-        if (a.previewCidr !== undefined)
-            rule("ssh-preview", "SSH (read-only preview key) from the preview runners", "tcp", 22, 22, { cidrIpv4: a.previewCidr });
+        // With aws.access ssm, SSH reaches the nodes through Systems Manager sessions (the SSM agent
+        // connects out, over HTTPS): port 22 is open to no one.
+        if (a.access === "ssh") {
+            rule("ssh", "SSH (Docker provider) from the admin network", "tcp", 22, 22, { cidrIpv4: a.adminCidr });
+            // Pull-request previews: SSH only, where their key reaches a read-only Docker API (docs/development.md).
+            if (a.previewCidr !== undefined)
+                rule("ssh-preview", "SSH (read-only preview key) from the preview runners", "tcp", 22, 22, { cidrIpv4: a.previewCidr });
+        }
         rule("consul-rpc", "Consul server RPC between nodes", "tcp", 8300, 8300, { self: true });
         rule("consul-serf-tcp", "Consul LAN gossip between nodes", "tcp", 8301, 8301, { self: true });
         rule("consul-serf-udp", "Consul LAN gossip between nodes", "udp", 8301, 8301, { self: true });
@@ -298,18 +324,37 @@ export class AwsNodes extends pulumi.ComponentResource {
                 ),
         );
 
-        this.dockerReady = this.instances.map(
-            (instance, i) =>
-                new command.remote.Command(
-                    `${args.nodeNames[i]}-docker-ready`,
-                    {
-                        // The pinned host key: a node answering with another key is refused.
-                        connection: { host: instance.publicIp, user: a.sshUser, hostKey: this.hostKeys[i] },
-                        // sudo: this SSH session may predate cloud-init adding the user to the docker group.
-                        create: "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'",
-                    },
-                    o,
-                ),
+        this.dockerHosts = this.instances.map((instance, i) =>
+            pulumi
+                .all([a.access === "ssm" ? instance.id : instance.publicIp, this.hostKeys[i]!])
+                .apply(([host, key]) => pinnedHost(`ssh://${a.sshUser}@${host}`, key, `${settings.project} ${settings.stack} ${args.nodeNames[i]}`)),
+        );
+        // sudo: this SSH session may predate cloud-init adding the user to the docker group.
+        const readiness = "cloud-init status --wait >/dev/null; sudo docker info --format '{{.ServerVersion}}'";
+        this.dockerReady = this.instances.map((instance, i) =>
+            a.access === "ssm"
+                ? // The system's ssh, as the Docker providers and image builds use it: the user's SSH
+                  // config carries it through a Systems Manager session (ProxyCommand for i-*), and
+                  // the host key is the pinned one. A new instance's SSM agent registers within a few
+                  // minutes of boot: tried every 10 s for 10 minutes.
+                  new command.local.Command(
+                      `${args.nodeNames[i]}-docker-ready`,
+                      {
+                          create: ssmReadinessScript(readiness),
+                          environment: { SD_NODE: this.dockerHosts[i]!.apply((url) => url.slice("ssh://".length)) },
+                          triggers: [instance.id],
+                      },
+                      o,
+                  )
+                : new command.remote.Command(
+                      `${args.nodeNames[i]}-docker-ready`,
+                      {
+                          // The pinned host key: a node answering with another key is refused.
+                          connection: { host: instance.publicIp, user: a.sshUser, hostKey: this.hostKeys[i] },
+                          create: readiness,
+                      },
+                      o,
+                  ),
         );
 
         const edges = settings.edgeNodes.map((n) => this.instances[n - 1]);

@@ -110,3 +110,14 @@ export function cloudInitHostKey(privateKeyOpenssh: string, publicKeyOpenssh: st
         `  ed25519_public: ${publicKeyOpenssh.trim()}`,
     ];
 }
+
+/**
+ * An ssh:// Docker endpoint whose host key is recorded as the only one of its host in the known_hosts
+ * file every SSH client of this machine reads, before anything connects:
+ * the providers take the endpoint from here. Runs at every preview and update, so a machine that
+ * never ran the stack (a CI runner) pins the keys too.
+ */
+export function pinnedHost(url: string, hostKey: string, comment: string): string {
+    writePinnedHostKeys(knownHostsFile(), [{ name: knownHostsNameOfUrl(url), key: hostKey, comment }]);
+    return url;
+}

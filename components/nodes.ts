@@ -14,7 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { AwsNodes } from "./aws-nodes";
 import { Settings, Target } from "./config";
-import { knownHostsFile, knownHostsNameOfUrl, PINNED_SSH_OPTS, writePinnedHostKeys } from "./host-keys";
+import { PINNED_SSH_OPTS, pinnedHost } from "./host-keys";
 
 export interface Node {
     /** Stable name, `<stack>-node-<n>`; also the hostname Registrator puts in service IDs. */
@@ -76,17 +76,6 @@ interface Engine {
 }
 
 /**
- * An ssh:// Docker endpoint whose host key is recorded as the only one of its host in the known_hosts
- * file every SSH client of this machine reads (components/host-keys.ts), before anything connects:
- * the providers take the endpoint from here. Runs at every preview and update, so a machine that
- * never ran the stack (a CI runner) pins the keys too.
- */
-export function pinnedHost(url: string, hostKey: string, comment: string): string {
-    writePinnedHostKeys(knownHostsFile(), [{ name: knownHostsNameOfUrl(url), key: hostKey, comment }]);
-    return url;
-}
-
-/**
  * The nodes of every target (one of which is `hosts`, a list of existing Docker hosts).
  * Formerly the `Hosts` component: the alias keeps the URNs of stacks created before the rename
  * (its children's names are built from the instance's name, which the program keeps), so the
@@ -128,10 +117,9 @@ export class Nodes extends pulumi.ComponentResource {
                 const aws = new AwsNodes(`${name}-aws`, { settings, nodeNames: names }, { parent: this });
                 this.loadBalancerDns = aws.loadBalancerDns;
                 engines = aws.instances.map((instance, i) => ({
-                    // The host key Pulumi generated for the node (cloud-init installed it), pinned.
-                    host: pulumi
-                        .all([instance.publicIp, aws.hostKeys[i]!])
-                        .apply(([ip, key]) => pinnedHost(`ssh://${settings.aws.sshUser}@${ip}`, key, `${settings.project} ${settings.stack} ${names[i]}`)),
+                    // Over SSH to the public address, or (aws.access ssm) to the instance ID through a
+                    // Systems Manager session; the host key Pulumi generated for the node, pinned.
+                    host: aws.dockerHosts[i]!,
                     sshOpts: PINNED_SSH_OPTS,
                     address: instance.privateIp,
                     publicAddress: instance.publicIp,

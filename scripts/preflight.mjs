@@ -530,10 +530,60 @@ async function checkPorts(stack) {
     if (ours.length > 0) found.push(`host ports ${ours.join(" ")} held by the stack itself`);
 }
 
+/**
+ * aws.access ssm: the program reaches each node as ssh://<user>@<instance ID>, which only the
+ * user's SSH config can carry (a ProxyCommand through `aws ssm start-session`), with the AWS CLI
+ * and its Session Manager plugin (docs/operations.md, "SSM-only access").
+ */
+function checkSsm(stack) {
+    if (targetOf(stack) !== "aws") return;
+    const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+    let access;
+    try {
+        const doc = readYaml(fs.readFileSync(file, "utf8"));
+        const section = doc && typeof doc === "object" && doc.config ? doc.config["service-discovery:aws"] : undefined;
+        access = section && typeof section === "object" ? section.access : undefined;
+    } catch {
+        return; // the program reports a malformed stack file with the key
+    }
+    if (access !== "ssm") return;
+    const fixConfig =
+        "add to ~/.ssh/config:  Host i-* mi-*  /  ProxyCommand sh -c \"aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters 'portNumber=%p'\"";
+    if (!which("aws")) {
+        problem(
+            "AWS CLI: `aws` is not on PATH (aws.access ssm opens each SSH session with `aws ssm start-session`)",
+            "install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+        );
+    }
+    if (!which("session-manager-plugin")) {
+        problem(
+            "Session Manager plugin: `session-manager-plugin` is not on PATH (aws.access ssm)",
+            "install it: https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html",
+        );
+    }
+    const ssh = which("ssh");
+    if (!ssh) {
+        problem("SSH: the `ssh` command is not on PATH (the Docker providers use it)", "install OpenSSH's client");
+        return;
+    }
+    // What ssh would do for an instance ID: its effective configuration, nothing connects.
+    const g = run(ssh, ["-G", "i-0123456789abcdef0"], 5000);
+    const proxy = (/^proxycommand (.*)$/m.exec(g.out) || [])[1];
+    if (!proxy || !/ssm start-session/.test(proxy)) {
+        problem(
+            `SSH: no ProxyCommand through Systems Manager for instance IDs (ssh -G i-0123456789abcdef0: ${proxy ? `proxycommand ${proxy}` : "none"})`,
+            fixConfig,
+        );
+        return;
+    }
+    found.push("SSH to instance IDs through Systems Manager");
+}
+
 const stack = stackName();
 checkNode();
 checkPulumi();
 checkDocker(stack);
+checkSsm(stack);
 checkPassphrase(stack);
 if (!process.argv.includes("--no-ports")) await checkPorts(stack);
 const backend = backendUrl();

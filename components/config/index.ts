@@ -298,6 +298,11 @@ export function parseSettings(raw: RawConfig, stack: string, secrets: ConfigSecr
                 `${PROJECT}:aws.adminCidr: ${describe(c.aws.adminCidr)} is not allowed; expected a CIDR block narrower than /0 (only the gateway port is open to the world)`,
             );
         }
+        if (c.aws.access === "ssm" && c.aws.previewCidr !== undefined) {
+            throw new ConfigError(
+                `${PROJECT}:aws.previewCidr: ${describe(c.aws.previewCidr)} is not allowed with aws.access ssm; expected it unset (with ssm port 22 is closed to everyone: previews reach the nodes through Systems Manager sessions, as deploys do)`,
+            );
+        }
         if (c.aws.publicKey === undefined) {
             throw new ConfigError(
                 `${PROJECT}:aws.publicKey: missing is not allowed; expected an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...) whose private key is in your ssh-agent`,

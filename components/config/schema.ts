@@ -322,6 +322,12 @@ const shape = {
             "an SSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...)",
         ).optional(),
         sshUser: matching(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name").default("admin"),
+        /**
+         * How Pulumi (and you) reach the nodes' SSH, over which the Docker providers and image builds
+         * run: `ssh`, port 22 open to adminCidr (and previewCidr); `ssm`, port 22 closed to everyone,
+         * SSH carried by AWS Systems Manager sessions to the instance IDs (docs/operations.md).
+         */
+        access: z.enum(["ssh", "ssm"], { error: "ssh or ssm" }).default("ssh"),
         rootVolumeGb: intIn(8, 1000).default(20),
         /**
          * Outbound traffic the nodes may send besides what they need (HTTPS and HTTP to anywhere:

@@ -90,7 +90,9 @@ describe("reloads under load", { timeout: 150_000 }, () => {
             t.diagnostic(report(name, r));
             assert.ok(r.reloads >= MIN_RELOADS, `${r.reloads} reloads happened, want >= ${MIN_RELOADS}`);
             assert.equal(r.loaded, r.reloads, `master loaded ${r.loaded} configs for ${r.reloads} reloads`);
-            assert.ok(r.wrk.requests > 20_000, `wrk made only ${r.wrk.requests} requests`);
+            // Requests in flight at every reload: at least 200 per reload (one every 450 ms). Not a
+            // throughput figure (that is the benchmark's): npm test runs this beside other layers.
+            assert.ok(r.wrk.requests >= 200 * r.reloads, `wrk made only ${r.wrk.requests} requests for ${r.reloads} reloads`);
             assert.equal(r.wrk.non2xx, 0, `non-2xx responses: ${report(name, r)}\n${r.wrk.raw}`);
             assert.deepEqual(r.wrk.socketErrors, { connect: 0, read: 0, write: 0, timeout: 0 }, `socket errors: ${report(name, r)}\n${r.wrk.raw}`);
             assert.equal(h.gateway.rejections(), 0);
