@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cacheDir } from "../../support/paths";
-import { pidAlive, signal } from "../../support/proc";
+import { signal, takePidLock } from "../../support/proc";
 import { fatal, waitFor, within } from "../../support/wait";
 import { Docker, run } from "./docker";
 
@@ -79,22 +79,6 @@ export async function aptInstall(packages: string[]): Promise<void> {
 /** The cached data roots (folders of the cache dir), each held by one live run at a time. */
 const DATA_ROOTS = ["docker", "docker-2"] as const;
 
-/** Takes a cached data root's lock; false when another live run holds it. */
-function lockDataRoot(lockFile: string): boolean {
-    for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-            fs.writeFileSync(lockFile, String(process.pid), { flag: "wx" });
-            return true;
-        } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-            const holder = Number(fs.readFileSync(lockFile, "utf8").trim());
-            if (holder > 0 && pidAlive(holder)) return false;
-            fs.rmSync(lockFile, { force: true }); // left by a run that died
-        }
-    }
-    return false;
-}
-
 // Runs dockerd and stops it when told (TERM) or when the test process is gone; in the
 // latter case it also removes the run's temp dir and releases the data root lock.
 const WATCHDOG = `
@@ -123,7 +107,7 @@ async function startDockerd(): Promise<Engine> {
     const cache = cacheDir();
     // The first cached data root no other live run holds (npm test runs the Docker and the
     // cluster layers at once, each with an engine of its own); a temporary one when all are held.
-    const slot = DATA_ROOTS.find((name) => lockDataRoot(path.join(cache, `${name}.lock`)));
+    const slot = DATA_ROOTS.find((name) => takePidLock(path.join(cache, `${name}.lock`)));
     const locked = slot !== undefined;
     const lockFile = locked ? path.join(cache, `${slot}.lock`) : "";
     const dataRoot = locked ? path.join(cache, slot) : path.join(tmp, "data");

@@ -18,7 +18,7 @@ import { CONSUL_VERSION } from "../../../components/config";
 import { GATEWAY_IMAGE_CONTEXT } from "../../../components/gateway";
 import { bundleController } from "../../../components/images/gateway/bundle";
 import { cacheDir, ROOT } from "../../support/paths";
-import { pidAlive } from "../../support/proc";
+import { lockHolder, takePidLock } from "../../support/proc";
 import { readTool } from "../../support/tools";
 import { sleep } from "../../support/wait";
 import { Docker, run } from "./docker";
@@ -146,21 +146,12 @@ async function makeRootfs(tarball: string, mirror: string): Promise<void> {
     let waiting = false;
     for (;;) {
         if (fs.existsSync(tarball)) return;
-        try {
-            fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
-            break;
-        } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-            const holder = Number(fs.readFileSync(lock, "utf8").trim());
-            if (!(holder > 0 && pidAlive(holder))) {
-                fs.rmSync(lock, { force: true }); // left by a run that died
-                continue;
-            }
-            if (Date.now() > deadline) throw new Error(`${tarball}: run ${holder} has been making it for 15 minutes (lock ${lock})`);
-            if (!waiting) log(`waiting for run ${holder}, which is making ${tarball}`);
-            waiting = true;
-            await sleep(1000);
-        }
+        if (takePidLock(lock)) break;
+        const holder = lockHolder(lock);
+        if (Date.now() > deadline) throw new Error(`${tarball}: run ${holder} has been making it for 15 minutes (lock ${lock})`);
+        if (!waiting) log(`waiting for run ${holder}, which is making ${tarball}`);
+        waiting = true;
+        await sleep(1000);
     }
     const partial = `${tarball}.${process.pid}.tmp`;
     try {
