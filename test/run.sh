@@ -9,13 +9,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$SECONDS
 timings=()
 lane_pids=()
+kill_tree() { # pid: TERM to it and everything under it, children first
+    local c
+    for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
+    kill -TERM "$1" 2>/dev/null || true
+}
 summary() {
     local status=$?
     # The tools build is its own process group (setsid): a failed phase stops it and its go processes.
     [ -z "${tools_pid:-}" ] || kill -- -"$tools_pid" 2>/dev/null || true
     [ -z "${rootfs_pid:-}" ] || kill -- -"$rootfs_pid" 2>/dev/null || true
-    # Lanes still running (a failure elsewhere, or an interrupt): their test processes end with them.
-    for p in "${lane_pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; done
+    # Lanes still running (an interrupt): every process under them is stopped, the test processes
+    # included; the harnesses' watchdogs then stop the engines and clusters those had started.
+    for p in "${lane_pids[@]}"; do kill_tree "$p"; done
     [ -z "${SD_EVAL_CACHE:-}" ] || rm -rf "$SD_EVAL_CACHE"
     echo "[test] phases:"
     for t in "${timings[@]}"; do echo "[test]   $t"; done
