@@ -28,6 +28,9 @@ summary() {
     echo "[test] $([ "$status" -eq 0 ] && echo passed || echo "FAILED (exit $status)") in $((SECONDS - started)) s"
 }
 trap summary EXIT
+# Interrupted: the summary says so (and stops the lanes) instead of reporting the last status.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 record() { # name, seconds
     timings+=("$(printf '%-28s %5s s' "$1" "$2")")
