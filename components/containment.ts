@@ -1,14 +1,20 @@
 // How a service replica is contained (docs/services.md, "What a replica may do"; docs/security.md,
 // "Contained replicas"): every replica runs with no capability, no-new-privileges, a read-only
-// root filesystem with small in-memory folders where it writes, and memory and CPU limits. Each
-// default but no-new-privileges has a key in its services[i] that relaxes it for that service; the
-// policy pack (policy/policies.ts, service-replicas-contained) refuses the relaxations on every
-// stack but the ones it names (default dev).
+// root filesystem with small in-memory folders where it writes, memory and CPU limits, and a
+// limit on its processes. Each default but no-new-privileges has a key in its services[i] that
+// relaxes it for that service; the policy pack (policy/policies.ts, service-replicas-contained and
+// service-replicas-pids-limited) refuses the relaxations on every stack but the ones it names
+// (default dev).
+//
+// The process limit is the engine's PidsLimit (the pids cgroup: processes and threads). The Docker
+// provider has no input for it, and an nproc ulimit would not do (it does not bind root, and it
+// counts every process of a user ID on the node, not the container's), so a command beside each
+// replica sets it with `docker update` once the container exists, and reads it back
+// (pidsLimitScript below; docs/security.md, "Contained replicas", says what that leaves open).
 //
 // A replica's network, its service's own (sharedNetwork relaxes it), is components/service-networks.ts.
-// Not here, and why (docs/security.md, "Contained replicas"): a process limit (the Docker
-// provider has no input for the engine's PidsLimit, and an nproc ulimit counts every process of
-// a user ID on the node, not the container's).
+import type * as pulumi from "@pulumi/pulumi";
+import { PINNED_SSH_OPTS } from "./host-keys";
 
 /**
  * The Linux capabilities by name (capabilities(7), Linux 5.9 and later), as Docker names them:
@@ -58,10 +64,11 @@ export const LINUX_CAPABILITIES = [
     "CHECKPOINT_RESTORE",
 ] as const;
 
-/** The defaults of a replica's limits (services[i].memoryMb, .cpus, .tmpfs, .tmpfsMb). */
+/** The defaults of a replica's limits (services[i].memoryMb, .cpus, .pidsLimit, .tmpfs, .tmpfsMb). */
 export const REPLICA_DEFAULTS = Object.freeze({
     memoryMb: 256,
     cpus: 1,
+    pidsLimit: 512,
     tmpfs: Object.freeze(["/tmp"]) as readonly string[],
     tmpfsMb: 64,
 });
@@ -74,6 +81,7 @@ export interface ContainmentSettings {
     readonly tmpfsMb: number;
     readonly memoryMb: number;
     readonly cpus: number;
+    readonly pidsLimit: number;
 }
 
 /**
@@ -118,5 +126,77 @@ export function containmentInputs(s: ContainmentSettings): ContainmentInputs {
         memory: s.memoryMb,
         memorySwap: s.memoryMb,
         cpus: String(s.cpus),
+    };
+}
+
+/**
+ * How a command run by Pulumi, on the machine running it, reaches a node's engine with the Docker
+ * CLI, as the node's Docker provider does (components/nodes.ts).
+ */
+export interface EngineEndpoint {
+    /**
+     * The provider's host: unset for the local engine (the CLI then reads DOCKER_HOST, else the
+     * default socket, as the provider does); tcp://; or ssh://user@host[:port].
+     */
+    readonly host?: pulumi.Input<string>;
+    /** With a tcp:// host: the folder of the client certificates (ca.pem, cert.pem, key.pem). */
+    readonly certPath?: pulumi.Input<string>;
+    /** Whether `host` is an ssh:// URL: the command then runs the node's own Docker CLI over SSH. */
+    readonly ssh: boolean;
+}
+
+/** The environment variables pidsLimitScript reads. */
+export const PIDS_LIMIT_ENV = Object.freeze({ replica: "SD_REPLICA", limit: "SD_PIDS_LIMIT", node: "SD_NODE" });
+
+/**
+ * The shell script that gives a replica's container its process limit (`docker update
+ * --pids-limit`) and reads it back from the engine (`docker inspect`); it fails, saying why, when
+ * the update fails, when the engine answers anything but the container's name (dockerd says so when
+ * it discards the limit: no pids cgroup), or when the engine then reports another limit. It reads
+ * SD_REPLICA (the container's name), SD_PIDS_LIMIT and, over SSH, SD_NODE (the ssh:// URL, which
+ * OpenSSH takes as a destination); with `ssh` it runs the node's Docker CLI through the system's
+ * `ssh` with the pinned host key only (components/host-keys.ts), otherwise the CLI of the machine
+ * running Pulumi with the DOCKER_* variables the command declares.
+ */
+export function pidsLimitScript(ssh: boolean): string {
+    const { replica: R, limit: L, node: N } = PIDS_LIMIT_ENV;
+    const docker = ssh
+        ? `docker_() { ssh ${PINNED_SSH_OPTS.join(" ")} -o ConnectTimeout=60 "$${N}" docker "$@"; }`
+        : [
+              // The local engine: the provider's (DOCKER_HOST, else DOCKER_CONTEXT, else the default
+              // socket), not whatever context the CLI would follow by itself.
+              '[ -n "${DOCKER_HOST-}" ] || [ -n "${DOCKER_CONTEXT-}" ] || export DOCKER_HOST=unix:///var/run/docker.sock',
+              // The provider reads a certificate folder under ~ as the user's; the CLI would not.
+              `case "\${DOCKER_CERT_PATH-}" in "~/"*) DOCKER_CERT_PATH="$HOME/\${DOCKER_CERT_PATH#"~/"}";; esac`,
+              'docker_() { docker "$@"; }',
+          ].join("\n");
+    return [
+        "set -u",
+        docker,
+        `fail() { echo "replica $${R}: $*" >&2; exit 1; }`,
+        // Only the program's own names and a number go on to the engine (a remote shell reads them over SSH).
+        `case "$${R}" in "" | *[!a-z0-9_.-]*) fail "not a container name the program makes";; esac`,
+        `case "$${L}" in "" | *[!0-9]*) fail "process limit '$${L}' is not a number";; esac`,
+        `out=$(docker_ update --pids-limit "$${L}" "$${R}" 2>&1) || fail "docker update --pids-limit $${L} failed: $out"`,
+        `[ "$out" = "$${R}" ] || fail "the engine did not take the process limit $${L}: $out"`,
+        `got=$(docker_ inspect --format '{{.HostConfig.PidsLimit}}' "$${R}" 2>&1) || fail "docker inspect failed: $got"`,
+        `[ "$got" = "$${L}" ] || fail "the engine reports a process limit of $got, not $${L}"`,
+        `echo "replica $${R}: at most $${L} processes"`,
+    ].join("\n");
+}
+
+/**
+ * The environment of a replica's process-limit command: which container, the limit, and how to
+ * reach the node's engine (the DOCKER_* variables of a tcp:// host, or SD_NODE over SSH; nothing
+ * for the local engine, whose CLI reads the user's DOCKER_HOST as the provider does).
+ */
+export function pidsLimitEnvironment(engine: EngineEndpoint, container: pulumi.Input<string>, pidsLimit: number): Record<string, pulumi.Input<string>> {
+    const env: Record<string, pulumi.Input<string>> = { [PIDS_LIMIT_ENV.replica]: container, [PIDS_LIMIT_ENV.limit]: String(pidsLimit) };
+    if (engine.host === undefined) return env;
+    if (engine.ssh) return { ...env, [PIDS_LIMIT_ENV.node]: engine.host };
+    return {
+        ...env,
+        DOCKER_HOST: engine.host,
+        ...(engine.certPath === undefined ? {} : { DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: engine.certPath }),
     };
 }

@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { AwsNodes } from "./aws-nodes";
 import { Settings, Target } from "./config";
+import type { EngineEndpoint } from "./containment";
 import { PINNED_SSH_OPTS, pinnedHost } from "./host-keys";
 
 export interface Node {
@@ -22,6 +23,8 @@ export interface Node {
     /** 1-based position; decides the Consul role and which replicas land here. */
     readonly index: number;
     readonly provider: docker.Provider;
+    /** Where `provider` reaches the engine: how a command run by Pulumi reaches it with the Docker CLI too. */
+    readonly engine: EngineEndpoint;
     /** Builds images into this node's engine; undefined for the local engine (the default builder). */
     readonly buildProvider?: dockerBuild.Provider;
     /** Address other nodes and the gateway reach this node's published ports on. */
@@ -68,7 +71,9 @@ export interface NodesArgs {
 
 interface Engine {
     readonly host?: pulumi.Input<string>;
-    readonly certPath?: pulumi.Input<string>;
+    readonly certPath?: string;
+    /** Whether `host` is an ssh:// URL. */
+    readonly ssh?: boolean;
     readonly sshOpts?: readonly string[];
     readonly address: pulumi.Input<string>;
     readonly publicAddress: pulumi.Input<string>;
@@ -108,6 +113,7 @@ export class Nodes extends pulumi.ComponentResource {
                     host: h.hostKey === undefined ? h.host : pinnedHost(h.host, h.hostKey, `${settings.project} ${settings.stack} ${names[i]}`),
                     certPath: h.certPath,
                     sshOpts: h.host.startsWith("ssh://") ? PINNED_SSH_OPTS : undefined,
+                    ssh: h.host.startsWith("ssh://"),
                     address: h.address,
                     publicAddress: h.address,
                     ready: [],
@@ -121,6 +127,7 @@ export class Nodes extends pulumi.ComponentResource {
                     // Systems Manager session; the host key Pulumi generated for the node, pinned.
                     host: aws.dockerHosts[i]!,
                     sshOpts: PINNED_SSH_OPTS,
+                    ssh: true,
                     address: instance.privateIp,
                     publicAddress: instance.publicIp,
                     ready: [aws.dockerReady[i]],
@@ -157,6 +164,7 @@ export class Nodes extends pulumi.ComponentResource {
                 name: node,
                 index: i + 1,
                 provider,
+                engine: { host: engine.host, certPath: engine.certPath, ssh: engine.ssh ?? false },
                 buildProvider,
                 network,
                 ready: engine.ready,

@@ -5,12 +5,13 @@
 // Replica i is named <stack>-<consulName>-<i> (its hostname, the maintenance key's name for it);
 // its container is that name plus "-<generation>", so a replacement is a rolling one: the new
 // container runs beside the old until the old one has drained (docs/services.md, "Graceful drain").
+import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as dockerBuild from "@pulumi/docker-build";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { ServiceSettings, Settings } from "./config";
-import { containmentInputs, type ContainmentInputs } from "./containment";
+import { containmentInputs, type ContainmentInputs, pidsLimitEnvironment, pidsLimitScript } from "./containment";
 import { LOG_LIMITS } from "./container-defaults";
 import { stopTimings } from "./drain";
 import { Node } from "./nodes";
@@ -172,28 +173,39 @@ export class VersionedService extends pulumi.ComponentResource {
                 // no-new-privileges relaxable by a key of the service (components/containment.ts).
                 ...containmentInputs(s),
             };
-            this.containers.push(
-                new docker.Container(
-                    `${name}-${i + 1}`,
-                    {
-                        ...replaceInputs,
-                        name: replicaGeneration(replaceInputs).apply((gen) => `${replica}-${gen}`),
-                        // Without it the provider removes a replaced or destroyed container with force
-                        // (SIGKILL, no drain); with it, it stops the container first, as `docker stop` does.
-                        destroyGraceSeconds: timings.stopTimeoutSeconds,
-                        restart: "unless-stopped",
-                    },
-                    {
-                        parent: this,
-                        provider: node.provider,
-                        dependsOn: [...node.ready, ...(args.dependsOnNode?.(node) ?? [])],
-                        // A rolling replacement (docs/services.md, "Graceful drain"): the new container (a new
-                        // generation, a new name) is created first, the old one drained and removed
-                        // after. Said explicitly: the provider's own default for containers is
-                        // delete-before-replace, which would leave the replica's route without it.
-                        deleteBeforeReplace: false,
-                    },
-                ),
+            const container = new docker.Container(
+                `${name}-${i + 1}`,
+                {
+                    ...replaceInputs,
+                    name: replicaGeneration(replaceInputs).apply((gen) => `${replica}-${gen}`),
+                    // Without it the provider removes a replaced or destroyed container with force
+                    // (SIGKILL, no drain); with it, it stops the container first, as `docker stop` does.
+                    destroyGraceSeconds: timings.stopTimeoutSeconds,
+                    restart: "unless-stopped",
+                },
+                {
+                    parent: this,
+                    provider: node.provider,
+                    dependsOn: [...node.ready, ...(args.dependsOnNode?.(node) ?? [])],
+                    // A rolling replacement (docs/services.md, "Graceful drain"): the new container (a new
+                    // generation, a new name) is created first, the old one drained and removed
+                    // after. Said explicitly: the provider's own default for containers is
+                    // delete-before-replace, which would leave the replica's route without it.
+                    deleteBeforeReplace: false,
+                },
+            );
+            this.containers.push(container);
+            // The process limit (pidsLimit), which the provider cannot set: `docker update` on the
+            // engine once the container exists, read back, again for every new container (its ID
+            // is a trigger) and whenever the limit changes (in place, the replica keeps running).
+            new command.local.Command(
+                `${name}-${i + 1}-pids`,
+                {
+                    create: pidsLimitScript(node.engine.ssh),
+                    environment: pidsLimitEnvironment(node.engine, container.name, s.pidsLimit),
+                    triggers: [container.id],
+                },
+                { parent: this, dependsOn: [container] },
             );
         }
 

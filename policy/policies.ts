@@ -632,6 +632,60 @@ const replicasContained: ResourceValidationPolicy = {
     }),
 };
 
+/** The type of @pulumi/command's local command: a replica's process limit is one (components/service.ts). */
+const LOCAL_COMMAND_TYPE = "command:local:Command";
+
+/**
+ * The URN of the command that sets a replica container's process limit: beside the container, under
+ * the same service component, named after it with `-pids` (components/service.ts). Undefined for
+ * a URN that is not a replica's.
+ */
+export function pidsCommandUrnOf(replicaUrn: string): string | undefined {
+    if (!isServiceReplicaUrn(replicaUrn)) return undefined;
+    const parts = replicaUrn.split("::");
+    const types = parts[2].split("$");
+    types[types.length - 1] = LOCAL_COMMAND_TYPE;
+    return [...parts.slice(0, 2), types.join("$"), `${parts.slice(3).join("::")}-pids`].join("::");
+}
+
+// The Docker provider cannot set a container's PidsLimit: the program gives each replica a
+// command that does (`docker update --pids-limit`, components/containment.ts). Without it, a
+// fork bomb in one replica takes every process slot of the node, the Consul server's included.
+const replicasPidsLimited: StackValidationPolicy = {
+    name: "service-replicas-pids-limited",
+    description:
+        "Every service replica has its process limit: the command beside it that runs `docker update --pids-limit` with a limit (services[i].pidsLimit); " +
+        "only the stacks named in relaxedReplicaStacks (default dev) may do without.",
+    enforcementLevel: "mandatory",
+    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    validateStack: (args, report) => {
+        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
+        const fix = `(the program declares it for every replica; only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may do without)`;
+        const byUrn = new Map(args.resources.map((r) => [r.urn, r]));
+        for (const r of args.resources) {
+            const c = r.asType(docker.Container);
+            const commandUrn = c ? pidsCommandUrnOf(r.urn) : undefined;
+            if (!c || commandUrn === undefined) continue;
+            const stack = stackOfUrn(r.urn);
+            if (stack !== undefined && relaxed.includes(stack)) continue;
+            const who = `service replica ${known(() => c.name) ?? r.name}${stack ? ` on stack ${stack}` : ""}`;
+            const command = byUrn.get(commandUrn);
+            if (command === undefined || command.type !== LOCAL_COMMAND_TYPE) {
+                report(`${who} has no process limit: no command ${commandUrn.slice(commandUrn.lastIndexOf("::") + 2)} sets its PidsLimit ${fix}`);
+                continue;
+            }
+            const props = command.props as { create?: unknown; environment?: Record<string, unknown> };
+            const limit = known(() => props.environment?.SD_PIDS_LIMIT);
+            const create = known(() => props.create);
+            if (typeof create !== "string" || !create.includes('update --pids-limit "$SD_PIDS_LIMIT"')) {
+                report(`${who}: its command does not run docker update --pids-limit ${fix}`);
+            } else if (typeof limit !== "string" || !/^[1-9][0-9]*$/.test(limit)) {
+                report(`${who}: its process limit ${JSON.stringify(limit)} is not a positive number (SD_PIDS_LIMIT) ${fix}`);
+            }
+        }
+    },
+};
+
 /** The component type of a gateway (components/gateway.ts): the container it parents is the edge node's gateway. */
 export const GATEWAY_COMPONENT_TYPE = "service-discovery:gateway:Gateway";
 
@@ -783,6 +837,7 @@ export const policies = [
     containerLogLimits,
     consulSecured,
     replicasContained,
+    replicasPidsLimited,
     replicasIsolated,
     edgeTls,
     publishedPortsClosed,

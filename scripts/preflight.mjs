@@ -187,6 +187,40 @@ function checkDocker(stack) {
     }
 }
 
+/**
+ * hosts and virtualbox: what sets each replica's process limit (docs/services.md, "What a replica
+ * may do") runs on this machine: the Docker CLI for a tcp:// engine (every virtualbox VM), the
+ * system's ssh for an ssh:// one (which the Docker providers use too).
+ */
+function checkNodeClients(stack) {
+    const target = targetOf(stack);
+    if (target !== "hosts" && target !== "virtualbox") return;
+    let hosts = [];
+    if (target === "hosts") {
+        try {
+            const doc = readYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
+            const list = doc && typeof doc === "object" && doc.config ? doc.config["service-discovery:hosts"] : undefined;
+            hosts = Array.isArray(list) ? list.map((h) => String((h && typeof h === "object" && h.host) || "")) : [];
+        } catch {
+            return; // the program reports a malformed stack file with the key
+        }
+    }
+    const tcp = target === "virtualbox" ? ["every VM"] : hosts.filter((h) => h.startsWith("tcp://"));
+    const ssh = hosts.filter((h) => h.startsWith("ssh://"));
+    if (tcp.length > 0 && !which("docker")) {
+        problem(
+            `Docker CLI: \`docker\` is not on PATH (each replica's process limit is set with \`docker update\` on its node's engine: ${tcp.join(", ")})`,
+            "install the Docker CLI (Docker Engine's docker-ce-cli or Debian's docker.io package, or Docker Desktop), check with `docker --version`",
+        );
+    }
+    if (ssh.length > 0 && !which("ssh")) {
+        problem(
+            `SSH: the \`ssh\` command is not on PATH (the Docker providers and the replicas' process limits use it: ${ssh.join(", ")})`,
+            "install OpenSSH's client",
+        );
+    }
+}
+
 /** The secrets provider of the stack, from its file: passphrase unless it names another. */
 function needsPassphrase(stack) {
     const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
@@ -584,6 +618,7 @@ checkNode();
 checkPulumi();
 checkDocker(stack);
 checkSsm(stack);
+checkNodeClients(stack);
 checkPassphrase(stack);
 if (!process.argv.includes("--no-ports")) await checkPorts(stack);
 const backend = backendUrl();

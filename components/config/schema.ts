@@ -231,6 +231,8 @@ export const serviceSchema = section(
             .max(64, { error: CPUS })
             .refine((v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-9, { error: CPUS })
             .default(REPLICA_DEFAULTS.cpus),
+        /** The processes and threads the replica may run at once (the engine's PidsLimit). */
+        pidsLimit: intIn(16, 65536, "an integer from 16 to 65536: processes and threads the replica may run at once").default(REPLICA_DEFAULTS.pidsLimit),
         /** true: the replicas join the node's network, which every container of the stack shares, instead of a network of the service's own. */
         sharedNetwork: z
             .boolean({

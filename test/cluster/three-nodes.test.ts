@@ -61,7 +61,7 @@ describe("a 3-node stack of the hosts target (stack cluster): three engines over
         assert.doesNotMatch(nat3, /--dport 80 -j DNAT/, "node 3 (not an edge node) publishes no gateway");
     });
 
-    test("each engine runs its node's share: a Consul agent everywhere, gateways on the edge nodes, replicas round robin", async () => {
+    test("each engine runs its node's share: a Consul agent everywhere, gateways on the edge nodes, replicas round robin, each with its process limit", async () => {
         const placement: Record<string, number[]> = {};
         for (const node of stack.nodes) {
             const running = (await node.docker.request<any[]>("GET", "/containers/json")).map((c) => String(c.Names[0]).slice(1));
@@ -70,7 +70,10 @@ describe("a 3-node stack of the hosts target (stack cluster): three engines over
             assert.ok(running.includes(`cluster-node-${node.index}-docker-socket-proxy`), `socket proxy on ${node.name}`);
             for (const name of running) {
                 const m = /^cluster-(hello-v[0-9]+)-([0-9]+)-[0-9a-f]{8}$/.exec(name);
-                if (m) (placement[m[1]] ??= []).push(node.index);
+                if (!m) continue;
+                (placement[m[1]] ??= []).push(node.index);
+                // Set by the command beside the replica with the Docker CLI, over this engine's TLS endpoint (DOCKER_CERT_PATH).
+                assert.equal((await node.docker.inspectContainer(name)).HostConfig.PidsLimit, 512, `${name} on ${node.name}: PidsLimit`);
             }
         }
         assert.deepEqual(placement["hello-v1"]?.sort(), [1, 2, 3]);

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ssmReadinessScript } from "../../components/aws-nodes";
 import { parseSettings } from "../../components/config";
+import { PreflightProject } from "../support/preflight-project";
 import { devWith, evaluate, TEST_ADMIN_CIDR, TEST_SSH_KEY, type Program } from "../support/program";
 import { dev, rejects } from "./config-support";
 
@@ -141,42 +142,11 @@ describe("the readiness script through Systems Manager, run by sh", () => {
 });
 
 describe("preflight with aws.access ssm: the AWS CLI, its Session Manager plugin and the SSH config, each named with its fix", () => {
-    const temps: string[] = [];
-    after(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-    const temp = (prefix: string) => {
-        const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-        temps.push(d);
-        return d;
-    };
+    const pre = new PreflightProject();
+    after(() => pre.cleanup());
     /** A project folder with the preflight and a stack `prod` of the aws target with `aws` (YAML lines under it). */
-    function project(aws: string): string {
-        const dir = temp("sd-ssm-preflight-");
-        for (const f of ["package.json", "Pulumi.yaml", "scripts/preflight.mjs"]) {
-            fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-            fs.copyFileSync(path.join(__dirname, "..", "..", f), path.join(dir, f));
-        }
-        fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), `config:\n  service-discovery:target: aws\n  service-discovery:aws:\n${aws}`);
-        return path.join(dir, "scripts/preflight.mjs");
-    }
-    /** Runs it with node, a Pulumi CLI and the given stand-ins on PATH, and nothing else. */
-    function preflight(script: string, tools: Record<string, string>) {
-        const dir = temp("sd-ssm-bin-");
-        fs.symlinkSync(process.execPath, path.join(dir, "node"));
-        for (const [name, body] of Object.entries({ pulumi: "echo v3.210.0", ...tools }))
-            fs.writeFileSync(path.join(dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-        const r = spawnSync(process.execPath, [script, "--stack", "prod", "--no-ports"], {
-            encoding: "utf8",
-            timeout: 30_000,
-            env: { PATH: dir, HOME: os.homedir(), PULUMI_CONFIG_PASSPHRASE: "x" },
-        });
-        const text = `${r.stdout}${r.stderr}`;
-        const problems = text
-            .split("\n")
-            .filter((l) => l.startsWith("  - "))
-            .map((l) => l.slice(4))
-            .filter((l) => !l.startsWith("Node.js"));
-        return { code: r.status, text, problems };
-    }
+    const project = (aws: string) => pre.project(`config:\n  service-discovery:target: aws\n  service-discovery:aws:\n${aws}`);
+    const preflight = (script: string, tools: Record<string, string>) => pre.run(script, tools);
     const SSH_VIA_SSM = `echo "user admin"; echo "proxycommand sh -c \\"aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters 'portNumber=%p'\\""`;
     const SSH_PLAIN = `echo "user admin"; echo "hostname $2"`;
 

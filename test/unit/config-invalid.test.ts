@@ -207,7 +207,7 @@ describe("config: invalid values", () => {
         [
             "unknown service key",
             { services: [{ ...helloV1, replica: 2 }] },
-            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, sharedNetwork",
+            "service-discovery:services[0].replica: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, pidsLimit, sharedNetwork",
         ],
         [
             "protocol",

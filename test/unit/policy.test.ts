@@ -5,11 +5,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { unknownCheckingProxy, UnknownValueError } from "@pulumi/policy";
 import * as policyProxy from "@pulumi/policy/proxy";
+import { pidsLimitScript } from "../../components/containment";
 import { SOCKET_PROXY_IMAGE_REPOSITORY as PROGRAM_SOCKET_PROXY_REPOSITORY } from "../../components/socket-proxy";
 import {
     boundSubnet,
     isGatewayUrn,
     isServiceReplicaUrn,
+    pidsCommandUrnOf,
     policies,
     REPLICA_SAFE_CAPABILITIES,
     SERVICE_COMPONENT_TYPE,
@@ -733,6 +735,75 @@ describe("policy: service-replicas-contained", () => {
             );
             assert.deepEqual(violations("service-replicas-contained", asDeployed(p, "dev")), []);
         });
+    });
+});
+
+describe("policy: service-replicas-pids-limited", () => {
+    const REPLICA_TYPE = `${SERVICE_COMPONENT_TYPE}$${CONTAINER}`;
+    const COMMAND_TYPE = `${SERVICE_COMPONENT_TYPE}$command:local:Command`;
+    const replica = (stack = "prod", name = "service-hello-v1-1"): Res => ({
+        type: CONTAINER,
+        name: `pulumi:${stack}::service-discovery::${REPLICA_TYPE}::${name}`,
+        props: { name: `${stack}-hello-v1-1-0a1b2c3d`, image: "example/app:1.0" },
+    });
+    const pids = (props: Props = {}, stack = "prod", name = "service-hello-v1-1-pids"): Res => ({
+        type: "command:local:Command",
+        name: `pulumi:${stack}::service-discovery::${COMMAND_TYPE}::${name}`,
+        props: { create: pidsLimitScript(false), environment: { SD_REPLICA: "prod-hello-v1-1-0a1b2c3d", SD_PIDS_LIMIT: "512" }, ...props },
+    });
+    const who = "service replica prod-hello-v1-1-0a1b2c3d on stack prod";
+    const fix = "(the program declares it for every replica; only the stacks in relaxedReplicaStacks, dev, may do without)";
+    const check = (...rs: Res[]) => violations("service-replicas-pids-limited", rs);
+
+    it("passes a replica with its command (SSH or not), and is mandatory", () => {
+        assert.deepEqual(check(replica(), pids()), []);
+        assert.deepEqual(check(replica(), pids({ create: pidsLimitScript(true) })), []);
+        assert.equal(policies.find((x) => x.name === "service-replicas-pids-limited")!.enforcementLevel, "mandatory");
+        assert.equal(
+            pidsCommandUrnOf(`urn:pulumi:prod::service-discovery::${REPLICA_TYPE}::service-hello-v1-1`),
+            `urn:pulumi:prod::service-discovery::${COMMAND_TYPE}::service-hello-v1-1-pids`,
+        );
+        assert.equal(pidsCommandUrnOf(`urn:pulumi:prod::service-discovery::service-discovery:gateway:Gateway$${CONTAINER}::gateway`), undefined);
+    });
+
+    it("fails a replica without it, with another replica's, with a command that does not set it, or without a limit, off dev", () => {
+        assert.deepEqual(check(replica()), [`${who} has no process limit: no command service-hello-v1-1-pids sets its PidsLimit ${fix}`]);
+        assert.deepEqual(check(replica(), pids({}, "prod", "service-hello-v1-2-pids")), [
+            `${who} has no process limit: no command service-hello-v1-1-pids sets its PidsLimit ${fix}`,
+        ]);
+        assert.deepEqual(check(replica(), pids({ create: "true" })), [`${who}: its command does not run docker update --pids-limit ${fix}`]);
+        for (const limit of [undefined, "0", "-1", "unlimited"]) {
+            assert.deepEqual(check(replica(), pids({ environment: { SD_REPLICA: "x", SD_PIDS_LIMIT: limit } })), [
+                `${who}: its process limit ${JSON.stringify(limit)} is not a positive number (SD_PIDS_LIMIT) ${fix}`,
+            ]);
+        }
+        assert.deepEqual(check(replica("dev")), [], "dev may do without");
+        assert.deepEqual(violations("service-replicas-pids-limited", [replica()], { relaxedReplicaStacks: ["prod"] }), []);
+        // Not a replica: the gateway's container needs no such command.
+        assert.deepEqual(check({ ...replica(), name: `pulumi:prod::service-discovery::service-discovery:gateway:Gateway$${CONTAINER}::gateway-1` }), []);
+    });
+
+    it("on the program's graphs: the shipped stacks pass off dev; without the commands every replica fails", async () => {
+        const urnOf = (d: Declared, stack: string): string => {
+            const parentTypes = d.parent ? d.parent.split("::")[2] : "";
+            return `pulumi:${stack}::service-discovery::${parentTypes ? `${parentTypes}$` : ""}${d.type}::${d.name}`;
+        };
+        for (const [config, stack] of [
+            [stackConfig("dev"), "prod"],
+            [devWith({ target: "aws", nodeCount: 3, aws: { adminCidr: "203.0.113.7/32", publicKey: TEST_SSH_KEY } }), "aws"],
+        ] as const) {
+            const p = await evaluate(config);
+            assert.equal(p.error, null);
+            const deployed = p.resources.map((r) => ({ type: r.type, name: urnOf(r, stack), props: r.inputs as Props }));
+            const replicas = deployed.filter((r) => r.type === CONTAINER && isServiceReplicaUrn(`urn:${r.name}`));
+            assert.ok(replicas.length >= 3);
+            assert.deepEqual(violations("service-replicas-pids-limited", deployed), [], stack);
+            const without = violations(
+                "service-replicas-pids-limited",
+                deployed.filter((r) => !r.name.endsWith("-pids")),
+            );
+            assert.equal(without.length, replicas.length, without.join("\n"));
+        }
     });
 });
 

@@ -38,7 +38,7 @@ const containmentOf = (c: Declared) =>
     Object.fromEntries(["capabilities", "securityOpts", "readOnly", "tmpfs", "memory", "memorySwap", "cpus"].map((k) => [k, c.inputs[k]]));
 
 describe("replica containment: config", () => {
-    it("defaults every service to no capability, a read-only root with /tmp on a 64 MiB tmpfs, 256 MiB and 1 CPU", () => {
+    it("defaults every service to no capability, a read-only root with /tmp on a 64 MiB tmpfs, 256 MiB, 1 CPU and 512 processes", () => {
         const s = parseSettings(dev(), "dev");
         assert.ok(s.services.length >= 2);
         for (const service of s.services) {
@@ -50,12 +50,13 @@ describe("replica containment: config", () => {
                     tmpfsMb: service.tmpfsMb,
                     memoryMb: service.memoryMb,
                     cpus: service.cpus,
+                    pidsLimit: service.pidsLimit,
                 },
-                { capAdd: [], readOnlyRootFilesystem: true, tmpfs: ["/tmp"], tmpfsMb: 64, memoryMb: 256, cpus: 1 },
+                { capAdd: [], readOnlyRootFilesystem: true, tmpfs: ["/tmp"], tmpfsMb: 64, memoryMb: 256, cpus: 1, pidsLimit: 512 },
                 service.consulName,
             );
         }
-        assert.deepEqual(REPLICA_DEFAULTS, { memoryMb: 256, cpus: 1, tmpfs: ["/tmp"], tmpfsMb: 64 });
+        assert.deepEqual(REPLICA_DEFAULTS, { memoryMb: 256, cpus: 1, pidsLimit: 512, tmpfs: ["/tmp"], tmpfsMb: 64 });
     });
 
     it("accepts each relaxation and the bounds", () => {
@@ -75,12 +76,14 @@ describe("replica containment: config", () => {
         assert.equal(settingsOf({ memoryMb: 16, tmpfs: [] }).memoryMb, 16, "no tmpfs: tmpfsMb does not matter");
         assert.equal(settingsOf({ memoryMb: 65536 }).memoryMb, 65536);
         for (const cpus of [0.01, 0.29, 0.5, 1.25, 64]) assert.equal(settingsOf({ cpus }).cpus, cpus);
+        for (const pidsLimit of [16, 100, 65536]) assert.equal(settingsOf({ pidsLimit }).pidsLimit, pidsLimit);
     });
 
     const expected = {
         capability: "a Linux capability name in upper case without CAP_, such as NET_BIND_SERVICE or CHOWN (capabilities(7))",
         folder: "an absolute folder path such as /tmp or /var/cache/app (letters, digits, . _ -), not / and not under /proc, /sys or /dev",
         cpus: "a number of CPUs from 0.01 to 64 with at most two decimals, such as 0.5, 1 or 2",
+        pids: "an integer from 16 to 65536: processes and threads the replica may run at once",
     };
     const key = `${P}:services[0]`;
     const cases: [string, Record<string, unknown>, string][] = [
@@ -155,10 +158,16 @@ describe("replica containment: config", () => {
         ["cpus too precise", { cpus: 0.005 }, `${key}.cpus: 0.005 is not allowed; expected ${expected.cpus}`],
         ["cpus beyond 64", { cpus: 65 }, `${key}.cpus: 65 is not allowed; expected ${expected.cpus}`],
         ["cpus as a string", { cpus: "1" }, `${key}.cpus: "1" is not allowed; expected ${expected.cpus}`],
+        ["pidsLimit below 16", { pidsLimit: 8 }, `${key}.pidsLimit: 8 is not allowed; expected ${expected.pids}`],
+        ["pidsLimit 0 (no limit)", { pidsLimit: 0 }, `${key}.pidsLimit: 0 is not allowed; expected ${expected.pids}`],
+        ["pidsLimit -1 (no limit)", { pidsLimit: -1 }, `${key}.pidsLimit: -1 is not allowed; expected ${expected.pids}`],
+        ["pidsLimit beyond 65536", { pidsLimit: 100000 }, `${key}.pidsLimit: 100000 is not allowed; expected ${expected.pids}`],
+        ["pidsLimit not an integer", { pidsLimit: 100.5 }, `${key}.pidsLimit: 100.5 is not allowed; expected ${expected.pids}`],
+        ["pidsLimit as a string", { pidsLimit: "512" }, `${key}.pidsLimit: "512" is not allowed; expected ${expected.pids}`],
         [
             "a key for no-new-privileges",
             { noNewPrivileges: false },
-            `${key}.noNewPrivileges: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, sharedNetwork`,
+            `${key}.noNewPrivileges: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, pidsLimit, sharedNetwork`,
         ],
     ];
     for (const [title, keys, message] of cases) {

@@ -384,7 +384,7 @@ describe("traffic config: invalid values", () => {
         [
             "an unknown service key",
             [{ ...v1, weights: 10 }],
-            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, sharedNetwork`,
+            `${P}:services[0].weights: an unknown key is not allowed; expected only the keys name, version, image, build, containerPort, replicas, healthCheckPath, protocol, hosts, listenPort, allowedCidrs, drainSeconds, weight, sticky, connectionsPerInstance, requestsPerClient, idleTimeout, maintenance, capAdd, readOnlyRootFilesystem, tmpfs, tmpfsMb, memoryMb, cpus, pidsLimit, sharedNetwork`,
         ],
     ];
     for (const [title, services, message, overrides] of cases) {

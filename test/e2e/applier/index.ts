@@ -298,7 +298,11 @@ export class Applier implements ApplierScope {
                 // Created, replaced (new triggers) or updated (no `update` command: `create` again), it runs `create`.
                 const run: Applier["commandRuns"][number] = { resource: `${type}::${name}`, evaluation: this.evaluation, started: Date.now() };
                 this.commandRuns.push(run);
-                const result = await secure.localCommand(where, allow(where, inputs, ["create"], ["environment", "triggers"]), ROOT);
+                const declared = allow(where, inputs, ["create"], ["environment", "triggers"]);
+                // Run as `pulumi up` runs it: in the environment the program's evaluation has, where
+                // DOCKER_HOST is the test engine (the default Docker provider's, and the Docker CLI's).
+                const environment = { DOCKER_HOST: this.docker.host, ...((declared.environment ?? {}) as Record<string, string>) };
+                const result = await secure.localCommand(where, { ...declared, environment }, ROOT);
                 run.finished = Date.now();
                 return result;
             }

@@ -5,6 +5,7 @@ import { waitForHttp } from "./consul";
 import { type ApplierScope, type Obj } from "./scope";
 import { Docker } from "../harness/docker";
 import { log } from "../harness/engine";
+import { waitFor } from "../../support/wait";
 import { parseRegistratorCommand, RegistratorEmulator, registratorToken } from "../harness/registrator";
 import { type Upload } from "./secure-resources";
 
@@ -114,7 +115,13 @@ async function registratorDocker(
     const ip = (await applier.docker.inspectContainer(via.container)).NetworkSettings?.Networks?.[via.network]?.IPAddress;
     if (!ip) throw new Error(`${where}: ${via.container} has no address on ${via.network}`);
     const engine = new Docker(applier.options.reachContainer ? await applier.options.reachContainer(ip, Number(port)) : `tcp://${ip}:${port}`);
-    if (!(await engine.ping(5000))) throw new Error(`${where}: DOCKER_HOST ${host} (${via.container} at ${ip} on ${via.network}) does not answer /_ping`);
+    // The proxy was just started: Registrator v7 exits when the engine does not answer and its
+    // restart policy starts it again, so a proxy that answers within 30 s is one it reads.
+    await waitFor(() => engine.ping(5000), {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        message: `${where}: DOCKER_HOST ${host} (${via.container} at ${ip} on ${via.network}) to answer /_ping`,
+    });
     applier.registratorEngine = { dockerHost: host, container: via.container, endpoint: engine.host };
     log(`${name}: reading the engine at ${host} (${via.container}, ${ip} on ${via.network}), as Registrator does`);
     return engine;
