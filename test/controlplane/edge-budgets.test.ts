@@ -105,9 +105,13 @@ describe("edge budgets: no client can exhaust the gateway", { timeout: 240_000 }
     it("an idle-connection flood on a TCP listener from one client: refused beyond its cap; health, /metrics and a second client answer within 1 s", async () => {
         const flood = await Flood.open({ localAddress: "127.0.0.21", port: tcpPort, count: 100 });
         floods.push(flood);
-        await sleep(300);
+        // Every connection beyond the cap is closed by the gateway; on a busy machine the last
+        // closes may take longer than a moment to arrive (once: 89 of 90 after 300 ms).
+        await waitFor(() => flood.closedAt.length >= 100 - CLIENT_CAP, {
+            timeoutMs: 10_000,
+            message: `the ${100 - CLIENT_CAP} connections beyond the cap refused`,
+        });
         assert.ok(flood.open <= CLIENT_CAP && flood.open > 0, `${flood.open} connections of the flood open (cap ${CLIENT_CAP})`);
-        assert.ok(flood.closedAt.length >= 100 - CLIENT_CAP, `${flood.closedAt.length} refused`);
         // The flooding client itself still reaches the HTTP listener (another listener, other counters).
         await othersAnswer("127.0.0.22", "idle flood on the TCP listener");
         const own = await requestFrom("127.0.0.21", httpUrl("/web/own"));

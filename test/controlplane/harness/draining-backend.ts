@@ -197,9 +197,13 @@ export async function rollingReplace(h: Harness, o: RollingOptions): Promise<Rol
     for (let i = 0; i < o.instances; i++) live.push(await startInstance(h, o.service, `${o.service}-${i}`, o.drainSeconds));
     for (const b of live) await h.waitForRoute(`/${o.service}/v1/`, { instance: b.instance, timeoutMs: 15_000 });
 
-    const durationSec = 3 + o.rounds * o.instances * (o.expectedDrainSeconds + 3);
+    // The load runs until the last successor is in rotation (and 1 s more), however long the
+    // replacements take on a busy machine; its duration only bounds it, at twice the estimate.
+    const durationSec = 2 * (3 + o.rounds * o.instances * (o.expectedDrainSeconds + 3)) + 30;
+    let replaced!: () => void;
+    const done = new Promise<void>((resolve) => (replaced = resolve));
     const wrkStarted = Date.now();
-    const wrk = runWrk(h.tools, { url: h.gateway.url(`/${o.service}/v1/load`), durationSec, method: o.method ?? "POST" });
+    const wrk = runWrk(h.tools, { url: h.gateway.url(`/${o.service}/v1/load`), durationSec, method: o.method ?? "POST", until: done });
     await sleep(1500);
     const replacements: Replacement[] = [];
     for (let round = 1; round <= o.rounds; round++) {
@@ -213,7 +217,9 @@ export async function rollingReplace(h: Harness, o: RollingOptions): Promise<Rol
             await h.waitForRoute(`/${o.service}/v1/`, { instance: next.instance, timeoutMs: 15_000 });
         }
     }
+    await sleep(1000);
     const coveredByLoad = Date.now() - wrkStarted < durationSec * 1000;
+    replaced();
     return { wrk: await wrk, replacements, coveredByLoad };
 }
 

@@ -58,6 +58,11 @@ export interface WrkOptions {
     method?: "GET" | "POST";
     /** The CPUs wrk may run on (taskset -c). */
     cpus?: string;
+    /**
+     * Ends the run early when it settles: wrk gets SIGINT, stops its connections and prints its
+     * summary as at the end of `durationSec` (which then only bounds the run).
+     */
+    until?: Promise<unknown>;
 }
 
 /** Runs wrk (tracked like every other process) and parses its summary. */
@@ -72,6 +77,9 @@ export async function runWrk(tools: Tools, opts: WrkOptions): Promise<WrkResult>
     }
     args.push(opts.url);
     const proc = opts.cpus ? new Proc("wrk", "taskset", ["-c", opts.cpus, tools.WRK_BIN, ...args]) : new Proc("wrk", tools.WRK_BIN, args);
+    void opts.until?.finally(() => {
+        if (proc.running) proc.killGroup("SIGINT");
+    });
     const { code } = await proc.exited;
     await proc.stop();
     if (code !== 0) throw new Error(`wrk failed (${code}):\n${proc.output()}`);
