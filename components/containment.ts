@@ -8,9 +8,9 @@
 //
 // The process limit is the engine's PidsLimit (the pids cgroup: processes and threads). The Docker
 // provider has no input for it, and an nproc ulimit would not do (it does not bind root, and it
-// counts every process of a user ID on the node, not the container's), so a command beside each
-// replica sets it with `docker update` once the container exists, and reads it back
-// (pidsLimitScript below; docs/security.md, "Contained replicas", says what that leaves open).
+// counts every process of a user ID on the node, not the container's), so each replica is created
+// without being started, and a command beside it sets the limit with `docker update`, reads it
+// back and only then starts it (pidsLimitScript below; docs/security.md, "Contained replicas").
 //
 // A replica's network, its service's own (sharedNetwork relaxes it), is components/service-networks.ts.
 import type * as pulumi from "@pulumi/pulumi";
@@ -150,9 +150,11 @@ export const PIDS_LIMIT_ENV = Object.freeze({ replica: "SD_REPLICA", limit: "SD_
 
 /**
  * The shell script that gives a replica's container its process limit (`docker update
- * --pids-limit`) and reads it back from the engine (`docker inspect`); it fails, saying why, when
- * the update fails, when the engine answers anything but the container's name (dockerd says so when
- * it discards the limit: no pids cgroup), or when the engine then reports another limit. It reads
+ * --pids-limit`), reads it back from the engine (`docker inspect`) and then starts the container
+ * if it was never started (the program creates replicas with `start: false`, so none runs without
+ * its limit); it fails, saying why, when the update fails, when the engine answers anything but the
+ * container's name (dockerd says so when it discards the limit: no pids cgroup), or when the engine
+ * then reports another limit, and the replica is then never started. It reads
  * SD_REPLICA (the container's name), SD_PIDS_LIMIT and, over SSH, SD_NODE (the ssh:// URL, which
  * OpenSSH takes as a destination); with `ssh` it runs the node's Docker CLI through the system's
  * `ssh` with the pinned host key only (components/host-keys.ts), otherwise the CLI of the machine
@@ -179,9 +181,17 @@ export function pidsLimitScript(ssh: boolean): string {
         `case "$${L}" in "" | *[!0-9]*) fail "process limit '$${L}' is not a number";; esac`,
         `out=$(docker_ update --pids-limit "$${L}" "$${R}" 2>&1) || fail "docker update --pids-limit $${L} failed: $out"`,
         `[ "$out" = "$${R}" ] || fail "the engine did not take the process limit $${L}: $out"`,
-        `got=$(docker_ inspect --format '{{.HostConfig.PidsLimit}}' "$${R}" 2>&1) || fail "docker inspect failed: $got"`,
-        `[ "$got" = "$${L}" ] || fail "the engine reports a process limit of $got, not $${L}"`,
-        `echo "replica $${R}: at most $${L} processes"`,
+        // One word (no space): over SSH the remote shell splits the command line again.
+        `got=$(docker_ inspect --format '{{.HostConfig.PidsLimit}}/{{.State.Status}}' "$${R}" 2>&1) || fail "docker inspect failed: $got"`,
+        `[ "\${got%%/*}" = "$${L}" ] || fail "the engine reports a process limit of \${got%%/*}, not $${L}"`,
+        // Created, never started (the program creates replicas with start false): started now,
+        // with its limit. A replica that has run is left as it is (its limit changed in place).
+        `if [ "\${got#*/}" = created ]; then`,
+        `    out=$(docker_ start "$${R}" 2>&1) || fail "docker start failed: $out"`,
+        `    echo "replica $${R}: at most $${L} processes, started"`,
+        "else",
+        `    echo "replica $${R}: at most $${L} processes (\${got#*/})"`,
+        "fi",
     ].join("\n");
 }
 

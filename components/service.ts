@@ -25,7 +25,7 @@ import { replicaPlacement, ServiceNetworks } from "./service-networks";
  * over all of them. The containment inputs (components/containment.ts) are hashed too, those the
  * provider could update in place (memory, memorySwap) included: whatever the provider version
  * does with a changed limit or tmpfs, the replica is replaced, rolling, and runs with exactly
- * what is declared. `restart` and `destroyGraceSeconds` are not ForceNew (updated in place): they
+ * what is declared. `restart`, `destroyGraceSeconds`, `start` and `mustRun` are not ForceNew (updated in place): they
  * stay out of it, so such an update keeps the container and its name.
  */
 export interface ReplicaReplaceInputs extends Partial<ContainmentInputs> {
@@ -182,6 +182,12 @@ export class VersionedService extends pulumi.ComponentResource {
                     // (SIGKILL, no drain); with it, it stops the container first, as `docker stop` does.
                     destroyGraceSeconds: timings.stopTimeoutSeconds,
                     restart: "unless-stopped",
+                    // Created, not started: the command below starts it once its process limit is
+                    // set, so it never runs without one. mustRun false is what lets the provider
+                    // accept a container it did not start (and leaves a replica stopped by hand
+                    // stopped; Docker's restart policy restarts one that exits).
+                    start: false,
+                    mustRun: false,
                 },
                 {
                     parent: this,
@@ -196,8 +202,9 @@ export class VersionedService extends pulumi.ComponentResource {
             );
             this.containers.push(container);
             // The process limit (pidsLimit), which the provider cannot set: `docker update` on the
-            // engine once the container exists, read back, again for every new container (its ID
-            // is a trigger) and whenever the limit changes (in place, the replica keeps running).
+            // engine once the container exists, read back, then the container started; again for
+            // every new container (its ID is a trigger) and whenever the limit changes (in place,
+            // the replica keeps running).
             new command.local.Command(
                 `${name}-${i + 1}-pids`,
                 {

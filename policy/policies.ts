@@ -654,7 +654,7 @@ export function pidsCommandUrnOf(replicaUrn: string): string | undefined {
 const replicasPidsLimited: StackValidationPolicy = {
     name: "service-replicas-pids-limited",
     description:
-        "Every service replica has its process limit: the command beside it that runs `docker update --pids-limit` with a limit (services[i].pidsLimit); " +
+        "Every service replica has its process limit before it starts: created with start false, and the command beside it that runs `docker update --pids-limit` with a limit (services[i].pidsLimit) and then starts it; " +
         "only the stacks named in relaxedReplicaStacks (default dev) may do without.",
     enforcementLevel: "mandatory",
     configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
@@ -669,6 +669,8 @@ const replicasPidsLimited: StackValidationPolicy = {
             const stack = stackOfUrn(r.urn);
             if (stack !== undefined && relaxed.includes(stack)) continue;
             const who = `service replica ${known(() => c.name) ?? r.name}${stack ? ` on stack ${stack}` : ""}`;
+            // Started by the provider, it would run without its limit until the command ran.
+            if (known(() => c.start) !== false) report(`${who} is started before its process limit is set (start must be false: its command starts it) ${fix}`);
             const command = byUrn.get(commandUrn);
             if (command === undefined || command.type !== LOCAL_COMMAND_TYPE) {
                 report(`${who} has no process limit: no command ${commandUrn.slice(commandUrn.lastIndexOf("::") + 2)} sets its PidsLimit ${fix}`);

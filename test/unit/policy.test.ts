@@ -744,7 +744,7 @@ describe("policy: service-replicas-pids-limited", () => {
     const replica = (stack = "prod", name = "service-hello-v1-1"): Res => ({
         type: CONTAINER,
         name: `pulumi:${stack}::service-discovery::${REPLICA_TYPE}::${name}`,
-        props: { name: `${stack}-hello-v1-1-0a1b2c3d`, image: "example/app:1.0" },
+        props: { name: `${stack}-hello-v1-1-0a1b2c3d`, image: "example/app:1.0", start: false, mustRun: false },
     });
     const pids = (props: Props = {}, stack = "prod", name = "service-hello-v1-1-pids"): Res => ({
         type: "command:local:Command",
@@ -772,6 +772,11 @@ describe("policy: service-replicas-pids-limited", () => {
             `${who} has no process limit: no command service-hello-v1-1-pids sets its PidsLimit ${fix}`,
         ]);
         assert.deepEqual(check(replica(), pids({ create: "true" })), [`${who}: its command does not run docker update --pids-limit ${fix}`]);
+        for (const start of [true, undefined]) {
+            const started = replica();
+            started.props = { ...started.props, start };
+            assert.deepEqual(check(started, pids()), [`${who} is started before its process limit is set (start must be false: its command starts it) ${fix}`]);
+        }
         for (const limit of [undefined, "0", "-1", "unlimited"]) {
             assert.deepEqual(check(replica(), pids({ environment: { SD_REPLICA: "x", SD_PIDS_LIMIT: limit } })), [
                 `${who}: its process limit ${JSON.stringify(limit)} is not a positive number (SD_PIDS_LIMIT) ${fix}`,

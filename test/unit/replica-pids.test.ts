@@ -46,12 +46,15 @@ describe("replica process limit: the declared commands", () => {
             assert.equal(cmd.inputs.create, pidsLimitScript(false));
             assert.deepEqual(cmd.inputs.triggers, [`${c.name}-id`], "a new container (its ID) runs it again");
             assert.equal(cmd.inputs.delete, undefined, "nothing to undo: the limit goes with its container");
+            // Created, not started by the provider: the command starts it once the limit is there.
+            assert.deepEqual({ start: c.inputs.start, mustRun: c.inputs.mustRun }, { start: false, mustRun: false }, c.name);
             assert.ok(
                 cmd.dependencies.some((d) => d.endsWith(`::${c.name}`)),
                 `${cmd.name} waits for its container`,
             );
         }
         assert.equal(p.ofType(COMMAND).filter((r) => r.name.endsWith("-pids")).length, rs.length, "none for the other containers");
+        for (const c of p.containers().filter((x) => !rs.includes(x))) assert.equal(c.inputs.start, undefined, `${c.name}: started by the provider`);
     });
 
     it("aws: over SSH to each replica's node (SD_NODE, the provider's ssh:// host), SSH or SSM access alike", async () => {
@@ -122,7 +125,8 @@ describe("replica process limit: the script", () => {
     before(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "sd-pids-"));
         // Stand-ins: each call appends its arguments (one line) to calls.log; `docker` answers from
-        // the variables UPDATE_OUT, UPDATE_EXIT and INSPECT_OUT; `ssh` drops its options and
+        // the variables UPDATE_OUT, UPDATE_EXIT, INSPECT_OUT (default: the limit asked, a container
+        // never started) and START_EXIT; `ssh` drops its options and
         // destination and runs the remote command as a shell would, with the same `docker`.
         const bin = path.join(dir, "bin");
         fs.mkdirSync(bin);
@@ -133,7 +137,8 @@ describe("replica process limit: the script", () => {
                 'echo "docker $* | cert=${DOCKER_CERT_PATH-} host=${DOCKER_HOST-}" >>"$CALLS"',
                 'case "$1" in',
                 '  update) printf "%s\\n" "${UPDATE_OUT-$4}"; exit "${UPDATE_EXIT-0}";;',
-                '  inspect) printf "%s\\n" "${INSPECT_OUT-$SD_PIDS_LIMIT}";;',
+                '  inspect) printf "%s\\n" "${INSPECT_OUT-$SD_PIDS_LIMIT/created}";;',
+                '  start) printf "%s\\n" "$2"; exit "${START_EXIT-0}";;',
                 "esac",
             ].join("\n"),
             { mode: 0o755 },
@@ -157,14 +162,26 @@ describe("replica process limit: the script", () => {
     }
     const R = "dev-hello-v1-1-0a1b2c3d";
 
-    it("sets the limit, reads it back and says so", () => {
+    const INSPECT = "inspect --format {{.HostConfig.PidsLimit}}/{{.State.Status}}";
+
+    it("sets the limit, reads it back, then starts the replica (created, never started) and says so", () => {
         const r = run(false, { SD_REPLICA: R, DOCKER_HOST: "tcp://10.1.0.2:2376" });
         assert.equal(r.code, 0, r.stderr);
-        assert.equal(r.stdout, `replica ${R}: at most 512 processes\n`);
+        assert.equal(r.stdout, `replica ${R}: at most 512 processes, started\n`);
         assert.deepEqual(r.calls, [
             `docker update --pids-limit 512 ${R} | cert= host=tcp://10.1.0.2:2376`,
-            `docker inspect --format {{.HostConfig.PidsLimit}} ${R} | cert= host=tcp://10.1.0.2:2376`,
+            `docker ${INSPECT} ${R} | cert= host=tcp://10.1.0.2:2376`,
+            `docker start ${R} | cert= host=tcp://10.1.0.2:2376`,
         ]);
+    });
+
+    it("a replica that has run (a new limit, in place): not started again, whatever its state", () => {
+        for (const state of ["running", "exited", "paused"]) {
+            const r = run(false, { SD_REPLICA: R, INSPECT_OUT: `512/${state}` });
+            assert.equal(r.code, 0, r.stderr);
+            assert.equal(r.stdout, `replica ${R}: at most 512 processes (${state})\n`);
+            assert.ok(!r.calls.some((c) => c.startsWith("docker start")), state);
+        }
     });
 
     it("the local engine: the provider's, DOCKER_HOST, else DOCKER_CONTEXT, else the default socket (not the CLI's own current context)", () => {
@@ -189,13 +206,13 @@ describe("replica process limit: the script", () => {
         const ssh = `ssh ${PINNED_SSH_OPTS.join(" ")} -o ConnectTimeout=60 ssh://ops@10.1.0.1:2222 docker`;
         assert.deepEqual(
             r.calls.filter((c) => c.startsWith("ssh ")),
-            [`${ssh} update --pids-limit 512 ${R}`, `${ssh} inspect --format {{.HostConfig.PidsLimit}} ${R}`],
+            [`${ssh} update --pids-limit 512 ${R}`, `${ssh} ${INSPECT} ${R}`, `${ssh} start ${R}`],
         );
         assert.ok(PINNED_SSH_OPTS.includes("StrictHostKeyChecking=yes") && PINNED_SSH_OPTS.includes("BatchMode=yes"));
         // The remote shell ran the same commands (the format is one word there too).
         assert.deepEqual(
             r.calls.filter((c) => c.startsWith("docker ")),
-            [`docker update --pids-limit 512 ${R} | cert= host=`, `docker inspect --format {{.HostConfig.PidsLimit}} ${R} | cert= host=`],
+            [`docker update --pids-limit 512 ${R} | cert= host=`, `docker ${INSPECT} ${R} | cert= host=`, `docker start ${R} | cert= host=`],
         );
     });
 
@@ -209,10 +226,16 @@ describe("replica process limit: the script", () => {
         const failed = run(false, { SD_REPLICA: R, UPDATE_OUT: `Error response from daemon: No such container: ${R}`, UPDATE_EXIT: "1" });
         assert.equal(failed.code, 1);
         assert.equal(failed.stderr, `replica ${R}: docker update --pids-limit 512 failed: Error response from daemon: No such container: ${R}\n`);
-        const other = run(false, { SD_REPLICA: R, INSPECT_OUT: "0" });
+        const other = run(false, { SD_REPLICA: R, INSPECT_OUT: "0/created" });
         assert.equal(other.code, 1);
         assert.equal(other.stderr, `replica ${R}: the engine reports a process limit of 0, not 512\n`);
-        for (const r of [discarded, failed, other]) assert.equal(r.stdout, "");
+        for (const r of [discarded, failed, other]) {
+            assert.equal(r.stdout, "");
+            assert.ok(!r.calls.some((c) => c.startsWith("docker start")), "a replica whose limit is not there is never started");
+        }
+        const notStarted = run(false, { SD_REPLICA: R, START_EXIT: "1" });
+        assert.equal(notStarted.code, 1);
+        assert.equal(notStarted.stderr, `replica ${R}: docker start failed: ${R}\n`);
     });
 
     it("refuses a name or a limit the program does not make before anything reaches the engine (a remote shell reads them over SSH)", () => {

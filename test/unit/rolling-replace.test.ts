@@ -31,7 +31,7 @@ function names(p: Program): Map<string, string> {
 
 /** Recomputes a declared replica's generation from what it declares, minus the name and what the provider updates in place. */
 function generationOf(c: Declared): Promise<string> {
-    const { name: _name, restart: _restart, destroyGraceSeconds: _grace, ...forcing } = c.inputs;
+    const { name: _name, restart: _restart, destroyGraceSeconds: _grace, start: _start, mustRun: _mustRun, ...forcing } = c.inputs;
     return resolved(replicaGeneration(forcing as unknown as ReplicaReplaceInputs));
 }
 
@@ -130,7 +130,7 @@ describe("rolling replace: the dev stack's replicas", () => {
         assert.equal(new Set(rs.map((c) => String(c.inputs.name).slice(-8))).size, 3);
     });
 
-    it("hashes every declared input but the name, restart and destroyGraceSeconds (the provider updates those two in place)", async () => {
+    it("hashes every declared input but the name, restart, destroyGraceSeconds, start and mustRun (the provider updates those four in place)", async () => {
         for (const p of [dev, multi]) {
             const rs = replicas(p);
             assert.ok(rs.length >= 3);
@@ -148,11 +148,13 @@ describe("rolling replace: the dev stack's replicas", () => {
                         "logOpts",
                         "memory",
                         "memorySwap",
+                        "mustRun",
                         "name",
                         "networksAdvanced",
                         "readOnly",
                         "restart",
                         "securityOpts",
+                        "start",
                         "stopTimeout",
                         "tmpfs",
                         ...(c.inputs.ports ? ["ports"] : []),

@@ -1,4 +1,4 @@
-// The e2e applier's Docker containers: created, started and checked as the provider does, and
+// The e2e applier's Docker containers: created, started (unless start is false) and checked as the provider does, and
 // deleted as it deletes them (stopped with destroyGraceSeconds first when declared).
 import { fatal, isFatal, waitFor } from "../../support/wait";
 import { ABSENT, clearLeftover, runLabels } from "./docker-resources";
@@ -40,6 +40,8 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
             "memory",
             "memorySwap",
             "cpus",
+            "start",
+            "mustRun",
         ],
     );
     const name: string = p.name;
@@ -75,7 +77,7 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
     const caps = p.capabilities === undefined ? undefined : allow(`${where}.capabilities`, p.capabilities, [], ["adds", "drops"]);
     // Namespaced kernel settings of the container (a map of strings, as the engine takes them).
     const sysctls = logOptions(`${where}.sysctls`, p.sysctls);
-    for (const k of ["readOnly", "init"]) {
+    for (const k of ["readOnly", "init", "start", "mustRun"]) {
         if (p[k] !== undefined && typeof p[k] !== "boolean") throw new Error(`${where}: ${k} ${JSON.stringify(p[k])}`);
     }
     for (const k of ["stopTimeout", "destroyGraceSeconds"]) {
@@ -171,12 +173,14 @@ export async function container(applier: ApplierScope, where: string, inputs: Ob
         });
     // The provider copies uploads into the created container before it starts it.
     if (uploads.length > 0) await applier.docker.request("PUT", `/containers/${created.Id}/archive?path=/`, secure.tarOf(uploads));
-    await applier.docker.request("POST", `/containers/${created.Id}/start`);
-    // The provider's mustRun (default true): the container must be running after start.
+    // The provider's start (default true): false only creates it.
+    if (p.start !== false) await applier.docker.request("POST", `/containers/${created.Id}/start`);
+    // The provider's mustRun (default true): the container must be running after create (with start
+    // false and mustRun true the provider fails, "failed to be in running state"); false: it exists.
     const state = (await applier.docker.inspectContainer(created.Id)).State;
-    if (!state.Running)
+    if (p.mustRun !== false && !state.Running)
         throw new Error(
-            `${where}: container ${name} is not running after start (${state.Status}, exit ${state.ExitCode}); logs:\n${await applier.docker.logs(name)}`,
+            `${where}: container ${name} is not running after ${p.start === false ? "create (start false, mustRun true)" : "start"} (${state.Status}, exit ${state.ExitCode}); logs:\n${await applier.docker.logs(name)}`,
         );
     if (p.wait === true) await waitHealthy(applier, where, name, Number(p.waitTimeout ?? 60));
     return { id: created.Id, outputs: {} };

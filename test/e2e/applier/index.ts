@@ -54,10 +54,11 @@ export function replacementMode(type: string, deleteBeforeReplace: boolean | und
 }
 /**
  * Container inputs the provider updates in place (not ForceNew in its schema: restart through
- * the engine's update, wait, waitTimeout and destroyGraceSeconds only in its state); any other
+ * the engine's update, wait, waitTimeout, destroyGraceSeconds, start and mustRun only in its
+ * state); any other
  * change replaces.
  */
-const CONTAINER_UPDATED_IN_PLACE: ReadonlySet<string> = new Set(["restart", "destroyGraceSeconds", "wait", "waitTimeout"]);
+const CONTAINER_UPDATED_IN_PLACE: ReadonlySet<string> = new Set(["restart", "destroyGraceSeconds", "wait", "waitTimeout", "start", "mustRun"]);
 const COMMAND = "command:local:Command";
 
 /** A container the applier replaced, and when each step ran (ms since the epoch). */
