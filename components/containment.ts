@@ -15,6 +15,7 @@
 // A replica's network, its service's own (sharedNetwork relaxes it), is components/service-networks.ts.
 import type * as pulumi from "@pulumi/pulumi";
 import { PINNED_SSH_OPTS } from "./host-keys";
+import type { EngineEndpoint } from "./nodes";
 
 /**
  * The Linux capabilities by name (capabilities(7), Linux 5.9 and later), as Docker names them:
@@ -127,22 +128,6 @@ export function containmentInputs(s: ContainmentSettings): ContainmentInputs {
         memorySwap: s.memoryMb,
         cpus: String(s.cpus),
     };
-}
-
-/**
- * How a command run by Pulumi, on the machine running it, reaches a node's engine with the Docker
- * CLI, as the node's Docker provider does (components/nodes.ts).
- */
-export interface EngineEndpoint {
-    /**
-     * The provider's host: unset for the local engine (the CLI then reads DOCKER_HOST, else the
-     * default socket, as the provider does); tcp://; or ssh://user@host[:port].
-     */
-    readonly host?: pulumi.Input<string>;
-    /** With a tcp:// host: the folder of the client certificates (ca.pem, cert.pem, key.pem). */
-    readonly certPath?: pulumi.Input<string>;
-    /** Whether `host` is an ssh:// URL: the command then runs the node's own Docker CLI over SSH. */
-    readonly ssh: boolean;
 }
 
 /** The environment variables pidsLimitScript reads. */

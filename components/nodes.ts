@@ -14,8 +14,23 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { AwsNodes } from "./aws-nodes";
 import { Settings, Target } from "./config";
-import type { EngineEndpoint } from "./containment";
 import { PINNED_SSH_OPTS, pinnedHost } from "./host-keys";
+
+/**
+ * How a command run by Pulumi, on the machine running it, reaches a node's engine with the Docker
+ * CLI, as the node's Docker provider does (a replica's process limit: components/containment.ts).
+ */
+export interface EngineEndpoint {
+    /**
+     * The provider's host: unset for the local engine (the CLI then reads DOCKER_HOST, else the
+     * default socket, as the provider does); tcp://; or ssh://user@host[:port].
+     */
+    readonly host?: pulumi.Input<string>;
+    /** With a tcp:// host: the folder of the client certificates (ca.pem, cert.pem, key.pem). */
+    readonly certPath?: pulumi.Input<string>;
+    /** Whether `host` is an ssh:// URL: the command then runs the node's own Docker CLI over SSH. */
+    readonly ssh: boolean;
+}
 
 export interface Node {
     /** Stable name, `<stack>-node-<n>`; also the hostname Registrator puts in service IDs. */

@@ -152,7 +152,7 @@ const digestPinnedBaseImages: ResourceValidationPolicy = {
             for (const ref of unpinned) {
                 report(
                     `the build of ${(img.tags ?? []).join(", ") || args.name}${stack ? ` on stack ${stack}` : ""} starts FROM "${ref}" without a digest: ` +
-                        `pin it (FROM or its ARG default: name:tag@sha256:<digest>, or the build arg); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
+                        `pin it (FROM or its ARG default: name:tag@sha256:<digest>, or the build arg); only the stacks in tagOnlyImageStacks (${namesOrNone(allowed)}) may use tags alone`,
                 );
             }
         }),
@@ -174,7 +174,7 @@ const digestPinnedPulledImages: ResourceValidationPolicy = {
             report(
                 `image "${img.name}"${stack ? ` on stack ${stack}` : ""} is pulled by tag alone: a tag can be moved to another image. ` +
                     `Pin it by digest in the stack config (consul.image, registrator.image or services[i].image), e.g. ${img.name}@sha256:<digest> ` +
-                    `(docker buildx imagetools inspect ${img.name} prints it); only the stacks in tagOnlyImageStacks (${allowed.join(", ") || "none"}) may use tags alone`,
+                    `(docker buildx imagetools inspect ${img.name} prints it); only the stacks in tagOnlyImageStacks (${namesOrNone(allowed)}) may use tags alone`,
             );
         }),
     ],
@@ -589,6 +589,21 @@ export function tmpfsSizeMb(options: string): number | undefined {
     return mb > 0 ? mb : undefined;
 }
 
+/** The config of the replica policies: the stacks that may relax them (policy pack config relaxedReplicaStacks). */
+const RELAXED_REPLICA_STACKS_SCHEMA = {
+    properties: { relaxedReplicaStacks: { type: "array" as const, items: { type: "string" as const }, default: ["dev"] } },
+};
+
+/** The stacks that may relax the replica policies: relaxedReplicaStacks, default dev. */
+function relaxedReplicaStacks(args: { getConfig<T extends object>(): T }): string[] {
+    return args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
+}
+
+/** Stack names for a message: comma-separated, "none" for none. */
+function namesOrNone(names: readonly string[]): string {
+    return names.join(", ") || "none";
+}
+
 const replicasContained: ResourceValidationPolicy = {
     name: "service-replicas-contained",
     description:
@@ -596,14 +611,14 @@ const replicasContained: ResourceValidationPolicy = {
         "not privileged and no host namespace, a read-only root filesystem with size-bounded tmpfs folders, a memory limit without swap and a CPU limit; " +
         "only the stacks named in relaxedReplicaStacks (default dev) may relax these.",
     enforcementLevel: "mandatory",
-    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    configSchema: RELAXED_REPLICA_STACKS_SCHEMA,
     validateResource: validateResourceOfType(docker.Container, (c, args, report) => {
         if (!isServiceReplicaUrn(args.urn)) return;
         const stack = stackOfUrn(args.urn);
-        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
+        const relaxed = relaxedReplicaStacks(args);
         if (stack !== undefined && relaxed.includes(stack)) return;
         const name = `service replica ${known(() => c.name) ?? args.name}${stack ? ` on stack ${stack}` : ""}`;
-        const fix = `(only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may relax it)`;
+        const fix = `(only the stacks in relaxedReplicaStacks, ${namesOrNone(relaxed)}, may relax it)`;
         if (c.privileged === true) report(`${name} is privileged ${fix}`);
         for (const mode of ["networkMode", "pidMode", "ipcMode", "usernsMode"] as const) {
             if (c[mode] === "host") report(`${name} shares the node's namespace (${mode} host) ${fix}`);
@@ -657,10 +672,10 @@ const replicasPidsLimited: StackValidationPolicy = {
         "Every service replica has its process limit before it starts: created with start false, and the command beside it that runs `docker update --pids-limit` with a limit (services[i].pidsLimit) and then starts it; " +
         "only the stacks named in relaxedReplicaStacks (default dev) may do without.",
     enforcementLevel: "mandatory",
-    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    configSchema: RELAXED_REPLICA_STACKS_SCHEMA,
     validateStack: (args, report) => {
-        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
-        const fix = `(the program declares it for every replica; only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may do without)`;
+        const relaxed = relaxedReplicaStacks(args);
+        const fix = `(the program declares it for every replica; only the stacks in relaxedReplicaStacks, ${namesOrNone(relaxed)}, may do without)`;
         const byUrn = new Map(args.resources.map((r) => [r.urn, r]));
         for (const r of args.resources) {
             const c = r.asType(docker.Container);
@@ -719,10 +734,10 @@ const replicasIsolated: StackValidationPolicy = {
         "Every service replica is on networks only its own service's replicas and the gateway share (a network of its own: services[i].sharedNetwork false); " +
         "the Consul agent may be there too only with its listeners bound to another network; only the stacks named in relaxedReplicaStacks (default dev) may relax this.",
     enforcementLevel: "mandatory",
-    configSchema: { properties: { relaxedReplicaStacks: { type: "array", items: { type: "string" }, default: ["dev"] } } },
+    configSchema: RELAXED_REPLICA_STACKS_SCHEMA,
     validateStack: (args, report) => {
-        const relaxed = args.getConfig<ServiceDiscoveryPolicyConfig>().relaxedReplicaStacks ?? ["dev"];
-        const fix = `(services[i].sharedNetwork true, or a container joined to it; only the stacks in relaxedReplicaStacks, ${relaxed.join(", ") || "none"}, may relax it)`;
+        const relaxed = relaxedReplicaStacks(args);
+        const fix = `(services[i].sharedNetwork true, or a container joined to it; only the stacks in relaxedReplicaStacks, ${namesOrNone(relaxed)}, may relax it)`;
         // The subnets the stack declares for its networks (the node network's); the engine picks the others.
         const subnets = new Map<string, string>();
         for (const r of args.resources) {
@@ -821,7 +836,7 @@ const publishedPortsClosed: ResourceValidationPolicy = {
         report(
             `container ${known(() => c.name) ?? args.name}${stack ? ` on stack ${stack}` : ""} publishes ${open.join(", ")} on every address of its node: ` +
                 "Docker's published ports bypass a host firewall such as ufw, so the LAN (or the internet) reaches them; remove gateway.bindAddress and consul.bindAddress " +
-                `(the node's own address; 127.0.0.1 on local), or put a firewall in front (DOCKER-USER rules, docs/security.md) and name the stack in allAddressesStacks (${allowed.join(", ") || "none"})`,
+                `(the node's own address; 127.0.0.1 on local), or put a firewall in front (DOCKER-USER rules, docs/security.md) and name the stack in allAddressesStacks (${namesOrNone(allowed)})`,
         );
     }),
 };
