@@ -52,7 +52,7 @@ export function drainMarkdown(d: DrainResult): string[] {
         `another one, never a POST: a POST shows what the grace protects), against ${DRAIN_INSTANCES} hello.py instances replaced one after the other as`,
         "`pulumi up` replaces a container: stopped as `docker stop` stops it (SIGTERM, SIGKILL only after the stack's stop",
         "timeout; deregistered once it exited, as Registrator does), its successor started and registered, the next once",
-        `that one is in rotation. With drain: the stack's grace (DRAIN_SECONDS=${d.drainSeconds}); without: DRAIN_SECONDS=0 (requests in`,
+        `that one is in rotation, the load running until the last successor is in rotation. With drain: the stack's grace (DRAIN_SECONDS=${d.drainSeconds}); without: DRAIN_SECONDS=0 (requests in`,
         "flight still finish, only the grace is missing).",
         "",
         "| Grace | Replacements | Requests | Non-2xx | Socket errors (connect/read/write/timeout) | Failed | Last request to a stopping instance, after its signal |",
